@@ -1,0 +1,3 @@
+from perpetuo.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP layer: ingress decoding, routes, error rendering. No business logic here."""

@@ -1,0 +1,148 @@
+"""The ASGI entry point: request ids, dispatch by path, error rendering, lifespan."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from random import getrandbits
+from typing import Any
+
+from perpetuo.api import dataplane, health
+from perpetuo.api.http import (
+    ClientGone,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    StreamingResponse,
+    error_response,
+)
+from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.runtime import Gateway
+from perpetuo.schema import headers as H
+from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError
+
+log = logging.getLogger("perpetuo.api")
+
+Handler = Callable[[Gateway, Request, RequestContext], Awaitable[Response | StreamingResponse]]
+
+# Exact paths. Clients configured without the /v1 prefix are common, so both are served.
+ROUTES: dict[str, dict[str, Handler]] = {}
+for prefix in ("/v1", ""):
+    ROUTES[f"{prefix}/chat/completions"] = {"POST": dataplane.chat_completions}
+    ROUTES[f"{prefix}/embeddings"] = {"POST": dataplane.embeddings}
+    ROUTES[f"{prefix}/models"] = {"GET": dataplane.list_models}
+ROUTES["/health/live"] = {"GET": health.live}
+ROUTES["/health/ready"] = {"GET": health.ready}
+# Model ids may contain slashes ("meta-llama/Llama-3.1-8B"), so these match by prefix.
+PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
+    ("/v1/models/", {"GET": dataplane.retrieve_model}),
+    ("/models/", {"GET": dataplane.retrieve_model}),
+)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id_for(headers: dict[str, str]) -> str:
+    """The client's x-request-id when it is a sane token, else a fresh one."""
+    given = headers.get(H.REQUEST_ID)
+    if given and _REQUEST_ID.match(given):
+        return given
+    return f"req_{getrandbits(96):024x}"  # unique enough, and no syscall per request
+
+
+class GatewayApp:
+    """The ASGI application. `gateway` is built by the factory and closed at shutdown."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        request_id = request_id_for(request.headers)
+        extra = [(H.REQUEST_ID.encode(), request_id.encode())]
+        ctx = RequestContext(
+            request_id,
+            endpoint=request.path,
+            client_ip=request.client_ip,
+            user_agent=request.headers.get("user-agent", ""),
+        )
+        response: Response | StreamingResponse
+        try:
+            response = await self._dispatch(request, ctx)
+        except GatewayError as exc:
+            response = error_response(exc)
+            ctx.finish(exc.status, str(exc.code) if exc.code else None)
+        except ClientGone:
+            ctx.finish(499, "client_disconnected")
+            return
+        except Exception as exc:
+            log.error(
+                "unhandled error serving %s %s (request %s): %s",
+                request.method,
+                request.path,
+                request_id,
+                type(exc).__name__,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            response = error_response(internal_error(request_id))
+            ctx.finish(500, str(ErrorCode.INTERNAL))
+        await response.send(send, receive, extra)
+
+    async def _dispatch(
+        self, request: Request, ctx: RequestContext
+    ) -> Response | StreamingResponse:
+        methods = ROUTES.get(request.path)
+        if methods is None:
+            for prefix, candidate in PREFIX_ROUTES:
+                if request.path.startswith(prefix):
+                    methods = candidate
+                    break
+            else:
+                raise GatewayError(
+                    404,
+                    f"Unknown route: {request.method} {request.path}",
+                    type=ErrorType.NOT_FOUND,
+                    code=ErrorCode.ROUTE_NOT_FOUND,
+                )
+        handler = methods.get(request.method)
+        if handler is None:
+            allowed = ", ".join(methods)
+            raise GatewayError(
+                405,
+                f"Method {request.method} is not allowed on {request.path} (allowed: {allowed}).",
+                type=ErrorType.INVALID_REQUEST,
+                code=ErrorCode.METHOD_NOT_ALLOWED,
+                headers={"allow": allowed},
+            )
+        return await handler(self.gateway, request, ctx)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message: dict[str, Any] = await receive()  # type: ignore[assignment]
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def internal_error(request_id: str) -> GatewayError:
+    return GatewayError(
+        500,
+        f"The gateway failed unexpectedly. Quote request id {request_id} when reporting it.",
+        type=ErrorType.SERVER,
+        code=ErrorCode.INTERNAL,
+    )

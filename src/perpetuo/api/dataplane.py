@@ -1,0 +1,89 @@
+"""OpenAI-compatible data-plane routes: decode, hand to the pipeline, render the answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from perpetuo.api.http import (
+    SSE_HEADERS,
+    Request,
+    Response,
+    StreamingResponse,
+    encode_json,
+    json_response,
+)
+from perpetuo.api.ingress import decode_chat_request, decode_embedding_request
+from perpetuo.pipeline.chat import chat_completion
+from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.embeddings import create_embeddings
+from perpetuo.pipeline.runtime import Gateway
+from perpetuo.pipeline.stream import ChatStream
+from perpetuo.routing.table import Deployment
+from perpetuo.routing.trace import RoutingTrace
+from perpetuo.schema import headers as H
+from perpetuo.schema.errors import model_not_found
+from perpetuo.transport.sse import DONE
+
+_STARTED_AT = int(time.time())
+
+
+async def chat_completions(
+    gw: Gateway, request: Request, ctx: RequestContext
+) -> Response | StreamingResponse:
+    ctx.principal = gw.authenticator.authenticate(request.headers)
+    body = await request.body(gw.config.server.max_request_body_bytes)
+    chat_request, extras = decode_chat_request(body)
+    result = await chat_completion(gw, ctx, chat_request, extras)
+    headers = routing_headers(ctx.trace, result.deployment)
+    if isinstance(result, ChatStream):
+        return StreamingResponse(sse_events(result), [*SSE_HEADERS, *headers])
+    return json_response(result.body, headers=headers)
+
+
+async def embeddings(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    ctx.principal = gw.authenticator.authenticate(request.headers)
+    body = await request.body(gw.config.server.max_request_body_bytes)
+    served = await create_embeddings(gw, ctx, decode_embedding_request(body))
+    return json_response(served.body, headers=routing_headers(ctx.trace, served.deployment))
+
+
+async def list_models(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    ctx.principal = gw.authenticator.authenticate(request.headers)
+    gw.require_scope(ctx.principal, "models:read")
+    data = [_model_object(alias.name) for alias in gw.visible_aliases(ctx.principal)]
+    return json_response({"object": "list", "data": data})
+
+
+async def retrieve_model(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    ctx.principal = gw.authenticator.authenticate(request.headers)
+    gw.require_scope(ctx.principal, "models:read")
+    name = request.path.split("/models/", 1)[1]
+    if not name:
+        raise model_not_found(name)
+    alias = gw.resolve_alias(ctx.principal, name)
+    return json_response(_model_object(alias.name))
+
+
+def _model_object(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": _STARTED_AT, "owned_by": "perpetuo"}
+
+
+def routing_headers(trace: RoutingTrace, deployment: Deployment) -> list[tuple[bytes, bytes]]:
+    return [
+        (H.PROVIDER.encode(), deployment.provider.encode()),
+        (H.MODEL.encode(), deployment.model.encode()),
+        (H.ATTEMPTS.encode(), str(len(trace.attempts)).encode()),
+        (H.FALLBACK.encode(), b"true" if trace.fallback_used else b"false"),
+    ]
+
+
+async def sse_events(stream: ChatStream) -> AsyncIterator[bytes]:
+    chunks = stream.chunks()
+    try:
+        async for chunk in chunks:
+            yield b"data: " + encode_json(chunk) + b"\n\n"
+    finally:
+        await chunks.aclose()
+    if not stream.failed:
+        yield DONE

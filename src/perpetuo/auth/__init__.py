@@ -1,0 +1,1 @@
+"""Who is calling: credentials to principals, and what a principal may do."""

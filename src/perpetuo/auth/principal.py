@@ -1,0 +1,24 @@
+"""The authenticated caller of a request, as the pipeline sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: str  # "master" or "api_key"
+    workspace_id: str | None = None
+    key_id: str | None = None
+    user_id: str | None = None
+    scopes: frozenset[str] | None = None  # None: every scope
+    allowed_models: frozenset[str] | None = None  # None: every alias
+
+    def may_use_model(self, alias: str) -> bool:
+        return self.allowed_models is None or alias in self.allowed_models
+
+    def has_scope(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
+
+
+MASTER = Principal(kind="master")

@@ -1,0 +1,124 @@
+"""The YAML configuration file, as pydantic models (unknown keys are errors, not ignored)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+Strategy = Literal["default", "fastest", "cheapest", "reliable", "weighted", "least-busy"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeoutsConfig(_Strict):
+    connect: Annotated[float, Field(gt=0)] = 10.0
+    first_byte: Annotated[float, Field(gt=0)] = 120.0
+    read: Annotated[float, Field(gt=0)] = 120.0
+    total: Annotated[float, Field(gt=0)] | None = 600.0
+
+
+class ProviderConfig(_Strict):
+    """A named upstream connection: where it is, how to authenticate, how long to wait."""
+
+    type: str = Field(
+        description="openai, azure, anthropic, gemini, or an OpenAI-compatible preset"
+    )
+    api_base: str | None = Field(default=None, description="Base URL; defaults per type")
+    api_key: SecretStr | None = None
+    api_version: str | None = Field(
+        default=None, description="Azure `api-version` query value; Anthropic `anthropic-version`"
+    )
+    organization: str | None = None
+    project: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra upstream headers")
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    verify_tls: bool = True
+
+
+class PriceConfig(_Strict):
+    """USD per million tokens; overrides the pricing catalog for one deployment."""
+
+    input: Annotated[float, Field(ge=0)] | None = None
+    output: Annotated[float, Field(ge=0)] | None = None
+    cached_input: Annotated[float, Field(ge=0)] | None = None
+
+
+class DeploymentConfig(_Strict):
+    provider: str
+    model: str = Field(min_length=1, description="Upstream model name (Azure: deployment name)")
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    priority: int = Field(default=0, description="Lower runs first under the default strategy")
+    timeouts: TimeoutsConfig | None = None
+    rpm: Annotated[int, Field(gt=0)] | None = None
+    tpm: Annotated[int, Field(gt=0)] | None = None
+    max_parallel: Annotated[int, Field(gt=0)] | None = None
+    price: PriceConfig | None = None
+
+
+class ModelAliasConfig(_Strict):
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    strategy: Strategy = "default"
+    fallbacks: list[str] = Field(default_factory=list)
+    context_window_fallbacks: list[str] = Field(default_factory=list)
+    content_policy_fallbacks: list[str] = Field(default_factory=list)
+    extra_params: list[str] = Field(
+        default_factory=list,
+        description="Non-OpenAI request parameters accepted for this alias and sent upstream",
+    )
+    description: str | None = None
+
+
+class ServerConfig(_Strict):
+    host: str | None = None
+    port: Annotated[int, Field(gt=0, lt=65536)] | None = None
+    max_request_body_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
+    expose_upstream_errors: bool = Field(
+        default=True,
+        description="Pass upstream messages for client mistakes (4xx) on to the client",
+    )
+
+
+class RoutingConfig(_Strict):
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    request_timeout: Annotated[float, Field(gt=0)] = 600.0
+
+
+class GatewayConfig(_Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelAliasConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> GatewayConfig:
+        known = ", ".join(sorted(self.providers)) or "none"
+        for alias, spec in self.models.items():
+            for i, dep in enumerate(spec.deployments):
+                if dep.provider not in self.providers:
+                    raise ReferenceProblem(
+                        f"models.{alias}.deployments[{i}].provider",
+                        f"unknown provider {dep.provider!r} (defined: {known})",
+                    )
+            for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+                for target in getattr(spec, kind):
+                    if target not in self.models:
+                        raise ReferenceProblem(
+                            f"models.{alias}.{kind}", f"unknown alias {target!r}"
+                        )
+                    if target == alias:
+                        raise ReferenceProblem(
+                            f"models.{alias}.{kind}", "an alias cannot fall back to itself"
+                        )
+        return self
+
+
+class ReferenceProblem(ValueError):
+    """A cross-reference in the file that points nowhere."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem

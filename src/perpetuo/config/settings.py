@@ -1,0 +1,29 @@
+"""Process settings from the environment (PERPETUO_*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERPETUO_", extra="ignore")
+
+    config: Path | None = Field(default=None, description="Path of the YAML config file.")
+    master_key: SecretStr | None = Field(
+        default=None, description="Bearer token accepted on every endpoint (bootstrap/admin)."
+    )
+    data_dir: Path = Field(default=Path(".perpetuo"), description="Local state directory.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data directory."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'perpetuo.db').resolve()}"

@@ -1,0 +1,1 @@
+"""Token counting, usage normalization and (later) pricing and usage events."""

@@ -1,0 +1,1 @@
+"""The request pipeline: every stage a data-plane request passes through, in order."""

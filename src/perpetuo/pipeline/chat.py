@@ -1,0 +1,61 @@
+"""Chat completions, stage by stage. Read this function to know what a request goes through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from perpetuo.metering.tokens import completion_text, estimate_usage
+from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.runtime import Gateway
+from perpetuo.pipeline.stream import ChatStream
+from perpetuo.routing.table import Alias, Deployment
+from perpetuo.schema.chat import ChatCompletionRequest
+from perpetuo.schema.errors import ErrorCode, bad_request
+from perpetuo.schema.usage import Usage
+
+
+@dataclass(slots=True)
+class ChatReply:
+    body: dict[str, Any]
+    deployment: Deployment
+
+
+async def chat_completion(
+    gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest, extras: dict[str, Any]
+) -> ChatReply | ChatStream:
+    """An authenticated request in; an OpenAI-format completion, or a stream of chunks, out."""
+    principal = ctx.principal
+    assert principal is not None, "authenticated at ingress"
+    gw.require_scope(principal, "chat")
+    alias = gw.resolve_alias(principal, request.model)
+    ctx.alias, ctx.stream = alias.name, request.is_stream
+    check_extra_params(alias, extras)
+
+    if request.is_stream:
+        opened = await gw.router.open_stream(ctx.trace, alias, request, extras)
+        return ChatStream(ctx, opened, request)
+
+    served = await gw.router.chat(ctx.trace, alias, request, extras)
+    ctx.usage = reported_or_estimated_usage(served.body, request)
+    return ChatReply(served.body, served.deployment)
+
+
+def check_extra_params(alias: Alias, extras: dict[str, Any]) -> None:
+    """Parameters outside OpenAI's schema pass only where the alias allows them."""
+    for name in extras:
+        if name not in alias.extra_params:
+            raise bad_request(
+                f"Unrecognized request argument supplied: {name}",
+                param=name,
+                code=ErrorCode.UNKNOWN_PARAMETER,
+            )
+
+
+def reported_or_estimated_usage(body: dict[str, Any], request: ChatCompletionRequest) -> Usage:
+    """The provider's usage; an estimate written into the body when it reported none."""
+    usage = Usage.from_openai(body.get("usage"))
+    if usage is None:
+        usage = estimate_usage(request, completion_text(body))
+        body["usage"] = usage.to_openai()
+    return usage

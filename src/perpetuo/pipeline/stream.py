@@ -1,0 +1,107 @@
+"""A chat stream as the client receives it, once the router has committed to a deployment.
+
+It shapes chunks to what the client asked for (usage only when requested, always in a final
+usage chunk), meters usage even when the stream breaks, and ends a failed stream with an
+OpenAI-format error event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from perpetuo.metering.tokens import estimate_usage
+from perpetuo.pipeline.context import RequestContext
+from perpetuo.routing.classify import from_transport, to_client_error
+from perpetuo.routing.router import OpenStream
+from perpetuo.routing.table import Deployment
+from perpetuo.schema.chat import ChatCompletionRequest
+from perpetuo.schema.errors import UpstreamError
+from perpetuo.schema.usage import Usage
+from perpetuo.transport.errors import TransportError
+
+Json = dict[str, Any]
+
+
+class ChatStream:
+    def __init__(self, ctx: RequestContext, opened: OpenStream, request: ChatCompletionRequest):
+        self.ctx = ctx
+        self.opened = opened
+        self.request = request
+        self.failed = False
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.opened.deployment
+
+    async def chunks(self) -> AsyncIterator[Json]:
+        """Chunks for the client; a final `{"error": ...}` object if the upstream failed."""
+        ctx, opened = self.ctx, self.opened
+        include_usage = self.request.wants_stream_usage
+        usage: Usage | None = None
+        usage_sent = False
+        completion_chars: list[str] = []
+        last: Json = opened.first
+        ctx.mark_first_token()
+        try:
+            chunk: Json | None = opened.first
+            while chunk is not None:
+                last = chunk
+                reported = chunk.get("usage")
+                if reported:
+                    usage = Usage.from_openai(reported) or usage
+                choices = chunk.get("choices")
+                if choices:
+                    _collect_text(choices, completion_chars)
+                    if not include_usage:
+                        chunk.pop("usage", None)
+                    yield chunk
+                elif reported is not None:  # the usage-only chunk
+                    if include_usage:
+                        usage_sent = True
+                        yield chunk
+                else:
+                    yield chunk  # e.g. Azure's prompt-filter chunk: pass on untouched
+                chunk = await anext(opened.rest, None)
+        except (UpstreamError, TransportError) as exc:
+            error = exc if isinstance(exc, UpstreamError) else from_transport(exc)
+            self.failed = True
+            client_error = to_client_error(error)
+            ctx.error_code = str(client_error.code)
+            yield {
+                "error": {
+                    "message": client_error.message,
+                    "type": str(client_error.type),
+                    "param": client_error.param,
+                    "code": str(client_error.code),
+                }
+            }
+        finally:
+            if usage is None:
+                usage = estimate_usage(self.request, "".join(completion_chars))
+            ctx.usage = usage
+            opened.attempt.finish(200, ctx.error_code)
+            await opened.aclose()
+        if include_usage and not usage_sent and not self.failed:
+            yield {
+                "id": last.get("id"),
+                "object": "chat.completion.chunk",
+                "created": last.get("created"),
+                "model": last.get("model"),
+                "choices": [],
+                "usage": usage.to_openai(),
+            }
+
+
+def _collect_text(choices: list[Any], sink: list[str]) -> None:
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not delta:
+            continue
+        content = delta.get("content")
+        if isinstance(content, str):
+            sink.append(content)
+        for call in delta.get("tool_calls") or ():
+            arguments = (call.get("function") or {}).get("arguments")
+            if isinstance(arguments, str):
+                sink.append(arguments)

@@ -1,0 +1,43 @@
+"""Azure OpenAI: OpenAI's wire format behind deployment URLs, `api-version` and `api-key`.
+
+With `api_version: v1` the newer unversioned API is used (`/openai/v1/...`, model in the body).
+"""
+
+from __future__ import annotations
+
+from perpetuo.providers.base import Target, json_headers
+from perpetuo.providers.openai import OpenAIAdapter
+from perpetuo.providers.presets import OpenAIQuirks
+from perpetuo.transport.url import URL
+
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureOpenAIAdapter(OpenAIAdapter):
+    def __init__(self) -> None:
+        super().__init__("azure", OpenAIQuirks())
+
+    def validate_target(self, target: Target) -> None:
+        if not target.base_url.origin.host:
+            raise ValueError("api_base is required (https://<resource>.openai.azure.com)")
+
+    def auth_headers(self, target: Target) -> list[tuple[str, str]]:
+        headers = json_headers()
+        if target.api_key:
+            headers.append(("api-key", target.api_key))
+        headers.extend(target.headers)
+        return headers
+
+    def _url(self, target: Target, operation: str) -> URL:
+        version = target.api_version or DEFAULT_API_VERSION
+        if version == "v1":
+            return target.base_url.join(f"openai/v1/{operation}")
+        return target.base_url.join(
+            f"openai/deployments/{target.model}/{operation}", f"api-version={version}"
+        )
+
+    def chat_url(self, target: Target) -> URL:
+        return self._url(target, "chat/completions")
+
+    def embeddings_url(self, target: Target) -> URL:
+        return self._url(target, "embeddings")

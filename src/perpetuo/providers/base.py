@@ -1,0 +1,241 @@
+"""The provider adapter contract and the pieces every adapter shares.
+
+An adapter translates the internal (OpenAI-shaped) request into one provider's wire format,
+and the provider's responses, stream events and errors back. It never does I/O itself: it
+builds an UpstreamCall and reads bytes it is given, so it is testable as plain functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+from perpetuo.schema.chat import ChatCompletionRequest
+from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.transport.sse import SSEEvent
+from perpetuo.transport.url import URL, Timeouts
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One deployment's connection details: provider, upstream model, credentials."""
+
+    provider_name: str
+    provider_type: str
+    model: str
+    base_url: URL
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None
+    organization: str | None = None
+    project: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    verify_tls: bool = True
+
+
+@dataclass(slots=True)
+class UpstreamCall:
+    """An HTTP request ready to send."""
+
+    url: URL
+    headers: list[tuple[str, str]]
+    body: bytes
+    method: str = "POST"
+
+
+class ProviderAdapter:
+    """Base for adapters; subclasses override what their provider supports."""
+
+    type: ClassVar[str] = ""
+    default_api_base: ClassVar[str | None] = None
+    supports_embeddings: ClassVar[bool] = False
+
+    def chat_request(
+        self, request: ChatCompletionRequest, target: Target, extras: Json
+    ) -> UpstreamCall:
+        raise NotImplementedError
+
+    def chat_response(self, body: bytes, target: Target) -> Json:
+        """An OpenAI `chat.completion` object from a successful upstream body."""
+        raise NotImplementedError
+
+    def chat_stream(self, events: AsyncIterator[SSEEvent], target: Target) -> AsyncIterator[Json]:
+        """OpenAI `chat.completion.chunk` objects; usage, when known, in a final chunk
+        with empty choices. Errors inside the stream raise UpstreamError."""
+        raise NotImplementedError
+
+    def embeddings_request(self, request: EmbeddingRequest, target: Target) -> UpstreamCall:
+        raise unsupported(f"provider type {self.type!r} does not offer embeddings")
+
+    def embeddings_response(self, body: bytes, target: Target, request: EmbeddingRequest) -> Json:
+        raise unsupported(f"provider type {self.type!r} does not offer embeddings")
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        """Classify a non-2xx upstream answer."""
+        return openai_style_error(status, headers, body)
+
+    def validate_target(self, target: Target) -> None:
+        """Raise ValueError naming what a deployment of this type is missing."""
+
+
+# --- shared helpers ------------------------------------------------------------------------
+
+_json_decode = msgspec.json.decode
+encode_json = msgspec.json.Encoder().encode
+
+
+def decode_json(body: bytes | str, what: str = "response") -> Any:
+    try:
+        return _json_decode(body)
+    except msgspec.DecodeError:
+        raise UpstreamError(
+            UpstreamErrorKind.BAD_RESPONSE, f"upstream sent an unreadable {what}"
+        ) from None
+
+
+def decode_object(body: bytes | str, what: str = "response") -> Json:
+    value = decode_json(body, what)
+    if not isinstance(value, dict):
+        raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, f"upstream {what} is not a JSON object")
+    return value
+
+
+def unsupported(message: str, param: str | None = None) -> UpstreamError:
+    return UpstreamError(UpstreamErrorKind.UNSUPPORTED, message, status=400, param=param)
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def json_headers(*pairs: tuple[str, str]) -> list[tuple[str, str]]:
+    return [("content-type", "application/json"), ("accept-encoding", "gzip"), *pairs]
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from retry-after-ms, retry-after (seconds or HTTP date)."""
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+_SECRET_PATTERNS = re.compile(
+    r"(sk-(?:ant-|proj-)?[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{20,}|pk_(?:live|test)_[A-Za-z0-9]{6,}"
+    r"|Bearer\s+[A-Za-z0-9._\-]{8,}|key=[A-Za-z0-9_\-]{12,})"
+)
+
+
+def redact_secrets(text: str) -> str:
+    """Mask anything shaped like a credential before it reaches a client or a log."""
+    return _SECRET_PATTERNS.sub("[redacted]", text)
+
+
+def status_kind(status: int) -> UpstreamErrorKind:
+    if status in (401, 403):
+        return UpstreamErrorKind.AUTH
+    if status == 404:
+        return UpstreamErrorKind.NOT_FOUND
+    if status in (408, 504):
+        return UpstreamErrorKind.TIMEOUT
+    if status == 413:
+        return UpstreamErrorKind.CONTEXT_LENGTH
+    if status == 429:
+        return UpstreamErrorKind.RATE_LIMIT
+    if status in (503, 529):
+        return UpstreamErrorKind.OVERLOADED
+    if status >= 500:
+        return UpstreamErrorKind.SERVER
+    return UpstreamErrorKind.INVALID_REQUEST
+
+
+_CONTEXT_HINTS = (
+    "context_length_exceeded",
+    "context length",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+    "exceeds the maximum",
+)
+
+
+def looks_like_context_overflow(*texts: object) -> bool:
+    joined = " ".join(str(t).lower() for t in texts if t)
+    return any(hint in joined for hint in _CONTEXT_HINTS)
+
+
+def openai_style_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+    """Classify `{"error": {"message", "type", "param", "code"}}` (OpenAI and most hosts)."""
+    message, code, param, err_type = f"upstream returned HTTP {status}", None, None, None
+    try:
+        payload = _json_decode(body) if body else None
+    except msgspec.DecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, dict):
+            message = str(error.get("message") or message)
+            code = error.get("code")
+            param = error.get("param")
+            err_type = error.get("type")
+        elif isinstance(error, str):
+            message = error
+    kind = status_kind(status)
+    code_text = str(code) if code is not None else None
+    if kind is UpstreamErrorKind.INVALID_REQUEST:
+        if code_text == "context_length_exceeded" or looks_like_context_overflow(message, code):
+            kind = UpstreamErrorKind.CONTEXT_LENGTH
+        elif code_text in ("content_filter", "content_policy_violation") or (
+            err_type == "content_filter"
+        ):
+            kind = UpstreamErrorKind.CONTENT_POLICY
+    if kind is UpstreamErrorKind.RATE_LIMIT and code_text == "insufficient_quota":
+        kind = UpstreamErrorKind.AUTH  # our account is out of credit: another deployment may serve
+    return UpstreamError(
+        kind,
+        redact_secrets(message),
+        status=status,
+        param=param if isinstance(param, str) else None,
+        code=code_text,
+        retry_after=retry_after(headers),
+    )
+
+
+def data_url_parts(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a `data:` URL, or None for other URLs."""
+    if not url.startswith("data:"):
+        return None
+    header, _, data = url[5:].partition(",")
+    media_type, _, encoding = header.partition(";")
+    if encoding != "base64" or not data:
+        return None
+    return media_type or "application/octet-stream", data
+
+
+def floats_to_base64(vector: list[float]) -> str:
+    """OpenAI's base64 embedding encoding: little-endian float32."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")

@@ -1,0 +1,160 @@
+"""OpenAI and every host that speaks its wire format (vLLM, Ollama, Groq, Together, ...).
+
+The request is already in OpenAI's format, so the work is small: swap in the upstream model,
+ask for usage on streams, and smooth each host's quirks, which are data (see presets.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from perpetuo.providers.base import (
+    Json,
+    ProviderAdapter,
+    Target,
+    UpstreamCall,
+    decode_object,
+    encode_json,
+    floats_to_base64,
+    json_headers,
+    unsupported,
+)
+from perpetuo.providers.presets import OpenAIQuirks
+from perpetuo.schema.chat import (
+    ChatCompletionRequest,
+    DeveloperMessage,
+    StreamOptions,
+    SystemMessage,
+)
+from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.transport.sse import SSEEvent
+
+_replace = msgspec.structs.replace
+
+
+class OpenAIAdapter(ProviderAdapter):
+    supports_embeddings = True
+
+    def __init__(self, type_name: str, quirks: OpenAIQuirks) -> None:
+        self.type = type_name  # type: ignore[misc]
+        self.quirks = quirks
+        self.default_api_base = quirks.api_base  # type: ignore[misc]
+
+    # -- requests --------------------------------------------------------------------------
+
+    def auth_headers(self, target: Target) -> list[tuple[str, str]]:
+        headers = json_headers()
+        if target.api_key:
+            headers.append(("authorization", f"Bearer {target.api_key}"))
+        if target.organization:
+            headers.append(("openai-organization", target.organization))
+        if target.project:
+            headers.append(("openai-project", target.project))
+        headers.extend(target.headers)
+        return headers
+
+    def chat_url(self, target: Target) -> Any:
+        return target.base_url.join("chat/completions")
+
+    def embeddings_url(self, target: Target) -> Any:
+        return target.base_url.join("embeddings")
+
+    def chat_request(
+        self, request: ChatCompletionRequest, target: Target, extras: Json
+    ) -> UpstreamCall:
+        quirks = self.quirks
+        changes: dict[str, Any] = {"model": target.model}
+        if request.is_stream and quirks.stream_usage:
+            # Always ask for usage: metering needs it even when the client did not.
+            opts = request.stream_options
+            base = opts if isinstance(opts, StreamOptions) else StreamOptions()
+            changes["stream_options"] = _replace(base, include_usage=True)
+        if not quirks.max_completion_tokens and isinstance(request.max_completion_tokens, int):
+            changes["max_tokens"] = request.max_completion_tokens
+            changes["max_completion_tokens"] = msgspec.UNSET
+        if not quirks.developer_role and any(
+            isinstance(m, DeveloperMessage) for m in request.messages
+        ):
+            changes["messages"] = [
+                SystemMessage(content=m.content, name=m.name)
+                if isinstance(m, DeveloperMessage)
+                else m
+                for m in request.messages
+            ]
+        for name in quirks.unsupported:
+            value = getattr(request, name, None)
+            if value is not None and value is not msgspec.UNSET and value is not False:
+                if name == "n" and value == 1:
+                    continue
+                raise unsupported(f"`{name}` is not supported by {self.type} deployments", name)
+        for name in quirks.dropped:
+            changes[name] = msgspec.UNSET
+        outgoing = _replace(request, **changes)
+        payload = encode_json(outgoing)
+        renames = quirks.renames
+        if extras or renames:
+            data = msgspec.json.decode(payload)
+            for old, new in renames.items():
+                if old in data:
+                    data[new] = data.pop(old)
+            data.update(extras)
+            payload = encode_json(data)
+        return UpstreamCall(self.chat_url(target), self.auth_headers(target), payload)
+
+    def embeddings_request(self, request: EmbeddingRequest, target: Target) -> UpstreamCall:
+        changes: dict[str, Any] = {"model": target.model}
+        if request.wants_base64 and self.quirks.float_embeddings_only:
+            changes["encoding_format"] = "float"  # converted back in embeddings_response
+        payload = encode_json(_replace(request, **changes))
+        return UpstreamCall(self.embeddings_url(target), self.auth_headers(target), payload)
+
+    # -- responses -------------------------------------------------------------------------
+
+    def chat_response(self, body: bytes, target: Target) -> Json:
+        data = decode_object(body)
+        if "error" in data and "choices" not in data:
+            raise _error_in_body(data["error"])
+        if not isinstance(data.get("choices"), list):
+            raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "upstream response has no choices")
+        data.setdefault("object", "chat.completion")
+        data.setdefault("model", target.model)
+        return data
+
+    async def chat_stream(
+        self, events: AsyncIterator[SSEEvent], target: Target
+    ) -> AsyncIterator[Json]:
+        async for event in events:
+            data = event.data
+            if data == "[DONE]":
+                return
+            if not data:
+                continue
+            chunk = decode_object(data, "stream event")
+            if "error" in chunk and "choices" not in chunk:
+                raise _error_in_body(chunk["error"])
+            yield chunk
+
+    def embeddings_response(self, body: bytes, target: Target, request: EmbeddingRequest) -> Json:
+        data = decode_object(body)
+        if not isinstance(data.get("data"), list):
+            raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "upstream response has no data")
+        if request.wants_base64 and self.quirks.float_embeddings_only:
+            for item in data["data"]:
+                if isinstance(item, dict) and isinstance(item.get("embedding"), list):
+                    item["embedding"] = floats_to_base64(item["embedding"])
+        return data
+
+
+def _error_in_body(error: Any) -> UpstreamError:
+    """Some hosts answer 200 with an error object, or put one inside the stream."""
+    message = error.get("message") if isinstance(error, dict) else str(error)
+    code = error.get("code") if isinstance(error, dict) else None
+    status = code if isinstance(code, int) else 502
+    kind = UpstreamErrorKind.SERVER if status >= 500 else UpstreamErrorKind.INVALID_REQUEST
+    if status == 429:
+        kind = UpstreamErrorKind.RATE_LIMIT
+    return UpstreamError(kind, str(message or "upstream error"), status=status)

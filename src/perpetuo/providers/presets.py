@@ -1,0 +1,78 @@
+"""OpenAI-compatible hosts as data: default base URL and the quirks each needs smoothed.
+
+Adding such a host is one entry here, not a new module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class OpenAIQuirks:
+    api_base: str | None = None  # None: the config must give api_base
+    stream_usage: bool = True  # accepts stream_options.include_usage
+    max_completion_tokens: bool = True  # else sent as max_tokens
+    developer_role: bool = True  # else developer messages become system messages
+    unsupported: tuple[str, ...] = ()  # parameters the host rejects: try another deployment
+    dropped: tuple[str, ...] = ()  # parameters the host rejects but that only hint: omit
+    renames: dict[str, str] = field(default_factory=dict)  # our name -> the host's name
+    float_embeddings_only: bool = False  # cannot return base64 embeddings itself
+
+
+OPENAI_PRESETS: dict[str, OpenAIQuirks] = {
+    "openai": OpenAIQuirks(api_base="https://api.openai.com/v1"),
+    "openai-compatible": OpenAIQuirks(),
+    "vllm": OpenAIQuirks(
+        developer_role=False,
+        dropped=("store", "metadata", "service_tier", "prompt_cache_key", "safety_identifier"),
+        float_embeddings_only=False,
+    ),
+    "ollama": OpenAIQuirks(
+        api_base="http://127.0.0.1:11434/v1",
+        max_completion_tokens=False,
+        developer_role=False,
+        dropped=("store", "metadata", "service_tier", "user", "prompt_cache_key"),
+        unsupported=("n", "logprobs"),
+        float_embeddings_only=True,
+    ),
+    "groq": OpenAIQuirks(
+        api_base="https://api.groq.com/openai/v1",
+        developer_role=False,
+        unsupported=("n", "logprobs", "logit_bias", "top_logprobs", "audio"),
+        dropped=("store", "metadata", "prompt_cache_key"),
+        float_embeddings_only=True,
+    ),
+    "together": OpenAIQuirks(
+        api_base="https://api.together.xyz/v1",
+        max_completion_tokens=False,
+        developer_role=False,
+        dropped=("store", "metadata", "service_tier", "prompt_cache_key"),
+        float_embeddings_only=True,
+    ),
+    "mistral": OpenAIQuirks(
+        api_base="https://api.mistral.ai/v1",
+        stream_usage=False,  # Mistral always reports usage on its last chunk
+        max_completion_tokens=False,
+        developer_role=False,
+        unsupported=("logprobs", "logit_bias", "top_logprobs", "audio"),
+        dropped=("user", "store", "metadata", "service_tier", "prompt_cache_key"),
+        renames={"seed": "random_seed"},
+        float_embeddings_only=True,
+    ),
+    "deepseek": OpenAIQuirks(
+        api_base="https://api.deepseek.com/v1",
+        max_completion_tokens=False,
+        developer_role=False,
+        unsupported=("n",),
+        dropped=("store", "metadata", "service_tier", "seed", "prompt_cache_key"),
+    ),
+    "openrouter": OpenAIQuirks(api_base="https://openrouter.ai/api/v1", developer_role=False),
+    "fireworks": OpenAIQuirks(
+        api_base="https://api.fireworks.ai/inference/v1",
+        max_completion_tokens=False,
+        developer_role=False,
+        dropped=("store", "metadata", "service_tier", "prompt_cache_key"),
+        float_embeddings_only=True,
+    ),
+}

@@ -1,0 +1,64 @@
+"""Provider types by name: the adapters, and how a config entry becomes a call Target."""
+
+from __future__ import annotations
+
+from perpetuo.config.model import DeploymentConfig, ProviderConfig
+from perpetuo.providers.azure import AzureOpenAIAdapter
+from perpetuo.providers.base import ProviderAdapter, Target
+from perpetuo.providers.openai import OpenAIAdapter
+from perpetuo.providers.presets import OPENAI_PRESETS
+from perpetuo.transport.url import URL, Timeouts
+
+
+def _build_registry() -> dict[str, ProviderAdapter]:
+    registry: dict[str, ProviderAdapter] = {
+        name: OpenAIAdapter(name, quirks) for name, quirks in OPENAI_PRESETS.items()
+    }
+    registry["azure"] = AzureOpenAIAdapter()
+    # Imported here so a broken optional adapter cannot stop the OpenAI path from loading.
+    from perpetuo.providers.anthropic import AnthropicAdapter
+    from perpetuo.providers.gemini import GeminiAdapter
+
+    registry["anthropic"] = AnthropicAdapter()
+    registry["gemini"] = GeminiAdapter()
+    return registry
+
+
+ADAPTERS: dict[str, ProviderAdapter] = _build_registry()
+
+
+def adapter_for(provider_type: str) -> ProviderAdapter:
+    try:
+        return ADAPTERS[provider_type]
+    except KeyError:
+        known = ", ".join(sorted(ADAPTERS))
+        raise ValueError(f"unknown provider type {provider_type!r} (known: {known})") from None
+
+
+def build_target(name: str, provider: ProviderConfig, deployment: DeploymentConfig) -> Target:
+    """The Target for one deployment; ValueError says what is missing or wrong."""
+    adapter = adapter_for(provider.type)
+    base = provider.api_base or adapter.default_api_base
+    if not base:
+        raise ValueError(f"api_base is required for provider type {provider.type!r}")
+    timeouts_cfg = deployment.timeouts or provider.timeouts
+    target = Target(
+        provider_name=name,
+        provider_type=provider.type,
+        model=deployment.model,
+        base_url=URL.parse(base),
+        api_key=provider.api_key.get_secret_value() if provider.api_key else None,
+        api_version=provider.api_version,
+        organization=provider.organization,
+        project=provider.project,
+        headers=tuple((k.lower(), v) for k, v in provider.headers.items()),
+        timeouts=Timeouts(
+            connect=timeouts_cfg.connect,
+            first_byte=timeouts_cfg.first_byte,
+            read=timeouts_cfg.read,
+            total=timeouts_cfg.total,
+        ),
+        verify_tls=provider.verify_tls,
+    )
+    adapter.validate_target(target)
+    return target

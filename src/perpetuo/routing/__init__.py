@@ -1,0 +1,1 @@
+"""Aliases and their deployments, strategies, error classification, retries and fallbacks."""

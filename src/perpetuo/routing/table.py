@@ -1,0 +1,98 @@
+"""The routing table: each alias a client may name, with the deployments that can serve it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perpetuo.config.loader import ConfigError
+from perpetuo.config.model import DeploymentConfig, GatewayConfig, ModelAliasConfig
+from perpetuo.providers.base import ProviderAdapter, Target
+from perpetuo.providers.registry import adapter_for, build_target
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One (provider, upstream model) pair. The id is shared by every alias that uses the
+    same pair, so health and latency are tracked once for it."""
+
+    id: str
+    target: Target
+    adapter: ProviderAdapter
+    config: DeploymentConfig
+
+    @property
+    def provider(self) -> str:
+        return self.target.provider_name
+
+    @property
+    def model(self) -> str:
+        return self.target.model
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    name: str
+    deployments: tuple[Deployment, ...]
+    config: ModelAliasConfig
+
+    @property
+    def extra_params(self) -> frozenset[str]:
+        return frozenset(self.config.extra_params)
+
+
+class RoutingTable:
+    def __init__(self, aliases: dict[str, Alias]) -> None:
+        self.aliases = aliases
+
+    def get(self, name: str) -> Alias | None:
+        return self.aliases.get(name)
+
+    def names(self) -> list[str]:
+        return list(self.aliases)
+
+    @classmethod
+    def build(cls, config: GatewayConfig, source: str = "config") -> RoutingTable:
+        """Resolve every deployment; a problem raises ConfigError naming the field."""
+        for name, provider in config.providers.items():
+            try:
+                adapter_for(provider.type)
+            except ValueError as exc:
+                raise ConfigError(source, f"providers.{name}.type", str(exc)) from None
+        aliases: dict[str, Alias] = {}
+        for alias_name, spec in config.models.items():
+            deployments = []
+            for i, dep in enumerate(spec.deployments):
+                provider = config.providers[dep.provider]
+                try:
+                    target = build_target(dep.provider, provider, dep)
+                except ValueError as exc:
+                    field = f"models.{alias_name}.deployments[{i}]"
+                    raise ConfigError(source, field, f"provider {dep.provider!r}: {exc}") from None
+                deployments.append(
+                    Deployment(
+                        id=f"{dep.provider}/{dep.model}",
+                        target=target,
+                        adapter=adapter_for(provider.type),
+                        config=dep,
+                    )
+                )
+            aliases[alias_name] = Alias(alias_name, tuple(deployments), spec)
+        return cls(aliases)
+
+    def describe(self) -> list[dict[str, object]]:
+        """One row per deployment, in routing order, for `perpetuo check-config`."""
+        rows: list[dict[str, object]] = []
+        for alias in self.aliases.values():
+            for order, dep in enumerate(alias.deployments, 1):
+                rows.append(
+                    {
+                        "alias": alias.name,
+                        "order": order,
+                        "provider": dep.provider,
+                        "type": dep.target.provider_type,
+                        "model": dep.model,
+                        "endpoint": str(dep.target.base_url),
+                        "strategy": alias.config.strategy,
+                    }
+                )
+        return rows

@@ -1,0 +1,1 @@
+"""Internal request, response and error types shared by every layer."""

@@ -15,7 +15,7 @@ from tests.mocks.server import MockUpstream
 from tests.support.gateway import MASTER_KEY, GatewayProcess
 
 # Each module defines MOCK_NAME, MOCK_CLASS, ENV (provider keys) and config_fragment(mock).
-MOCK_MODULES = ["tests.mocks.openai_mock"]
+MOCK_MODULES = ["tests.mocks.openai_mock", "tests.mocks.anthropic_mock", "tests.mocks.gemini_mock"]
 
 
 @pytest.fixture(scope="session")

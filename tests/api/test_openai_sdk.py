@@ -374,12 +374,15 @@ def test_client_disconnect_cancels_upstream_stream(gateway, openai_mock):
             {"role": "user", "content": "a fairly long answer with many words in it please"}
         ],
     }
-    with httpx.Client(timeout=10) as http, http.stream(
-        "POST",
-        f"{gateway.url}/v1/chat/completions",
-        json=body,
-        headers={"authorization": f"Bearer {MASTER_KEY}"},
-    ) as response:
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{gateway.url}/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {MASTER_KEY}"},
+        ) as response,
+    ):
         assert response.status_code == 200
         next(response.iter_raw())
     deadline = time.monotonic() + 3

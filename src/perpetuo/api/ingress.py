@@ -60,7 +60,7 @@ def decode_json_error(exc: msgspec.DecodeError) -> GatewayError:
 
 def validation_error(exc: msgspec.ValidationError) -> GatewayError:
     text = str(exc)
-    if "Expected `object`, got" in text and _LOCATION.search(text) and not _param_of(text):
+    if text.startswith("Expected `object`, got") and not _param_of(text):
         return bad_request("The request body must be a JSON object.", code=ErrorCode.INVALID_JSON)
     param = _param_of(text)
     if match := _UNKNOWN_FIELD.search(text):

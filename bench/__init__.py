@@ -1,0 +1,1 @@
+"""Perpetuo's benchmark: the gateway against calling its upstream directly, in one run."""

@@ -1,0 +1,181 @@
+"""Run the benchmark: `./dev bench` (or `python -m bench`).
+
+Starts a fast mock upstream, the gateway (one worker, key auth on) and a load generator on
+loopback; measures the mock called directly and through the gateway in the same run, for
+non-streaming and streaming chat at several concurrency levels; reports ratios, gateway
+CPU per request, idle and peak memory, and start-up time to ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.report import render_markdown, write_docs
+from bench.system import free_port, process_cpu_seconds, process_memory_kib, wait_http
+
+ROOT = Path(__file__).resolve().parent.parent
+MASTER_KEY = "pk-bench-master-key"
+
+
+def start_mock(port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.mock_upstream", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("mock upstream did not start")
+    return proc
+
+
+def start_gateway(
+    config: dict[str, Any], workdir: Path, port: int
+) -> tuple[subprocess.Popen[bytes], float]:
+    import yaml
+
+    config_path = workdir / "bench.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "PERPETUO_MASTER_KEY": MASTER_KEY,
+        "PERPETUO_DATA_DIR": str(workdir / "data"),
+        "PERPETUO_LOG_LEVEL": "warning",
+    }
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "perpetuo",
+            "serve",
+            "--config",
+            str(config_path),
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "gateway.log").open("wb"),
+    )
+    wait_http(f"http://127.0.0.1:{port}/health/ready", timeout=30)
+    return proc, time.perf_counter() - started
+
+
+def loadgen(url: str, concurrency: int, duration: float, stream: bool, key: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+        "--warmup",
+        "1",
+    ]
+    if stream:
+        cmd.append("--stream")
+    if key:
+        cmd += ["--key", key]
+    out = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=duration + 120
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per scenario")
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/performance.md")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    mock_port, gw_port = free_port(), free_port()
+    mock = start_mock(mock_port)
+    workdir = Path(tempfile.mkdtemp(prefix="perpetuo-bench-"))
+    config = {
+        "providers": {
+            "mock": {
+                "type": "openai",
+                "api_base": f"http://127.0.0.1:{mock_port}/v1",
+                "api_key": "sk-bench",
+            }
+        },
+        "models": {"gpt-4o-mini": {"deployments": [{"provider": "mock", "model": "gpt-4o-mini"}]}},
+    }
+    gateway, startup_s = start_gateway(config, workdir, gw_port)
+    try:
+        time.sleep(1.0)
+        idle_rss = process_memory_kib(gateway.pid)["VmRSS"]
+        direct_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
+        gateway_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+        rows = []
+        for stream in (False, True):
+            for concurrency in levels:
+                direct = loadgen(direct_url, concurrency, args.duration, stream, "")
+                cpu_before = process_cpu_seconds(gateway.pid)
+                via = loadgen(gateway_url, concurrency, args.duration, stream, MASTER_KEY)
+                cpu_used = process_cpu_seconds(gateway.pid) - cpu_before
+                # The load generator's warm-up second is served too: count it in.
+                served = via["requests"] * (1 + 1 / args.duration)
+                rows.append(
+                    {
+                        "mode": "stream" if stream else "json",
+                        "concurrency": concurrency,
+                        "direct": direct,
+                        "gateway": via,
+                        "gateway_cpu_ms_per_request": cpu_used * 1000 / served if served else None,
+                    }
+                )
+                cpu = rows[-1]["gateway_cpu_ms_per_request"]
+                print(
+                    f"{rows[-1]['mode']:6} c={concurrency:<3} "
+                    f"direct {direct['rps']:8.0f} rps p50 {direct['p50_ms']:.3f} ms | "
+                    f"gateway {via['rps']:8.0f} rps p50 {via['p50_ms']:.3f} ms "
+                    f"errors {via['errors']} cpu/req {cpu:.3f} ms",
+                    flush=True,
+                )
+        memory = process_memory_kib(gateway.pid)
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+        mock.terminate()
+        mock.wait(10)
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "command": "./dev bench " + " ".join(sys.argv[1:]),
+        "startup_to_ready_s": startup_s,
+        "idle_rss_mib": idle_rss / 1024,
+        "peak_rss_mib": memory["VmHWM"] / 1024,
+        "duration_s": args.duration,
+        "rows": rows,
+    }
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
+    table = render_markdown(results)
+    print(table)
+    if args.write_docs:
+        write_docs(ROOT / "docs" / "performance.md", table)
+
+
+if __name__ == "__main__":
+    main()

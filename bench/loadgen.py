@@ -1,0 +1,112 @@
+"""Closed-loop load generator: C workers send requests back to back for a fixed time.
+
+Runs in its own process (python -m bench.loadgen URL ...) and prints one JSON line with
+throughput, latency percentiles and, for streams, time to first event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+import uvloop
+
+from perpetuo.transport import URL, HTTPClient, Timeouts
+
+
+def body(stream: bool) -> bytes:
+    data = {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "user", "content": "Hello, how are you doing today? Tell me a short story."}
+        ],
+    }
+    if stream:
+        data["stream"] = True
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(
+    url: str, concurrency: int, duration: float, warmup: float, stream: bool, key: str
+) -> dict:
+    client = HTTPClient()
+    target = URL.parse(url)
+    headers = [("content-type", "application/json")]
+    if key:
+        headers.append(("authorization", f"Bearer {key}"))
+    payload = body(stream)
+    timeouts = Timeouts(connect=5, first_byte=30, read=30, total=60)
+    latencies: list[float] = []
+    ttfts: list[float] = []
+    errors = 0
+    clock = time.perf_counter  # uvloop's loop.time() only has millisecond resolution
+    measure_from = clock() + warmup
+    stop_at = measure_from + duration
+
+    async def worker() -> None:
+        nonlocal errors
+        while True:
+            started = clock()
+            if started >= stop_at:
+                return
+            try:
+                response = await client.request("POST", target, headers, payload, timeouts)
+                first = None
+                async for _ in response.iter_bytes():
+                    if first is None:
+                        first = clock()
+                ok = response.status == 200
+            except Exception:
+                ok, first = False, None
+            ended = clock()
+            if started < measure_from:
+                continue
+            if not ok:
+                errors += 1
+                continue
+            latencies.append(ended - started)
+            if stream and first is not None:
+                ttfts.append(first - started)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await client.aclose()
+    ms = 1000.0
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / duration,
+        "p50_ms": percentile(latencies, 0.50) * ms,
+        "p99_ms": percentile(latencies, 0.99) * ms,
+        "ttft_p50_ms": percentile(ttfts, 0.50) * ms if stream else None,
+        "ttft_p99_ms": percentile(ttfts, 0.99) * ms if stream else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--key", default="")
+    args = parser.parse_args()
+    started = time.monotonic()
+    result = uvloop.run(
+        run(args.url, args.concurrency, args.duration, args.warmup, args.stream, args.key)
+    )
+    result["wall_s"] = time.monotonic() - started
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""A fast OpenAI-format upstream for benchmarks: canned answers, keep-alive, no framework.
+
+Streaming answers are sent as chunked SSE, one event per HTTP chunk, all at once, so the
+measured time to first token is the gateway's, not the mock's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import httptools
+import uvloop
+
+_COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+    },
+    separators=(",", ":"),
+).encode()
+
+_ANSWER = "Hello there! This is a streamed answer of twenty words or so from the mock upstream"
+_WORDS = _ANSWER.split(" ")
+
+
+def _stream_body() -> bytes:
+    def chunk(
+        delta: dict, finish: str | None = None, usage: dict | None = None, choices: bool = True
+    ) -> bytes:
+        data = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else [],
+        }
+        if usage is not None:
+            data["usage"] = usage
+        event = b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+        return f"{len(event):x}\r\n".encode() + event + b"\r\n"
+
+    parts = [chunk({"role": "assistant", "content": ""})]
+    parts += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(_WORDS)]
+    parts.append(chunk({}, "stop"))
+    parts.append(
+        chunk(
+            {},
+            usage={
+                "prompt_tokens": 12,
+                "completion_tokens": len(_WORDS),
+                "total_tokens": 12 + len(_WORDS),
+            },
+            choices=False,
+        )
+    )
+    done = b"data: [DONE]\n\n"
+    parts.append(f"{len(done):x}\r\n".encode() + done + b"\r\n")
+    parts.append(b"0\r\n\r\n")
+    return b"".join(parts)
+
+
+JSON_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(_COMPLETION), _COMPLETION)
+)
+STREAM_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    + _stream_body()
+)
+
+
+class _Protocol(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.parser = httptools.HttpRequestParser(self)
+        self.body = b""
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.close()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        streaming = b'"stream":true' in self.body
+        self.body = b""
+        self.transport.write(STREAM_RESPONSE if streaming else JSON_RESPONSE)  # type: ignore[attr-defined]
+
+
+async def serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_Protocol, "127.0.0.1", port, backlog=2048)
+    print("ready", flush=True)
+    await server.serve_forever()
+
+
+if __name__ == "__main__":
+    uvloop.run(serve(int(sys.argv[1])))

@@ -1,0 +1,93 @@
+"""Anthropic's Messages API (`POST /v1/messages`) behind the OpenAI chat format.
+
+The modules split the work: `request` builds the Messages body, `response` turns messages
+and stream events back into OpenAI objects, `errors` classifies Anthropic's error objects.
+
+Translation decisions worth knowing:
+- response_format (json_schema and json_object) is served with a forced tool whose
+  input_schema is the client's schema; its input comes back as the message content (a JSON
+  string) with finish_reason "stop". Forced tool use works on every Claude model and API
+  version and constrains the output to the schema, where a system-prompt instruction only
+  asks for it and native structured outputs exist only on recent models. When the client
+  also offers tools, the model must call one of them or the JSON tool (`tool_choice: any`).
+- temperature above 1 is clamped to 1, Anthropic's maximum (OpenAI accepts up to 2).
+- max_tokens is required by Anthropic: the client's limit, else DEFAULT_MAX_TOKENS.
+- n > 1, logprobs, audio output, web search and the legacy functions API are refused as
+  unsupported (the router tries another deployment); parameters that only tune sampling or
+  bookkeeping (seed, penalties, logit_bias, store, metadata, service_tier, ...) are dropped.
+- thinking blocks are returned as `reasoning_content` on the message (and on stream deltas).
+- Alias-allowed extra parameters (top_k, thinking, ...) are merged into the body verbatim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+from perpetuo.providers.anthropic.errors import http_error
+from perpetuo.providers.anthropic.request import translate_request
+from perpetuo.providers.anthropic.response import StreamTranslator, translate_response
+from perpetuo.providers.base import (
+    Json,
+    ProviderAdapter,
+    Target,
+    UpstreamCall,
+    decode_object,
+    encode_json,
+    json_headers,
+)
+from perpetuo.schema.chat import ChatCompletionRequest
+from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.transport.sse import SSEEvent
+from perpetuo.transport.url import URL
+
+__all__ = ["DEFAULT_API_VERSION", "AnthropicAdapter"]
+
+DEFAULT_API_VERSION = "2023-06-01"
+API_KEY_HEADER = "x-api-key"
+VERSION_HEADER = "anthropic-version"
+
+
+class AnthropicAdapter(ProviderAdapter):
+    type = "anthropic"
+    default_api_base = "https://api.anthropic.com"
+
+    def messages_url(self, target: Target) -> URL:
+        path = target.base_url.target.split("?", 1)[0].rstrip("/")
+        # Accept api_base with or without the version segment, never producing /v1/v1.
+        return target.base_url.join("messages" if path.endswith("/v1") else "v1/messages")
+
+    def headers(self, target: Target) -> list[tuple[str, str]]:
+        headers = json_headers((VERSION_HEADER, target.api_version or DEFAULT_API_VERSION))
+        if target.api_key:
+            headers.append((API_KEY_HEADER, target.api_key))
+        headers.extend(target.headers)  # e.g. anthropic-beta
+        return headers
+
+    def chat_request(
+        self, request: ChatCompletionRequest, target: Target, extras: Json
+    ) -> UpstreamCall:
+        body = translate_request(request, target.model, extras)
+        return UpstreamCall(self.messages_url(target), self.headers(target), encode_json(body))
+
+    def chat_response(self, body: bytes, target: Target) -> Json:
+        return translate_response(body, target.model)
+
+    async def chat_stream(
+        self, events: AsyncIterator[SSEEvent], target: Target
+    ) -> AsyncIterator[Json]:
+        translator = StreamTranslator(target.model)
+        async for event in events:
+            if not event.data:
+                continue
+            data = decode_object(event.data, "stream event")
+            data.setdefault("type", event.event)
+            for chunk in translator.feed(data):
+                yield chunk
+            if translator.finished:
+                return
+        raise UpstreamError(
+            UpstreamErrorKind.BAD_RESPONSE, "upstream stream ended before message_stop"
+        )
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        return http_error(status, headers, body)

@@ -1,0 +1,132 @@
+"""The Gemini adapter: URLs, the `x-goog-api-key` header, chat and embeddings wiring.
+
+Chat goes to `{base}/v1beta/models/{model}:generateContent`, streams to
+`:streamGenerateContent?alt=sse` (each SSE `data:` is one GenerateContentResponse), and
+embeddings to `:batchEmbedContents`. `api_version` replaces `v1beta` (the default, because
+the JSON Schema fields the request uses are v1beta's); an `api_base` that already ends in a
+version is used as it is. A model given with a collection
+(`tunedModels/x`) keeps it; a bare name gets `models/`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+
+from perpetuo.providers.base import (
+    Json,
+    ProviderAdapter,
+    Target,
+    UpstreamCall,
+    decode_object,
+    encode_json,
+    floats_to_base64,
+    json_headers,
+    unsupported,
+)
+from perpetuo.providers.gemini.errors import classify_error, error_in_body
+from perpetuo.providers.gemini.request import build_body
+from perpetuo.providers.gemini.response import completion, stream_chunks
+from perpetuo.schema.chat import ChatCompletionRequest
+from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.transport.sse import SSEEvent
+from perpetuo.transport.url import URL
+
+DEFAULT_API_VERSION = "v1beta"
+API_KEY_HEADER = "x-goog-api-key"
+_VERSIONED_BASE = re.compile(r"/v\d+(?:alpha|beta)?\d*$")
+
+
+def model_path(model: str) -> str:
+    return model if "/" in model else f"models/{model}"
+
+
+class GeminiAdapter(ProviderAdapter):
+    type = "gemini"
+    default_api_base = "https://generativelanguage.googleapis.com"
+    supports_embeddings = True
+
+    def validate_target(self, target: Target) -> None:
+        has_auth_header = any(k in (API_KEY_HEADER, "authorization") for k, _ in target.headers)
+        if not target.api_key and not has_auth_header:
+            raise ValueError("api_key is required for gemini deployments")
+
+    # -- requests --------------------------------------------------------------------------
+
+    def url(self, target: Target, action: str, query: str = "") -> URL:
+        base_path = target.base_url.target.split("?", 1)[0].rstrip("/")
+        version = (
+            ""
+            if _VERSIONED_BASE.search(base_path)
+            else (f"{target.api_version or DEFAULT_API_VERSION}/")
+        )
+        return target.base_url.join(f"{version}{model_path(target.model)}:{action}", query)
+
+    def headers(self, target: Target) -> list[tuple[str, str]]:
+        headers = json_headers()
+        if target.api_key:
+            headers.append((API_KEY_HEADER, target.api_key))
+        headers.extend(target.headers)
+        return headers
+
+    def chat_request(
+        self, request: ChatCompletionRequest, target: Target, extras: Json
+    ) -> UpstreamCall:
+        body = encode_json(build_body(request, extras))
+        if request.is_stream:
+            url = self.url(target, "streamGenerateContent", "alt=sse")
+        else:
+            url = self.url(target, "generateContent")
+        return UpstreamCall(url, self.headers(target), body)
+
+    def embeddings_request(self, request: EmbeddingRequest, target: Target) -> UpstreamCall:
+        model = model_path(target.model)
+        requests = []
+        for item in request.inputs_as_list():
+            if not isinstance(item, str):
+                raise unsupported("Gemini embeddings take text, not token ids", "input")
+            entry: Json = {"model": model, "content": {"parts": [{"text": item}]}}
+            if isinstance(request.dimensions, int):
+                entry["outputDimensionality"] = request.dimensions
+            requests.append(entry)
+        body = encode_json({"requests": requests})
+        return UpstreamCall(self.url(target, "batchEmbedContents"), self.headers(target), body)
+
+    # -- responses -------------------------------------------------------------------------
+
+    def chat_response(self, body: bytes, target: Target) -> Json:
+        return completion(decode_object(body), target)
+
+    def chat_stream(self, events: AsyncIterator[SSEEvent], target: Target) -> AsyncIterator[Json]:
+        return stream_chunks(events, target)
+
+    def embeddings_response(self, body: bytes, target: Target, request: EmbeddingRequest) -> Json:
+        """OpenAI's embeddings list. The API reports no token usage for embeddings, so none is
+        set here: the pipeline estimates it from the input text and marks it estimated."""
+        data = decode_object(body)
+        if "error" in data:
+            raise error_in_body(data["error"])
+        embeddings = data.get("embeddings")
+        if not isinstance(embeddings, list) or len(embeddings) != len(request.inputs_as_list()):
+            raise UpstreamError(
+                UpstreamErrorKind.BAD_RESPONSE, "upstream sent no embedding for some inputs"
+            )
+        items = []
+        for index, embedding in enumerate(embeddings):
+            values = embedding.get("values") if isinstance(embedding, dict) else None
+            if not isinstance(values, list):
+                raise UpstreamError(
+                    UpstreamErrorKind.BAD_RESPONSE, "upstream embedding has no values"
+                )
+            vector = floats_to_base64(values) if request.wants_base64 else values
+            items.append({"object": "embedding", "index": index, "embedding": vector})
+        result: Json = {"object": "list", "data": items, "model": target.model}
+        meta = data.get("usageMetadata")
+        prompt = meta.get("promptTokenCount") if isinstance(meta, dict) else None
+        if isinstance(prompt, int):
+            result["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
+        return result
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        return classify_error(status, headers, body)

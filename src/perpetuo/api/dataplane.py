@@ -79,11 +79,22 @@ def routing_headers(trace: RoutingTrace, deployment: Deployment) -> list[tuple[b
 
 
 async def sse_events(stream: ChatStream) -> AsyncIterator[bytes]:
+    """SSE bytes for the client. After the first event (sent at once, for time to first token),
+    events that arrived together upstream are written together: one socket write per burst
+    instead of one per token."""
     chunks = stream.chunks()
+    pending: list[bytes] = []
+    first = True
     try:
         async for chunk in chunks:
-            yield b"data: " + encode_json(chunk) + b"\n\n"
+            pending.append(b"data: " + encode_json(chunk) + b"\n\n")
+            if first or not stream.more_ready():
+                first = False
+                yield b"".join(pending)
+                pending.clear()
     finally:
         await chunks.aclose()
     if not stream.failed:
-        yield DONE
+        pending.append(DONE)
+    if pending:
+        yield b"".join(pending)

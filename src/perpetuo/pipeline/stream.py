@@ -34,6 +34,10 @@ class ChatStream:
     def deployment(self) -> Deployment:
         return self.opened.deployment
 
+    def more_ready(self) -> bool:
+        """True when the next chunk is already available: the caller may hold its write."""
+        return self.opened.more_ready()
+
     async def chunks(self) -> AsyncIterator[Json]:
         """Chunks for the client; a final `{"error": ...}` object if the upstream failed."""
         ctx, opened = self.ctx, self.opened

@@ -28,7 +28,7 @@ from perpetuo.schema.errors import (
 )
 from perpetuo.transport.client import HTTPClient, UpstreamResponse
 from perpetuo.transport.errors import TransportError
-from perpetuo.transport.sse import decode_sse
+from perpetuo.transport.sse import SSEDecoder
 
 T = TypeVar("T")
 
@@ -50,6 +50,11 @@ class OpenStream:
     first: Json
     rest: AsyncIterator[Json]
     response: UpstreamResponse
+    decoder: SSEDecoder
+
+    def more_ready(self) -> bool:
+        """True when more upstream events can be read without waiting."""
+        return self.decoder.has_pending() or self.response.has_buffered()
 
     async def aclose(self) -> None:
         """Stop reading; an unfinished upstream exchange is aborted, cancelling it upstream."""
@@ -94,7 +99,8 @@ class Router:
             response = await self._send(dep, record, call)
             if response.status >= 300:
                 await self._read_success(dep, response)  # raises the classified error
-            chunks = dep.adapter.chat_stream(decode_sse(response.iter_bytes()), dep.target)
+            decoder = SSEDecoder(response.iter_bytes())
+            chunks = dep.adapter.chat_stream(aiter(decoder), dep.target)
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:
@@ -107,7 +113,7 @@ class Router:
                 response.close()
                 raise
             record.first_token()
-            return OpenStream(dep, record, first, chunks, response)
+            return OpenStream(dep, record, first, chunks, response, decoder)
 
         return await self._run(trace, alias, attempt)
 

@@ -252,6 +252,11 @@ class UpstreamResponse:
             body = self._decoder.decompress(body) + self._decoder.flush()
         return body
 
+    def has_buffered(self) -> bool:
+        """True when body bytes have arrived that were not read yet."""
+        conn = self._conn
+        return conn is not None and bool(conn._chunks)
+
     def close(self) -> None:
         """Return the connection to the pool if the exchange completed, else drop it."""
         conn, self._conn = self._conn, None

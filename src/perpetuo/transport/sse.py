@@ -6,6 +6,7 @@ reassembled before decoding.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,45 +18,71 @@ class SSEEvent:
     id: str = ""
 
 
-async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
-    """Events of an SSE byte stream, per the WHATWG event-stream parsing rules."""
-    buffer = b""
-    data: list[str] = []
-    event = ""
-    last_id = ""
-    async for chunk in chunks:
-        buffer += chunk
-        while True:
-            cut = _line_end(buffer)
-            if cut is None:
-                break
-            line_bytes, buffer = buffer[: cut[0]], buffer[cut[1] :]
-            line = line_bytes.decode("utf-8", "replace")
-            if not line:
-                if data:
-                    yield SSEEvent("\n".join(data), event, last_id)
-                data, event = [], ""
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            if value.startswith(" "):
-                value = value[1:]
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                event = value
-            elif name == "id":
-                last_id = value
-    if buffer.strip():  # a final event without its blank line still counts
-        for raw in buffer.decode("utf-8", "replace").splitlines():
-            name, _, value = raw.partition(":")
-            if name == "data":
-                data.append(value[1:] if value.startswith(" ") else value)
-            elif name == "event":
-                event = value.strip()
-    if data:
-        yield SSEEvent("\n".join(data), event, last_id)
+class SSEDecoder:
+    """Events of an SSE byte stream, per the WHATWG event-stream parsing rules.
+
+    Every complete event in a network read is parsed at once, so `has_pending` can tell the
+    caller that more events are ready without waiting (used to coalesce client writes)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._ready: deque[SSEEvent] = deque()
+        self._data: list[str] = []
+        self._event = ""
+        self._last_id = ""
+
+    def has_pending(self) -> bool:
+        return bool(self._ready)
+
+    def __aiter__(self) -> AsyncIterator[SSEEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[SSEEvent]:
+        async for chunk in self._chunks:
+            self._feed(chunk)
+            while self._ready:
+                yield self._ready.popleft()
+        self._finish()
+        while self._ready:
+            yield self._ready.popleft()
+
+    def _feed(self, chunk: bytes) -> None:
+        buffer = self._buffer + chunk
+        while (cut := _line_end(buffer)) is not None:
+            self._line(buffer[: cut[0]].decode("utf-8", "replace"))
+            buffer = buffer[cut[1] :]
+        self._buffer = buffer
+
+    def _line(self, line: str) -> None:
+        if not line:
+            if self._data:
+                self._ready.append(SSEEvent("\n".join(self._data), self._event, self._last_id))
+            self._data, self._event = [], ""
+            return
+        if line.startswith(":"):
+            return
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self._last_id = value
+
+    def _finish(self) -> None:
+        """A final event without its blank line still counts."""
+        if self._buffer.strip():
+            for raw in self._buffer.decode("utf-8", "replace").splitlines():
+                self._line(raw)
+        self._buffer = b""
+        self._line("")
+
+
+def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
+    return aiter(SSEDecoder(chunks))
 
 
 def _line_end(buffer: bytes) -> tuple[int, int] | None:

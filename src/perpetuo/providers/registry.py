@@ -47,7 +47,8 @@ def build_target(name: str, provider: ProviderConfig, deployment: DeploymentConf
         provider_type=provider.type,
         model=deployment.model,
         base_url=URL.parse(base),
-        api_key=provider.api_key.get_secret_value() if provider.api_key else None,
+        # An empty key (`${VAR:-}` with VAR unset) means none: the provider will say 401.
+        api_key=(provider.api_key.get_secret_value() if provider.api_key else None) or None,
         api_version=provider.api_version,
         organization=provider.organization,
         project=provider.project,

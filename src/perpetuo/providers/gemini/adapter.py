@@ -47,11 +47,6 @@ class GeminiAdapter(ProviderAdapter):
     default_api_base = "https://generativelanguage.googleapis.com"
     supports_embeddings = True
 
-    def validate_target(self, target: Target) -> None:
-        has_auth_header = any(k in (API_KEY_HEADER, "authorization") for k, _ in target.headers)
-        if not target.api_key and not has_auth_header:
-            raise ValueError("api_key is required for gemini deployments")
-
     # -- requests --------------------------------------------------------------------------
 
     def url(self, target: Target, action: str, query: str = "") -> URL:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.mocks.server import MockUpstream
 from tests.support.gateway import MASTER_KEY, GatewayProcess
+from tests.support.services import PostgresServer, RedisServer
 
 # Each module defines MOCK_NAME, MOCK_CLASS, ENV (provider keys) and config_fragment(mock).
 MOCK_MODULES = ["tests.mocks.openai_mock", "tests.mocks.anthropic_mock", "tests.mocks.gemini_mock"]
@@ -76,3 +77,32 @@ def async_client(gateway: GatewayProcess) -> openai.AsyncOpenAI:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+# -- real PostgreSQL and Redis (started once per session from the system binaries) -------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine (tests using it run twice)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"test_{next(_databases)}")

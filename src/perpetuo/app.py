@@ -4,12 +4,46 @@ from __future__ import annotations
 
 from perpetuo.api.asgi import GatewayApp
 from perpetuo.auth.authenticator import Authenticator
+from perpetuo.auth.credential_crypto import Keyring
+from perpetuo.auth.key_cache import KeyCache, KeyRecord
 from perpetuo.auth.master_key import read_master_key
+from perpetuo.auth.secrets import DerivedKeys, load_server_secret
+from perpetuo.auth.throttle import login_throttle
 from perpetuo.config import GatewayConfig, Settings, load_config
+from perpetuo.control.changes import KEY, WORKSPACE, ChangeFeed
+from perpetuo.control.plane import ControlPlane
+from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.routing.router import Router
 from perpetuo.routing.table import RoutingTable
+from perpetuo.store.database import Database
+from perpetuo.store.repos import api_keys as key_rows
 from perpetuo.transport.client import HTTPClient
+
+
+def build_control_plane(settings: Settings) -> ControlPlane:
+    db = Database(settings.resolved_database_url())
+    secret = load_server_secret(
+        settings.secret_key.get_secret_value() if settings.secret_key else None,
+        settings.data_dir,
+        create=True,
+    )
+    return ControlPlane(
+        db=db,
+        keys=DerivedKeys.from_secret(secret),
+        changes=ChangeFeed(db, settings.redis_url),
+        keyring=Keyring.from_environment(),
+        throttle=login_throttle(settings.redis_url),
+    )
+
+
+def key_loader(db: Database):  # noqa: ANN201 (a closure over the database)
+    async def load(key_hash: str) -> KeyRecord | None:
+        async with db.connect() as conn:
+            row = await key_rows.find_by_hash(conn, key_hash)
+        return KeyRecord.from_row(row, key_hash) if row is not None else None
+
+    return load
 
 
 def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
@@ -19,14 +53,26 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     master = settings.master_key.get_secret_value() if settings.master_key else None
     if master is None:
         master = read_master_key(settings.data_dir)
+    plane = build_control_plane(settings)
+    keys = KeyCache(key_loader(plane.db))
+    plane.changes.subscribe(KEY, keys.invalidate_key)
+    workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)
+    plane.changes.subscribe(WORKSPACE, workspace_routes.invalidate)
     return Gateway(
         config=config,
         table=table,
         client=client,
         router=Router(
-            client, config.routing, expose_upstream_errors=config.server.expose_upstream_errors
+            client,
+            table,
+            config.routing,
+            expose_upstream_errors=config.server.expose_upstream_errors,
         ),
-        authenticator=Authenticator(master),
+        authenticator=Authenticator(master, hmac_key=plane.keys.api_key_hmac, keys=keys),
+        plane=plane,
+        keys=keys,
+        workspace_routes=workspace_routes,
+        master_key=master,
     )
 
 

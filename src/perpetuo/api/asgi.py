@@ -42,6 +42,9 @@ PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
     ("/models/", {"GET": dataplane.retrieve_model}),
 )
 
+# Everything under these goes to the admin API (a FastAPI app, built on first use).
+ADMIN_PREFIXES = ("/api/", "/docs", "/openapi.json")
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -58,10 +61,21 @@ class GatewayApp:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._admin: Any = None
+
+    def admin_app(self) -> Any:
+        if self._admin is None:
+            from perpetuo.api.admin.app import create_admin_app  # heavy: imported on demand
+
+            self._admin = create_admin_app(self.gateway)
+        return self._admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if scope["path"].startswith(ADMIN_PREFIXES):
+                await self.admin_app()(scope, receive, send)
+                return
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
@@ -132,6 +146,12 @@ class GatewayApp:
         while True:
             message: dict[str, Any] = await receive()  # type: ignore[assignment]
             if message["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except Exception as exc:
+                    log.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.aclose()

@@ -19,10 +19,11 @@ from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.embeddings import create_embeddings
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.pipeline.stream import ChatStream
+from perpetuo.routing.strategies import STRATEGY_NAMES
 from perpetuo.routing.table import Deployment
 from perpetuo.routing.trace import RoutingTrace
 from perpetuo.schema import headers as H
-from perpetuo.schema.errors import model_not_found
+from perpetuo.schema.errors import bad_request, model_not_found
 from perpetuo.transport.sse import DONE
 
 _STARTED_AT = int(time.time())
@@ -31,7 +32,8 @@ _STARTED_AT = int(time.time())
 async def chat_completions(
     gw: Gateway, request: Request, ctx: RequestContext
 ) -> Response | StreamingResponse:
-    ctx.principal = gw.authenticator.authenticate(request.headers)
+    ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
+    ctx.trace.requested_strategy = route_override(request.headers)
     body = await request.body(gw.config.server.max_request_body_bytes)
     chat_request, extras = decode_chat_request(body)
     result = await chat_completion(gw, ctx, chat_request, extras)
@@ -42,31 +44,46 @@ async def chat_completions(
 
 
 async def embeddings(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
-    ctx.principal = gw.authenticator.authenticate(request.headers)
+    ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
+    ctx.trace.requested_strategy = route_override(request.headers)
     body = await request.body(gw.config.server.max_request_body_bytes)
     served = await create_embeddings(gw, ctx, decode_embedding_request(body))
     return json_response(served.body, headers=routing_headers(ctx.trace, served.deployment))
 
 
 async def list_models(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
-    ctx.principal = gw.authenticator.authenticate(request.headers)
+    ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     gw.require_scope(ctx.principal, "models:read")
-    data = [_model_object(alias.name) for alias in gw.visible_aliases(ctx.principal)]
+    data = [_model_object(alias.name) for alias in await gw.visible_aliases(ctx.principal)]
     return json_response({"object": "list", "data": data})
 
 
 async def retrieve_model(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
-    ctx.principal = gw.authenticator.authenticate(request.headers)
+    ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     gw.require_scope(ctx.principal, "models:read")
     name = request.path.split("/models/", 1)[1]
     if not name:
         raise model_not_found(name)
-    alias = gw.resolve_alias(ctx.principal, name)
+    alias = await gw.resolve_alias(ctx.principal, name)
     return json_response(_model_object(alias.name))
 
 
 def _model_object(name: str) -> dict[str, object]:
     return {"id": name, "object": "model", "created": _STARTED_AT, "owned_by": "perpetuo"}
+
+
+def route_override(headers: dict[str, str]) -> str | None:
+    """The strategy the client asked for in X-Perpetuo-Route; None when it asked for none."""
+    value = headers.get(H.ROUTE)
+    if value is None:
+        return None
+    name = value.strip().lower()
+    if name not in STRATEGY_NAMES:
+        raise bad_request(
+            f"Invalid X-Perpetuo-Route value {value!r}: use one of {', '.join(STRATEGY_NAMES)}.",
+            param="X-Perpetuo-Route",
+        )
+    return name
 
 
 def routing_headers(trace: RoutingTrace, deployment: Deployment) -> list[tuple[bytes, bytes]]:

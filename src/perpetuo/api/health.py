@@ -12,5 +12,12 @@ async def live(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
 
 
 async def ready(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    """200 while every alias has a deployment whose circuit is not open; 503 otherwise.
+    The detail names each deployment's breaker state, latency, error rate and in-flight."""
     aliases = {alias.name: len(alias.deployments) for alias in gw.table.aliases.values()}
-    return json_response({"status": "ready", "checks": {"routing": {"aliases": aliases}}})
+    ok, detail = gw.router.health_report()
+    routing = {"aliases": aliases, **detail}
+    return json_response(
+        {"status": "ready" if ok else "unavailable", "checks": {"routing": routing}},
+        status=200 if ok else 503,
+    )

@@ -1,13 +1,23 @@
-"""Turn the credential on a request into a Principal, without touching the database."""
+"""Turn the credential on a request into a Principal, from memory.
+
+Each refusal has its own code and message: a missing key, an unknown key, a revoked,
+expired or rotated-away key (401), a request from an address or site the key does not allow
+(403). Scope and model restrictions are checked later, where the endpoint and model are known.
+"""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
+from perpetuo.auth.api_keys import key_hash, looks_like_key
+from perpetuo.auth.key_cache import KeyCache, KeyRecord
 from perpetuo.auth.principal import MASTER, Principal
 from perpetuo.schema import headers as H
-from perpetuo.schema.errors import ErrorCode, unauthorized
+from perpetuo.schema.errors import ErrorCode, forbidden, unauthorized
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
@@ -22,10 +32,18 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, master_key: str | None) -> None:
+    def __init__(
+        self,
+        master_key: str | None,
+        *,
+        hmac_key: bytes | None = None,
+        keys: KeyCache | None = None,
+    ) -> None:
         self._master = master_key.encode() if master_key else None
+        self._hmac_key = hmac_key
+        self.keys = keys
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    async def authenticate(self, headers: Mapping[str, str], client_ip: str = "") -> Principal:
         token = bearer_token(headers)
         if token is None:
             raise unauthorized(
@@ -35,4 +53,50 @@ class Authenticator:
             )
         if self._master is not None and hmac.compare_digest(token.encode(), self._master):
             return MASTER
-        raise unauthorized("Incorrect API key provided.", ErrorCode.INVALID_API_KEY)
+        if self.keys is None or self._hmac_key is None or not looks_like_key(token):
+            raise unauthorized("Incorrect API key provided.", ErrorCode.INVALID_API_KEY)
+        record = await self.keys.get(key_hash(self._hmac_key, token))
+        if record is None:
+            raise unauthorized("Incorrect API key provided.", ErrorCode.INVALID_API_KEY)
+        check_usable(record, headers, client_ip)
+        self.keys.touch(record.key_id)
+        return record.principal
+
+
+def check_usable(record: KeyRecord, headers: Mapping[str, str], client_ip: str) -> None:
+    now = time.time()
+    if record.revoked:
+        raise unauthorized("This API key has been revoked.", ErrorCode.API_KEY_REVOKED)
+    if record.expires_at is not None and record.expires_at <= now:
+        raise unauthorized("This API key has expired.", ErrorCode.API_KEY_EXPIRED)
+    if record.valid_until is not None and record.valid_until <= now:
+        raise unauthorized(
+            "This API key was rotated and its grace period has ended; use the new key.",
+            ErrorCode.API_KEY_ROTATED,
+        )
+    if record.networks is not None and not _address_allowed(client_ip, record):
+        raise forbidden(
+            "This API key may not be used from this IP address.", ErrorCode.IP_NOT_ALLOWED
+        )
+    if record.referer_domains is not None and not _referer_allowed(headers, record):
+        raise forbidden(
+            "This API key may not be used from this site.", ErrorCode.REFERER_NOT_ALLOWED
+        )
+
+
+def _address_allowed(client_ip: str, record: KeyRecord) -> bool:
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    assert record.networks is not None
+    return any(address in network for network in record.networks)
+
+
+def _referer_allowed(headers: Mapping[str, str], record: KeyRecord) -> bool:
+    source = headers.get("origin") or headers.get("referer") or ""
+    host = (urlsplit(source).hostname or "").lower()
+    if not host:
+        return False
+    assert record.referer_domains is not None
+    return any(host == d or host.endswith("." + d) for d in record.referer_domains)

@@ -21,4 +21,7 @@ class Principal:
         return self.scopes is None or scope in self.scopes
 
 
-MASTER = Principal(kind="master")
+DEFAULT_WORKSPACE_ID = "ws_default"  # created by the first migration
+
+# The master key acts for the platform; its data-plane traffic counts to the default workspace.
+MASTER = Principal(kind="master", workspace_id=DEFAULT_WORKSPACE_ID)

@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-Strategy = Literal["default", "fastest", "cheapest", "reliable", "weighted", "least-busy"]
+# "priority" is a synonym of "default": priority groups, then configured order.
+Strategy = Literal[
+    "default", "priority", "fastest", "cheapest", "reliable", "weighted", "least-busy"
+]
 
 
 class _Strict(BaseModel):
@@ -18,6 +21,18 @@ class TimeoutsConfig(_Strict):
     first_byte: Annotated[float, Field(gt=0)] = 120.0
     read: Annotated[float, Field(gt=0)] = 120.0
     total: Annotated[float, Field(gt=0)] | None = 600.0
+
+
+class HealthCheckConfig(_Strict):
+    """An active probe of a provider's deployments, feeding their circuit breakers."""
+
+    interval: Annotated[float, Field(gt=0)] = 30.0
+    timeout: Annotated[float, Field(gt=0)] = 5.0
+    probe: Literal["models", "chat"] = Field(
+        default="models",
+        description="models: list the provider's models (one call per provider, free); "
+        "chat: a one-token completion per deployment (exercises the model itself)",
+    )
 
 
 class ProviderConfig(_Strict):
@@ -36,6 +51,9 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra upstream headers")
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     verify_tls: bool = True
+    health_check: HealthCheckConfig | None = Field(
+        default=None, description="Active health checks; off when absent"
+    )
 
 
 class PriceConfig(_Strict):
@@ -44,6 +62,7 @@ class PriceConfig(_Strict):
     input: Annotated[float, Field(ge=0)] | None = None
     output: Annotated[float, Field(ge=0)] | None = None
     cached_input: Annotated[float, Field(ge=0)] | None = None
+    cache_write: Annotated[float, Field(ge=0)] | None = None
 
 
 class DeploymentConfig(_Strict):
@@ -81,9 +100,51 @@ class ServerConfig(_Strict):
     )
 
 
+class RetryConfig(_Strict):
+    """When and how long to wait before trying a deployment again within one request."""
+
+    attempts_per_deployment: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=1, description="1: never retry the same deployment (failover only)"
+    )
+    base_delay: Annotated[float, Field(ge=0)] = 0.25
+    max_delay: Annotated[float, Field(ge=0)] = 8.0
+    max_retry_after: Annotated[float, Field(ge=0)] = Field(
+        default=10.0, description="A longer upstream Retry-After is not waited for"
+    )
+
+
+class CircuitBreakerConfig(_Strict):
+    consecutive_failures: Annotated[int, Field(ge=1)] = 5
+    error_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_requests: Annotated[int, Field(ge=1)] = 20
+    cooldown: Annotated[float, Field(gt=0)] = 30.0
+
+
+class HealthStatsConfig(_Strict):
+    """How recent behaviour is measured for the fastest and reliable strategies."""
+
+    window: Annotated[float, Field(gt=0)] = Field(
+        default=60.0, description="Seconds of outcomes behind error rates"
+    )
+    latency_alpha: Annotated[float, Field(gt=0, le=1)] = 0.3
+    stale_after: Annotated[float, Field(gt=0)] = Field(
+        default=300.0, description="A latency older than this counts as unmeasured"
+    )
+    exploration_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
+
+
 class RoutingConfig(_Strict):
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
+        default=3, description="Upstream attempts per alias (the requested one and each fallback)"
+    )
     request_timeout: Annotated[float, Field(gt=0)] = 600.0
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    health: HealthStatsConfig = Field(default_factory=HealthStatsConfig)
+    default_output_tokens: Annotated[int, Field(ge=1)] = Field(
+        default=512,
+        description="Output tokens assumed when the client sets no limit (cheapest, tpm)",
+    )
 
 
 class GatewayConfig(_Strict):

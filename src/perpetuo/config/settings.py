@@ -19,6 +19,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in the data directory."
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Server secret for key hashing and session tokens; default: generated "
+        "into the data directory (set it explicitly when running several instances)",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for cross-instance state (invalidation, limits)"
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"

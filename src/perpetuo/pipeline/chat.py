@@ -28,7 +28,7 @@ async def chat_completion(
     principal = ctx.principal
     assert principal is not None, "authenticated at ingress"
     gw.require_scope(principal, "chat")
-    alias = gw.resolve_alias(principal, request.model)
+    alias = await gw.resolve_alias(principal, request.model)
     ctx.alias, ctx.stream = alias.name, request.is_stream
     check_extra_params(alias, extras)
 

@@ -17,7 +17,7 @@ async def create_embeddings(gw: Gateway, ctx: RequestContext, request: Embedding
     principal = ctx.principal
     assert principal is not None, "authenticated at ingress"
     gw.require_scope(principal, "embeddings")
-    alias = gw.resolve_alias(principal, request.model)
+    alias = await gw.resolve_alias(principal, request.model)
     ctx.alias = alias.name
     validate_inputs(request)
     served = await gw.router.embeddings(ctx.trace, alias, request)

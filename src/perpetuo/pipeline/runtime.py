@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
 
 from perpetuo.auth.authenticator import Authenticator
+from perpetuo.auth.key_cache import KeyCache
+from perpetuo.control.key_usage import flush_last_used
+from perpetuo.control.plane import ControlPlane
+from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.auth.principal import Principal
 from perpetuo.config.model import GatewayConfig
 from perpetuo.routing.router import Router
 from perpetuo.routing.table import Alias, RoutingTable
-from perpetuo.schema.errors import ErrorCode, forbidden, model_not_found
+from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, forbidden, model_not_found
 from perpetuo.transport.client import HTTPClient
 
 
@@ -20,19 +27,42 @@ class Gateway:
     client: HTTPClient
     router: Router
     authenticator: Authenticator
+    plane: ControlPlane
+    keys: KeyCache
+    workspace_routes: WorkspaceRoutes
+    master_key: str | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
-    def resolve_alias(self, principal: Principal, name: str) -> Alias:
-        """The alias `name` if it exists and the principal may use it; 404 otherwise.
-
-        A key restricted to other models gets the same 404 as for a missing alias, so
-        a key cannot probe which aliases exist."""
-        alias = self.table.get(name)
-        if alias is None or not principal.may_use_model(name):
+    async def resolve_alias(self, principal: Principal, name: str) -> Alias:
+        """The alias `name`, the workspace's own before the platform's: 404 if it does not
+        exist, 403 if this key may not use it, 503 if it exists but cannot serve."""
+        alias = None
+        if principal.workspace_id is not None:
+            own = await self.workspace_routes.get(principal.workspace_id)
+            alias = own.aliases.get(name)
+            if alias is None and name in own.disabled:
+                raise GatewayError(
+                    503,
+                    f"The model `{name}` cannot serve requests: {own.disabled[name]}.",
+                    type=ErrorType.UNAVAILABLE,
+                    code=ErrorCode.NO_DEPLOYMENT,
+                )
+        if alias is None:
+            alias = self.table.get(name)
+        if alias is None:
             raise model_not_found(name)
+        if not principal.may_use_model(name):
+            raise forbidden(
+                f"This API key is not allowed to use the model `{name}`.",
+                ErrorCode.MODEL_NOT_ALLOWED,
+            )
         return alias
 
-    def visible_aliases(self, principal: Principal) -> list[Alias]:
-        return [a for a in self.table.aliases.values() if principal.may_use_model(a.name)]
+    async def visible_aliases(self, principal: Principal) -> list[Alias]:
+        aliases = dict(self.table.aliases)
+        if principal.workspace_id is not None:
+            aliases.update((await self.workspace_routes.get(principal.workspace_id)).aliases)
+        return [a for a in aliases.values() if principal.may_use_model(a.name)]
 
     @staticmethod
     def require_scope(principal: Principal, scope: str) -> None:
@@ -41,5 +71,24 @@ class Gateway:
                 f"This API key does not have the `{scope}` scope.", ErrorCode.INSUFFICIENT_SCOPE
             )
 
+    async def start(self) -> None:
+        """Background work: cross-instance change feed, batched key last-used writes."""
+        await self.plane.changes.start()
+        self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
+        await self.router.start()  # active health checks, where configured
+
+    async def _flush_key_usage_forever(self, interval: float = 15.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await flush_last_used(self.plane.db, self.keys)
+
     async def aclose(self) -> None:
+        await self.router.aclose()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.plane.changes.stop()
+        await flush_last_used(self.plane.db, self.keys)
         await self.client.aclose()
+        await self.plane.db.dispose()

@@ -46,6 +46,8 @@ class ChatStream:
         usage_sent = False
         completion_chars: list[str] = []
         last: Json = opened.first
+        failure: UpstreamError | None = None
+        completed = False
         ctx.mark_first_token()
         try:
             chunk: Json | None = opened.first
@@ -67,8 +69,10 @@ class ChatStream:
                 else:
                     yield chunk  # e.g. Azure's prompt-filter chunk: pass on untouched
                 chunk = await anext(opened.rest, None)
+            completed = True
         except (UpstreamError, TransportError) as exc:
             error = exc if isinstance(exc, UpstreamError) else from_transport(exc)
+            failure = error
             self.failed = True
             client_error = to_client_error(error)
             ctx.error_code = str(client_error.code)
@@ -84,7 +88,9 @@ class ChatStream:
             if usage is None:
                 usage = estimate_usage(self.request, "".join(completion_chars))
             ctx.usage = usage
-            opened.attempt.finish(200, ctx.error_code)
+            # Health: a mid-stream failure counts against the deployment; a client that
+            # left (neither completed nor failed) says nothing about it.
+            opened.finish(failure, completed=completed, total_tokens=usage.total_tokens)
             await opened.aclose()
         if include_usage and not usage_sent and not self.failed:
             yield {

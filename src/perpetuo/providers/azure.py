@@ -36,6 +36,12 @@ class AzureOpenAIAdapter(OpenAIAdapter):
             f"openai/deployments/{target.model}/{operation}", f"api-version={version}"
         )
 
+    def models_url(self, target: Target) -> URL:
+        version = target.api_version or DEFAULT_API_VERSION
+        if version == "v1":
+            return target.base_url.join("openai/v1/models")
+        return target.base_url.join("openai/models", f"api-version={version}")
+
     def chat_url(self, target: Target) -> URL:
         return self._url(target, "chat/completions")
 

@@ -88,6 +88,10 @@ class ProviderAdapter:
     def validate_target(self, target: Target) -> None:
         """Raise ValueError naming what a deployment of this type is missing."""
 
+    def probe_request(self, target: Target) -> UpstreamCall:
+        """A cheap authenticated request (listing models) to check reachability and the key."""
+        raise unsupported(f"provider type {self.type!r} offers no probe")
+
 
 # --- shared helpers ------------------------------------------------------------------------
 

@@ -105,6 +105,12 @@ class OpenAIAdapter(ProviderAdapter):
             payload = encode_json(data)
         return UpstreamCall(self.chat_url(target), self.auth_headers(target), payload)
 
+    def probe_request(self, target: Target) -> UpstreamCall:
+        return UpstreamCall(self.models_url(target), self.auth_headers(target), b"", "GET")
+
+    def models_url(self, target: Target) -> Any:
+        return target.base_url.join("models")
+
     def embeddings_request(self, request: EmbeddingRequest, target: Target) -> UpstreamCall:
         changes: dict[str, Any] = {"model": target.model}
         if request.wants_base64 and self.quirks.float_embeddings_only:

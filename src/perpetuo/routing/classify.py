@@ -1,6 +1,18 @@
-"""Which upstream failures another deployment might fix, and what the client is told."""
+"""Which upstream failures another deployment might fix, which say something about the
+deployment's health, and what the client is told.
+
+| kind | another deployment? | same one again? | counts against health |
+|---|---|---|---|
+| invalid_request, context_length, content_policy | no (but see fallbacks.py) | no | no |
+| unsupported (this deployment cannot serve the request as asked) | yes | no | no |
+| auth (our provider credential rejected) | yes | no | opens the breaker at once |
+| not_found (upstream model missing) | yes | no | yes |
+| rate_limit, overloaded, server, timeout, connect, bad_response | yes | yes | yes |
+"""
 
 from __future__ import annotations
+
+import math
 
 from perpetuo.schema.errors import (
     ErrorCode,
@@ -20,10 +32,40 @@ K = UpstreamErrorKind
 
 # The client's own request is at fault: another deployment would fail the same way.
 _FATAL = frozenset({K.INVALID_REQUEST, K.CONTEXT_LENGTH, K.CONTENT_POLICY})
+# Failures that say nothing about the deployment's health.
+_NOT_HEALTH = _FATAL | {K.UNSUPPORTED}
+# Passing conditions: the same deployment may serve a moment later.
+_TRANSIENT = frozenset({K.RATE_LIMIT, K.OVERLOADED, K.SERVER, K.TIMEOUT, K.CONNECT, K.BAD_RESPONSE})
 
 
 def is_retryable(error: UpstreamError) -> bool:
+    """May another deployment serve the request?"""
     return error.kind not in _FATAL
+
+
+def is_transient(error: UpstreamError) -> bool:
+    """May the same deployment serve it if asked again after a pause?"""
+    return error.kind in _TRANSIENT
+
+
+def counts_against_health(kind: UpstreamErrorKind) -> bool:
+    return kind not in _NOT_HEALTH
+
+
+class CapacityExhausted(UpstreamError):
+    """Every deployment of an alias is at its configured rpm/tpm/max_parallel cap."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(K.RATE_LIMIT, "deployment capacity exhausted", retry_after=retry_after)
+
+
+class CircuitOpen(UpstreamError):
+    """Every deployment of an alias has an open circuit breaker."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            K.OVERLOADED, "every deployment's circuit is open", retry_after=retry_after
+        )
 
 
 def from_transport(exc: TransportError) -> UpstreamError:
@@ -36,6 +78,8 @@ def from_transport(exc: TransportError) -> UpstreamError:
 
 def to_client_error(error: UpstreamError, *, expose_message: bool = True) -> GatewayError:
     """The error the client sees once no deployment could serve the request."""
+    if isinstance(error, CapacityExhausted | CircuitOpen):
+        return _local_refusal(error)
     kind = error.kind
     if kind in _FATAL or kind is K.UNSUPPORTED:
         code = {
@@ -92,4 +136,24 @@ def to_client_error(error: UpstreamError, *, expose_message: bool = True) -> Gat
         "The upstream provider failed to serve the request.",
         type=ErrorType.UPSTREAM,
         code=ErrorCode.UPSTREAM_ERROR,
+    )
+
+
+def _local_refusal(error: CapacityExhausted | CircuitOpen) -> GatewayError:
+    """The gateway itself declined to call upstream: say when to come back."""
+    wait = {"retry-after": str(max(1, math.ceil(error.retry_after or 1.0)))}
+    if isinstance(error, CapacityExhausted):
+        return GatewayError(
+            429,
+            "Every deployment for this model is at its configured capacity; retry later.",
+            type=ErrorType.RATE_LIMIT,
+            code=ErrorCode.DEPLOYMENT_CAPACITY,
+            headers=wait,
+        )
+    return GatewayError(
+        503,
+        "Every deployment for this model is failing and temporarily taken out of rotation.",
+        type=ErrorType.UNAVAILABLE,
+        code=ErrorCode.NO_DEPLOYMENT,
+        headers=wait,
     )

@@ -1,99 +1,122 @@
-"""The router: order an alias's deployments, call them one after another until one serves.
+"""The router: the orchestrator of one request's routing.
 
-A failure the client caused stops at once; anything another deployment might not suffer
-(rate limits, 5xx, timeouts, resets, a rejected provider credential, an unsupported
-parameter) moves on to the next deployment.
+For the alias the client named (then for each fallback alias the chain calls for): order
+the deployments by the strategy, skip those whose circuit is open or that are at their
+capacity caps, call them one after another until one serves. A failure the client caused
+stops at once; any other failure moves on to the next deployment (and, if configured, back
+to the same one after a backoff). Every attempt feeds the deployment's health.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 from perpetuo.config.model import RoutingConfig
+from perpetuo.metering.tokens import estimate_prompt_tokens, estimate_text_tokens
 from perpetuo.providers.base import Json, UpstreamCall
-from perpetuo.routing.classify import from_transport, is_retryable, to_client_error
-from perpetuo.routing.table import Alias, Deployment
+from perpetuo.routing.backoff import RetryPolicy
+from perpetuo.routing.breaker import BreakerState
+from perpetuo.routing.classify import (
+    CapacityExhausted,
+    CircuitOpen,
+    from_transport,
+    is_retryable,
+    is_transient,
+    to_client_error,
+)
+from perpetuo.routing.fallbacks import FallbackChain
+from perpetuo.routing.health import RoutingState
+from perpetuo.routing.probes import HealthChecker
+from perpetuo.routing.strategies import STRATEGIES, Choice, RouteJob
+from perpetuo.routing.streams import OpenStream, Served
+from perpetuo.routing.table import Alias, Deployment, RoutingTable
 from perpetuo.routing.trace import Attempt, RoutingTrace
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
-from perpetuo.schema.errors import (
-    ErrorCode,
-    ErrorType,
-    GatewayError,
-    UpstreamError,
-    UpstreamErrorKind,
-)
+from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.schema.usage import Usage
 from perpetuo.transport.client import HTTPClient, UpstreamResponse
 from perpetuo.transport.errors import TransportError
 from perpetuo.transport.sse import SSEDecoder
 
+__all__ = ["OpenStream", "Router", "Served"]
+
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class Served:
-    """A complete (non-streamed) answer and who gave it."""
-
-    body: Json
-    deployment: Deployment
-
-
-@dataclass(slots=True)
-class OpenStream:
-    """A stream whose first chunk has arrived: from here on the client is committed to it."""
-
-    deployment: Deployment
-    attempt: Attempt
-    first: Json
-    rest: AsyncIterator[Json]
-    response: UpstreamResponse
-    decoder: SSEDecoder
-
-    def more_ready(self) -> bool:
-        """True when more upstream events can be read without waiting."""
-        return self.decoder.has_pending() or self.response.has_buffered()
-
-    async def aclose(self) -> None:
-        """Stop reading; an unfinished upstream exchange is aborted, cancelling it upstream."""
-        aclose = getattr(self.rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        self.response.close()
+AttemptFn = Callable[[Deployment, Attempt], Awaitable[T]]
 
 
 class Router:
     def __init__(
-        self, client: HTTPClient, config: RoutingConfig, *, expose_upstream_errors: bool = True
+        self,
+        client: HTTPClient,
+        table: RoutingTable,
+        config: RoutingConfig,
+        *,
+        expose_upstream_errors: bool = True,
+        state: RoutingState | None = None,
     ) -> None:
         self.client = client
+        self.table = table
         self.config = config
         self.expose_upstream_errors = expose_upstream_errors
+        self.state = state or RoutingState(config)
+        self.retry = RetryPolicy(config.retry, self.state.rng)
+        self.checker: HealthChecker | None = None
 
-    def plan(self, alias: Alias, trace: RoutingTrace) -> list[Deployment]:
-        """Deployments in the order to try them: by priority, then as configured."""
-        trace.strategy = alias.config.strategy
-        trace.strategy_source = "alias"
-        return sorted(alias.deployments, key=lambda d: d.config.priority)
+    def reload(self, table: RoutingTable, config: RoutingConfig) -> None:
+        """Serve a new table and settings, keeping every deployment's learned health."""
+        self.table, self.config = table, config
+        self.state.configure(config)
+        self.retry = RetryPolicy(config.retry, self.state.rng)
+        if self.checker is not None:
+            self.checker.replace(table)
+
+    async def start(self) -> None:
+        """Start active health checks, for providers that configure them."""
+        self.checker = HealthChecker(self.client, self.state)
+        self.checker.replace(self.table)
+
+    async def aclose(self) -> None:
+        if self.checker is not None:
+            await self.checker.aclose()
 
     # -- operations ------------------------------------------------------------------------
 
     async def chat(
-        self, trace: RoutingTrace, alias: Alias, request: ChatCompletionRequest, extras: Json
+        self,
+        trace: RoutingTrace,
+        alias: Alias,
+        request: ChatCompletionRequest,
+        extras: Json,
+        *,
+        default_strategy: str | None = None,
     ) -> Served:
+        job = self._chat_job(request)
+
         async def attempt(dep: Deployment, record: Attempt) -> Served:
             call = dep.adapter.chat_request(request, dep.target, extras)
             response = await self._send(dep, record, call)
-            body = await self._read_success(dep, response)
-            return Served(dep.adapter.chat_response(body, dep.target), dep)
+            body = dep.adapter.chat_response(await self._read_success(dep, response), dep.target)
+            self._settle_tokens(dep, job, body)
+            return Served(body, dep)
 
-        return await self._run(trace, alias, attempt)
+        return await self._route(trace, alias, job, attempt, default_strategy)
 
     async def open_stream(
-        self, trace: RoutingTrace, alias: Alias, request: ChatCompletionRequest, extras: Json
+        self,
+        trace: RoutingTrace,
+        alias: Alias,
+        request: ChatCompletionRequest,
+        extras: Json,
+        *,
+        default_strategy: str | None = None,
     ) -> OpenStream:
+        """A stream whose first chunk arrived; failures before it fall over transparently."""
+        job = self._chat_job(request)
+
         async def attempt(dep: Deployment, record: Attempt) -> OpenStream:
             call = dep.adapter.chat_request(request, dep.target, extras)
             response = await self._send(dep, record, call)
@@ -113,64 +136,264 @@ class Router:
                 response.close()
                 raise
             record.first_token()
-            return OpenStream(dep, record, first, chunks, response, decoder)
+            return OpenStream(dep, record, first, chunks, response, decoder, self.state, job)
 
-        return await self._run(trace, alias, attempt)
+        return await self._route(trace, alias, job, attempt, default_strategy)
 
     async def embeddings(
-        self, trace: RoutingTrace, alias: Alias, request: EmbeddingRequest
+        self,
+        trace: RoutingTrace,
+        alias: Alias,
+        request: EmbeddingRequest,
+        *,
+        default_strategy: str | None = None,
     ) -> Served:
+        job = RouteJob(False, 0, partial(_embedding_tokens, request))
+
         async def attempt(dep: Deployment, record: Attempt) -> Served:
             call = dep.adapter.embeddings_request(request, dep.target)
             response = await self._send(dep, record, call)
             body = await self._read_success(dep, response)
             return Served(dep.adapter.embeddings_response(body, dep.target, request), dep)
 
-        return await self._run(trace, alias, attempt)
+        return await self._route(trace, alias, job, attempt, default_strategy)
+
+    # -- choosing --------------------------------------------------------------------------
+
+    @staticmethod
+    def strategy_for(
+        alias: Alias, trace: RoutingTrace, default_strategy: str | None
+    ) -> tuple[str, str]:
+        """The strategy for the requested alias and where it came from."""
+        if trace.requested_strategy:
+            return trace.requested_strategy, "header"
+        if default_strategy:
+            return default_strategy, "workspace"
+        return alias.config.strategy, "alias"
+
+    def plan(self, alias: Alias, strategy: str, job: RouteJob, now: float) -> list[Deployment]:
+        """Every deployment of the alias, in the order to try them: priority groups in
+        turn, each ordered by the strategy; those inside an upstream Retry-After go last."""
+        groups = alias.groups
+        if len(groups) == 1 and len(groups[0]) == 1:
+            return [groups[0][0]]  # nothing to choose: the common case stays cheap
+        order = STRATEGIES[strategy]
+        ordered: list[Deployment] = []
+        for index, group in enumerate(groups):
+            if len(group) == 1:
+                ordered.append(group[0])
+            else:
+                ordered.extend(order(group, Choice(self.state, job, now, f"{alias.name}#{index}")))
+        health = self.state.health
+        waiting = [d for d in ordered if health(d.id).retry_at > now]
+        if waiting:
+            ordered = [d for d in ordered if d not in waiting] + waiting
+        return ordered
 
     # -- the attempt loop ------------------------------------------------------------------
 
-    async def _run(
+    async def _route(
         self,
         trace: RoutingTrace,
         alias: Alias,
-        attempt_fn: Callable[[Deployment, Attempt], Awaitable[T]],
+        job: RouteJob,
+        attempt_fn: AttemptFn[T],
+        default_strategy: str | None,
     ) -> T:
-        candidates = self.plan(alias, trace)
-        trace.candidates = [d.id for d in candidates]
+        """The requested alias, then whatever fallbacks its failures call for. When all
+        fail, the client sees the requested alias's error (the trace shows the rest)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.request_timeout
-        last_error: UpstreamError | None = None
-        for dep in candidates[: self.config.max_attempts]:
-            record = Attempt(dep.id, dep.provider, dep.model, alias.name)
-            trace.attempts.append(record)
-            total = dep.target.timeouts.total
-            record.deadline = deadline if total is None else min(deadline, loop.time() + total)
+        chain = FallbackChain(alias, self.table.get)
+        trace.aliases = chain.tried
+        first_error: UpstreamError | None = None
+        while (current := chain.next()) is not None:
+            override = default_strategy if current is alias else None
             try:
-                result = await attempt_fn(dep, record)
-            except UpstreamError as exc:
-                error = exc
-            except TransportError as exc:
-                error = from_transport(exc)
-            else:
-                if record.latency_ms is None:
-                    record.finish(200)
-                trace.served_by = record
-                return result
-            record.finish(error.status, str(error.kind))
-            if not is_retryable(error):
-                raise to_client_error(error, expose_message=self.expose_upstream_errors)
-            last_error = error
+                return await self._serve(trace, current, job, attempt_fn, deadline, override)
+            except UpstreamError as error:
+                first_error = first_error or error
+                if not chain.failed(current, error):
+                    raise self._client_error(error) from None
             if loop.time() >= deadline:
                 break
-        if last_error is None:
-            raise GatewayError(
-                503,
-                f"No deployment is available for model `{alias.name}`.",
-                type=ErrorType.UNAVAILABLE,
-                code=ErrorCode.NO_DEPLOYMENT,
+        assert first_error is not None
+        raise self._client_error(first_error)
+
+    async def _serve(
+        self,
+        trace: RoutingTrace,
+        alias: Alias,
+        job: RouteJob,
+        attempt_fn: AttemptFn[T],
+        deadline: float,
+        default_strategy: str | None,
+    ) -> T:
+        """Try one alias's deployments; raise the error that decided it could not serve."""
+        if len(trace.aliases) == 1:
+            strategy, trace.strategy_source = self.strategy_for(alias, trace, default_strategy)
+            trace.strategy = strategy
+        else:
+            strategy = alias.config.strategy  # fallback aliases route by their own strategy
+        candidates = self.plan(alias, strategy, job, self.state.clock())
+        if len(trace.aliases) == 1:
+            trace.candidates = [d.id for d in candidates]
+        loop = asyncio.get_running_loop()
+        limit = self.config.max_attempts
+        per_deployment = self.config.retry.attempts_per_deployment
+        attempts = 0
+        last: UpstreamError | None = None
+        pending: list[tuple[Deployment, UpstreamError | None]] = [(d, None) for d in candidates]
+        tries = 1
+        while pending and attempts < limit:
+            again: list[tuple[Deployment, UpstreamError | None]] = []
+            for dep, previous in pending:
+                if attempts >= limit or loop.time() >= deadline:
+                    break
+                if previous is not None:  # this deployment failed before: back off first
+                    wait = self.retry.delay(tries - 1, previous.retry_after, loop.time(), deadline)
+                    if wait is None:
+                        continue
+                    await asyncio.sleep(wait)
+                refusal = self._admit(dep, job)
+                if refusal is not None:
+                    trace.skip(dep.id, refusal)
+                    continue
+                attempts += 1
+                try:
+                    return await self._attempt(trace, alias, dep, job, attempt_fn, deadline)
+                except UpstreamError as error:
+                    if not is_retryable(error):
+                        raise
+                    last = error
+                    if tries < per_deployment and is_transient(error):
+                        again.append((dep, error))
+            pending, tries = again, tries + 1
+        if attempts == 0:
+            return await self._last_resort(trace, alias, candidates, job, attempt_fn, deadline)
+        assert last is not None
+        raise last
+
+    async def _last_resort(
+        self,
+        trace: RoutingTrace,
+        alias: Alias,
+        candidates: list[Deployment],
+        job: RouteJob,
+        attempt_fn: AttemptFn[T],
+        deadline: float,
+    ) -> T:
+        """Every deployment was skipped. If their circuits are open and no fallback alias
+        is configured, probe the one that would reopen first rather than fail untried (one
+        such probe at a time); otherwise refuse, saying when to come back."""
+        now = self.state.clock()
+        health = self.state.health
+        tripped = [d for d in candidates if health(d.id).breaker.state is not BreakerState.CLOSED]
+        if tripped and not alias.config.fallbacks:
+            dep = min(tripped, key=lambda d: health(d.id).breaker.reopens_in(now))
+            if self._admit(dep, job, force=True) is None:
+                return await self._attempt(trace, alias, dep, job, attempt_fn, deadline)
+        capped = [self._capacity_wait(d, job, now) for d in candidates if d not in tripped]
+        if capped:
+            raise CapacityExhausted(min(capped))
+        raise CircuitOpen(min(health(d.id).breaker.reopens_in(now) for d in tripped))
+
+    async def _attempt(
+        self,
+        trace: RoutingTrace,
+        alias: Alias,
+        dep: Deployment,
+        job: RouteJob,
+        attempt_fn: AttemptFn[T],
+        deadline: float,
+    ) -> T:
+        """One call to one deployment, recorded in the trace and in its health."""
+        record = Attempt(dep.id, dep.provider, dep.model, alias.name)
+        trace.attempts.append(record)
+        total = dep.target.timeouts.total
+        now_loop = asyncio.get_running_loop().time()
+        record.deadline = deadline if total is None else min(deadline, now_loop + total)
+        health = self.state.health(dep.id)
+        health.begin()
+        try:
+            result = await attempt_fn(dep, record)
+        except UpstreamError as exc:
+            error = exc
+        except TransportError as exc:
+            error = from_transport(exc)
+        except BaseException:
+            health.released(self.state.clock())  # cancelled: the client went away
+            raise
+        else:
+            trace.served_by = record
+            if job.stream:  # the stream keeps the deployment busy until OpenStream.finish
+                health.first_token((record.ttft_ms or 0.0) / 1000, self.state.clock())
+            else:
+                record.finish(200)
+                health.succeeded(self.state.clock(), (record.latency_ms or 0.0) / 1000)
+            return result
+        record.finish(error.status, str(error.kind))
+        health.failed(error, self.state.clock())
+        raise error
+
+    def _admit(self, dep: Deployment, job: RouteJob, *, force: bool = False) -> str | None:
+        """None if `dep` may be called now (and count it against its caps), else why not."""
+        state = self.state
+        health = state.health(dep.id)
+        cfg = dep.config
+        if cfg.max_parallel is not None and health.in_flight >= cfg.max_parallel:
+            return "max_parallel"
+        now = state.clock()
+        breaker = health.breaker
+        if not (force or breaker.available(now)):
+            return "circuit_open"
+        if dep.token_capped and state.capacity.admit(
+            dep.id, cfg.rpm, cfg.tpm, job.total_tokens if cfg.tpm else 0, now
+        ):
+            return "rate_cap"
+        if not breaker.acquire(now, force=force):
+            return "circuit_open"
+        return None
+
+    def _capacity_wait(self, dep: Deployment, job: RouteJob, now: float) -> float:
+        cfg = dep.config
+        wait = 0.0
+        if dep.token_capped:
+            tokens = job.total_tokens if cfg.tpm else 0
+            wait = self.state.capacity.wait_time(dep.id, cfg.rpm, cfg.tpm, tokens, now)
+        return wait or 1.0  # max_parallel: a slot frees when a request ends; say a second
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _chat_job(self, request: ChatCompletionRequest) -> RouteJob:
+        output = request.output_token_limit or self.config.default_output_tokens
+        return RouteJob(request.is_stream, output, partial(estimate_prompt_tokens, request))
+
+    def _settle_tokens(self, dep: Deployment, job: RouteJob, body: Json) -> None:
+        """Replace the token estimate counted against `tpm` with the reported usage."""
+        if dep.config.tpm is None:
+            return
+        usage = Usage.from_openai(body.get("usage"))
+        if usage is not None:
+            self.state.capacity.adjust(
+                dep.id, usage.total_tokens - job.total_tokens, self.state.clock()
             )
-        raise to_client_error(last_error, expose_message=self.expose_upstream_errors)
+
+    def _client_error(self, error: UpstreamError) -> Exception:
+        return to_client_error(error, expose_message=self.expose_upstream_errors)
+
+    def health_report(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, detail): ready while every alias has a deployment whose circuit is not
+        open; the detail has each deployment's breaker state, latency, error rate, in flight."""
+        now = self.state.clock()
+        ids: dict[str, None] = {}
+        down: list[str] = []
+        for alias in self.table.aliases.values():
+            breakers = [self.state.health(d.id).breaker for d in alias.deployments]
+            if all(b.state is BreakerState.OPEN and not b.available(now) for b in breakers):
+                down.append(alias.name)
+            ids.update(dict.fromkeys(d.id for d in alias.deployments))
+        return not down, {"deployments": self.state.snapshot(list(ids)), "unavailable": down}
 
     async def _send(self, dep: Deployment, record: Attempt, call: UpstreamCall) -> UpstreamResponse:
         target = dep.target
@@ -190,3 +413,10 @@ class Router:
         if response.status >= 300:
             raise dep.adapter.error(response.status, response.headers, body)
         return body
+
+
+def _embedding_tokens(request: EmbeddingRequest) -> int:
+    return sum(
+        estimate_text_tokens(i) if isinstance(i, str) else len(i) if isinstance(i, list) else 1
+        for i in request.inputs_as_list()
+    )

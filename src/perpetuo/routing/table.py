@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from perpetuo.config.loader import ConfigError
-from perpetuo.config.model import DeploymentConfig, GatewayConfig, ModelAliasConfig
+from perpetuo.config.model import (
+    DeploymentConfig,
+    GatewayConfig,
+    HealthCheckConfig,
+    ModelAliasConfig,
+)
+from perpetuo.metering.pricing import Price, PricingCatalog, default_catalog
 from perpetuo.providers.base import ProviderAdapter, Target
 from perpetuo.providers.registry import adapter_for, build_target
 
@@ -19,6 +25,12 @@ class Deployment:
     target: Target
     adapter: ProviderAdapter
     config: DeploymentConfig
+    price: Price | None = None  # catalog price with the deployment's `price:` laid over it
+    health_check: HealthCheckConfig | None = None  # the provider's active probe, if any
+
+    @property
+    def token_capped(self) -> bool:
+        return self.config.rpm is not None or self.config.tpm is not None
 
     @property
     def provider(self) -> str:
@@ -34,6 +46,15 @@ class Alias:
     name: str
     deployments: tuple[Deployment, ...]
     config: ModelAliasConfig
+    # Deployments by `priority` (lowest first), each group in configured order.
+    groups: tuple[tuple[Deployment, ...], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        levels = sorted({d.config.priority for d in self.deployments})
+        groups = tuple(
+            tuple(d for d in self.deployments if d.config.priority == level) for level in levels
+        )
+        object.__setattr__(self, "groups", groups)
 
     @property
     def extra_params(self) -> frozenset[str]:
@@ -51,8 +72,11 @@ class RoutingTable:
         return list(self.aliases)
 
     @classmethod
-    def build(cls, config: GatewayConfig, source: str = "config") -> RoutingTable:
+    def build(
+        cls, config: GatewayConfig, source: str = "config", catalog: PricingCatalog | None = None
+    ) -> RoutingTable:
         """Resolve every deployment; a problem raises ConfigError naming the field."""
+        catalog = catalog or default_catalog()
         for name, provider in config.providers.items():
             try:
                 adapter_for(provider.type)
@@ -74,16 +98,19 @@ class RoutingTable:
                         target=target,
                         adapter=adapter_for(provider.type),
                         config=dep,
+                        price=catalog.price_for(dep.model, dep.price),
+                        health_check=provider.health_check,
                     )
                 )
             aliases[alias_name] = Alias(alias_name, tuple(deployments), spec)
         return cls(aliases)
 
     def describe(self) -> list[dict[str, object]]:
-        """One row per deployment, in routing order, for `perpetuo check-config`."""
+        """One row per deployment, in priority order, for `perpetuo check-config`."""
         rows: list[dict[str, object]] = []
         for alias in self.aliases.values():
-            for order, dep in enumerate(alias.deployments, 1):
+            ordered = [dep for group in alias.groups for dep in group]
+            for order, dep in enumerate(ordered, 1):
                 rows.append(
                     {
                         "alias": alias.name,

@@ -42,22 +42,39 @@ class Attempt:
 
 @dataclass(slots=True)
 class RoutingTrace:
+    requested_strategy: str | None = None  # the X-Perpetuo-Route header, validated
     strategy: str = "default"
     strategy_source: str = "alias"  # header, workspace or alias
-    candidates: list[str] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)  # the requested alias's order
     attempts: list[Attempt] = field(default_factory=list)
     served_by: Attempt | None = None
+    aliases: list[str] = field(default_factory=list)  # the requested one, then fallbacks
+    skipped: list[tuple[str, str]] | None = None  # (deployment, why) left out, rarely any
 
     @property
     def fallback_used(self) -> bool:
-        """True when something other than the first choice served the request."""
-        return self.served_by is not None and self.served_by is not self.attempts[0]
+        """True when a deployment or alias other than the first attempted served it
+        (a retry of the same deployment is not a fallback)."""
+        served = self.served_by
+        if served is None:
+            return False
+        first = self.attempts[0]
+        return served.deployment != first.deployment or served.alias != first.alias
+
+    def skip(self, deployment: str, reason: str) -> None:
+        if self.skipped is None:
+            self.skipped = []
+        self.skipped.append((deployment, reason))
 
     def as_dict(self) -> dict[str, object]:
+        served = self.served_by
         return {
             "strategy": self.strategy,
             "strategy_source": self.strategy_source,
             "candidates": self.candidates,
+            "aliases": self.aliases,
+            "skipped": [{"deployment": d, "reason": r} for d, r in self.skipped or ()],
             "attempts": [a.as_dict() for a in self.attempts],
+            "served_alias": None if served is None else served.alias,
             "fallback": self.fallback_used,
         }

@@ -38,6 +38,12 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     MISSING_API_KEY = "missing_api_key"
     INVALID_API_KEY = "invalid_api_key"
+    API_KEY_REVOKED = "api_key_revoked"
+    API_KEY_EXPIRED = "api_key_expired"
+    API_KEY_ROTATED = "api_key_rotated"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    REFERER_NOT_ALLOWED = "referer_not_allowed"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
     INSUFFICIENT_SCOPE = "insufficient_scope"
     MODEL_NOT_FOUND = "model_not_found"
     ROUTE_NOT_FOUND = "not_found"
@@ -50,6 +56,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_BAD_RESPONSE = "upstream_bad_response"
     NO_DEPLOYMENT = "no_deployment_available"
+    DEPLOYMENT_CAPACITY = "deployment_capacity_exceeded"
     INTERNAL = "internal_error"
 
 

@@ -63,6 +63,11 @@ class AnthropicAdapter(ProviderAdapter):
         headers.extend(target.headers)  # e.g. anthropic-beta
         return headers
 
+    def probe_request(self, target: Target) -> UpstreamCall:
+        path = target.base_url.target.split("?", 1)[0].rstrip("/")
+        url = target.base_url.join("models" if path.endswith("/v1") else "v1/models", "limit=1")
+        return UpstreamCall(url, self.headers(target), b"", "GET")
+
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json
     ) -> UpstreamCall:

@@ -50,13 +50,17 @@ class GeminiAdapter(ProviderAdapter):
     # -- requests --------------------------------------------------------------------------
 
     def url(self, target: Target, action: str, query: str = "") -> URL:
+        return self._join(target, f"{model_path(target.model)}:{action}", query)
+
+    def _join(self, target: Target, path: str, query: str = "") -> URL:
+        """`path` under the API version, unless api_base already names one."""
         base_path = target.base_url.target.split("?", 1)[0].rstrip("/")
         version = (
             ""
             if _VERSIONED_BASE.search(base_path)
             else (f"{target.api_version or DEFAULT_API_VERSION}/")
         )
-        return target.base_url.join(f"{version}{model_path(target.model)}:{action}", query)
+        return target.base_url.join(f"{version}{path}", query)
 
     def headers(self, target: Target) -> list[tuple[str, str]]:
         headers = json_headers()
@@ -64,6 +68,11 @@ class GeminiAdapter(ProviderAdapter):
             headers.append((API_KEY_HEADER, target.api_key))
         headers.extend(target.headers)
         return headers
+
+    def probe_request(self, target: Target) -> UpstreamCall:
+        return UpstreamCall(
+            self._join(target, "models", "pageSize=1"), self.headers(target), b"", "GET"
+        )
 
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json

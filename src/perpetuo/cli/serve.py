@@ -1,4 +1,4 @@
-"""The `perpetuo` command line."""
+"""`perpetuo serve`, `perpetuo check-config`, `perpetuo version`."""
 
 from __future__ import annotations
 
@@ -10,21 +10,15 @@ from typing import Annotated
 import typer
 
 from perpetuo import __version__
-
-cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Perpetuo LLM gateway.")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML config file (env: PERPETUO_CONFIG)."),
-]
+from perpetuo.cli.common import ConfigOption, fail, run, settings_for
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+def register(cli: typer.Typer) -> None:
+    cli.command()(serve)
+    cli.command("check-config")(check_config)
+    cli.command()(version)
 
 
-@cli.command()
 def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (env: PERPETUO_HOST).")] = None,
@@ -34,32 +28,42 @@ def serve(
     """Run the gateway."""
     import uvicorn
 
+    from perpetuo.app import build_control_plane
     from perpetuo.auth.master_key import ensure_master_key, master_key_file
-    from perpetuo.config import ConfigError, Settings, load_config
+    from perpetuo.config import ConfigError, load_config
+    from perpetuo.control.bootstrap import StartupError, prepare_store
     from perpetuo.routing.table import RoutingTable
 
-    settings = Settings()
-    if config is not None:
-        os.environ["PERPETUO_CONFIG"] = str(config.resolve())
-        settings = Settings()
+    settings = settings_for(config)
     try:
         gateway_config = load_config(settings.config)
         RoutingTable.build(gateway_config, str(settings.config or "config"))
     except ConfigError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     if settings.master_key is None:
         _, created = ensure_master_key(settings.data_dir)
         where = master_key_file(settings.data_dir)
         typer.echo(f"master key {'written to' if created else 'read from'} {where}", err=True)
-    bind_host = host or gateway_config.server.host or settings.host
-    bind_port = port or gateway_config.server.port or settings.port
+
+    async def prepare() -> None:
+        plane = build_control_plane(settings)
+        try:
+            await prepare_store(plane)
+        finally:
+            await plane.db.dispose()
+
+    try:
+        run(prepare())
+    except StartupError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot open the database: {exc}")
     os.environ["PERPETUO_DATA_DIR"] = str(settings.data_dir.resolve())
     uvicorn.run(
         "perpetuo.app:create_app",
         factory=True,
-        host=bind_host,
-        port=bind_port,
+        host=host or gateway_config.server.host or settings.host,
+        port=port or gateway_config.server.port or settings.port,
         workers=workers,
         loop="uvloop",
         http="httptools",
@@ -71,7 +75,6 @@ def serve(
     )
 
 
-@cli.command("check-config")
 def check_config(
     path: Annotated[Path, typer.Argument(help="YAML config file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
@@ -83,8 +86,7 @@ def check_config(
     try:
         table = RoutingTable.build(load_config(path), str(path))
     except ConfigError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     rows = table.describe()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -97,11 +99,6 @@ def check_config(
         typer.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
 
 
-@cli.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
-
-
-def main() -> None:
-    cli()

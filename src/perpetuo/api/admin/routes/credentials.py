@@ -1,0 +1,53 @@
+"""/api/workspaces/{workspace_id}/credentials: provider credentials (BYOK)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from perpetuo.api.admin.deps import ActorDep, PlaneDep
+from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
+from perpetuo.control import credentials as service
+from perpetuo.control.connection_test import test_connection
+
+router = APIRouter(prefix="/api/workspaces/{workspace_id}/credentials", tags=["Provider credentials"])
+
+
+@router.get("", summary="List provider credentials (masked)")
+async def list_credentials(
+    workspace_id: str, actor: ActorDep, plane: PlaneDep, limit: LimitParam = 50,
+    cursor: CursorParam = None,
+) -> dict[str, Any]:
+    result = await service.list_credentials(plane, actor, workspace_id, limit=limit, cursor=cursor)
+    return page(result, service.credential_view)
+
+
+@router.post("", status_code=201, summary="Store a provider credential (encrypted; never shown again)")
+async def create_credential(
+    workspace_id: str, body: service.CredentialCreate, actor: ActorDep, plane: PlaneDep
+) -> dict[str, Any]:
+    return one(await service.create_credential(plane, actor, workspace_id, body))
+
+
+@router.get("/{credential_id}", summary="Get a provider credential (masked)")
+async def get_credential(
+    workspace_id: str, credential_id: str, actor: ActorDep, plane: PlaneDep
+) -> dict[str, Any]:
+    return one(await service.get_credential(plane, actor, workspace_id, credential_id))
+
+
+@router.delete("/{credential_id}", status_code=204, summary="Delete a provider credential")
+async def delete_credential(
+    workspace_id: str, credential_id: str, actor: ActorDep, plane: PlaneDep
+) -> Response:
+    await service.delete_credential(plane, actor, workspace_id, credential_id)
+    return Response(status_code=204)
+
+
+@router.post("/{credential_id}/test", summary="Test the connection with this credential")
+async def test_credential(
+    workspace_id: str, credential_id: str, actor: ActorDep, plane: PlaneDep, request: Request
+) -> dict[str, Any]:
+    row, secret = await service.load_secret(plane, actor, workspace_id, credential_id)
+    return one(await test_connection(request.app.state.http, row, secret))

@@ -1,0 +1,155 @@
+"""API keys for the data plane, from memory.
+
+A key is read from the database the first time it is seen, then served from memory until
+its entry expires or is invalidated (locally at once; from other instances through the
+invalidation feed). Unknown hashes are remembered briefly too, so random keys cannot turn
+into a database load. Concurrent misses for one key share a single query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from perpetuo.auth.principal import Principal
+from perpetuo.singleflight import SingleFlight
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    principal: Principal
+    key_id: str
+    revoked: bool
+    expires_at: float | None  # epoch seconds
+    valid_until: float | None  # a rotated-away secret stops working at this time
+    networks: tuple[IPNetwork, ...] | None
+    referer_domains: tuple[str, ...] | None
+    limits: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Any, matched_hash: str) -> KeyRecord:
+        previous = row.previous_hash == matched_hash and row.key_hash != matched_hash
+        return cls(
+            principal=Principal(
+                kind="api_key",
+                workspace_id=row.workspace_id,
+                key_id=row.id,
+                user_id=row.owner_id,
+                scopes=frozenset(row.scopes or ()),
+                allowed_models=frozenset(row.allowed_models) if row.allowed_models else None,
+            ),
+            key_id=row.id,
+            revoked=row.revoked_at is not None,
+            expires_at=_epoch(row.expires_at),
+            valid_until=_epoch(row.previous_valid_until) if previous else None,
+            networks=tuple(ipaddress.ip_network(n, strict=False) for n in row.ip_allowlist)
+            if row.ip_allowlist
+            else None,
+            referer_domains=tuple(d.lower() for d in row.referer_domains)
+            if row.referer_domains
+            else None,
+            limits=dict(row.limits or {}),
+        )
+
+
+def _epoch(value: dt.datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+@dataclass(slots=True)
+class _Entry:
+    record: KeyRecord | None
+    fresh_until: float
+
+
+Loader = Callable[[str], Awaitable[KeyRecord | None]]
+
+
+class KeyCache:
+    def __init__(
+        self,
+        loader: Loader,
+        *,
+        ttl: float = 60.0,
+        negative_ttl: float = 5.0,
+        max_entries: int = 200_000,
+    ) -> None:
+        self._loader = loader
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, _Entry] = {}
+        self._by_key_id: dict[str, set[str]] = {}
+        self._flight: SingleFlight[KeyRecord | None] = SingleFlight()
+        self._last_used: dict[str, float] = {}
+
+    async def get(self, key_hash: str) -> KeyRecord | None:
+        entry = self._entries.get(key_hash)
+        if entry is not None and entry.fresh_until > time.monotonic():
+            return entry.record
+        return await self._flight.run(key_hash, lambda: self._load(key_hash))
+
+    async def _load(self, key_hash: str) -> KeyRecord | None:
+        record = await self._loader(key_hash)
+        self._store(key_hash, record)
+        return record
+
+    def _store(self, key_hash: str, record: KeyRecord | None) -> None:
+        if len(self._entries) >= self._max_entries:
+            self._evict()
+        ttl = self._ttl if record is not None else self._negative_ttl
+        self._entries[key_hash] = _Entry(record, time.monotonic() + ttl)
+        if record is not None:
+            self._by_key_id.setdefault(record.key_id, set()).add(key_hash)
+
+    def _evict(self) -> None:
+        """Drop expired entries; if none are, drop the oldest tenth (dicts keep order)."""
+        now = time.monotonic()
+        stale = [h for h, e in self._entries.items() if e.fresh_until <= now]
+        if len(stale) < self._max_entries // 10:
+            stale += list(self._entries)[: self._max_entries // 10]
+        for key_hash in stale:
+            self._forget(key_hash)
+
+    def _forget(self, key_hash: str) -> None:
+        entry = self._entries.pop(key_hash, None)
+        if entry is not None and entry.record is not None:
+            hashes = self._by_key_id.get(entry.record.key_id)
+            if hashes is not None:
+                hashes.discard(key_hash)
+                if not hashes:
+                    del self._by_key_id[entry.record.key_id]
+
+    def invalidate_key(self, key_id: str) -> None:
+        for key_hash in list(self._by_key_id.get(key_id, ())):
+            self._forget(key_hash)
+
+    def invalidate_hash(self, key_hash: str) -> None:
+        self._forget(key_hash)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._by_key_id.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- last used, written in batches ------------------------------------------------------
+
+    def touch(self, key_id: str) -> None:
+        self._last_used[key_id] = time.time()
+
+    def take_last_used(self) -> dict[str, float]:
+        used, self._last_used = self._last_used, {}
+        return used
+
+    def restore_last_used(self, key_id: str, when: float) -> None:
+        """Put back a time that could not be written (a newer one wins)."""
+        if self._last_used.get(key_id, 0.0) < when:
+            self._last_used[key_id] = when

@@ -1,0 +1,56 @@
+"""The server secret and the keys derived from it.
+
+One secret (PERPETUO_SECRET_KEY, or generated once into the data directory for the embedded
+default) feeds HKDF, which derives an independent key for each purpose: API-key hashing,
+session tokens. Every instance of a deployment must share the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+SECRET_FILE = "secret.key"
+
+
+@dataclass(frozen=True)
+class DerivedKeys:
+    api_key_hmac: bytes
+    jwt_signing: bytes
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> DerivedKeys:
+        return cls(
+            api_key_hmac=_derive(secret, b"perpetuo/api-key-hmac/v1"),
+            jwt_signing=_derive(secret, b"perpetuo/jwt-signing/v1"),
+        )
+
+
+def _derive(secret: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+
+
+def load_server_secret(configured: str | None, data_dir: Path, *, create: bool) -> bytes:
+    """The configured secret, else the one stored in the data directory (created if asked)."""
+    if configured:
+        if len(configured) < 32:
+            raise ValueError("PERPETUO_SECRET_KEY must be at least 32 characters")
+        return configured.encode()
+    path = data_dir / SECRET_FILE
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        if not create:
+            raise
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(value + b"\n")
+    return value

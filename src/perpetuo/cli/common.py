@@ -1,0 +1,54 @@
+"""Helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (env: PERPETUO_CONFIG)."),
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_for(config: Path | None) -> Any:
+    """Settings from the environment, with --config taking precedence over PERPETUO_CONFIG."""
+    from perpetuo.config import Settings
+
+    if config is not None:
+        os.environ["PERPETUO_CONFIG"] = str(config.resolve())
+    return Settings()
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+@asynccontextmanager
+async def control_plane(config: Path | None) -> AsyncIterator[Any]:
+    """The control plane over the configured database, schema brought to head."""
+    from perpetuo.app import build_control_plane
+    from perpetuo.control.bootstrap import StartupError, prepare_store
+
+    plane = build_control_plane(settings_for(config))
+    try:
+        try:
+            await prepare_store(plane)
+        except StartupError as exc:
+            fail(str(exc))
+        yield plane
+    finally:
+        await plane.db.dispose()

@@ -1,0 +1,154 @@
+"""Telling every gateway instance what changed, so in-memory caches never serve stale state.
+
+Two channels, so that neither is a single point of failure:
+- Redis pub/sub (when Redis is configured): changes arrive in milliseconds.
+- Database polling: every `poll_interval` seconds each instance asks which keys and
+  workspaces changed since it last looked (with an overlap window for commit-order races).
+  This also catches anything pub/sub lost while Redis was down.
+The instance that made a change applies it to itself at once, before any of that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from perpetuo.store.database import Database
+from perpetuo.store.schema import api_keys, workspaces
+from perpetuo.store.timeutil import utcnow
+
+log = logging.getLogger("perpetuo.changes")
+
+CHANNEL = "perpetuo:changes"
+KEY = "key"  # an API key changed (revoked, rotated, edited)
+WORKSPACE = "workspace"  # a workspace's models, credentials or settings changed
+CONFIG = "config"  # the platform config was reloaded
+
+Listener = Callable[[str], None]
+
+_OVERLAP = dt.timedelta(seconds=10)
+
+
+class ChangeFeed:
+    def __init__(
+        self, db: Database | None, redis_url: str | None = None, *, poll_interval: float = 2.0
+    ) -> None:
+        self.db = db
+        self.redis_url = redis_url
+        self.poll_interval = poll_interval
+        self.instance = secrets.token_hex(6)
+        self._listeners: dict[str, list[Listener]] = defaultdict(list)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._redis: Any = None
+        self._watermark = utcnow()
+        self.redis_connected = False
+
+    def subscribe(self, kind: str, listener: Listener) -> None:
+        self._listeners[kind].append(listener)
+
+    def _dispatch(self, kind: str, ident: str) -> None:
+        for listener in self._listeners.get(kind, ()):
+            try:
+                listener(ident)
+            except Exception:
+                log.exception("change listener failed for %s %s", kind, ident)
+
+    async def publish(self, kind: str, ident: str) -> None:
+        """Apply here now, then tell the other instances (best effort: polling backs it up)."""
+        self._dispatch(kind, ident)
+        if self._redis is None:
+            return
+        message = json.dumps({"kind": kind, "id": ident, "origin": self.instance})
+        try:
+            await self._redis.publish(CHANNEL, message)
+        except Exception as exc:
+            log.warning("could not publish change to Redis (%s); polling will carry it", exc)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.db is not None:
+            self._tasks.append(asyncio.create_task(self._poll_forever(), name="changes-poll"))
+        if self.redis_url:
+            import redis.asyncio as redis
+
+            self._redis = redis.from_url(self.redis_url, socket_connect_timeout=2)
+            self._tasks.append(asyncio.create_task(self._listen_forever(), name="changes-redis"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+            self._redis = None
+
+    # -- database polling --------------------------------------------------------------------
+
+    async def poll_once(self) -> None:
+        assert self.db is not None
+        started = utcnow()
+        since = self._watermark - _OVERLAP
+        async with self.db.connect() as conn:
+            keys = (await conn.execute(select(api_keys.c.id).where(api_keys.c.updated_at > since)))
+            changed_keys = list(keys.scalars())
+            rows = await conn.execute(select(workspaces.c.id).where(workspaces.c.updated_at > since))
+            changed_workspaces = list(rows.scalars())
+        for key_id in changed_keys:
+            self._dispatch(KEY, key_id)
+        for workspace_id in changed_workspaces:
+            self._dispatch(WORKSPACE, workspace_id)
+        self._watermark = started
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.poll_once()
+            except Exception as exc:
+                log.warning("change poll failed: %s", exc)
+
+    # -- Redis pub/sub -----------------------------------------------------------------------
+
+    async def _listen_forever(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(CHANNEL)
+                self.redis_connected = True
+                backoff = 0.5
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._on_message(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.redis_connected = False
+                log.warning("Redis change channel lost (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _on_message(self, data: Any) -> None:
+        try:
+            message = json.loads(data)
+        except (TypeError, ValueError):
+            return
+        if message.get("origin") == self.instance:
+            return  # already applied locally
+        kind, ident = message.get("kind"), message.get("id")
+        if isinstance(kind, str) and isinstance(ident, str):
+            self._dispatch(kind, ident)

@@ -1,0 +1,29 @@
+"""The control plane's long-lived parts, shared by the admin API, the CLI and the gateway."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from perpetuo.auth.credential_crypto import Keyring
+from perpetuo.auth.secrets import DerivedKeys
+from perpetuo.auth.throttle import LoginThrottle
+from perpetuo.control.changes import ChangeFeed
+from perpetuo.store.database import Database
+
+
+@dataclass
+class TokenPolicy:
+    access_ttl: float = 15 * 60
+    refresh_ttl: float = 30 * 24 * 3600
+    invite_ttl: float = 7 * 24 * 3600
+    rotation_grace: float = 24 * 3600  # default grace period of a rotated key's old secret
+
+
+@dataclass
+class ControlPlane:
+    db: Database
+    keys: DerivedKeys
+    changes: ChangeFeed
+    keyring: Keyring | None = None
+    tokens: TokenPolicy = field(default_factory=TokenPolicy)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)  # in memory unless given

@@ -1,0 +1,199 @@
+"""Workspaces (tenants): create, list, read, update settings, delete.
+
+Whoever creates a workspace becomes its owner. People see only the workspaces they belong
+to; platform super-administrators (and the master key) see all of them, as owners.
+Settings changes bump the workspace's routing version so every instance picks them up.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perpetuo.auth.principal import DEFAULT_WORKSPACE_ID
+from perpetuo.control import audit
+from perpetuo.control.access import require_role
+from perpetuo.control.actor import Actor, Role
+from perpetuo.control.changes import KEY, WORKSPACE
+from perpetuo.control.errors import invalid, not_found
+from perpetuo.control.plane import ControlPlane
+from perpetuo.control.workspace_routing import touch_routing
+from perpetuo.store.ids import new_id
+from perpetuo.store.pagination import Page, newest_first, to_page
+from perpetuo.store.schema import api_keys, memberships, workspaces
+from perpetuo.store.timeutil import iso, utcnow
+
+DefaultStrategy = Literal["default", "fastest", "cheapest", "reliable", "weighted", "least-busy"]
+
+
+class WorkspaceSettings(BaseModel):
+    """A workspace's settings with their defaults (only explicitly set values are stored)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    default_strategy: DefaultStrategy = Field(
+        default="default", description="Routing strategy for aliases that do not name one"
+    )
+    log_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=30, description="How long request logs are kept"
+    )
+    log_request_bodies: bool = Field(default=False, description="Keep prompts and completions")
+
+
+class SettingsPatch(BaseModel):
+    """Fields given are set; a field given as null goes back to its default."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    default_strategy: DefaultStrategy | None = None
+    log_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    log_request_bodies: bool | None = None
+
+
+class WorkspaceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    settings: SettingsPatch | None = None
+
+
+class WorkspaceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    settings: SettingsPatch | None = None
+
+
+def effective_settings(stored: dict[str, Any] | None) -> WorkspaceSettings:
+    return WorkspaceSettings.model_validate(stored or {})
+
+
+def workspace_view(row: Any, role: Role | str | None) -> dict[str, Any]:
+    label = role.label if isinstance(role, Role) else role
+    return {
+        "id": row.id,
+        "object": "workspace",
+        "name": row.name,
+        "settings": effective_settings(row.settings).model_dump(),
+        "role": label,  # the caller's role here
+        "is_default": row.id == DEFAULT_WORKSPACE_ID,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _merged(stored: dict[str, Any] | None, patch: SettingsPatch) -> dict[str, Any]:
+    merged = dict(stored or {})
+    for name in patch.model_fields_set:
+        value = getattr(patch, name)
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
+async def get_row(conn: AsyncConnection, workspace_id: str) -> Any:
+    return (await conn.execute(select(workspaces).where(workspaces.c.id == workspace_id))).first()
+
+
+async def create_workspace(plane: ControlPlane, actor: Actor, spec: WorkspaceCreate) -> dict[str, Any]:
+    workspace_id = new_id("ws")
+    now = utcnow()
+    settings = _merged({}, spec.settings) if spec.settings else {}
+    async with plane.db.begin() as conn:
+        await conn.execute(insert(workspaces).values(
+            id=workspace_id, name=spec.name.strip(), settings=settings, created_at=now,
+            updated_at=now, routing_version=0,
+        ))
+        if actor.user_id is not None:
+            await conn.execute(insert(memberships).values(
+                workspace_id=workspace_id, user_id=actor.user_id, role=Role.OWNER.label,
+                created_at=now,
+            ))
+        view = workspace_view(await get_row(conn, workspace_id), Role.OWNER)
+        await audit.record(conn, actor, "workspace.create", workspace_id=workspace_id,
+                           target_type="workspace", target_id=workspace_id, after=view)
+    return view
+
+
+async def list_workspaces(
+    plane: ControlPlane, actor: Actor, *, limit: int, cursor: str | None
+) -> Page:
+    """Rows carry the caller's `role`."""
+    if actor.is_superadmin:
+        query = select(workspaces)  # all of them; listed_view shows the owner role
+    else:
+        query = (
+            select(workspaces, memberships.c.role)
+            .join(memberships, memberships.c.workspace_id == workspaces.c.id)
+            .where(memberships.c.user_id == actor.user_id)
+        )
+    async with plane.db.connect() as conn:
+        return to_page((await conn.execute(newest_first(query, workspaces, cursor, limit))).all(),
+                       limit)
+
+
+def listed_view(actor: Actor, row: Any) -> dict[str, Any]:
+    return workspace_view(row, Role.OWNER if actor.is_superadmin else row.role)
+
+
+async def get_workspace(plane: ControlPlane, actor: Actor, workspace_id: str) -> dict[str, Any]:
+    async with plane.db.connect() as conn:
+        role = await require_role(conn, actor, workspace_id, Role.VIEWER)
+        return workspace_view(await get_row(conn, workspace_id), role)
+
+
+async def update_workspace(
+    plane: ControlPlane, actor: Actor, workspace_id: str, spec: WorkspaceUpdate
+) -> dict[str, Any]:
+    async with plane.db.begin() as conn:
+        role = await require_role(conn, actor, workspace_id, Role.ADMIN)
+        row = await get_row(conn, workspace_id)
+        values: dict[str, Any] = {}
+        if spec.name is not None and spec.name.strip() != row.name:
+            values["name"] = spec.name.strip()
+        settings_changed = False
+        if spec.settings is not None:
+            merged = _merged(row.settings, spec.settings)
+            settings_changed = merged != (row.settings or {})
+            if settings_changed:
+                values["settings"] = merged
+        if not values:
+            return workspace_view(row, role)
+        await conn.execute(update(workspaces).where(workspaces.c.id == workspace_id)
+                           .values(**values, updated_at=utcnow()))
+        if settings_changed:
+            await touch_routing(conn, workspace_id)
+        after = workspace_view(await get_row(conn, workspace_id), role)
+        await audit.record(conn, actor, "workspace.update", workspace_id=workspace_id,
+                           target_type="workspace", target_id=workspace_id,
+                           before=workspace_view(row, role), after=after)
+    if settings_changed:
+        await plane.changes.publish(WORKSPACE, workspace_id)
+    return after
+
+
+async def delete_workspace(plane: ControlPlane, actor: Actor, workspace_id: str) -> None:
+    """Owners only. Everything the workspace holds goes with it (the audit trail stays)."""
+    async with plane.db.begin() as conn:
+        role = await require_role(conn, actor, workspace_id, Role.OWNER)
+        if workspace_id == DEFAULT_WORKSPACE_ID:
+            raise invalid("The default workspace cannot be deleted.")
+        row = await get_row(conn, workspace_id)
+        if row is None:
+            raise not_found("Workspace")
+        key_ids = list((await conn.execute(
+            select(api_keys.c.id).where(api_keys.c.workspace_id == workspace_id)
+        )).scalars())
+        await conn.execute(delete(workspaces).where(workspaces.c.id == workspace_id))
+        await audit.record(conn, actor, "workspace.delete", workspace_id=workspace_id,
+                           target_type="workspace", target_id=workspace_id,
+                           before={**workspace_view(row, role), "api_keys": len(key_ids)})
+    # Its keys stop working here at once, and elsewhere through the change feed.
+    for key_id in key_ids:
+        await plane.changes.publish(KEY, key_id)
+    await plane.changes.publish(WORKSPACE, workspace_id)

@@ -1,0 +1,167 @@
+"""The pricing catalog and the one place a cost in USD is computed from token usage.
+
+Prices are USD per million tokens, from `prices.json` (shipped with the package), looked up
+by upstream model name: first exactly, then normalized (see `normalize_model`). A
+deployment's `price:` config overrides the catalog field by field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from perpetuo.config.model import PriceConfig
+from perpetuo.schema.usage import Usage
+
+_MILLION = Decimal(1_000_000)
+_ZERO = Decimal(0)
+
+# One version suffix at a time, stripped until the name stops changing.
+_SUFFIXES = (
+    re.compile(r"-\d{4}-\d{2}-\d{2}$"),  # gpt-4o-2024-08-06
+    re.compile(r"[-@]\d{8}$"),  # claude-3-5-haiku-20241022, vertex claude@20241022
+    re.compile(r"-latest$"),  # claude-3-5-sonnet-latest
+    re.compile(r"-\d{3}$"),  # gemini-2.0-flash-001
+    re.compile(r"-preview(-\d{2}-\d{2})?$"),  # gemini-2.5-flash-preview-05-20
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal
+    cache_write: Decimal
+
+    @classmethod
+    def of(
+        cls,
+        input: float | Decimal | str,
+        output: float | Decimal | str = 0,
+        cached_input: float | Decimal | str | None = None,
+        cache_write: float | Decimal | str | None = None,
+    ) -> Price:
+        """A price from numbers; cached reads and cache writes default to the input price."""
+        base = _dec(input)
+        return cls(
+            input=base,
+            output=_dec(output),
+            cached_input=base if cached_input is None else _dec(cached_input),
+            cache_write=base if cache_write is None else _dec(cache_write),
+        )
+
+    def estimate(self, prompt_tokens: int, output_tokens: int) -> Decimal:
+        """USD for a request of this size with no prompt caching (for routing by price)."""
+        return (prompt_tokens * self.input + output_tokens * self.output) / _MILLION
+
+
+def cost_usd(usage: Usage, price: Price) -> Decimal:
+    """Exact USD cost of `usage`. Cached reads and cache writes are parts of prompt_tokens
+    (as Usage defines them) and are priced at their own rates; reasoning tokens are part of
+    completion_tokens and priced as output."""
+    prompt = max(usage.prompt_tokens, 0)
+    cached = min(max(usage.cached_tokens, 0), prompt)
+    written = min(max(usage.cache_write_tokens, 0), prompt - cached)
+    fresh = prompt - cached - written
+    total = (
+        fresh * price.input
+        + cached * price.cached_input
+        + written * price.cache_write
+        + max(usage.completion_tokens, 0) * price.output
+    )
+    return total / _MILLION
+
+
+def to_micro_usd(amount: Decimal) -> int:
+    """Whole millionths of a dollar, rounded half up: for integer ledgers and counters."""
+    return int((amount * _MILLION).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def normalize_model(name: str) -> str:
+    """Lower case, without a provider/path prefix ("openai/", "models/") and without date
+    or revision suffixes ("-2024-08-06", "-20241022", "@20241022", "-latest", "-001",
+    "-preview[-MM-DD]")."""
+    name = name.strip().lower().rsplit("/", 1)[-1]
+    changed = True
+    while changed:
+        changed = False
+        for pattern in _SUFFIXES:
+            stripped = pattern.sub("", name)
+            if stripped != name and stripped:
+                name, changed = stripped, True
+    return name
+
+
+class PricingCatalog:
+    def __init__(self, prices: dict[str, Price]) -> None:
+        self.prices = prices
+        self._resolved: dict[str, Price | None] = {}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PricingCatalog:
+        models = data.get("models")
+        if not isinstance(models, dict):
+            raise ValueError("pricing catalog: `models` must be an object")
+        prices = {}
+        for name, fields in models.items():
+            if not isinstance(fields, dict) or "input" not in fields:
+                raise ValueError(f"pricing catalog: {name!r} needs at least an input price")
+            prices[name.lower()] = Price.of(**fields)
+        return cls(prices)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> PricingCatalog:
+        if path is None:
+            text = resources.files("perpetuo.metering").joinpath("prices.json").read_text()
+        else:
+            text = path.read_text(encoding="utf-8")
+        return cls.from_json(json.loads(text))
+
+    def lookup(self, model: str) -> Price | None:
+        """The catalog price of an upstream model: exact name first, then normalized."""
+        if model in self._resolved:
+            return self._resolved[model]
+        price = self.prices.get(model.lower()) or self.prices.get(normalize_model(model))
+        self._resolved[model] = price
+        return price
+
+    def price_for(self, model: str, override: PriceConfig | None = None) -> Price | None:
+        """The catalog price with the deployment's `price:` fields laid over it. Without a
+        catalog entry, an override needs at least `input`; `output` then defaults to 0."""
+        base = self.lookup(model)
+        if override is None:
+            return base
+        given = override.model_dump(exclude_none=True)
+        if base is None:
+            return Price.of(**given) if "input" in given else None
+        merged = {
+            "input": base.input,
+            "output": base.output,
+            "cached_input": base.cached_input,
+            "cache_write": base.cache_write,
+        }
+        if "input" in given and "cached_input" not in given and base.cached_input == base.input:
+            merged["cached_input"] = given["input"]  # no separate rate: follow the new input
+        if "input" in given and "cache_write" not in given and base.cache_write == base.input:
+            merged["cache_write"] = given["input"]
+        merged.update(given)
+        return Price.of(**merged)
+
+
+@cache
+def default_catalog() -> PricingCatalog:
+    """The catalog shipped with Perpetuo, loaded once."""
+    return PricingCatalog.load()
+
+
+def _dec(value: float | Decimal | str) -> Decimal:
+    # Through str so that 0.15 is exactly 0.15, not its binary approximation.
+    return value if isinstance(value, Decimal) else Decimal(str(value))

@@ -1,0 +1,76 @@
+"""What the router hands back: a complete answer, or a stream that has started."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from perpetuo.providers.base import Json
+from perpetuo.routing.health import RoutingState
+from perpetuo.routing.strategies import RouteJob
+from perpetuo.routing.table import Deployment
+from perpetuo.routing.trace import Attempt
+from perpetuo.schema.errors import UpstreamError
+from perpetuo.transport.client import UpstreamResponse
+from perpetuo.transport.sse import SSEDecoder
+
+
+@dataclass(slots=True)
+class Served:
+    """A complete (non-streamed) answer and who gave it."""
+
+    body: Json
+    deployment: Deployment
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream whose first chunk has arrived: from here on the client is committed to it.
+    The deployment counts as busy until `finish` reports how the stream ended."""
+
+    deployment: Deployment
+    attempt: Attempt
+    first: Json
+    rest: AsyncIterator[Json]
+    response: UpstreamResponse
+    decoder: SSEDecoder
+    state: RoutingState
+    job: RouteJob
+    finished: bool = False
+
+    def more_ready(self) -> bool:
+        """True when more upstream events can be read without waiting."""
+        return self.decoder.has_pending() or self.response.has_buffered()
+
+    def finish(
+        self,
+        error: UpstreamError | None = None,
+        *,
+        completed: bool = False,
+        total_tokens: int | None = None,
+    ) -> None:
+        """Record the end of the stream: a failure mid-stream counts against the deployment;
+        a stream the client abandoned proves nothing either way."""
+        if self.finished:
+            return
+        self.finished = True
+        state = self.state
+        now = state.clock()
+        health = state.health(self.deployment.id)
+        self.attempt.finish(200, None if error is None else str(error.kind))
+        if error is not None:
+            health.failed(error, now)
+        elif completed:
+            health.succeeded(now)
+        else:
+            health.released(now)
+        if total_tokens is not None and self.deployment.config.tpm is not None:
+            state.capacity.adjust(self.deployment.id, total_tokens - self.job.total_tokens, now)
+
+    async def aclose(self) -> None:
+        """Stop reading; an unfinished upstream exchange is aborted, cancelling it upstream."""
+        self.finish()
+        aclose = getattr(self.rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        self.response.close()

@@ -1,0 +1,57 @@
+"""Keyset pagination, newest first: stable under inserts, and cheap at any depth."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, Select, Table, and_, or_
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass
+class Page:
+    rows: list[Any]
+    next_cursor: str | None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+def encode_cursor(created_at: dt.datetime, ident: Any) -> str:
+    raw = f"{created_at.astimezone(dt.UTC).isoformat()}|{ident}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, ident = raw.split("|", 1)
+        return dt.datetime.fromisoformat(stamp), ident
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor("invalid pagination cursor") from None
+
+
+def newest_first(query: Select[Any], table: Table, cursor: str | None, limit: int) -> Select[Any]:
+    """`query` ordered by (created_at, id) descending, after `cursor`, one extra row."""
+    created, ident = table.c.created_at, table.c.id
+    if cursor:
+        stamp, last = decode_cursor(cursor)
+        last_id: Any = int(last) if isinstance(ident.type, Integer) else last
+        query = query.where(or_(created < stamp, and_(created == stamp, ident < last_id)))
+    return query.order_by(created.desc(), ident.desc()).limit(limit + 1)
+
+
+def to_page(rows: Sequence[Any], limit: int) -> Page:
+    items = list(rows[:limit])
+    if len(rows) > limit and items:
+        last = items[-1]
+        return Page(items, encode_cursor(last.created_at, last.id))
+    return Page(items, None)

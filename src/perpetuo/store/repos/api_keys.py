@@ -1,0 +1,80 @@
+"""API key rows: lookup by hash for the data plane, and the control plane's CRUD."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perpetuo.store.schema import api_keys
+from perpetuo.store.timeutil import utcnow
+
+
+async def find_by_hash(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
+    query = select(api_keys).where(
+        or_(api_keys.c.key_hash == key_hash, api_keys.c.previous_hash == key_hash)
+    )
+    return (await conn.execute(query)).first()
+
+
+async def get(conn: AsyncConnection, workspace_id: str, key_id: str) -> Row[Any] | None:
+    query = select(api_keys).where(
+        api_keys.c.workspace_id == workspace_id, api_keys.c.id == key_id
+    )
+    return (await conn.execute(query)).first()
+
+
+async def find_by_id_or_prefix(conn: AsyncConnection, value: str) -> list[Row[Any]]:
+    query = select(api_keys).where(or_(api_keys.c.id == value, api_keys.c.prefix == value))
+    return list((await conn.execute(query)).all())
+
+
+async def list_for_workspace(
+    conn: AsyncConnection, workspace_id: str, *, limit: int, after: str | None = None,
+    owner_id: str | None = None, include_revoked: bool = True,
+) -> Sequence[Row[Any]]:
+    query = select(api_keys).where(api_keys.c.workspace_id == workspace_id)
+    if owner_id is not None:
+        query = query.where(api_keys.c.owner_id == owner_id)
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked_at.is_(None))
+    if after:
+        query = query.where(api_keys.c.id > after)
+    return (await conn.execute(query.order_by(api_keys.c.id).limit(limit))).all()
+
+
+async def insert_key(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    now = utcnow()
+    await conn.execute(insert(api_keys).values(created_at=now, updated_at=now, **values))
+
+
+async def update_key(conn: AsyncConnection, key_id: str, values: dict[str, Any]) -> None:
+    """Every change bumps updated_at, which other instances poll to drop cached keys."""
+    await conn.execute(
+        update(api_keys).where(api_keys.c.id == key_id).values(updated_at=utcnow(), **values)
+    )
+
+
+async def changed_since(conn: AsyncConnection, since: dt.datetime) -> list[str]:
+    query = select(api_keys.c.id).where(api_keys.c.updated_at > since)
+    return list((await conn.execute(query)).scalars())
+
+
+async def record_last_used(conn: AsyncConnection, used: Iterable[tuple[str, dt.datetime]]) -> None:
+    """Batched from memory; deliberately leaves updated_at alone (it is not a change)."""
+    rows = [{"key_id": key_id, "used_at": when} for key_id, when in used]
+    if not rows:
+        return
+    statement = (
+        update(api_keys)
+        .where(api_keys.c.id == bindparam("key_id"))
+        .values(last_used_at=bindparam("used_at"))
+    )
+    await conn.execute(statement, rows)
+
+
+async def count(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(api_keys))).scalar_one())

@@ -1,0 +1,202 @@
+"""Table definitions. Every tenant-owned row carries `workspace_id`.
+
+Migrations in store/migrations/ create these tables; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+JsonValue = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on both engines (SQLite stores no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+def _created() -> Column[dt.datetime]:
+    return Column("created_at", UTCDateTime, nullable=False)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("password_hash", String(255), nullable=False),
+    Column("is_superadmin", Boolean, nullable=False, default=False),
+    _created(),
+    Column("disabled_at", UTCDateTime),
+)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("settings", JsonValue, nullable=False, default=dict),
+    _created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # Bumped whenever the workspace's credentials or models change: instances rebuild routing.
+    Column("routing_version", Integer, nullable=False, default=0),
+    Index("ix_workspaces_updated", "updated_at"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),
+    _created(),
+    Index("ix_memberships_user", "user_id"),
+)
+
+invites = Table(
+    "invites",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", ForeignKey("users.id", ondelete="SET NULL")),
+    _created(),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("accepted_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Index("ix_invites_workspace", "workspace_id"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("refresh_hash", String(64), nullable=False, unique=True),
+    _created(),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("ip", String(64)),
+    Column("user_agent", String(300)),
+    Index("ix_sessions_user", "user_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("owner_id", ForeignKey("users.id", ondelete="SET NULL")),
+    Column("name", String(200), nullable=False),
+    Column("environment", String(8), nullable=False),  # live | test
+    Column("prefix", String(24), nullable=False),  # shown to people: pk_live_AbCd
+    Column("last4", String(4), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    # During a rotation's grace period the previous secret still works.
+    Column("previous_hash", String(64), unique=True),
+    Column("previous_valid_until", UTCDateTime),
+    Column("scopes", JsonValue, nullable=False),
+    Column("allowed_models", JsonValue),  # null: every alias
+    Column("ip_allowlist", JsonValue),  # null: any address
+    Column("referer_domains", JsonValue),  # null: any referer
+    Column("metadata", JsonValue, nullable=False, default=dict),
+    Column("limits", JsonValue, nullable=False, default=dict),  # rpm, tpm, budgets...
+    _created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+    Index("ix_api_keys_workspace", "workspace_id"),
+    Index("ix_api_keys_updated", "updated_at"),
+)
+
+provider_credentials = Table(
+    "provider_credentials",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("provider_type", String(40), nullable=False),
+    Column("api_base", String(500)),
+    Column("api_version", String(40)),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("key_id", String(40), nullable=False),  # which encryption key sealed it
+    Column("last4", String(4), nullable=False),
+    Column("created_by", ForeignKey("users.id", ondelete="SET NULL")),
+    _created(),
+    Index("ix_provider_credentials_workspace", "workspace_id"),
+)
+
+workspace_models = Table(
+    "workspace_models",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("alias", String(200), nullable=False),
+    # The alias as in the config file's `models:` entry; deployments name credentials.
+    Column("spec", JsonValue, nullable=False),
+    _created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("uq_workspace_models_alias", "workspace_id", "alias", unique=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("workspace_id", String(40)),  # null for platform-level actions
+    Column("actor_type", String(16), nullable=False),  # user | master | cli | system
+    Column("actor_id", String(40)),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(40), nullable=False),
+    Column("target_id", String(64)),
+    Column("before", JsonValue),
+    Column("after", JsonValue),
+    Column("ip", String(64)),
+    Column("user_agent", String(300)),
+    _created(),
+    Index("ix_audit_log_workspace_time", "workspace_id", "created_at"),
+)

@@ -37,7 +37,7 @@ def build_control_plane(settings: Settings) -> ControlPlane:
     )
 
 
-def key_loader(db: Database):  # noqa: ANN201 (a closure over the database)
+def key_loader(db: Database):
     async def load(key_hash: str) -> KeyRecord | None:
         async with db.connect() as conn:
             row = await key_rows.find_by_hash(conn, key_hash)

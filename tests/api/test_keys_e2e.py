@@ -31,8 +31,12 @@ def gw(mocks, tmp_path_factory):
 
 
 def create_key(gateway: GatewayProcess, **fields) -> dict:
-    response = httpx.post(f"{gateway.url}/api/workspaces/ws_default/keys", headers=ADMIN,
-                          json={"name": "test", **fields}, timeout=30)
+    response = httpx.post(
+        f"{gateway.url}/api/workspaces/ws_default/keys",
+        headers=ADMIN,
+        json={"name": "test", **fields},
+        timeout=30,
+    )
     assert response.status_code == 201, response.text
     return response.json()["data"]
 
@@ -57,10 +61,14 @@ def eventually(check, timeout: float, interval: float = 0.05) -> float:
 def test_key_is_shown_once_and_never_again(gw):
     created = create_key(gw)
     assert created["key"].startswith("pk_live_") and len(created["key"]) >= 48
-    assert created["display"].startswith(created["prefix"]) and created["key"].endswith(created["last4"])
+    assert created["display"].startswith(created["prefix"]) and created["key"].endswith(
+        created["last4"]
+    )
     listed = httpx.get(f"{gw.url}/api/workspaces/ws_default/keys", headers=ADMIN).json()
     assert created["key"] not in json.dumps(listed)
-    fetched = httpx.get(f"{gw.url}/api/workspaces/ws_default/keys/{created['id']}", headers=ADMIN).json()
+    fetched = httpx.get(
+        f"{gw.url}/api/workspaces/ws_default/keys/{created['id']}", headers=ADMIN
+    ).json()
     assert "key" not in fetched["data"] and fetched["data"]["status"] == "active"
 
 
@@ -69,8 +77,11 @@ def test_lifecycle_create_use_rotate_grace_revoke(gw):
     reply = sdk(gw, created["key"]).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
     assert reply.choices[0].message.content == "Echo: hello"
 
-    rotated = httpx.post(f"{gw.url}/api/workspaces/ws_default/keys/{created['id']}/rotate",
-                         headers=ADMIN, json={"grace_seconds": 2}).json()["data"]
+    rotated = httpx.post(
+        f"{gw.url}/api/workspaces/ws_default/keys/{created['id']}/rotate",
+        headers=ADMIN,
+        json={"grace_seconds": 2},
+    ).json()["data"]
     assert rotated["key"] != created["key"] and rotated["id"] == created["id"]
     for key in (created["key"], rotated["key"]):  # both work during the grace period
         sdk(gw, key).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
@@ -83,7 +94,9 @@ def test_lifecycle_create_use_rotate_grace_revoke(gw):
     assert eventually(old_rejected, timeout=5) < 4
     sdk(gw, rotated["key"]).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
 
-    revoked = httpx.post(f"{gw.url}/api/workspaces/ws_default/keys/{created['id']}/revoke", headers=ADMIN)
+    revoked = httpx.post(
+        f"{gw.url}/api/workspaces/ws_default/keys/{created['id']}/revoke", headers=ADMIN
+    )
     assert revoked.json()["data"]["status"] == "revoked"
 
     def new_rejected():
@@ -147,14 +160,40 @@ def test_admin_validation_names_the_field(gw):
         assert response.json()["error"]["param"] == field
     assert httpx.post(url, headers=ADMIN, content=b"{bad").status_code == 422
     assert httpx.post(url, json={"name": "x"}).status_code == 401
-    assert httpx.get(f"{gw.url}/api/workspaces/ws_nope/keys", headers={"authorization": "Bearer x"}).status_code == 401
+    assert (
+        httpx.get(
+            f"{gw.url}/api/workspaces/ws_nope/keys", headers={"authorization": "Bearer x"}
+        ).status_code
+        == 401
+    )
 
 
 def test_cli_create_list_revoke_against_the_same_database(gw):
-    env = {**os.environ, "PERPETUO_DATA_DIR": str(gw.workdir / "data"), "PERPETUO_MASTER_KEY": MASTER_KEY}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "perpetuo", *args, "--config", str(gw.config_path)],
-                                       capture_output=True, text=True, env=env | gw.env, timeout=60)
-    created = run("keys", "create", "--name", "from-cli", "--models", "gpt-4o-mini", "--expires", "30d", "--rpm", "100")
+    env = {
+        **os.environ,
+        "PERPETUO_DATA_DIR": str(gw.workdir / "data"),
+        "PERPETUO_MASTER_KEY": MASTER_KEY,
+    }
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "perpetuo", *args, "--config", str(gw.config_path)],
+            capture_output=True,
+            text=True,
+            env=env | gw.env,
+            timeout=60,
+        )
+    created = run(
+        "keys",
+        "create",
+        "--name",
+        "from-cli",
+        "--models",
+        "gpt-4o-mini",
+        "--expires",
+        "30d",
+        "--rpm",
+        "100",
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     assert key.startswith("pk_live_")
@@ -176,7 +215,9 @@ def test_cli_create_list_revoke_against_the_same_database(gw):
 
 
 @pytest.mark.parametrize("with_redis", [True, False], ids=["redis", "db-polling"])
-def test_revocation_reaches_other_instances_within_5s(mocks, postgres, redis_server, tmp_path, with_redis):
+def test_revocation_reaches_other_instances_within_5s(
+    mocks, postgres, redis_server, tmp_path, with_redis
+):
     config, env = full_config(mocks)
     database = postgres.create_database(f"multi_{'redis' if with_redis else 'poll'}")
     shared = {**env, "PERPETUO_DATABASE_URL": database, "PERPETUO_SECRET_KEY": "s" * 40}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -20,9 +19,20 @@ HMAC_KEY = b"k" * 32
 def row(**overrides):
     now = dt.datetime.now(dt.UTC)
     fields = dict(
-        id="key_1", workspace_id="ws_1", owner_id="usr_1", scopes=["chat"], allowed_models=None,
-        revoked_at=None, expires_at=None, previous_hash=None, previous_valid_until=None,
-        key_hash="h", ip_allowlist=None, referer_domains=None, limits={}, created_at=now,
+        id="key_1",
+        workspace_id="ws_1",
+        owner_id="usr_1",
+        scopes=["chat"],
+        allowed_models=None,
+        revoked_at=None,
+        expires_at=None,
+        previous_hash=None,
+        previous_valid_until=None,
+        key_hash="h",
+        ip_allowlist=None,
+        referer_domains=None,
+        limits={},
+        created_at=now,
     )
     return SimpleNamespace(**(fields | overrides))
 
@@ -84,7 +94,9 @@ async def authenticate(record_row, headers=None, ip="10.0.0.1"):
     h = key_hash(HMAC_KEY, key.plaintext)
     loader = Loader({h: record_row})
     auth = Authenticator(None, hmac_key=HMAC_KEY, keys=KeyCache(loader))
-    return await auth.authenticate({"authorization": f"Bearer {key.plaintext}", **(headers or {})}, ip)
+    return await auth.authenticate(
+        {"authorization": f"Bearer {key.plaintext}", **(headers or {})}, ip
+    )
 
 
 async def test_a_valid_key_resolves_to_its_principal():
@@ -98,11 +110,29 @@ async def test_a_valid_key_resolves_to_its_principal():
     ("overrides", "headers", "ip", "status", "code"),
     [
         ({"revoked_at": dt.datetime.now(dt.UTC)}, None, "10.0.0.1", 401, "api_key_revoked"),
-        ({"expires_at": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}, None, "10.0.0.1", 401, "api_key_expired"),
+        (
+            {"expires_at": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)},
+            None,
+            "10.0.0.1",
+            401,
+            "api_key_expired",
+        ),
         ({"ip_allowlist": ["192.168.0.0/16"]}, None, "10.0.0.1", 403, "ip_not_allowed"),
         ({"ip_allowlist": ["10.0.0.0/8"]}, None, "10.0.0.1", None, None),
-        ({"referer_domains": ["example.com"]}, {"origin": "https://evil.test"}, "10.0.0.1", 403, "referer_not_allowed"),
-        ({"referer_domains": ["example.com"]}, {"referer": "https://app.example.com/x"}, "10.0.0.1", None, None),
+        (
+            {"referer_domains": ["example.com"]},
+            {"origin": "https://evil.test"},
+            "10.0.0.1",
+            403,
+            "referer_not_allowed",
+        ),
+        (
+            {"referer_domains": ["example.com"]},
+            {"referer": "https://app.example.com/x"},
+            "10.0.0.1",
+            None,
+            None,
+        ),
         ({"referer_domains": ["example.com"]}, None, "10.0.0.1", 403, "referer_not_allowed"),
     ],
 )
@@ -123,7 +153,7 @@ async def test_rotated_secret_works_until_grace_ends():
     auth = Authenticator(None, hmac_key=HMAC_KEY, keys=KeyCache(Loader({old_hash: rotated})))
     headers = {"authorization": f"Bearer {key.plaintext}"}
     assert (await auth.authenticate(headers, "1.2.3.4")).key_id == "key_1"
-    time.sleep(0.35)
+    await asyncio.sleep(0.35)
     with pytest.raises(GatewayError) as exc:
         await auth.authenticate(headers, "1.2.3.4")
     assert exc.value.code == "api_key_rotated"

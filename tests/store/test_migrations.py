@@ -11,7 +11,13 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from perpetuo.store.database import Database
-from perpetuo.store.migrate import HEAD_REVISION, alembic_config, current_revision, downgrade, upgrade
+from perpetuo.store.migrate import (
+    HEAD_REVISION,
+    alembic_config,
+    current_revision,
+    downgrade,
+    upgrade,
+)
 from perpetuo.store.schema import audit_log, metadata, workspaces
 from perpetuo.store.timeutil import utcnow
 
@@ -30,7 +36,9 @@ async def test_upgrade_builds_the_declared_schema(store_url):
         assert await upgrade(db) == HEAD_REVISION  # idempotent, and fast at head
         async with db.connect() as conn:
             diff = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), metadata)
+                lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={"compare_type": True}), metadata
+                )
             )
             assert diff == []
             names = (await conn.execute(select(workspaces.c.id))).scalars().all()
@@ -44,14 +52,22 @@ async def test_audit_log_is_append_only_at_the_database(store_url):
     try:
         await upgrade(db)
         async with db.begin() as conn:
-            await conn.execute(insert(audit_log).values(
-                actor_type="system", action="test.write", target_type="thing", created_at=utcnow()))
+            await conn.execute(
+                insert(audit_log).values(
+                    actor_type="system",
+                    action="test.write",
+                    target_type="thing",
+                    created_at=utcnow(),
+                )
+            )
         for statement in ("UPDATE audit_log SET action = 'rewritten'", "DELETE FROM audit_log"):
             with pytest.raises(DBAPIError, match="append-only"):
                 async with db.begin() as conn:
                     await conn.execute(text(statement))
         async with db.connect() as conn:
-            assert (await conn.execute(select(audit_log.c.action))).scalars().all() == ["test.write"]
+            assert (await conn.execute(select(audit_log.c.action))).scalars().all() == [
+                "test.write"
+            ]
     finally:
         await db.dispose()
 

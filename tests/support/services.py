@@ -42,17 +42,45 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         subprocess.run(
-            [*self._as_user, _pg_bin("initdb"), "-D", str(self.data), "-U", "postgres",
-             "--auth=trust", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True,
+            [
+                *self._as_user,
+                _pg_bin("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
         )
         log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 (lives as long as the server)
         self.proc = subprocess.Popen(
-            [*self._as_user, _pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-k", str(self.root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=300"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                *self._as_user,
+                _pg_bin("postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -69,9 +97,24 @@ class PostgresServer:
 
     def sql(self, statement: str, database: str = "postgres") -> None:
         subprocess.run(
-            [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             "-d", database, "-v", "ON_ERROR_STOP=1", "-q", "-c", statement],
-            check=True, capture_output=True,
+            [
+                _pg_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                statement,
+            ],
+            check=True,
+            capture_output=True,
         )
 
     def create_database(self, name: str) -> str:
@@ -103,9 +146,21 @@ class RedisServer:
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -118,7 +173,9 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def flush(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "flushall"], check=True, capture_output=True)
+        subprocess.run(
+            ["redis-cli", "-p", str(self.port), "flushall"], check=True, capture_output=True
+        )
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

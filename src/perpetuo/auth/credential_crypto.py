@@ -71,7 +71,9 @@ class Keyring:
     def seal(self, plaintext: str, workspace_id: str, credential_id: str) -> Sealed:
         nonce = secrets.token_bytes(12)
         cipher = self._ciphers[self.active_id]
-        data = cipher.encrypt(nonce, plaintext.encode(), associated_data(workspace_id, credential_id))
+        data = cipher.encrypt(
+            nonce, plaintext.encode(), associated_data(workspace_id, credential_id)
+        )
         return Sealed(data, nonce, self.active_id)
 
     def open(self, sealed: Sealed, workspace_id: str, credential_id: str) -> str:
@@ -83,7 +85,9 @@ class Keyring:
                 sealed.nonce, sealed.ciphertext, associated_data(workspace_id, credential_id)
             )
         except InvalidTag:
-            raise CredentialCryptoError("credential failed authentication (tampered or moved)") from None
+            raise CredentialCryptoError(
+                "credential failed authentication (tampered or moved)"
+            ) from None
         return plain.decode()
 
 

@@ -26,8 +26,14 @@ def issue_access_token(key: bytes, user_id: str, session_id: str, ttl: float) ->
     now = int(time.time())
     expires = now + int(ttl)
     token = jwt.encode(
-        {"iss": ISSUER, "sub": user_id, "sid": session_id, "iat": now, "exp": expires,
-         "typ": "access"},
+        {
+            "iss": ISSUER,
+            "sub": user_id,
+            "sid": session_id,
+            "iat": now,
+            "exp": expires,
+            "typ": "access",
+        },
         key,
         algorithm=ALGORITHM,
     )
@@ -41,7 +47,10 @@ class InvalidToken(Exception):
 def verify_access_token(key: bytes, token: str) -> AccessClaims:
     try:
         claims = jwt.decode(
-            token, key, algorithms=[ALGORITHM], issuer=ISSUER,
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "sid", "iss"]},
         )
     except jwt.ExpiredSignatureError:

@@ -15,8 +15,13 @@ app = typer.Typer(no_args_is_help=True)
 def create(
     email: Annotated[str, typer.Option(help="Sign-in email address.")],
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                          help="Password (prompted when omitted).")
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Password (prompted when omitted).",
+        ),
     ],
     name: Annotated[str, typer.Option(help="Display name.")] = "",
     config: ConfigOption = None,

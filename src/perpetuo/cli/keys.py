@@ -25,15 +25,23 @@ def create(
     name: Annotated[str, typer.Option("--name", "-n", help="A name people will recognise.")],
     workspace: WorkspaceOption = "ws_default",
     models: Annotated[str | None, typer.Option(help="Allowed aliases, comma-separated.")] = None,
-    scopes: Annotated[str | None, typer.Option(help="chat,embeddings,models:read (default all).")] = None,
+    scopes: Annotated[
+        str | None, typer.Option(help="chat,embeddings,models:read (default all).")
+    ] = None,
     expires: Annotated[str | None, typer.Option(help="Lifetime such as 30d, 12h, 2w.")] = None,
     environment: Annotated[str, typer.Option(help="live or test.")] = "live",
-    ip_allow: Annotated[str | None, typer.Option("--ip-allow", help="CIDRs, comma-separated.")] = None,
+    ip_allow: Annotated[
+        str | None, typer.Option("--ip-allow", help="CIDRs, comma-separated.")
+    ] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
-    max_parallel: Annotated[int | None, typer.Option("--max-parallel", help="Concurrent requests.")] = None,
+    max_parallel: Annotated[
+        int | None, typer.Option("--max-parallel", help="Concurrent requests.")
+    ] = None,
     budget: Annotated[float | None, typer.Option(help="Budget in USD.")] = None,
-    budget_period: Annotated[str | None, typer.Option("--budget-period", help="daily, weekly, monthly or total.")] = None,
+    budget_period: Annotated[
+        str | None, typer.Option("--budget-period", help="daily, weekly, monthly or total.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create a key. The key itself is printed once, alone on the last line."""
@@ -44,9 +52,17 @@ def create(
     from perpetuo.schema.errors import GatewayError
     from perpetuo.store.timeutil import utcnow
 
-    limits = {k: v for k, v in {"rpm": rpm, "tpm": tpm, "max_parallel": max_parallel,
-                                "budget_usd": budget, "budget_period": budget_period}.items()
-              if v is not None}
+    limits = {
+        k: v
+        for k, v in {
+            "rpm": rpm,
+            "tpm": tpm,
+            "max_parallel": max_parallel,
+            "budget_usd": budget,
+            "budget_period": budget_period,
+        }.items()
+        if v is not None
+    }
     fields: dict[str, Any] = {"name": name, "environment": environment}
     if models:
         fields["allowed_models"] = _split(models)
@@ -72,8 +88,10 @@ def create(
     except GatewayError as exc:
         fail(exc.message)
     typer.echo(f"created key {view['id']} ({view['name']}) in workspace {view['workspace_id']}")
-    typer.echo(f"scopes: {', '.join(view['scopes'])}; models: "
-               f"{', '.join(view['allowed_models'] or ['all'])}; expires: {view['expires_at'] or 'never'}")
+    typer.echo(
+        f"scopes: {', '.join(view['scopes'])}; models: "
+        f"{', '.join(view['allowed_models'] or ['all'])}; expires: {view['expires_at'] or 'never'}"
+    )
     typer.echo("This is the only time the key is shown. Store it now:")
     typer.echo(plaintext)
 
@@ -94,7 +112,9 @@ def list_keys(
         cursor = None
         async with control_plane(config) as plane:
             while True:
-                result = await service.list_keys(plane, CLI_ACTOR, workspace, limit=200, cursor=cursor)
+                result = await service.list_keys(
+                    plane, CLI_ACTOR, workspace, limit=200, cursor=cursor
+                )
                 views += [service.key_view(r) for r in result.rows]
                 if not result.next_cursor:
                     return views
@@ -108,8 +128,10 @@ def list_keys(
         typer.echo(json.dumps(views, indent=2))
         return
     for v in views:
-        typer.echo(f"{v['id']}  {v['display']:<24} {v['status']:<8} {v['name']}"
-                   f"  last used: {v['last_used_at'] or 'never'}")
+        typer.echo(
+            f"{v['id']}  {v['display']:<24} {v['status']:<8} {v['name']}"
+            f"  last used: {v['last_used_at'] or 'never'}"
+        )
 
 
 @app.command("revoke")

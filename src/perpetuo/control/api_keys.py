@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
 
 from perpetuo.auth import api_keys as keygen
 from perpetuo.control import audit
@@ -25,10 +26,11 @@ from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.repos import api_keys as repo
 from perpetuo.store.schema import api_keys
 from perpetuo.store.timeutil import iso, utcnow
-from sqlalchemy import select
 
 SCOPES = ("chat", "embeddings", "models:read")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
 
 Scope = Literal["chat", "embeddings", "models:read"]
 
@@ -58,7 +60,9 @@ class KeyRestrictions(BaseModel):
     ip_allowlist: list[str] | None = None
     referer_domains: list[str] | None = None
     expires_at: dt.datetime | None = None
-    metadata: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=500)]] | None = None
+    metadata: (
+        dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=500)]] | None
+    ) = None
     limits: KeyLimits | None = None
 
     @field_validator("ip_allowlist")
@@ -192,8 +196,15 @@ async def create_key(
         await repo.insert_key(conn, values)
         row = await repo.get(conn, workspace_id, key_id)
         view = key_view(row)
-        await audit.record(conn, actor, "api_key.create", workspace_id=workspace_id,
-                           target_type="api_key", target_id=key_id, after=view)
+        await audit.record(
+            conn,
+            actor,
+            "api_key.create",
+            workspace_id=workspace_id,
+            target_type="api_key",
+            target_id=key_id,
+            after=view,
+        )
     return view, new.plaintext
 
 
@@ -218,7 +229,9 @@ async def list_keys(
         return to_page((await conn.execute(query)).all(), limit)
 
 
-async def get_key(plane: ControlPlane, actor: Actor, workspace_id: str, key_id: str) -> dict[str, Any]:
+async def get_key(
+    plane: ControlPlane, actor: Actor, workspace_id: str, key_id: str
+) -> dict[str, Any]:
     async with plane.db.connect() as conn:
         await require_role(conn, actor, workspace_id, Role.VIEWER)
         row = await repo.get(conn, workspace_id, key_id)
@@ -241,27 +254,48 @@ async def update_key(
         if values:
             await repo.update_key(conn, key_id, values)
         after = key_view(await repo.get(conn, workspace_id, key_id))
-        await audit.record(conn, actor, "api_key.update", workspace_id=workspace_id,
-                           target_type="api_key", target_id=key_id, before=before, after=after)
+        await audit.record(
+            conn,
+            actor,
+            "api_key.update",
+            workspace_id=workspace_id,
+            target_type="api_key",
+            target_id=key_id,
+            before=before,
+            after=after,
+        )
     await plane.changes.publish(KEY, key_id)
     return after
 
 
-async def revoke_key(plane: ControlPlane, actor: Actor, workspace_id: str, key_id: str) -> dict[str, Any]:
+async def revoke_key(
+    plane: ControlPlane, actor: Actor, workspace_id: str, key_id: str
+) -> dict[str, Any]:
     async with plane.db.begin() as conn:
         row = await _manageable(conn, actor, workspace_id, key_id)
         before = key_view(row)
         if row.revoked_at is None:
             await repo.update_key(conn, key_id, {"revoked_at": utcnow()})
         after = key_view(await repo.get(conn, workspace_id, key_id))
-        await audit.record(conn, actor, "api_key.revoke", workspace_id=workspace_id,
-                           target_type="api_key", target_id=key_id, before=before, after=after)
+        await audit.record(
+            conn,
+            actor,
+            "api_key.revoke",
+            workspace_id=workspace_id,
+            target_type="api_key",
+            target_id=key_id,
+            before=before,
+            after=after,
+        )
     await plane.changes.publish(KEY, key_id)
     return after
 
 
 async def rotate_key(
-    plane: ControlPlane, actor: Actor, workspace_id: str, key_id: str,
+    plane: ControlPlane,
+    actor: Actor,
+    workspace_id: str,
+    key_id: str,
     grace_seconds: float | None = None,
 ) -> tuple[dict[str, Any], str]:
     """A new secret for the same key; the old one keeps working for the grace period."""
@@ -274,16 +308,30 @@ async def rotate_key(
             raise invalid(f"A {status_of(row)} key cannot be rotated.")
         new = keygen.generate(row.environment)
         before = key_view(row)
-        await repo.update_key(conn, key_id, {
-            "key_hash": keygen.key_hash(plane.keys.api_key_hmac, new.plaintext),
-            "previous_hash": row.key_hash if grace > 0 else None,
-            "previous_valid_until": utcnow() + dt.timedelta(seconds=grace) if grace > 0 else None,
-            "prefix": new.display_prefix,
-            "last4": new.last4,
-        })
+        await repo.update_key(
+            conn,
+            key_id,
+            {
+                "key_hash": keygen.key_hash(plane.keys.api_key_hmac, new.plaintext),
+                "previous_hash": row.key_hash if grace > 0 else None,
+                "previous_valid_until": utcnow() + dt.timedelta(seconds=grace)
+                if grace > 0
+                else None,
+                "prefix": new.display_prefix,
+                "last4": new.last4,
+            },
+        )
         after = key_view(await repo.get(conn, workspace_id, key_id))
-        await audit.record(conn, actor, "api_key.rotate", workspace_id=workspace_id,
-                           target_type="api_key", target_id=key_id, before=before, after=after)
+        await audit.record(
+            conn,
+            actor,
+            "api_key.rotate",
+            workspace_id=workspace_id,
+            target_type="api_key",
+            target_id=key_id,
+            before=before,
+            after=after,
+        )
     await plane.changes.publish(KEY, key_id)
     return after, new.plaintext
 

@@ -103,9 +103,11 @@ class ChangeFeed:
         started = utcnow()
         since = self._watermark - _OVERLAP
         async with self.db.connect() as conn:
-            keys = (await conn.execute(select(api_keys.c.id).where(api_keys.c.updated_at > since)))
+            keys = await conn.execute(select(api_keys.c.id).where(api_keys.c.updated_at > since))
             changed_keys = list(keys.scalars())
-            rows = await conn.execute(select(workspaces.c.id).where(workspaces.c.updated_at > since))
+            rows = await conn.execute(
+                select(workspaces.c.id).where(workspaces.c.updated_at > since)
+            )
             changed_workspaces = list(rows.scalars())
         for key_id in changed_keys:
             self._dispatch(KEY, key_id)

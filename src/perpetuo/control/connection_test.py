@@ -1,4 +1,4 @@
-""""Test connection" for a stored credential: one cheap authenticated request upstream."""
+""" "Test connection" for a stored credential: one cheap authenticated request upstream."""
 
 from __future__ import annotations
 
@@ -28,17 +28,33 @@ async def test_connection(client: HTTPClient, row: Any, secret: str) -> dict[str
     started = time.perf_counter()
     try:
         response = await client.request(
-            call.method, call.url, call.headers, call.body,
-            Timeouts(connect=5, first_byte=10, read=10, total=15), verify_tls=target.verify_tls,
+            call.method,
+            call.url,
+            call.headers,
+            call.body,
+            Timeouts(connect=5, first_byte=10, read=10, total=15),
+            verify_tls=target.verify_tls,
         )
         body = await response.read()
     except TransportError as exc:
-        return {"ok": False, "status": None, "latency_ms": None,
-                "message": f"Could not reach the provider: {exc}"}
+        return {
+            "ok": False,
+            "status": None,
+            "latency_ms": None,
+            "message": f"Could not reach the provider: {exc}",
+        }
     latency = round((time.perf_counter() - started) * 1000, 1)
     if response.status < 300:
-        return {"ok": True, "status": response.status, "latency_ms": latency,
-                "message": "The provider accepted the credential."}
+        return {
+            "ok": True,
+            "status": response.status,
+            "latency_ms": latency,
+            "message": "The provider accepted the credential.",
+        }
     error: UpstreamError = adapter.error(response.status, response.headers, body)
-    return {"ok": False, "status": response.status, "latency_ms": latency,
-            "message": f"The provider answered {response.status}: {error.message}"}
+    return {
+        "ok": False,
+        "status": response.status,
+        "latency_ms": latency,
+        "message": f"The provider answered {response.status}: {error.message}",
+    }

@@ -106,26 +106,47 @@ async def create_credential(
     sealed = keyring.seal(secret, workspace_id, credential_id)
     async with plane.db.begin() as conn:
         await require_role(conn, actor, workspace_id, Role.ADMIN)
-        await conn.execute(insert(provider_credentials).values(
-            id=credential_id, workspace_id=workspace_id, name=spec.name,
-            provider_type=spec.provider_type, api_base=spec.api_base, api_version=spec.api_version,
-            ciphertext=sealed.ciphertext, nonce=sealed.nonce, key_id=sealed.key_id,
-            last4=secret[-4:], created_by=actor.user_id, created_at=utcnow(),
-        ))
+        await conn.execute(
+            insert(provider_credentials).values(
+                id=credential_id,
+                workspace_id=workspace_id,
+                name=spec.name,
+                provider_type=spec.provider_type,
+                api_base=spec.api_base,
+                api_version=spec.api_version,
+                ciphertext=sealed.ciphertext,
+                nonce=sealed.nonce,
+                key_id=sealed.key_id,
+                last4=secret[-4:],
+                created_by=actor.user_id,
+                created_at=utcnow(),
+            )
+        )
         row = await _get(conn, workspace_id, credential_id)
         view = credential_view(row)
-        await audit.record(conn, actor, "credential.create", workspace_id=workspace_id,
-                           target_type="provider_credential", target_id=credential_id, after=view)
+        await audit.record(
+            conn,
+            actor,
+            "credential.create",
+            workspace_id=workspace_id,
+            target_type="provider_credential",
+            target_id=credential_id,
+            after=view,
+        )
         await touch_routing(conn, workspace_id)
     await plane.changes.publish("workspace", workspace_id)
     return view
 
 
 async def _get(conn: Any, workspace_id: str, credential_id: str) -> Any:
-    return (await conn.execute(select(provider_credentials).where(
-        provider_credentials.c.workspace_id == workspace_id,
-        provider_credentials.c.id == credential_id,
-    ))).first()
+    return (
+        await conn.execute(
+            select(provider_credentials).where(
+                provider_credentials.c.workspace_id == workspace_id,
+                provider_credentials.c.id == credential_id,
+            )
+        )
+    ).first()
 
 
 async def list_credentials(
@@ -135,7 +156,9 @@ async def list_credentials(
         await require_role(conn, actor, workspace_id, Role.VIEWER)
         query = newest_first(
             select(provider_credentials).where(provider_credentials.c.workspace_id == workspace_id),
-            provider_credentials, cursor, limit,
+            provider_credentials,
+            cursor,
+            limit,
         )
         return to_page((await conn.execute(query)).all(), limit)
 
@@ -175,10 +198,18 @@ async def delete_credential(
         row = await _get(conn, workspace_id, credential_id)
         if row is None:
             raise not_found("Provider credential")
-        await conn.execute(delete(provider_credentials).where(provider_credentials.c.id == credential_id))
-        await audit.record(conn, actor, "credential.delete", workspace_id=workspace_id,
-                           target_type="provider_credential", target_id=credential_id,
-                           before=credential_view(row))
+        await conn.execute(
+            delete(provider_credentials).where(provider_credentials.c.id == credential_id)
+        )
+        await audit.record(
+            conn,
+            actor,
+            "credential.delete",
+            workspace_id=workspace_id,
+            target_type="provider_credential",
+            target_id=credential_id,
+            before=credential_view(row),
+        )
         await touch_routing(conn, workspace_id)
     await plane.changes.publish("workspace", workspace_id)
 
@@ -198,8 +229,10 @@ async def reencrypt_all(plane: ControlPlane) -> tuple[int, int]:
                 continue
             plain = reveal(keyring, row)
             sealed = keyring.seal(plain, row.workspace_id, row.id)
-            await conn.execute(update(provider_credentials).where(provider_credentials.c.id == row.id)
-                               .values(ciphertext=sealed.ciphertext, nonce=sealed.nonce,
-                                       key_id=sealed.key_id))
+            await conn.execute(
+                update(provider_credentials)
+                .where(provider_credentials.c.id == row.id)
+                .values(ciphertext=sealed.ciphertext, nonce=sealed.nonce, key_id=sealed.key_id)
+            )
             done += 1
     return done, current

@@ -65,12 +65,16 @@ def model_view(row: Any, disabled: str | None = None) -> dict[str, Any]:
 
 async def _check_credentials(conn: Any, workspace_id: str, spec: ModelSpec) -> None:
     wanted = {d.credential_id for d in spec.deployments}
-    found = set((await conn.execute(
-        select(provider_credentials.c.id).where(
-            provider_credentials.c.workspace_id == workspace_id,
-            provider_credentials.c.id.in_(wanted),
-        )
-    )).scalars())
+    found = set(
+        (
+            await conn.execute(
+                select(provider_credentials.c.id).where(
+                    provider_credentials.c.workspace_id == workspace_id,
+                    provider_credentials.c.id.in_(wanted),
+                )
+            )
+        ).scalars()
+    )
     for index, dep in enumerate(spec.deployments):
         if dep.credential_id not in found:
             raise invalid(
@@ -80,9 +84,13 @@ async def _check_credentials(conn: Any, workspace_id: str, spec: ModelSpec) -> N
 
 
 async def _get(conn: Any, workspace_id: str, alias: str) -> Any:
-    return (await conn.execute(select(workspace_models).where(
-        workspace_models.c.workspace_id == workspace_id, workspace_models.c.alias == alias
-    ))).first()
+    return (
+        await conn.execute(
+            select(workspace_models).where(
+                workspace_models.c.workspace_id == workspace_id, workspace_models.c.alias == alias
+            )
+        )
+    ).first()
 
 
 def _spec_json(spec: ModelSpec) -> dict[str, Any]:
@@ -98,13 +106,26 @@ async def create_model(
             raise conflict(f"The alias {spec.alias!r} already exists in this workspace.", "alias")
         await _check_credentials(conn, workspace_id, spec)
         now = utcnow()
-        await conn.execute(insert(workspace_models).values(
-            id=new_id("mdl"), workspace_id=workspace_id, alias=spec.alias, spec=_spec_json(spec),
-            created_at=now, updated_at=now,
-        ))
+        await conn.execute(
+            insert(workspace_models).values(
+                id=new_id("mdl"),
+                workspace_id=workspace_id,
+                alias=spec.alias,
+                spec=_spec_json(spec),
+                created_at=now,
+                updated_at=now,
+            )
+        )
         view = model_view(await _get(conn, workspace_id, spec.alias))
-        await audit.record(conn, actor, "model.create", workspace_id=workspace_id,
-                           target_type="workspace_model", target_id=spec.alias, after=view)
+        await audit.record(
+            conn,
+            actor,
+            "model.create",
+            workspace_id=workspace_id,
+            target_type="workspace_model",
+            target_id=spec.alias,
+            after=view,
+        )
         await touch_routing(conn, workspace_id)
     await plane.changes.publish("workspace", workspace_id)
     return view
@@ -117,7 +138,9 @@ async def list_models(
         await require_role(conn, actor, workspace_id, Role.VIEWER)
         query = newest_first(
             select(workspace_models).where(workspace_models.c.workspace_id == workspace_id),
-            workspace_models, cursor, limit,
+            workspace_models,
+            cursor,
+            limit,
         )
         return to_page((await conn.execute(query)).all(), limit)
 
@@ -140,12 +163,22 @@ async def replace_model(
         if row is None:
             raise not_found("Model")
         await _check_credentials(conn, workspace_id, spec)
-        await conn.execute(update(workspace_models).where(workspace_models.c.id == row.id)
-                           .values(spec=_spec_json(spec), updated_at=utcnow()))
+        await conn.execute(
+            update(workspace_models)
+            .where(workspace_models.c.id == row.id)
+            .values(spec=_spec_json(spec), updated_at=utcnow())
+        )
         after = model_view(await _get(conn, workspace_id, alias))
-        await audit.record(conn, actor, "model.update", workspace_id=workspace_id,
-                           target_type="workspace_model", target_id=alias,
-                           before=model_view(row), after=after)
+        await audit.record(
+            conn,
+            actor,
+            "model.update",
+            workspace_id=workspace_id,
+            target_type="workspace_model",
+            target_id=alias,
+            before=model_view(row),
+            after=after,
+        )
         await touch_routing(conn, workspace_id)
     await plane.changes.publish("workspace", workspace_id)
     return after
@@ -158,7 +191,14 @@ async def delete_model(plane: ControlPlane, actor: Actor, workspace_id: str, ali
         if row is None:
             raise not_found("Model")
         await conn.execute(delete(workspace_models).where(workspace_models.c.id == row.id))
-        await audit.record(conn, actor, "model.delete", workspace_id=workspace_id,
-                           target_type="workspace_model", target_id=alias, before=model_view(row))
+        await audit.record(
+            conn,
+            actor,
+            "model.delete",
+            workspace_id=workspace_id,
+            target_type="workspace_model",
+            target_id=alias,
+            before=model_view(row),
+        )
         await touch_routing(conn, workspace_id)
     await plane.changes.publish("workspace", workspace_id)

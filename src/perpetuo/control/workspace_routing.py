@@ -49,7 +49,9 @@ class WorkspaceTable:
 EMPTY = WorkspaceTable()
 
 
-def build_table(models: list[Any], credentials: dict[str, Any], keyring: Keyring | None) -> WorkspaceTable:
+def build_table(
+    models: list[Any], credentials: dict[str, Any], keyring: Keyring | None
+) -> WorkspaceTable:
     """Aliases from stored specs; deployments whose credential is gone are left out, and an
     alias left with none is listed as disabled with the reason."""
     table = WorkspaceTable()
@@ -58,12 +60,21 @@ def build_table(models: list[Any], credentials: dict[str, Any], keyring: Keyring
         if keyring is None:
             continue
         try:
-            secret = keyring.open(Sealed(row.ciphertext, row.nonce, row.key_id), row.workspace_id, cred_id)
+            secret = keyring.open(
+                Sealed(row.ciphertext, row.nonce, row.key_id), row.workspace_id, cred_id
+            )
         except CredentialCryptoError as exc:
-            log.error("credential %s of workspace %s cannot be decrypted: %s", cred_id, row.workspace_id, exc)
+            log.error(
+                "credential %s of workspace %s cannot be decrypted: %s",
+                cred_id,
+                row.workspace_id,
+                exc,
+            )
             continue
         providers[cred_id] = ProviderConfig(
-            type=row.provider_type, api_base=row.api_base, api_key=secret,
+            type=row.provider_type,
+            api_base=row.api_base,
+            api_key=secret,
             api_version=row.api_version,
         )
     specs: dict[str, ModelAliasConfig] = {}
@@ -102,14 +113,20 @@ def build_table(models: list[Any], credentials: dict[str, Any], keyring: Keyring
 
 async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -> WorkspaceTable:
     async with db.connect() as conn:
-        models = (await conn.execute(
-            select(workspace_models).where(workspace_models.c.workspace_id == workspace_id)
-        )).all()
+        models = (
+            await conn.execute(
+                select(workspace_models).where(workspace_models.c.workspace_id == workspace_id)
+            )
+        ).all()
         if not models:
             return EMPTY
-        creds = (await conn.execute(
-            select(provider_credentials).where(provider_credentials.c.workspace_id == workspace_id)
-        )).all()
+        creds = (
+            await conn.execute(
+                select(provider_credentials).where(
+                    provider_credentials.c.workspace_id == workspace_id
+                )
+            )
+        ).all()
     return build_table(list(models), {row.id: row for row in creds}, keyring)
 
 

@@ -29,8 +29,9 @@ async def current_actor(request: Request) -> Actor:
     control: ControlPlane = request.app.state.plane
     token = bearer_token({k.lower(): v for k, v in request.headers.items()})
     if token is None:
-        raise unauthorized("Sign in first: send `Authorization: Bearer <access token>`.",
-                           "missing_credentials")
+        raise unauthorized(
+            "Sign in first: send `Authorization: Bearer <access token>`.", "missing_credentials"
+        )
     agent = request.headers.get("user-agent")
     master: bytes | None = request.app.state.master_key
     if master is not None and hmac.compare_digest(token.encode(), master):
@@ -42,8 +43,12 @@ async def current_actor(request: Request) -> Actor:
     async with control.db.connect() as conn:
         row = (
             await conn.execute(
-                select(users.c.is_superadmin, users.c.disabled_at, sessions.c.revoked_at,
-                       sessions.c.expires_at)
+                select(
+                    users.c.is_superadmin,
+                    users.c.disabled_at,
+                    sessions.c.revoked_at,
+                    sessions.c.expires_at,
+                )
                 .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
                 .where(sessions.c.id == claims.session_id, users.c.id == claims.user_id)
             )
@@ -52,8 +57,13 @@ async def current_actor(request: Request) -> Actor:
         raise unauthorized("This session has ended; sign in again.", "session_revoked")
     if row.disabled_at is not None:
         raise unauthorized("This account is disabled.", "account_disabled")
-    return Actor(kind="user", user_id=claims.user_id, is_superadmin=bool(row.is_superadmin),
-                 ip=client_ip(request), user_agent=agent)
+    return Actor(
+        kind="user",
+        user_id=claims.user_id,
+        is_superadmin=bool(row.is_superadmin),
+        ip=client_ip(request),
+        user_agent=agent,
+    )
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

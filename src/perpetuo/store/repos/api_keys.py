@@ -21,9 +21,7 @@ async def find_by_hash(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
 
 
 async def get(conn: AsyncConnection, workspace_id: str, key_id: str) -> Row[Any] | None:
-    query = select(api_keys).where(
-        api_keys.c.workspace_id == workspace_id, api_keys.c.id == key_id
-    )
+    query = select(api_keys).where(api_keys.c.workspace_id == workspace_id, api_keys.c.id == key_id)
     return (await conn.execute(query)).first()
 
 
@@ -33,8 +31,13 @@ async def find_by_id_or_prefix(conn: AsyncConnection, value: str) -> list[Row[An
 
 
 async def list_for_workspace(
-    conn: AsyncConnection, workspace_id: str, *, limit: int, after: str | None = None,
-    owner_id: str | None = None, include_revoked: bool = True,
+    conn: AsyncConnection,
+    workspace_id: str,
+    *,
+    limit: int,
+    after: str | None = None,
+    owner_id: str | None = None,
+    include_revoked: bool = True,
 ) -> Sequence[Row[Any]]:
     query = select(api_keys).where(api_keys.c.workspace_id == workspace_id)
     if owner_id is not None:

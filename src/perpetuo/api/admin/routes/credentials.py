@@ -11,19 +11,26 @@ from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
 from perpetuo.control import credentials as service
 from perpetuo.control.connection_test import test_connection
 
-router = APIRouter(prefix="/api/workspaces/{workspace_id}/credentials", tags=["Provider credentials"])
+router = APIRouter(
+    prefix="/api/workspaces/{workspace_id}/credentials", tags=["Provider credentials"]
+)
 
 
 @router.get("", summary="List provider credentials (masked)")
 async def list_credentials(
-    workspace_id: str, actor: ActorDep, plane: PlaneDep, limit: LimitParam = 50,
+    workspace_id: str,
+    actor: ActorDep,
+    plane: PlaneDep,
+    limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> dict[str, Any]:
     result = await service.list_credentials(plane, actor, workspace_id, limit=limit, cursor=cursor)
     return page(result, service.credential_view)
 
 
-@router.post("", status_code=201, summary="Store a provider credential (encrypted; never shown again)")
+@router.post(
+    "", status_code=201, summary="Store a provider credential (encrypted; never shown again)"
+)
 async def create_credential(
     workspace_id: str, body: service.CredentialCreate, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:

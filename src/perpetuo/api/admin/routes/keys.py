@@ -22,7 +22,10 @@ class Rotate(BaseModel):
 
 @router.get("", summary="List API keys")
 async def list_keys(
-    workspace_id: str, actor: ActorDep, plane: PlaneDep, limit: LimitParam = 50,
+    workspace_id: str,
+    actor: ActorDep,
+    plane: PlaneDep,
+    limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> dict[str, Any]:
     result = await service.list_keys(plane, actor, workspace_id, limit=limit, cursor=cursor)
@@ -38,7 +41,9 @@ async def create_key(
 
 
 @router.get("/{key_id}", summary="Get an API key")
-async def get_key(workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep) -> dict[str, Any]:
+async def get_key(
+    workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep
+) -> dict[str, Any]:
     return one(await service.get_key(plane, actor, workspace_id, key_id))
 
 
@@ -50,18 +55,27 @@ async def update_key(
 
 
 @router.post("/{key_id}/revoke", summary="Revoke an API key")
-async def revoke_key(workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep) -> dict[str, Any]:
+async def revoke_key(
+    workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep
+) -> dict[str, Any]:
     return one(await service.revoke_key(plane, actor, workspace_id, key_id))
 
 
 @router.delete("/{key_id}", summary="Revoke an API key (the record is kept)")
-async def delete_key(workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep) -> dict[str, Any]:
+async def delete_key(
+    workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep
+) -> dict[str, Any]:
     return one(await service.revoke_key(plane, actor, workspace_id, key_id))
 
 
-@router.post("/{key_id}/rotate", summary="Rotate: a new secret, the old one valid for a grace period")
+@router.post(
+    "/{key_id}/rotate", summary="Rotate: a new secret, the old one valid for a grace period"
+)
 async def rotate_key(
-    workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep,
+    workspace_id: str,
+    key_id: str,
+    actor: ActorDep,
+    plane: PlaneDep,
     body: Annotated[Rotate | None, Body()] = None,
 ) -> dict[str, Any]:
     grace = body.grace_seconds if body else None

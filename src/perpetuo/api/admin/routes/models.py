@@ -20,8 +20,12 @@ async def _disabled(request: Request, workspace_id: str) -> dict[str, str]:
 
 @router.get("", summary="List the workspace's aliases, with why any cannot serve")
 async def list_models(
-    workspace_id: str, actor: ActorDep, plane: PlaneDep, request: Request,
-    limit: LimitParam = 50, cursor: CursorParam = None,
+    workspace_id: str,
+    actor: ActorDep,
+    plane: PlaneDep,
+    request: Request,
+    limit: LimitParam = 50,
+    cursor: CursorParam = None,
 ) -> dict[str, Any]:
     result = await service.list_models(plane, actor, workspace_id, limit=limit, cursor=cursor)
     disabled = await _disabled(request, workspace_id)

@@ -49,10 +49,20 @@ def upgrade() -> None:
     op.create_index("ix_workspaces_updated", "workspaces", ["updated_at"])
     op.create_table(
         "memberships",
-        sa.Column("workspace_id", sa.String(40), sa.ForeignKey("workspaces.id", ondelete="CASCADE",
-                  name="fk_memberships_workspace_id_workspaces"), primary_key=True),
-        sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id", ondelete="CASCADE",
-                  name="fk_memberships_user_id_users"), primary_key=True),
+        sa.Column(
+            "workspace_id",
+            sa.String(40),
+            sa.ForeignKey(
+                "workspaces.id", ondelete="CASCADE", name="fk_memberships_workspace_id_workspaces"
+            ),
+            primary_key=True,
+        ),
+        sa.Column(
+            "user_id",
+            sa.String(40),
+            sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_memberships_user_id_users"),
+            primary_key=True,
+        ),
         sa.Column("role", sa.String(16), nullable=False),
         _created(),
     )
@@ -60,13 +70,22 @@ def upgrade() -> None:
     op.create_table(
         "invites",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("workspace_id", sa.String(40), sa.ForeignKey("workspaces.id", ondelete="CASCADE",
-                  name="fk_invites_workspace_id_workspaces"), nullable=False),
+        sa.Column(
+            "workspace_id",
+            sa.String(40),
+            sa.ForeignKey(
+                "workspaces.id", ondelete="CASCADE", name="fk_invites_workspace_id_workspaces"
+            ),
+            nullable=False,
+        ),
         sa.Column("email", sa.String(320), nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False),
-        sa.Column("created_by", sa.String(40), sa.ForeignKey("users.id", ondelete="SET NULL",
-                  name="fk_invites_created_by_users")),
+        sa.Column(
+            "created_by",
+            sa.String(40),
+            sa.ForeignKey("users.id", ondelete="SET NULL", name="fk_invites_created_by_users"),
+        ),
         _created(),
         sa.Column("expires_at", UTCDateTime, nullable=False),
         sa.Column("accepted_at", UTCDateTime),
@@ -77,8 +96,12 @@ def upgrade() -> None:
     op.create_table(
         "sessions",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id", ondelete="CASCADE",
-                  name="fk_sessions_user_id_users"), nullable=False),
+        sa.Column(
+            "user_id",
+            sa.String(40),
+            sa.ForeignKey("users.id", ondelete="CASCADE", name="fk_sessions_user_id_users"),
+            nullable=False,
+        ),
         sa.Column("refresh_hash", sa.String(64), nullable=False),
         _created(),
         sa.Column("expires_at", UTCDateTime, nullable=False),
@@ -91,10 +114,19 @@ def upgrade() -> None:
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("workspace_id", sa.String(40), sa.ForeignKey("workspaces.id", ondelete="CASCADE",
-                  name="fk_api_keys_workspace_id_workspaces"), nullable=False),
-        sa.Column("owner_id", sa.String(40), sa.ForeignKey("users.id", ondelete="SET NULL",
-                  name="fk_api_keys_owner_id_users")),
+        sa.Column(
+            "workspace_id",
+            sa.String(40),
+            sa.ForeignKey(
+                "workspaces.id", ondelete="CASCADE", name="fk_api_keys_workspace_id_workspaces"
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "owner_id",
+            sa.String(40),
+            sa.ForeignKey("users.id", ondelete="SET NULL", name="fk_api_keys_owner_id_users"),
+        ),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("environment", sa.String(8), nullable=False),
         sa.Column("prefix", sa.String(24), nullable=False),
@@ -121,8 +153,16 @@ def upgrade() -> None:
     op.create_table(
         "provider_credentials",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("workspace_id", sa.String(40), sa.ForeignKey("workspaces.id", ondelete="CASCADE",
-                  name="fk_provider_credentials_workspace_id_workspaces"), nullable=False),
+        sa.Column(
+            "workspace_id",
+            sa.String(40),
+            sa.ForeignKey(
+                "workspaces.id",
+                ondelete="CASCADE",
+                name="fk_provider_credentials_workspace_id_workspaces",
+            ),
+            nullable=False,
+        ),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("provider_type", sa.String(40), nullable=False),
         sa.Column("api_base", sa.String(500)),
@@ -131,25 +171,45 @@ def upgrade() -> None:
         sa.Column("nonce", sa.LargeBinary, nullable=False),
         sa.Column("key_id", sa.String(40), nullable=False),
         sa.Column("last4", sa.String(4), nullable=False),
-        sa.Column("created_by", sa.String(40), sa.ForeignKey("users.id", ondelete="SET NULL",
-                  name="fk_provider_credentials_created_by_users")),
+        sa.Column(
+            "created_by",
+            sa.String(40),
+            sa.ForeignKey(
+                "users.id", ondelete="SET NULL", name="fk_provider_credentials_created_by_users"
+            ),
+        ),
         _created(),
     )
     op.create_index("ix_provider_credentials_workspace", "provider_credentials", ["workspace_id"])
     op.create_table(
         "workspace_models",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("workspace_id", sa.String(40), sa.ForeignKey("workspaces.id", ondelete="CASCADE",
-                  name="fk_workspace_models_workspace_id_workspaces"), nullable=False),
+        sa.Column(
+            "workspace_id",
+            sa.String(40),
+            sa.ForeignKey(
+                "workspaces.id",
+                ondelete="CASCADE",
+                name="fk_workspace_models_workspace_id_workspaces",
+            ),
+            nullable=False,
+        ),
         sa.Column("alias", sa.String(200), nullable=False),
         sa.Column("spec", JsonValue, nullable=False),
         _created(),
         sa.Column("updated_at", UTCDateTime, nullable=False),
     )
-    op.create_index("uq_workspace_models_alias", "workspace_models", ["workspace_id", "alias"], unique=True)
+    op.create_index(
+        "uq_workspace_models_alias", "workspace_models", ["workspace_id", "alias"], unique=True
+    )
     op.create_table(
         "audit_log",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("workspace_id", sa.String(40)),
         sa.Column("actor_type", sa.String(16), nullable=False),
         sa.Column("actor_id", sa.String(40)),
@@ -166,15 +226,28 @@ def upgrade() -> None:
     _append_only("audit_log")
 
     workspaces = sa.table(
-        "workspaces", sa.column("id"), sa.column("name"), sa.column("settings", JsonValue),
-        sa.column("created_at", UTCDateTime), sa.column("updated_at", UTCDateTime),
+        "workspaces",
+        sa.column("id"),
+        sa.column("name"),
+        sa.column("settings", JsonValue),
+        sa.column("created_at", UTCDateTime),
+        sa.column("updated_at", UTCDateTime),
         sa.column("routing_version"),
     )
     now = dt.datetime.now(dt.UTC)
-    op.bulk_insert(workspaces, [{
-        "id": DEFAULT_WORKSPACE_ID, "name": "Default", "settings": {},
-        "created_at": now, "updated_at": now, "routing_version": 0,
-    }])
+    op.bulk_insert(
+        workspaces,
+        [
+            {
+                "id": DEFAULT_WORKSPACE_ID,
+                "name": "Default",
+                "settings": {},
+                "created_at": now,
+                "updated_at": now,
+                "routing_version": 0,
+            }
+        ],
+    )
 
 
 def _append_only(table: str) -> None:
@@ -197,8 +270,17 @@ def _append_only(table: str) -> None:
 
 
 def downgrade() -> None:
-    for name in ("audit_log", "workspace_models", "provider_credentials", "api_keys", "sessions",
-                 "invites", "memberships", "workspaces", "users"):
+    for name in (
+        "audit_log",
+        "workspace_models",
+        "provider_credentials",
+        "api_keys",
+        "sessions",
+        "invites",
+        "memberships",
+        "workspaces",
+        "users",
+    ):
         op.drop_table(name)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")

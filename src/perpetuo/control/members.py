@@ -1,0 +1,142 @@
+"""Workspace members: list, change a role, remove (or leave).
+
+The rules, for an actor with role A acting on a member whose role is T:
+- anyone in the workspace may list its members;
+- admins and owners manage members; only owners grant, change or remove the owner and
+  admin roles (so an admin manages members and viewers only);
+- anyone may leave, or lower their own role;
+- a workspace always keeps at least one owner.
+Platform super-administrators and the master key act as owners.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perpetuo.control import audit
+from perpetuo.control.access import require_role
+from perpetuo.control.actor import Actor, Role
+from perpetuo.control.errors import conflict, forbidden, not_found
+from perpetuo.control.plane import ControlPlane
+from perpetuo.store.pagination import Page, newest_first, to_page
+from perpetuo.store.schema import memberships, users, workspaces
+from perpetuo.store.timeutil import iso
+
+RoleName = Literal["owner", "admin", "member", "viewer"]
+
+
+class RoleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: RoleName
+
+
+def member_view(row: Any) -> dict[str, Any]:
+    return {
+        "object": "member",
+        "workspace_id": row.workspace_id,
+        "user_id": row.id,
+        "email": row.email,
+        "name": row.name,
+        "role": row.role,
+        "joined_at": iso(row.created_at),
+    }
+
+
+def _members(workspace_id: str) -> Any:
+    """Members with their account details, shaped for keyset pagination (`id`, `created_at`)."""
+    return (
+        select(memberships.c.user_id.label("id"), memberships.c.workspace_id, memberships.c.role,
+               memberships.c.created_at, users.c.email, users.c.name)
+        .join(users, users.c.id == memberships.c.user_id)
+        .where(memberships.c.workspace_id == workspace_id)
+        .subquery()
+    )
+
+
+async def list_members(
+    plane: ControlPlane, actor: Actor, workspace_id: str, *, limit: int, cursor: str | None
+) -> Page:
+    async with plane.db.connect() as conn:
+        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        members = _members(workspace_id)
+        query = newest_first(select(members), members, cursor, limit)  # type: ignore[arg-type]
+        return to_page((await conn.execute(query)).all(), limit)
+
+
+async def _target(conn: AsyncConnection, workspace_id: str, user_id: str) -> Any:
+    members = _members(workspace_id)
+    row = (await conn.execute(select(members).where(members.c.id == user_id))).first()
+    if row is None:
+        raise not_found("Member")
+    return row
+
+
+async def _lock(conn: AsyncConnection, workspace_id: str) -> None:
+    """Serialize membership changes per workspace, so two owners cannot both step down."""
+    await conn.execute(select(workspaces.c.id).where(workspaces.c.id == workspace_id)
+                       .with_for_update())
+
+
+async def _keep_an_owner(conn: AsyncConnection, workspace_id: str, current: Role) -> None:
+    if current != Role.OWNER:
+        return
+    owners = await conn.scalar(select(func.count()).select_from(memberships).where(
+        memberships.c.workspace_id == workspace_id, memberships.c.role == Role.OWNER.label
+    ))
+    if (owners or 0) <= 1:
+        raise conflict("A workspace must keep at least one owner: make someone else an owner "
+                       "first.", "role")
+
+
+def _may_manage(actor_role: Role, current: Role, new: Role | None) -> None:
+    if actor_role < Role.ADMIN:
+        raise forbidden("This needs the admin role or higher in this workspace.")
+    if actor_role < Role.OWNER and (current >= Role.ADMIN or (new is not None and new >= Role.ADMIN)):
+        raise forbidden("Only owners can grant, change or remove the owner and admin roles.")
+
+
+async def change_role(
+    plane: ControlPlane, actor: Actor, workspace_id: str, user_id: str, spec: RoleChange
+) -> dict[str, Any]:
+    new = Role.parse(spec.role)
+    async with plane.db.begin() as conn:
+        actor_role = await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await _lock(conn, workspace_id)
+        row = await _target(conn, workspace_id, user_id)
+        current = Role.parse(row.role)
+        if new == current:
+            return member_view(row)
+        if not (user_id == actor.user_id and new < current):  # lowering one's own role is free
+            _may_manage(actor_role, current, new)
+        await _keep_an_owner(conn, workspace_id, current)
+        await conn.execute(update(memberships).where(
+            memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
+        ).values(role=new.label))
+        after = member_view(await _target(conn, workspace_id, user_id))
+        await audit.record(conn, actor, "member.role_change", workspace_id=workspace_id,
+                           target_type="member", target_id=user_id, before=member_view(row),
+                           after=after)
+    return after
+
+
+async def remove_member(plane: ControlPlane, actor: Actor, workspace_id: str, user_id: str) -> None:
+    async with plane.db.begin() as conn:
+        actor_role = await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await _lock(conn, workspace_id)
+        row = await _target(conn, workspace_id, user_id)
+        current = Role.parse(row.role)
+        leaving = user_id == actor.user_id
+        if not leaving:
+            _may_manage(actor_role, current, None)
+        await _keep_an_owner(conn, workspace_id, current)
+        await conn.execute(delete(memberships).where(
+            memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
+        ))
+        await audit.record(conn, actor, "member.leave" if leaving else "member.remove",
+                           workspace_id=workspace_id, target_type="member", target_id=user_id,
+                           before=member_view(row))

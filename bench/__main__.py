@@ -3,7 +3,9 @@
 Starts a fast mock upstream, the gateway (one worker, key auth on) and a load generator on
 loopback; measures the mock called directly and through the gateway in the same run, for
 non-streaming and streaming chat at several concurrency levels; reports ratios, gateway
-CPU per request, idle and peak memory, and start-up time to ready.
+CPU per request, idle and peak memory, and start-up time to ready. Then the routing
+scenarios (bench/routing.py): a 3-deployment alias against the 1-deployment one, and
+failover from an upstream failing 30% of requests.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import routing
 from bench.report import render_markdown, write_docs
 from bench.system import free_port, process_cpu_seconds, process_memory_kib, wait_http
 
@@ -26,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MASTER_KEY = "pk-bench-master-key"
 
 
-def start_mock(port: int) -> subprocess.Popen[str]:
+def start_mock(port: int, fail_rate: float = 0.0) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.mock_upstream", str(port)],
+        [sys.executable, "-m", "bench.mock_upstream", str(port), "--fail-rate", str(fail_rate)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -73,7 +76,14 @@ def start_gateway(
     return proc, time.perf_counter() - started
 
 
-def loadgen(url: str, concurrency: int, duration: float, stream: bool, key: str) -> dict[str, Any]:
+def loadgen(
+    url: str,
+    concurrency: int,
+    duration: float,
+    stream: bool,
+    key: str,
+    model: str = "gpt-4o-mini",
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
@@ -85,6 +95,8 @@ def loadgen(url: str, concurrency: int, duration: float, stream: bool, key: str)
         str(duration),
         "--warmup",
         "1",
+        "--model",
+        model,
     ]
     if stream:
         cmd.append("--stream")
@@ -104,8 +116,9 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
-    mock_port, gw_port = free_port(), free_port()
+    mock_port, gw_port, flaky_port = free_port(), free_port(), free_port()
     mock = start_mock(mock_port)
+    flaky = start_mock(flaky_port, routing.FAIL_RATE)
     workdir = Path(tempfile.mkdtemp(prefix="perpetuo-bench-"))
     config = {
         "providers": {
@@ -117,6 +130,10 @@ def main() -> None:
         },
         "models": {"gpt-4o-mini": {"deployments": [{"provider": "mock", "model": "gpt-4o-mini"}]}},
     }
+    extra = routing.routing_config(mock_port, flaky_port)
+    config["routing"] = extra["routing"]
+    config["providers"].update(extra["providers"])
+    config["models"].update(extra["models"])
     gateway, startup_s = start_gateway(config, workdir, gw_port)
     try:
         time.sleep(1.0)
@@ -149,12 +166,20 @@ def main() -> None:
                     f"errors {via['errors']} cpu/req {cpu:.3f} ms",
                     flush=True,
                 )
+        routing_rows = routing.run(
+            gateway.pid,
+            args.duration,
+            lambda alias, c: loadgen(gateway_url, c, args.duration, False, MASTER_KEY, alias),
+        )
         memory = process_memory_kib(gateway.pid)
     finally:
         gateway.terminate()
         gateway.wait(30)
-        mock.terminate()
-        mock.wait(10)
+        for upstream in (mock, flaky):
+            upstream.terminate()
+            upstream.wait(10)
+    overhead = routing.router_overhead()
+    print("router overhead, us/request:", overhead, flush=True)
     results = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -167,6 +192,8 @@ def main() -> None:
         "peak_rss_mib": memory["VmHWM"] / 1024,
         "duration_s": args.duration,
         "rows": rows,
+        "routing_rows": routing_rows,
+        "router_overhead_us": overhead,
     }
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)

@@ -16,9 +16,9 @@ import uvloop
 from perpetuo.transport import URL, HTTPClient, Timeouts
 
 
-def body(stream: bool) -> bytes:
+def body(stream: bool, model: str = "gpt-4o-mini") -> bytes:
     data = {
-        "model": "gpt-4o-mini",
+        "model": model,
         "messages": [
             {"role": "user", "content": "Hello, how are you doing today? Tell me a short story."}
         ],
@@ -36,14 +36,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    url: str, concurrency: int, duration: float, warmup: float, stream: bool, key: str
+    url: str,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    stream: bool,
+    key: str,
+    model: str = "gpt-4o-mini",
 ) -> dict:
     client = HTTPClient()
     target = URL.parse(url)
     headers = [("content-type", "application/json")]
     if key:
         headers.append(("authorization", f"Bearer {key}"))
-    payload = body(stream)
+    payload = body(stream, model)
     timeouts = Timeouts(connect=5, first_byte=30, read=30, total=60)
     latencies: list[float] = []
     ttfts: list[float] = []
@@ -99,10 +105,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--key", default="")
+    parser.add_argument("--model", default="gpt-4o-mini", help="the alias to ask for")
     args = parser.parse_args()
     started = time.monotonic()
     result = uvloop.run(
-        run(args.url, args.concurrency, args.duration, args.warmup, args.stream, args.key)
+        run(
+            args.url,
+            args.concurrency,
+            args.duration,
+            args.warmup,
+            args.stream,
+            args.key,
+            args.model,
+        )
     )
     result["wall_s"] = time.monotonic() - started
     print(json.dumps(result))

@@ -2,13 +2,17 @@
 
 Streaming answers are sent as chunked SSE, one event per HTTP chunk, all at once, so the
 measured time to first token is the gateway's, not the mock's.
+
+`python -m bench.mock_upstream PORT [--fail-rate 0.3]`: with a fail rate, that share of
+requests (chosen at random) gets a 500 with an OpenAI-style error body instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-import sys
+import random
 
 import httptools
 import uvloop
@@ -76,6 +80,11 @@ JSON_RESPONSE = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
     % (len(_COMPLETION), _COMPLETION)
 )
+_ERROR = b'{"error":{"message":"injected failure","type":"server_error","code":null}}'
+ERROR_RESPONSE = (
+    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_ERROR), _ERROR)
+)
 STREAM_RESPONSE = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
     + _stream_body()
@@ -83,6 +92,9 @@ STREAM_RESPONSE = (
 
 
 class _Protocol(asyncio.Protocol):
+    fail_rate = 0.0
+    _random = random.Random(42).random
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.parser = httptools.HttpRequestParser(self)
@@ -100,6 +112,9 @@ class _Protocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         streaming = b'"stream":true' in self.body
         self.body = b""
+        if self.fail_rate and self._random() < self.fail_rate:
+            self.transport.write(ERROR_RESPONSE)  # type: ignore[attr-defined]
+            return
         self.transport.write(STREAM_RESPONSE if streaming else JSON_RESPONSE)  # type: ignore[attr-defined]
 
 
@@ -111,4 +126,9 @@ async def serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(serve(int(sys.argv[1])))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of 500 answers")
+    args = parser.parse_args()
+    _Protocol.fail_rate = args.fail_rate
+    uvloop.run(serve(args.port))

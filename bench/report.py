@@ -38,11 +38,41 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"| {_fmt(ttft_direct)} | {_fmt(ttft_via)} | {added_ttft} "
             f"| {row['gateway_cpu_ms_per_request']:.3f} | {via['errors']} |"
         )
+    if results.get("routing_rows"):
+        lines += ["", *render_routing(results["routing_rows"])]
+    if results.get("router_overhead_us"):
+        figures = ", ".join(f"{k}: {v:.1f} µs" for k, v in results["router_overhead_us"].items())
+        lines += ["", f"Router overhead per request, in-process around a no-op call: {figures}."]
     return "\n".join(lines)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def render_routing(rows: list[dict[str, Any]]) -> list[str]:
+    """The routing scenarios, each compared with the 1-deployment alias at its concurrency."""
+    baseline = {r["concurrency"]: r for r in rows if r["alias"] == "gpt-4o-mini"}
+    lines = [
+        "Routing scenarios (JSON chat through the gateway; the 1- and 3-deployment runs are "
+        "each the mean of two, run A B B A; ratios against the 1-deployment alias at the same "
+        "concurrency, in the same run; client errors are errors the load generator saw):",
+        "",
+        "| scenario | conc. | rps | p50 ms | p99 ms | CPU ms/req | rps ratio | CPU ratio "
+        "| client errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        via, cpu = row["gateway"], row["gateway_cpu_ms_per_request"]
+        base = baseline.get(row["concurrency"])
+        rps_ratio = via["rps"] / base["gateway"]["rps"] if base else None
+        cpu_ratio = cpu / base["gateway_cpu_ms_per_request"] if base else None
+        lines.append(
+            f"| {row['scenario']} | {row['concurrency']} | {via['rps']:.0f} "
+            f"| {via['p50_ms']:.3f} | {via['p99_ms']:.3f} | {cpu:.3f} "
+            f"| {_fmt(rps_ratio, 2)} | {_fmt(cpu_ratio, 2)} | {via['errors']} |"
+        )
+    return lines
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def write_docs(path: Path, table: str) -> None:

@@ -10,7 +10,7 @@ from perpetuo.auth.master_key import read_master_key
 from perpetuo.auth.secrets import DerivedKeys, load_server_secret
 from perpetuo.auth.throttle import login_throttle
 from perpetuo.config import GatewayConfig, Settings, load_config
-from perpetuo.control.changes import KEY, WORKSPACE, ChangeFeed
+from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED, ChangeFeed
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.pipeline.runtime import Gateway
@@ -34,6 +34,7 @@ def build_control_plane(settings: Settings) -> ControlPlane:
         changes=ChangeFeed(db, settings.redis_url),
         keyring=Keyring.from_environment(),
         throttle=login_throttle(settings.redis_url),
+        signup_policy=settings.signup,
     )
 
 
@@ -58,6 +59,8 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     plane.changes.subscribe(KEY, keys.invalidate_key)
     workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)
     plane.changes.subscribe(WORKSPACE, workspace_routes.invalidate)
+    plane.changes.subscribe(WORKSPACE_DELETED, workspace_routes.invalidate)
+    plane.changes.subscribe(WORKSPACE_DELETED, keys.invalidate_workspace)
     return Gateway(
         config=config,
         table=table,

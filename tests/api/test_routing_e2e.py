@@ -118,7 +118,8 @@ def routed(upstreams, tmp_path_factory) -> Iterator[GatewayProcess]:
 
 
 @pytest.fixture
-def mocks(upstreams) -> tuple[OpenAIMock, OpenAIMock]:
+def ab(upstreams) -> tuple[OpenAIMock, OpenAIMock]:
+    """Mocks A and B, reset."""
     for mock in upstreams:
         mock.reset()
     return upstreams
@@ -139,8 +140,9 @@ def deployments(gw: GatewayProcess) -> dict[str, Any]:
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "invalid_request_error", "param": None,
-                      "code": code}}
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    }
 
 
 # -- failures before an answer: fail over ---------------------------------------------------
@@ -155,8 +157,8 @@ def error_body(code: str, message: str) -> dict[str, Any]:
         ("fo-badjson", Fault(status=200, body="{not json")),
     ],
 )
-def test_upstream_faults_fail_over_to_the_next_deployment(sdk, mocks, alias, fault):
-    a, b = mocks
+def test_upstream_faults_fail_over_to_the_next_deployment(sdk, ab, alias, fault):
+    a, b = ab
     a.default_fault = fault
     started = time.monotonic()
     raw = chat(sdk, alias)
@@ -165,11 +167,12 @@ def test_upstream_faults_fail_over_to_the_next_deployment(sdk, mocks, alias, fau
     assert raw.headers["x-perpetuo-provider"] == "pb"
     assert raw.headers["x-perpetuo-attempts"] == "2"
     assert raw.headers["x-perpetuo-fallback"] == "true"
-    assert len(a.requests) == 1 and len(b.requests) == 1
+    # (A reset on a pooled connection is retried once on a fresh one by the transport.)
+    assert a.requests and len(b.requests) == 1
 
 
-def test_429_retry_after_is_honored_then_the_same_deployment_serves(sdk, mocks):
-    a, _ = mocks
+def test_429_retry_after_is_honored_then_the_same_deployment_serves(sdk, ab):
+    a, _ = ab
     limited = {"error": {"message": "Rate limit reached", "type": "requests", "code": None}}
     a.fail_next(Fault(status=429, body=limited, headers={"retry-after-ms": "300"}))
     started = time.monotonic()
@@ -189,8 +192,8 @@ def test_429_retry_after_is_honored_then_the_same_deployment_serves(sdk, mocks):
 # -- streams ----------------------------------------------------------------------------------
 
 
-def test_stream_that_is_slow_to_start_falls_over_and_a_slow_one_completes(sdk, mocks, routed):
-    a, b = mocks
+def test_stream_that_is_slow_to_start_falls_over_and_a_slow_one_completes(sdk, ab, routed):
+    a, b = ab
     a.fail_next(Fault(delay=1.0))
     b.fail_next(Fault(event_delay=0.05))  # slow between events, but within the read timeout
     with sdk.chat.completions.with_streaming_response.create(
@@ -201,15 +204,18 @@ def test_stream_that_is_slow_to_start_falls_over_and_a_slow_one_completes(sdk, m
     assert text == "Echo: route me"
     detail = deployments(routed)
     assert detail["pb/stream-slow"]["ttft_ms"] is not None  # TTFT feeds `fastest`
+    assert detail["pb/stream-slow"]["in_flight"] == 0  # released when the stream ended
     assert detail["pa/stream-slow"]["error_rate"] == 1.0
 
 
-@pytest.mark.parametrize(("alias", "fault"), [("stream-cut", Fault(cut_after=3)),
-                                              ("stream-stall", Fault(event_delay=0.8))])
+@pytest.mark.parametrize(
+    ("alias", "fault"),
+    [("stream-cut", Fault(cut_after=3)), ("stream-stall", Fault(event_delay=0.8))],
+)
 def test_stream_failing_after_the_first_chunk_ends_with_an_error_event(
-    sdk, mocks, routed, alias, fault
+    sdk, ab, routed, alias, fault
 ):
-    a, b = mocks
+    a, b = ab
     a.fail_next(fault)
     received = []
     stream = sdk.chat.completions.create(model=alias, messages=USER, stream=True)
@@ -219,14 +225,18 @@ def test_stream_failing_after_the_first_chunk_ends_with_an_error_event(
     assert received and received[0].choices[0].delta.role == "assistant"
     assert "upstream" in exc.value.message.lower()
     assert not b.requests  # committed to the first deployment: no fallback mid-stream
-    assert deployments(routed)[f"pa/{alias}"]["error_rate"] == 1.0
+    # The SDK raises on the error event; the gateway records the end right after sending it.
+    deadline = time.monotonic() + 2
+    while (view := deployments(routed)[f"pa/{alias}"])["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert view["error_rate"] == 1.0 and view["in_flight"] == 0
 
 
 # -- fallback chains --------------------------------------------------------------------------
 
 
-def test_fallback_alias_serves_when_every_deployment_fails(sdk, mocks):
-    a, _ = mocks
+def test_fallback_alias_serves_when_every_deployment_fails(sdk, ab):
+    a, _ = ab
     a.default_fault = Fault(status=503, body={"error": {"message": "overloaded"}})
     raw = chat(sdk, "chain-first")
     assert raw.headers["x-perpetuo-model"] == "chain-second"
@@ -234,8 +244,8 @@ def test_fallback_alias_serves_when_every_deployment_fails(sdk, mocks):
     assert raw.headers["x-perpetuo-fallback"] == "true"
 
 
-def test_context_window_and_content_policy_fallbacks(sdk, mocks):
-    a, b = mocks
+def test_context_window_and_content_policy_fallbacks(sdk, ab):
+    a, b = ab
     a.fail_next(Fault(status=400, body=error_body("context_length_exceeded", "too long")))
     raw = chat(sdk, "cw-small")
     assert raw.headers["x-perpetuo-model"] == "cw-large"
@@ -248,7 +258,7 @@ def test_context_window_and_content_policy_fallbacks(sdk, mocks):
 # -- the route header -------------------------------------------------------------------------
 
 
-def test_route_header_overrides_the_alias_strategy(sdk, mocks):
+def test_route_header_overrides_the_alias_strategy(sdk, ab):
     assert chat(sdk, "priced").headers["x-perpetuo-model"] == "gpt-4o"
     raw = chat(sdk, "priced", extra_headers={"X-Perpetuo-Route": "cheapest"})
     assert raw.headers["x-perpetuo-model"] == "gpt-4o-mini"
@@ -263,8 +273,8 @@ def test_route_header_overrides_the_alias_strategy(sdk, mocks):
 # -- circuit breaker --------------------------------------------------------------------------
 
 
-def test_breaker_opens_skips_and_recovers_through_a_half_open_probe(sdk, mocks, routed):
-    a, b = mocks
+def test_breaker_opens_skips_and_recovers_through_a_half_open_probe(sdk, ab, routed):
+    a, _ = ab
     a.default_fault = Fault(status=500, body={"error": {"message": "boom"}})
     for _ in range(2):  # two consecutive failures open it
         assert chat(sdk, "breaker").headers["x-perpetuo-provider"] == "pb"
@@ -283,7 +293,7 @@ def test_breaker_opens_skips_and_recovers_through_a_half_open_probe(sdk, mocks, 
 # -- capacity caps ----------------------------------------------------------------------------
 
 
-def test_rpm_caps_move_traffic_then_refuse_with_retry_after(sdk, mocks):
+def test_rpm_caps_move_traffic_then_refuse_with_retry_after(sdk, ab):
     providers = [chat(sdk, "capped").headers["x-perpetuo-provider"] for _ in range(3)]
     assert providers == ["pa", "pa", "pb"]
     with pytest.raises(openai.RateLimitError) as exc:
@@ -292,8 +302,8 @@ def test_rpm_caps_move_traffic_then_refuse_with_retry_after(sdk, mocks):
     assert 1 <= int(exc.value.response.headers["retry-after"]) <= 60
 
 
-async def test_max_parallel_caps_concurrent_requests(routed, mocks):
-    a, b = mocks
+async def test_max_parallel_caps_concurrent_requests(routed, ab):
+    a, b = ab
     a.default_fault = b.default_fault = Fault(delay=0.3)
     client = openai.AsyncOpenAI(base_url=f"{routed.url}/v1", api_key=MASTER_KEY, max_retries=0)
     results = await asyncio.gather(
@@ -309,15 +319,15 @@ async def test_max_parallel_caps_concurrent_requests(routed, mocks):
 # -- statistics over real requests ------------------------------------------------------------
 
 
-def test_weighted_split_over_real_requests(sdk, mocks):
-    a, b = mocks
+def test_weighted_split_over_real_requests(sdk, ab):
+    a, b = ab
     for _ in range(200):
         chat(sdk, "weighted")
     assert abs(len(a.requests) - 150) <= 10 and abs(len(b.requests) - 50) <= 10
 
 
-def test_fastest_converges_to_the_faster_upstream(sdk, mocks):
-    a, _ = mocks
+def test_fastest_converges_to_the_faster_upstream(sdk, ab):
+    a, _ = ab
     a.default_fault = Fault(delay=0.06)
     served = [chat(sdk, "fastest").headers["x-perpetuo-provider"] for _ in range(40)]
     late = Counter(served[10:])

@@ -7,7 +7,8 @@ from typing import Any
 
 from perpetuo.config.model import GatewayConfig, RoutingConfig
 from perpetuo.routing.health import RoutingState
-from perpetuo.routing.strategies import Choice, RouteJob
+from perpetuo.routing.job import RouteJob
+from perpetuo.routing.strategies import Choice
 from perpetuo.routing.table import Alias, RoutingTable
 
 PROVIDERS = {

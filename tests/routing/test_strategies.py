@@ -19,10 +19,10 @@ def test_default_keeps_configured_order_within_priority_groups():
         {"priority": 1}, {"priority": 0}, {"priority": 1, "model": "x"}, {"priority": 0}
     )
     router = Router(HTTPClient(), build({}), state_with().config, state=state_with())
-    planned = router.plan(alias, "default", job(), 0.0)
+    planned = router.plan(alias, "default", job())
     assert ids(planned) == ["b/gpt-4o-mini", "d/gpt-4o-mini", "a/gpt-4o-mini", "c/x"]
     # Other strategies order inside each group; groups stay in priority order.
-    planned = router.plan(alias, "cheapest", job(), 0.0)
+    planned = router.plan(alias, "cheapest", job())
     assert {d.id for d in planned[:2]} == {"b/gpt-4o-mini", "d/gpt-4o-mini"}
 
 

@@ -82,3 +82,47 @@ async def test_downgrade_and_upgrade_round_trip(store_url):
         assert await current_revision(db) == HEAD_REVISION
     finally:
         await db.dispose()
+
+
+async def test_upgrading_an_older_database_keeps_its_data(store_url):
+    """A database created by revision 0001 and holding data comes through every later
+    migration with that data intact."""
+    from perpetuo.auth.credential_crypto import Keyring, new_key_spec
+    from perpetuo.auth.secrets import DerivedKeys
+    from perpetuo.control import api_keys, credentials
+    from perpetuo.control.actor import CLI_ACTOR
+    from perpetuo.control.changes import ChangeFeed
+    from perpetuo.control.plane import ControlPlane
+
+    db = Database(store_url)
+    try:
+        await upgrade(db, "0001")
+        assert await current_revision(db) == "0001"
+        plane = ControlPlane(
+            db=db,
+            keys=DerivedKeys.from_secret(b"x" * 32),
+            changes=ChangeFeed(db),
+            keyring=Keyring.parse(new_key_spec("k1")),
+        )
+        key, _ = await api_keys.create_key(
+            plane, CLI_ACTOR, "ws_default", api_keys.KeyCreate(name="old")
+        )
+        spec = credentials.CredentialCreate(
+            name="c", provider_type="openai", api_key="sk-abcdef123456"
+        )
+        cred = await credentials.create_credential(plane, CLI_ACTOR, "ws_default", spec)
+        await upgrade(db)
+        assert await current_revision(db) == HEAD_REVISION
+        assert (await api_keys.get_key(plane, CLI_ACTOR, "ws_default", key["id"]))["name"] == "old"
+        assert (await credentials.get_credential(plane, CLI_ACTOR, "ws_default", cred["id"]))[
+            "last4"
+        ] == "3456"
+        async with db.connect() as conn:
+            actions = (
+                (await conn.execute(select(audit_log.c.action).order_by(audit_log.c.id)))
+                .scalars()
+                .all()
+            )
+        assert actions == ["api_key.create", "credential.create"]
+    finally:
+        await db.dispose()

@@ -20,4 +20,5 @@ async def make_plane(url: str, keyring: Keyring | None = None) -> ControlPlane:
         keys=DerivedKeys.from_secret(SECRET),
         changes=ChangeFeed(db),
         keyring=keyring if keyring is not None else Keyring.parse(new_key_spec("k1")),
+        signup_policy="open",  # policies have their own tests; here anyone may sign up
     )

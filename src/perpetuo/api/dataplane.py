@@ -39,7 +39,9 @@ async def chat_completions(
     result = await chat_completion(gw, ctx, chat_request, extras)
     headers = routing_headers(ctx.trace, result.deployment)
     if isinstance(result, ChatStream):
-        return StreamingResponse(sse_events(result), [*SSE_HEADERS, *headers])
+        return StreamingResponse(
+            sse_events(result), [*SSE_HEADERS, *headers], on_close=result.on_close
+        )
     return json_response(result.body, headers=headers)
 
 

@@ -130,6 +130,11 @@ class KeyCache:
         for key_hash in list(self._by_key_id.get(key_id, ())):
             self._forget(key_hash)
 
+    def invalidate_workspace(self, workspace_id: str) -> None:
+        for key_hash, entry in list(self._entries.items()):
+            if entry.record is not None and entry.record.principal.workspace_id == workspace_id:
+                self._forget(key_hash)
+
     def invalidate_hash(self, key_hash: str) -> None:
         self._forget(key_hash)
 

@@ -115,7 +115,9 @@ class RedisThrottleStore:
             import redis.asyncio as redis
 
             self._client = redis.from_url(
-                self._url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT,
+                self._url,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
             )
         return self._client
 
@@ -210,9 +212,13 @@ class LoginThrottle:
     async def retry_after(self, email: str, ip: str | None) -> float:
         """Seconds the caller must wait before trying to sign in again; 0 if it may now."""
         now = self._clock()
-        wait = await self.store.wait_seconds(account_key(email), now, self.window, self.account_limit)
+        wait = await self.store.wait_seconds(
+            account_key(email), now, self.window, self.account_limit
+        )
         if ip:
-            wait = max(wait, await self.store.wait_seconds(ip_key(ip), now, self.window, self.ip_limit))
+            wait = max(
+                wait, await self.store.wait_seconds(ip_key(ip), now, self.window, self.ip_limit)
+            )
         return wait
 
     async def failed(self, email: str, ip: str | None) -> None:

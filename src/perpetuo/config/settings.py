@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,12 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None, description="Redis for cross-instance state (invalidation, limits)"
+    )
+    signup: Literal["open", "invite", "closed"] = Field(
+        default="invite",
+        description="Who may create an account: anyone, holders of an invitation, or nobody "
+        "(administrators create accounts). The first account is always allowed and becomes "
+        "the platform administrator.",
     )
     host: str = "127.0.0.1"
     port: int = 8080

@@ -35,6 +35,9 @@ class UserCreate(BaseModel):
     email: EmailStr
     password: Password
     name: Annotated[str, Field(max_length=200)] = ""
+    invite_token: Annotated[str, Field(max_length=200)] | None = Field(
+        default=None, description="An invitation for this address: needed unless sign-up is open"
+    )
 
 
 class Login(BaseModel):
@@ -97,16 +100,26 @@ async def _new_user_hash(spec: UserCreate, email: str) -> str:
 
 
 async def _insert_user(
-    conn: AsyncConnection, user_id: str, email: str, spec: UserCreate, password_hash: str,
+    conn: AsyncConnection,
+    user_id: str,
+    email: str,
+    spec: UserCreate,
+    password_hash: str,
     superadmin: bool,
 ) -> Any:
     taken = await conn.scalar(select(users.c.id).where(users.c.email == email))
     if taken is not None:
         raise conflict("An account with this email address already exists.", "email")
-    await conn.execute(insert(users).values(
-        id=user_id, email=email, name=spec.name.strip(), password_hash=password_hash,
-        is_superadmin=superadmin, created_at=utcnow(),
-    ))
+    await conn.execute(
+        insert(users).values(
+            id=user_id,
+            email=email,
+            name=spec.name.strip(),
+            password_hash=password_hash,
+            is_superadmin=superadmin,
+            created_at=utcnow(),
+        )
+    )
     return await _get_user(conn, user_id)
 
 
@@ -118,9 +131,18 @@ async def create_user(
     user_id = new_id("usr")
     try:
         async with plane.db.begin() as conn:
-            view = user_view(await _insert_user(conn, user_id, email, spec, password_hash, superadmin))
-            await audit.record(conn, actor, "user.create", workspace_id=None, target_type="user",
-                               target_id=user_id, after=view)
+            view = user_view(
+                await _insert_user(conn, user_id, email, spec, password_hash, superadmin)
+            )
+            await audit.record(
+                conn,
+                actor,
+                "user.create",
+                workspace_id=None,
+                target_type="user",
+                target_id=user_id,
+                after=view,
+            )
     except IntegrityError:  # the same address signed up concurrently
         raise conflict("An account with this email address already exists.", "email") from None
     return view
@@ -134,13 +156,52 @@ async def signup(plane: ControlPlane, spec: UserCreate, client: ClientInfo) -> d
     actor = Actor(kind="user", user_id=user_id, ip=client.ip, user_agent=client.user_agent)
     try:
         async with plane.db.begin() as conn:
-            row = await _insert_user(conn, user_id, email, spec, password_hash, False)
-            await audit.record(conn, actor, "user.signup", workspace_id=None, target_type="user",
-                               target_id=user_id, after=user_view(row))
+            first = await conn.scalar(select(users.c.id).limit(1)) is None
+            if not first:
+                await _check_signup_allowed(conn, plane, email, spec.invite_token)
+            # The very first account administers the platform (sign-up is how it is made).
+            row = await _insert_user(conn, user_id, email, spec, password_hash, first)
+            await audit.record(
+                conn,
+                actor,
+                "user.signup",
+                workspace_id=None,
+                target_type="user",
+                target_id=user_id,
+                after=user_view(row),
+            )
             tokens = await sessions.open_session(conn, plane, user_id, client)
     except IntegrityError:
         raise conflict("An account with this email address already exists.", "email") from None
+    if spec.invite_token:
+        from perpetuo.control.invites import InviteAccept, accept_invite
+
+        await accept_invite(plane, actor, InviteAccept(token=spec.invite_token))
     return token_view(tokens, row)
+
+
+async def _check_signup_allowed(
+    conn: AsyncConnection, plane: ControlPlane, email: str, invite_token: str | None
+) -> None:
+    """Open sign-up lets anyone in; by invitation, a pending invite for this address is
+    needed; closed, only administrators create accounts."""
+    policy = plane.signup_policy
+    if policy == "open":
+        return
+    if policy == "invite" and invite_token:
+        from perpetuo.auth.api_keys import token_hash
+        from perpetuo.control.invites import status_of
+        from perpetuo.store.schema import invites
+
+        row = (await conn.execute(
+            select(invites).where(invites.c.token_hash == token_hash(invite_token.strip()))
+        )).first()
+        if row is not None and row.email == email and status_of(row) == "pending":
+            return
+        raise forbidden("This invitation is not valid for this email address.")
+    if policy == "invite":
+        raise forbidden("Sign-up on this server needs an invitation: ask a workspace admin.")
+    raise forbidden("Sign-up is closed on this server: ask an administrator for an account.")
 
 
 async def _check_password(
@@ -180,9 +241,15 @@ async def refresh(plane: ControlPlane, spec: Refresh, client: ClientInfo) -> dic
         if result.tokens is None:
             # Committed with the revocation, before the refusal below.
             actor = Actor(kind="system", ip=client.ip, user_agent=client.user_agent)
-            await audit.record(conn, actor, "session.refresh_reuse", workspace_id=None,
-                               target_type="session", target_id=result.session_id,
-                               after={"user_id": result.user.id, "revoked": True})
+            await audit.record(
+                conn,
+                actor,
+                "session.refresh_reuse",
+                workspace_id=None,
+                target_type="session",
+                target_id=result.session_id,
+                after={"user_id": result.user.id, "revoked": True},
+            )
     if result.tokens is None:
         raise unauthorized(
             "This refresh token was already used. The session has been ended to be safe; "
@@ -199,8 +266,9 @@ async def logout(plane: ControlPlane, session_id: str | None, refresh_token: str
             row = await sessions.find_by_refresh(conn, refresh_token)
             session_id = row.id if row is not None else None
         if session_id is None:
-            raise unauthorized("Nothing to sign out of: send the access or refresh token.",
-                               "invalid_token")
+            raise unauthorized(
+                "Nothing to sign out of: send the access or refresh token.", "invalid_token"
+            )
         await sessions.revoke(conn, session_id)
 
 
@@ -209,12 +277,14 @@ async def me(plane: ControlPlane, actor: Actor) -> dict[str, Any]:
         return {"id": None, "object": "master_key", "is_superadmin": True, "memberships": []}
     async with plane.db.connect() as conn:
         row = await _get_user(conn, actor.user_id)
-        rows = (await conn.execute(
-            select(memberships.c.workspace_id, memberships.c.role, workspaces.c.name)
-            .join(workspaces, workspaces.c.id == memberships.c.workspace_id)
-            .where(memberships.c.user_id == actor.user_id)
-            .order_by(workspaces.c.name, workspaces.c.id)
-        )).all()
+        rows = (
+            await conn.execute(
+                select(memberships.c.workspace_id, memberships.c.role, workspaces.c.name)
+                .join(workspaces, workspaces.c.id == memberships.c.workspace_id)
+                .where(memberships.c.user_id == actor.user_id)
+                .order_by(workspaces.c.name, workspaces.c.id)
+            )
+        ).all()
     return {
         **user_view(row),
         "memberships": [
@@ -235,8 +305,9 @@ async def update_me(
     if spec.password is not None:
         if spec.current_password is None:
             raise invalid("Give your current password to set a new one.", "current_password")
-        if not await _check_password(plane, row.email, actor.ip, row.password_hash,
-                                     spec.current_password):
+        if not await _check_password(
+            plane, row.email, actor.ip, row.password_hash, spec.current_password
+        ):
             raise invalid("The current password is not correct.", "current_password")
         if problem := password_problem(spec.password, row.email):
             raise invalid(problem, "password")
@@ -244,16 +315,32 @@ async def update_me(
     async with plane.db.begin() as conn:
         before = user_view(row)
         if spec.name is not None and spec.name.strip() != row.name:
-            await conn.execute(update(users).where(users.c.id == row.id)
-                               .values(name=spec.name.strip()))
+            await conn.execute(
+                update(users).where(users.c.id == row.id).values(name=spec.name.strip())
+            )
             after = user_view(await _get_user(conn, row.id))
-            await audit.record(conn, actor, "user.update", workspace_id=None, target_type="user",
-                               target_id=row.id, before=before, after=after)
+            await audit.record(
+                conn,
+                actor,
+                "user.update",
+                workspace_id=None,
+                target_type="user",
+                target_id=row.id,
+                before=before,
+                after=after,
+            )
         if new_hash is not None:
-            await conn.execute(update(users).where(users.c.id == row.id)
-                               .values(password_hash=new_hash))
+            await conn.execute(
+                update(users).where(users.c.id == row.id).values(password_hash=new_hash)
+            )
             ended = await sessions.revoke_all(conn, row.id, keep=session_id)
-            await audit.record(conn, actor, "user.password_change", workspace_id=None,
-                               target_type="user", target_id=row.id,
-                               after={"password_changed": True, "other_sessions_revoked": ended})
+            await audit.record(
+                conn,
+                actor,
+                "user.password_change",
+                workspace_id=None,
+                target_type="user",
+                target_id=row.id,
+                after={"password_changed": True, "other_sessions_revoked": ended},
+            )
     return await me(plane, actor)

@@ -33,6 +33,7 @@ class Actor:
     is_superadmin: bool = False
     ip: str | None = None
     user_agent: str | None = None
+    session_id: str | None = None  # the sign-in session, for access-token callers
 
     @property
     def audit_id(self) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from perpetuo.store.database import Database
-from perpetuo.store.schema import api_keys, workspaces
+from perpetuo.store.schema import api_keys, audit_log, workspaces
 from perpetuo.store.timeutil import utcnow
 
 log = logging.getLogger("perpetuo.changes")
@@ -31,6 +31,7 @@ log = logging.getLogger("perpetuo.changes")
 CHANNEL = "perpetuo:changes"
 KEY = "key"  # an API key changed (revoked, rotated, edited)
 WORKSPACE = "workspace"  # a workspace's models, credentials or settings changed
+WORKSPACE_DELETED = "workspace_deleted"  # everything cached for the workspace must go
 CONFIG = "config"  # the platform config was reloaded
 
 Listener = Callable[[str], None]
@@ -113,6 +114,8 @@ class ChangeFeed:
             self._dispatch(KEY, key_id)
         for workspace_id in changed_workspaces:
             self._dispatch(WORKSPACE, workspace_id)
+        for workspace_id in deleted_workspaces:
+            self._dispatch(WORKSPACE_DELETED, workspace_id)
         self._watermark = started
 
     async def _poll_forever(self) -> None:

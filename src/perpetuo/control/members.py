@@ -50,8 +50,14 @@ def member_view(row: Any) -> dict[str, Any]:
 def _members(workspace_id: str) -> Any:
     """Members with their account details, shaped for keyset pagination (`id`, `created_at`)."""
     return (
-        select(memberships.c.user_id.label("id"), memberships.c.workspace_id, memberships.c.role,
-               memberships.c.created_at, users.c.email, users.c.name)
+        select(
+            memberships.c.user_id.label("id"),
+            memberships.c.workspace_id,
+            memberships.c.role,
+            memberships.c.created_at,
+            users.c.email,
+            users.c.name,
+        )
         .join(users, users.c.id == memberships.c.user_id)
         .where(memberships.c.workspace_id == workspace_id)
         .subquery()
@@ -78,25 +84,33 @@ async def _target(conn: AsyncConnection, workspace_id: str, user_id: str) -> Any
 
 async def _lock(conn: AsyncConnection, workspace_id: str) -> None:
     """Serialize membership changes per workspace, so two owners cannot both step down."""
-    await conn.execute(select(workspaces.c.id).where(workspaces.c.id == workspace_id)
-                       .with_for_update())
+    await conn.execute(
+        select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update()
+    )
 
 
-async def _keep_an_owner(conn: AsyncConnection, workspace_id: str, current: Role) -> None:
+async def _keep_an_owner(
+    conn: AsyncConnection, workspace_id: str, current: Role, field: str | None
+) -> None:
     if current != Role.OWNER:
         return
-    owners = await conn.scalar(select(func.count()).select_from(memberships).where(
-        memberships.c.workspace_id == workspace_id, memberships.c.role == Role.OWNER.label
-    ))
+    owners = await conn.scalar(
+        select(func.count())
+        .select_from(memberships)
+        .where(memberships.c.workspace_id == workspace_id, memberships.c.role == Role.OWNER.label)
+    )
     if (owners or 0) <= 1:
-        raise conflict("A workspace must keep at least one owner: make someone else an owner "
-                       "first.", "role")
+        raise conflict(
+            "A workspace must keep at least one owner: make someone else an owner first.", field
+        )
 
 
 def _may_manage(actor_role: Role, current: Role, new: Role | None) -> None:
     if actor_role < Role.ADMIN:
         raise forbidden("This needs the admin role or higher in this workspace.")
-    if actor_role < Role.OWNER and (current >= Role.ADMIN or (new is not None and new >= Role.ADMIN)):
+    if actor_role < Role.OWNER and (
+        current >= Role.ADMIN or (new is not None and new >= Role.ADMIN)
+    ):
         raise forbidden("Only owners can grant, change or remove the owner and admin roles.")
 
 
@@ -113,14 +127,23 @@ async def change_role(
             return member_view(row)
         if not (user_id == actor.user_id and new < current):  # lowering one's own role is free
             _may_manage(actor_role, current, new)
-        await _keep_an_owner(conn, workspace_id, current)
-        await conn.execute(update(memberships).where(
-            memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
-        ).values(role=new.label))
+        await _keep_an_owner(conn, workspace_id, current, "role")
+        await conn.execute(
+            update(memberships)
+            .where(memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id)
+            .values(role=new.label)
+        )
         after = member_view(await _target(conn, workspace_id, user_id))
-        await audit.record(conn, actor, "member.role_change", workspace_id=workspace_id,
-                           target_type="member", target_id=user_id, before=member_view(row),
-                           after=after)
+        await audit.record(
+            conn,
+            actor,
+            "member.role_change",
+            workspace_id=workspace_id,
+            target_type="member",
+            target_id=user_id,
+            before=member_view(row),
+            after=after,
+        )
     return after
 
 
@@ -133,10 +156,18 @@ async def remove_member(plane: ControlPlane, actor: Actor, workspace_id: str, us
         leaving = user_id == actor.user_id
         if not leaving:
             _may_manage(actor_role, current, None)
-        await _keep_an_owner(conn, workspace_id, current)
-        await conn.execute(delete(memberships).where(
-            memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
-        ))
-        await audit.record(conn, actor, "member.leave" if leaving else "member.remove",
-                           workspace_id=workspace_id, target_type="member", target_id=user_id,
-                           before=member_view(row))
+        await _keep_an_owner(conn, workspace_id, current, None)
+        await conn.execute(
+            delete(memberships).where(
+                memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
+            )
+        )
+        await audit.record(
+            conn,
+            actor,
+            "member.leave" if leaving else "member.remove",
+            workspace_id=workspace_id,
+            target_type="member",
+            target_id=user_id,
+            before=member_view(row),
+        )

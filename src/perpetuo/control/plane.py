@@ -26,4 +26,5 @@ class ControlPlane:
     changes: ChangeFeed
     keyring: Keyring | None = None
     tokens: TokenPolicy = field(default_factory=TokenPolicy)
+    signup_policy: str = "invite"  # open | invite | closed (the first account is always allowed)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)  # in memory unless given

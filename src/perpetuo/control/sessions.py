@@ -58,12 +58,14 @@ def session_id_of(refresh_token: str) -> str | None:
     """The session a refresh token names, or None if it is not shaped like one."""
     if not refresh_token.startswith(REFRESH_PREFIX):
         return None
-    session_id, dot, secret = refresh_token[len(REFRESH_PREFIX):].partition(".")
+    session_id, dot, secret = refresh_token[len(REFRESH_PREFIX) :].partition(".")
     return session_id if dot and session_id and secret else None
 
 
 def _access(plane: ControlPlane, user_id: str, session_id: str, refresh: str) -> Tokens:
-    token, _ = issue_access_token(plane.keys.jwt_signing, user_id, session_id, plane.tokens.access_ttl)
+    token, _ = issue_access_token(
+        plane.keys.jwt_signing, user_id, session_id, plane.tokens.access_ttl
+    )
     return Tokens(token, int(plane.tokens.access_ttl), refresh, session_id)
 
 
@@ -73,11 +75,17 @@ async def open_session(
     session_id = new_id("ses")
     refresh = _new_refresh_token(session_id)
     now = utcnow()
-    await conn.execute(insert(sessions).values(
-        id=session_id, user_id=user_id, refresh_hash=token_hash(refresh), created_at=now,
-        expires_at=now + dt.timedelta(seconds=plane.tokens.refresh_ttl),
-        ip=(client.ip or "")[:64] or None, user_agent=(client.user_agent or "")[:300] or None,
-    ))
+    await conn.execute(
+        insert(sessions).values(
+            id=session_id,
+            user_id=user_id,
+            refresh_hash=token_hash(refresh),
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=plane.tokens.refresh_ttl),
+            ip=(client.ip or "")[:64] or None,
+            user_agent=(client.user_agent or "")[:300] or None,
+        )
+    )
     return _access(plane, user_id, session_id, refresh)
 
 
@@ -93,11 +101,13 @@ async def rotate(conn: AsyncConnection, plane: ControlPlane, refresh_token: str)
     session_id = session_id_of(refresh_token)
     if session_id is None:
         raise unauthorized("This is not a refresh token.", "invalid_refresh_token")
-    row = (await conn.execute(
-        select(sessions.c.refresh_hash, sessions.c.revoked_at, sessions.c.expires_at, users)
-        .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
-        .where(sessions.c.id == session_id)
-    )).first()
+    row = (
+        await conn.execute(
+            select(sessions.c.refresh_hash, sessions.c.revoked_at, sessions.c.expires_at, users)
+            .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
+            .where(sessions.c.id == session_id)
+        )
+    ).first()
     if row is None:
         raise unauthorized("This refresh token is not valid.", "invalid_refresh_token")
     if row.revoked_at is not None:
@@ -114,8 +124,11 @@ async def rotate(conn: AsyncConnection, plane: ControlPlane, refresh_token: str)
     # Conditional on the old hash: of two concurrent refreshes only one can win.
     result = await conn.execute(
         update(sessions)
-        .where(sessions.c.id == session_id, sessions.c.refresh_hash == presented,
-               sessions.c.revoked_at.is_(None))
+        .where(
+            sessions.c.id == session_id,
+            sessions.c.refresh_hash == presented,
+            sessions.c.revoked_at.is_(None),
+        )
         .values(refresh_hash=token_hash(refresh))
     )
     if result.rowcount != 1:
@@ -137,7 +150,8 @@ async def find_by_refresh(conn: AsyncConnection, refresh_token: str) -> Any:
 
 async def revoke(conn: AsyncConnection, session_id: str) -> bool:
     result = await conn.execute(
-        update(sessions).where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
     return result.rowcount == 1

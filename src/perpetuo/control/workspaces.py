@@ -17,8 +17,8 @@ from perpetuo.auth.principal import DEFAULT_WORKSPACE_ID
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
-from perpetuo.control.changes import KEY, WORKSPACE
-from perpetuo.control.errors import invalid, not_found
+from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED
+from perpetuo.control.errors import conflict, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import touch_routing
 from perpetuo.store.ids import new_id
@@ -85,6 +85,13 @@ def workspace_view(row: Any, role: Role | str | None) -> dict[str, Any]:
     }
 
 
+def _snapshot(row: Any) -> dict[str, Any]:
+    """The workspace as the audit trail records it (without the caller's role)."""
+    view = workspace_view(row, None)
+    del view["role"]
+    return view
+
+
 def _merged(stored: dict[str, Any] | None, patch: SettingsPatch) -> dict[str, Any]:
     merged = dict(stored or {})
     for name in patch.model_fields_set:
@@ -100,24 +107,43 @@ async def get_row(conn: AsyncConnection, workspace_id: str) -> Any:
     return (await conn.execute(select(workspaces).where(workspaces.c.id == workspace_id))).first()
 
 
-async def create_workspace(plane: ControlPlane, actor: Actor, spec: WorkspaceCreate) -> dict[str, Any]:
+async def create_workspace(
+    plane: ControlPlane, actor: Actor, spec: WorkspaceCreate
+) -> dict[str, Any]:
     workspace_id = new_id("ws")
     now = utcnow()
     settings = _merged({}, spec.settings) if spec.settings else {}
     async with plane.db.begin() as conn:
-        await conn.execute(insert(workspaces).values(
-            id=workspace_id, name=spec.name.strip(), settings=settings, created_at=now,
-            updated_at=now, routing_version=0,
-        ))
-        if actor.user_id is not None:
-            await conn.execute(insert(memberships).values(
-                workspace_id=workspace_id, user_id=actor.user_id, role=Role.OWNER.label,
+        await conn.execute(
+            insert(workspaces).values(
+                id=workspace_id,
+                name=spec.name.strip(),
+                settings=settings,
                 created_at=now,
-            ))
-        view = workspace_view(await get_row(conn, workspace_id), Role.OWNER)
-        await audit.record(conn, actor, "workspace.create", workspace_id=workspace_id,
-                           target_type="workspace", target_id=workspace_id, after=view)
-    return view
+                updated_at=now,
+                routing_version=0,
+            )
+        )
+        if actor.user_id is not None:
+            await conn.execute(
+                insert(memberships).values(
+                    workspace_id=workspace_id,
+                    user_id=actor.user_id,
+                    role=Role.OWNER.label,
+                    created_at=now,
+                )
+            )
+        row = await get_row(conn, workspace_id)
+        await audit.record(
+            conn,
+            actor,
+            "workspace.create",
+            workspace_id=workspace_id,
+            target_type="workspace",
+            target_id=workspace_id,
+            after=_snapshot(row),
+        )
+    return workspace_view(row, Role.OWNER)
 
 
 async def list_workspaces(
@@ -133,8 +159,9 @@ async def list_workspaces(
             .where(memberships.c.user_id == actor.user_id)
         )
     async with plane.db.connect() as conn:
-        return to_page((await conn.execute(newest_first(query, workspaces, cursor, limit))).all(),
-                       limit)
+        return to_page(
+            (await conn.execute(newest_first(query, workspaces, cursor, limit))).all(), limit
+        )
 
 
 def listed_view(actor: Actor, row: Any) -> dict[str, Any]:
@@ -164,36 +191,56 @@ async def update_workspace(
                 values["settings"] = merged
         if not values:
             return workspace_view(row, role)
-        await conn.execute(update(workspaces).where(workspaces.c.id == workspace_id)
-                           .values(**values, updated_at=utcnow()))
+        await conn.execute(
+            update(workspaces)
+            .where(workspaces.c.id == workspace_id)
+            .values(**values, updated_at=utcnow())
+        )
         if settings_changed:
             await touch_routing(conn, workspace_id)
-        after = workspace_view(await get_row(conn, workspace_id), role)
-        await audit.record(conn, actor, "workspace.update", workspace_id=workspace_id,
-                           target_type="workspace", target_id=workspace_id,
-                           before=workspace_view(row, role), after=after)
+        updated = await get_row(conn, workspace_id)
+        await audit.record(
+            conn,
+            actor,
+            "workspace.update",
+            workspace_id=workspace_id,
+            target_type="workspace",
+            target_id=workspace_id,
+            before=_snapshot(row),
+            after=_snapshot(updated),
+        )
     if settings_changed:
         await plane.changes.publish(WORKSPACE, workspace_id)
-    return after
+    return workspace_view(updated, role)
 
 
 async def delete_workspace(plane: ControlPlane, actor: Actor, workspace_id: str) -> None:
     """Owners only. Everything the workspace holds goes with it (the audit trail stays)."""
     async with plane.db.begin() as conn:
-        role = await require_role(conn, actor, workspace_id, Role.OWNER)
+        await require_role(conn, actor, workspace_id, Role.OWNER)
         if workspace_id == DEFAULT_WORKSPACE_ID:
-            raise invalid("The default workspace cannot be deleted.")
+            raise conflict("The default workspace cannot be deleted.")
         row = await get_row(conn, workspace_id)
         if row is None:
             raise not_found("Workspace")
-        key_ids = list((await conn.execute(
-            select(api_keys.c.id).where(api_keys.c.workspace_id == workspace_id)
-        )).scalars())
+        key_ids = list(
+            (
+                await conn.execute(
+                    select(api_keys.c.id).where(api_keys.c.workspace_id == workspace_id)
+                )
+            ).scalars()
+        )
         await conn.execute(delete(workspaces).where(workspaces.c.id == workspace_id))
-        await audit.record(conn, actor, "workspace.delete", workspace_id=workspace_id,
-                           target_type="workspace", target_id=workspace_id,
-                           before={**workspace_view(row, role), "api_keys": len(key_ids)})
+        await audit.record(
+            conn,
+            actor,
+            "workspace.delete",
+            workspace_id=workspace_id,
+            target_type="workspace",
+            target_id=workspace_id,
+            before={**_snapshot(row), "api_keys": len(key_ids)},
+        )
     # Its keys stop working here at once, and elsewhere through the change feed.
     for key_id in key_ids:
         await plane.changes.publish(KEY, key_id)
-    await plane.changes.publish(WORKSPACE, workspace_id)
+    await plane.changes.publish(WORKSPACE_DELETED, workspace_id)

@@ -89,6 +89,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.plane.changes.stop()
+        await self.plane.throttle.aclose()
         await flush_last_used(self.plane.db, self.keys)
         await self.client.aclose()
         await self.plane.db.dispose()

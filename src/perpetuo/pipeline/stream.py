@@ -38,6 +38,12 @@ class ChatStream:
         """True when the next chunk is already available: the caller may hold its write."""
         return self.opened.more_ready()
 
+    def on_close(self, disconnected: bool) -> None:
+        """After the response ended. If the client left before `chunks()` even started,
+        release the deployment and the upstream connection here (a no-op otherwise)."""
+        self.opened.finish()
+        self.opened.response.close()
+
     async def chunks(self) -> AsyncIterator[Json]:
         """Chunks for the client; a final `{"error": ...}` object if the upstream failed."""
         ctx, opened = self.ctx, self.opened

@@ -34,10 +34,16 @@ class FallbackChain:
 
     __slots__ = ("_lookup", "_pending", "tried")
 
-    def __init__(self, first: Alias, lookup: Callable[[str], Alias | None]) -> None:
+    def __init__(
+        self,
+        first: Alias,
+        lookup: Callable[[str], Alias | None],
+        tried: list[str] | None = None,
+    ) -> None:
+        """`tried`: aliases already tried (then `first` is one of them, not queued)."""
         self._lookup = lookup
-        self._pending: list[Alias] = [first]
-        self.tried: list[str] = []
+        self.tried: list[str] = tried if tried is not None else []
+        self._pending: list[Alias] = [] if first.name in self.tried else [first]
 
     def next(self) -> Alias | None:
         while self._pending:

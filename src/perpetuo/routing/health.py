@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from perpetuo.config.model import RoutingConfig
 from perpetuo.routing.breaker import BreakerState, CircuitBreaker
@@ -19,7 +19,11 @@ from perpetuo.routing.classify import counts_against_health
 from perpetuo.routing.stats import Ewma, OutcomeWindow
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 
+if TYPE_CHECKING:
+    from perpetuo.routing.table import Alias
+
 _HALF_OPEN = BreakerState.HALF_OPEN
+_OPEN = BreakerState.OPEN
 
 
 class DeploymentHealth:
@@ -27,6 +31,7 @@ class DeploymentHealth:
     circuit breaker, and how long an upstream Retry-After asked us to stay away."""
 
     __slots__ = (
+        "alpha",
         "breaker",
         "config",
         "id",
@@ -40,6 +45,7 @@ class DeploymentHealth:
     def __init__(self, deployment_id: str, config: RoutingConfig) -> None:
         self.id = deployment_id
         self.config = config
+        self.alpha = config.health.latency_alpha
         self.breaker = CircuitBreaker(config.circuit_breaker, deployment_id)
         self.outcomes = OutcomeWindow(config.health.window)
         self.latency = Ewma()  # seconds, whole non-streamed responses
@@ -53,7 +59,7 @@ class DeploymentHealth:
         self.in_flight += 1
 
     def first_token(self, seconds: float, now: float) -> None:
-        self.ttft.update(seconds, now, self.config.health.latency_alpha)
+        self.ttft.update(seconds, now, self.alpha)
 
     def succeeded(self, now: float, latency: float | None = None) -> None:
         self.in_flight -= 1
@@ -72,7 +78,7 @@ class DeploymentHealth:
 
     def record_success(self, now: float, latency: float | None = None) -> None:
         if latency is not None:
-            self.latency.update(latency, now, self.config.health.latency_alpha)
+            self.latency.update(latency, now, self.alpha)
         breaker = self.breaker
         if breaker.state is _HALF_OPEN:
             self.outcomes.reset()  # recovered: judge it on what happens from now on
@@ -143,6 +149,7 @@ class RoutingState:
         self.config = config
         for health in self._health.values():
             health.config = config
+            health.alpha = config.health.latency_alpha
             health.breaker.config = config.circuit_breaker
             if window_changed:
                 health.outcomes = OutcomeWindow(config.health.window)
@@ -156,3 +163,17 @@ class RoutingState:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
+
+
+def readiness(aliases: Iterable[Alias], state: RoutingState) -> tuple[bool, dict[str, Any]]:
+    """(ready, detail): ready while every alias has a deployment whose circuit is not open;
+    the detail has each deployment's breaker state, latency, error rate and in-flight count."""
+    now = state.clock()
+    ids: dict[str, None] = {}
+    down: list[str] = []
+    for alias in aliases:
+        breakers = [state.health(d.id).breaker for d in alias.deployments]
+        if all(b.state is _OPEN and not b.available(now) for b in breakers):
+            down.append(alias.name)
+        ids.update(dict.fromkeys(d.id for d in alias.deployments))
+    return not down, {"deployments": state.snapshot(list(ids)), "unavailable": down}

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any, TypeVar
 
 from perpetuo.config.model import RoutingConfig
-from perpetuo.metering.tokens import estimate_prompt_tokens, estimate_text_tokens
 from perpetuo.providers.base import Json, UpstreamCall
+from perpetuo.routing.admission import admit, capacity_wait
 from perpetuo.routing.backoff import RetryPolicy
 from perpetuo.routing.breaker import BreakerState
 from perpetuo.routing.classify import (
@@ -28,9 +27,10 @@ from perpetuo.routing.classify import (
     to_client_error,
 )
 from perpetuo.routing.fallbacks import FallbackChain
-from perpetuo.routing.health import RoutingState
+from perpetuo.routing.health import RoutingState, readiness
+from perpetuo.routing.job import RouteJob
 from perpetuo.routing.probes import HealthChecker
-from perpetuo.routing.strategies import STRATEGIES, Choice, RouteJob
+from perpetuo.routing.strategies import STRATEGIES, Choice
 from perpetuo.routing.streams import OpenStream, Served
 from perpetuo.routing.table import Alias, Deployment, RoutingTable
 from perpetuo.routing.trace import Attempt, RoutingTrace
@@ -94,7 +94,7 @@ class Router:
         *,
         default_strategy: str | None = None,
     ) -> Served:
-        job = self._chat_job(request)
+        job = RouteJob.for_chat(request, self.config.default_output_tokens)
 
         async def attempt(dep: Deployment, record: Attempt) -> Served:
             call = dep.adapter.chat_request(request, dep.target, extras)
@@ -115,7 +115,7 @@ class Router:
         default_strategy: str | None = None,
     ) -> OpenStream:
         """A stream whose first chunk arrived; failures before it fall over transparently."""
-        job = self._chat_job(request)
+        job = RouteJob.for_chat(request, self.config.default_output_tokens)
 
         async def attempt(dep: Deployment, record: Attempt) -> OpenStream:
             call = dep.adapter.chat_request(request, dep.target, extras)
@@ -148,7 +148,7 @@ class Router:
         *,
         default_strategy: str | None = None,
     ) -> Served:
-        job = RouteJob(False, 0, partial(_embedding_tokens, request))
+        job = RouteJob.for_embeddings(request)
 
         async def attempt(dep: Deployment, record: Attempt) -> Served:
             call = dep.adapter.embeddings_request(request, dep.target)
@@ -171,12 +171,13 @@ class Router:
             return default_strategy, "workspace"
         return alias.config.strategy, "alias"
 
-    def plan(self, alias: Alias, strategy: str, job: RouteJob, now: float) -> list[Deployment]:
+    def plan(self, alias: Alias, strategy: str, job: RouteJob) -> list[Deployment]:
         """Every deployment of the alias, in the order to try them: priority groups in
         turn, each ordered by the strategy; those inside an upstream Retry-After go last."""
         groups = alias.groups
         if len(groups) == 1 and len(groups[0]) == 1:
             return [groups[0][0]]  # nothing to choose: the common case stays cheap
+        now = self.state.clock()
         order = STRATEGIES[strategy]
         ordered: list[Deployment] = []
         for index, group in enumerate(groups):
@@ -204,20 +205,25 @@ class Router:
         fail, the client sees the requested alias's error (the trace shows the rest)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.request_timeout
-        chain = FallbackChain(alias, self.table.get)
-        trace.aliases = chain.tried
-        first_error: UpstreamError | None = None
-        while (current := chain.next()) is not None:
-            override = default_strategy if current is alias else None
-            try:
-                return await self._serve(trace, current, job, attempt_fn, deadline, override)
-            except UpstreamError as error:
-                first_error = first_error or error
-                if not chain.failed(current, error):
-                    raise self._client_error(error) from None
-            if loop.time() >= deadline:
+        trace.aliases = [alias.name]
+        try:
+            return await self._serve(
+                trace, alias, job, attempt_fn, loop, deadline, default_strategy
+            )
+        except UpstreamError as error:
+            first_error = error
+        chain = FallbackChain(alias, self.table.get, tried=trace.aliases)
+        current: Alias | None = alias
+        error = first_error
+        while current is not None:
+            if not chain.failed(current, error):
+                raise self._client_error(error) from None
+            if loop.time() >= deadline or (current := chain.next()) is None:
                 break
-        assert first_error is not None
+            try:
+                return await self._serve(trace, current, job, attempt_fn, loop, deadline, None)
+            except UpstreamError as exc:
+                error = exc
         raise self._client_error(first_error)
 
     async def _serve(
@@ -226,19 +232,20 @@ class Router:
         alias: Alias,
         job: RouteJob,
         attempt_fn: AttemptFn[T],
+        loop: asyncio.AbstractEventLoop,
         deadline: float,
         default_strategy: str | None,
     ) -> T:
         """Try one alias's deployments; raise the error that decided it could not serve."""
-        if len(trace.aliases) == 1:
+        requested = len(trace.aliases) == 1
+        if requested:
             strategy, trace.strategy_source = self.strategy_for(alias, trace, default_strategy)
             trace.strategy = strategy
         else:
             strategy = alias.config.strategy  # fallback aliases route by their own strategy
-        candidates = self.plan(alias, strategy, job, self.state.clock())
-        if len(trace.aliases) == 1:
+        candidates = self.plan(alias, strategy, job)
+        if requested:
             trace.candidates = [d.id for d in candidates]
-        loop = asyncio.get_running_loop()
         limit = self.config.max_attempts
         per_deployment = self.config.retry.attempts_per_deployment
         attempts = 0
@@ -255,13 +262,13 @@ class Router:
                     if wait is None:
                         continue
                     await asyncio.sleep(wait)
-                refusal = self._admit(dep, job)
+                refusal = admit(self.state, dep, job)
                 if refusal is not None:
                     trace.skip(dep.id, refusal)
                     continue
                 attempts += 1
                 try:
-                    return await self._attempt(trace, alias, dep, job, attempt_fn, deadline)
+                    return await self._attempt(trace, alias, dep, job, attempt_fn, loop, deadline)
                 except UpstreamError as error:
                     if not is_retryable(error):
                         raise
@@ -270,7 +277,11 @@ class Router:
                         again.append((dep, error))
             pending, tries = again, tries + 1
         if attempts == 0:
-            return await self._last_resort(trace, alias, candidates, job, attempt_fn, deadline)
+            if loop.time() >= deadline:
+                raise UpstreamError(UpstreamErrorKind.TIMEOUT, "request deadline passed")
+            return await self._last_resort(
+                trace, alias, candidates, job, attempt_fn, loop, deadline
+            )
         assert last is not None
         raise last
 
@@ -281,6 +292,7 @@ class Router:
         candidates: list[Deployment],
         job: RouteJob,
         attempt_fn: AttemptFn[T],
+        loop: asyncio.AbstractEventLoop,
         deadline: float,
     ) -> T:
         """Every deployment was skipped. If their circuits are open and no fallback alias
@@ -291,9 +303,9 @@ class Router:
         tripped = [d for d in candidates if health(d.id).breaker.state is not BreakerState.CLOSED]
         if tripped and not alias.config.fallbacks:
             dep = min(tripped, key=lambda d: health(d.id).breaker.reopens_in(now))
-            if self._admit(dep, job, force=True) is None:
-                return await self._attempt(trace, alias, dep, job, attempt_fn, deadline)
-        capped = [self._capacity_wait(d, job, now) for d in candidates if d not in tripped]
+            if admit(self.state, dep, job, force=True) is None:
+                return await self._attempt(trace, alias, dep, job, attempt_fn, loop, deadline)
+        capped = [capacity_wait(self.state, d, job, now) for d in candidates if d not in tripped]
         if capped:
             raise CapacityExhausted(min(capped))
         raise CircuitOpen(min(health(d.id).breaker.reopens_in(now) for d in tripped))
@@ -305,14 +317,14 @@ class Router:
         dep: Deployment,
         job: RouteJob,
         attempt_fn: AttemptFn[T],
+        loop: asyncio.AbstractEventLoop,
         deadline: float,
     ) -> T:
         """One call to one deployment, recorded in the trace and in its health."""
         record = Attempt(dep.id, dep.provider, dep.model, alias.name)
         trace.attempts.append(record)
         total = dep.target.timeouts.total
-        now_loop = asyncio.get_running_loop().time()
-        record.deadline = deadline if total is None else min(deadline, now_loop + total)
+        record.deadline = deadline if total is None else min(deadline, loop.time() + total)
         health = self.state.health(dep.id)
         health.begin()
         try:
@@ -336,38 +348,7 @@ class Router:
         health.failed(error, self.state.clock())
         raise error
 
-    def _admit(self, dep: Deployment, job: RouteJob, *, force: bool = False) -> str | None:
-        """None if `dep` may be called now (and count it against its caps), else why not."""
-        state = self.state
-        health = state.health(dep.id)
-        cfg = dep.config
-        if cfg.max_parallel is not None and health.in_flight >= cfg.max_parallel:
-            return "max_parallel"
-        now = state.clock()
-        breaker = health.breaker
-        if not (force or breaker.available(now)):
-            return "circuit_open"
-        if dep.token_capped and state.capacity.admit(
-            dep.id, cfg.rpm, cfg.tpm, job.total_tokens if cfg.tpm else 0, now
-        ):
-            return "rate_cap"
-        if not breaker.acquire(now, force=force):
-            return "circuit_open"
-        return None
-
-    def _capacity_wait(self, dep: Deployment, job: RouteJob, now: float) -> float:
-        cfg = dep.config
-        wait = 0.0
-        if dep.token_capped:
-            tokens = job.total_tokens if cfg.tpm else 0
-            wait = self.state.capacity.wait_time(dep.id, cfg.rpm, cfg.tpm, tokens, now)
-        return wait or 1.0  # max_parallel: a slot frees when a request ends; say a second
-
     # -- helpers ---------------------------------------------------------------------------
-
-    def _chat_job(self, request: ChatCompletionRequest) -> RouteJob:
-        output = request.output_token_limit or self.config.default_output_tokens
-        return RouteJob(request.is_stream, output, partial(estimate_prompt_tokens, request))
 
     def _settle_tokens(self, dep: Deployment, job: RouteJob, body: Json) -> None:
         """Replace the token estimate counted against `tpm` with the reported usage."""
@@ -383,17 +364,8 @@ class Router:
         return to_client_error(error, expose_message=self.expose_upstream_errors)
 
     def health_report(self) -> tuple[bool, dict[str, Any]]:
-        """(ready, detail): ready while every alias has a deployment whose circuit is not
-        open; the detail has each deployment's breaker state, latency, error rate, in flight."""
-        now = self.state.clock()
-        ids: dict[str, None] = {}
-        down: list[str] = []
-        for alias in self.table.aliases.values():
-            breakers = [self.state.health(d.id).breaker for d in alias.deployments]
-            if all(b.state is BreakerState.OPEN and not b.available(now) for b in breakers):
-                down.append(alias.name)
-            ids.update(dict.fromkeys(d.id for d in alias.deployments))
-        return not down, {"deployments": self.state.snapshot(list(ids)), "unavailable": down}
+        """(ready, detail) for /health/ready: see health.readiness."""
+        return readiness(self.table.aliases.values(), self.state)
 
     async def _send(self, dep: Deployment, record: Attempt, call: UpstreamCall) -> UpstreamResponse:
         target = dep.target
@@ -413,10 +385,3 @@ class Router:
         if response.status >= 300:
             raise dep.adapter.error(response.status, response.headers, body)
         return body
-
-
-def _embedding_tokens(request: EmbeddingRequest) -> int:
-    return sum(
-        estimate_text_tokens(i) if isinstance(i, str) else len(i) if isinstance(i, list) else 1
-        for i in request.inputs_as_list()
-    )

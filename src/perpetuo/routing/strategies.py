@@ -12,31 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from perpetuo.routing.health import RoutingState
+from perpetuo.routing.job import RouteJob
 from perpetuo.routing.stats import Ewma
 from perpetuo.routing.table import Deployment
-
-
-class RouteJob:
-    """What strategies and capacity caps need to know about one request. The prompt-token
-    estimate walks the messages, so it is computed only if something asks for it."""
-
-    __slots__ = ("_estimate", "_prompt_tokens", "output_tokens", "stream")
-
-    def __init__(self, stream: bool, output_tokens: int, estimate: Callable[[], int]) -> None:
-        self.stream = stream
-        self.output_tokens = output_tokens
-        self._estimate = estimate
-        self._prompt_tokens: int | None = None
-
-    @property
-    def prompt_tokens(self) -> int:
-        if self._prompt_tokens is None:
-            self._prompt_tokens = self._estimate()
-        return self._prompt_tokens
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.output_tokens
 
 
 @dataclass(slots=True)

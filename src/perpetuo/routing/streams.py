@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from perpetuo.providers.base import Json
 from perpetuo.routing.health import RoutingState
-from perpetuo.routing.strategies import RouteJob
+from perpetuo.routing.job import RouteJob
 from perpetuo.routing.table import Deployment
 from perpetuo.routing.trace import Attempt
 from perpetuo.schema.errors import UpstreamError

@@ -27,10 +27,15 @@ class Deployment:
     config: DeploymentConfig
     price: Price | None = None  # catalog price with the deployment's `price:` laid over it
     health_check: HealthCheckConfig | None = None  # the provider's active probe, if any
+    # Derived from config once, read on every request.
+    token_capped: bool = field(init=False)  # rpm or tpm set
+    uncapped: bool = field(init=False)  # no rpm, tpm or max_parallel
 
-    @property
-    def token_capped(self) -> bool:
-        return self.config.rpm is not None or self.config.tpm is not None
+    def __post_init__(self) -> None:
+        cfg = self.config
+        token_capped = cfg.rpm is not None or cfg.tpm is not None
+        object.__setattr__(self, "token_capped", token_capped)
+        object.__setattr__(self, "uncapped", not token_capped and cfg.max_parallel is None)
 
     @property
     def provider(self) -> str:

@@ -20,11 +20,15 @@ class Usage(Struct):
         return self.prompt_tokens + self.completion_tokens
 
     def to_openai(self) -> dict[str, Any]:
+        prompt_details: dict[str, int] = {"cached_tokens": self.cached_tokens, "audio_tokens": 0}
+        if self.cache_write_tokens:
+            # Not an OpenAI field: Anthropic-style cache writes, priced apart (SDKs ignore it).
+            prompt_details["cache_write_tokens"] = self.cache_write_tokens
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
+            "prompt_tokens_details": prompt_details,
             "completion_tokens_details": {
                 "reasoning_tokens": self.reasoning_tokens,
                 "audio_tokens": 0,
@@ -48,6 +52,7 @@ class Usage(Struct):
             prompt_tokens=prompt or 0,
             completion_tokens=completion or 0,
             cached_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
+            cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")) or 0,
             reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
         )
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from perpetuo.store.database import Database
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 async def current_revision(db: Database) -> str | None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -203,4 +204,82 @@ audit_log = Table(
     Column("user_agent", String(300)),
     _created(),
     Index("ix_audit_log_workspace_time", "workspace_id", "created_at"),
+)
+
+
+# -- usage: one row per request, hourly rollups, the credit ledger -------------------------------
+
+# Upper bounds (ms) of the latency histogram kept in rollups; the last bucket is unbounded.
+LATENCY_BUCKETS_MS = (
+    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 60_000, 120_000, 300_000
+)
+LATENCY_COLUMNS = tuple(f"lat_{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1))
+
+request_logs = Table(
+    "request_logs",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the request id
+    Column("workspace_id", String(40), nullable=False),
+    Column("key_id", String(40)),
+    Column("user_id", String(40)),
+    _created(),
+    Column("endpoint", String(40), nullable=False),
+    Column("alias", String(200)),
+    Column("provider", String(200)),
+    Column("model", String(200)),
+    Column("strategy", String(20)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("fallback", Boolean, nullable=False, default=False),
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("status", Integer, nullable=False),
+    Column("error_code", String(64)),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("cached_tokens", Integer, nullable=False, default=0),
+    Column("reasoning_tokens", Integer, nullable=False, default=0),
+    Column("usage_estimated", Boolean, nullable=False, default=False),
+    Column("cost_micros", BigInteger, nullable=False, default=0),
+    Column("latency_ms", Float),
+    Column("ttft_ms", Float),
+    Column("cache", String(16)),  # hit | semantic-hit | miss | null (not cacheable)
+    Column("saved_cost_micros", BigInteger, nullable=False, default=0),
+    Column("client_ip", String(64)),
+    Column("user_agent", String(300)),
+    Column("tags", JsonValue),
+    Column("trace", JsonValue),  # the routing decision trace
+    Column("detail", JsonValue),  # optional: redacted bodies, guardrail findings
+    Index("ix_request_logs_workspace_time", "workspace_id", "created_at"),
+    Index("ix_request_logs_workspace_key_time", "workspace_id", "key_id", "created_at"),
+)
+
+usage_rollups = Table(
+    "usage_rollups",
+    metadata,
+    Column("workspace_id", String(40), primary_key=True),
+    Column("bucket", UTCDateTime, primary_key=True),  # the hour
+    Column("dim", String(16), primary_key=True),  # all | alias | provider | model | key | user | tag
+    Column("value", String(200), primary_key=True),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("prompt_tokens", BigInteger, nullable=False, default=0),
+    Column("completion_tokens", BigInteger, nullable=False, default=0),
+    Column("cached_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_micros", BigInteger, nullable=False, default=0),
+    Column("cache_hits", Integer, nullable=False, default=0),
+    Column("saved_cost_micros", BigInteger, nullable=False, default=0),
+    Column("latency_sum_ms", Float, nullable=False, default=0.0),
+    *(Column(name, Integer, nullable=False, default=0) for name in LATENCY_COLUMNS),
+)
+
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("workspace_id", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),  # grant | usage | adjustment
+    Column("amount_micros", BigInteger, nullable=False),  # + adds credit, - spends it
+    Column("note", String(300)),
+    Column("actor_id", String(40)),
+    _created(),
+    Index("ix_credit_ledger_workspace", "workspace_id", "created_at"),
 )

@@ -10,12 +10,32 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from perpetuo import __version__
-from perpetuo.api.admin.routes import credentials, keys, models
+from perpetuo.api.admin.routes import (
+    audit,
+    auth,
+    credentials,
+    invites,
+    keys,
+    members,
+    models,
+    users,
+    workspaces,
+)
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError
 from perpetuo.store.pagination import BadCursor
 
-ROUTERS = [keys.router, credentials.router, models.router]
+ROUTERS = [
+    auth.router,
+    workspaces.router,
+    members.router,
+    invites.router,
+    keys.router,
+    credentials.router,
+    models.router,
+    audit.router,
+    users.router,
+]
 
 
 def create_admin_app(gateway: Gateway) -> FastAPI:

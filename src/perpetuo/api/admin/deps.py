@@ -63,6 +63,7 @@ async def current_actor(request: Request) -> Actor:
         is_superadmin=bool(row.is_superadmin),
         ip=client_ip(request),
         user_agent=agent,
+        session_id=claims.session_id,
     )
 
 

@@ -1,0 +1,202 @@
+"""The request-log writer: off the request path, in batches, and never losing a record.
+
+Requests hand records to `emit` (no I/O, no await). A background task writes them in
+batches (by size or after `flush_interval`), each batch in one transaction with its rollups.
+If the database fails, the batch is retried briefly and then appended to a local spill file
+(fsynced); spill files are replayed once the database answers again. Shutdown writes what
+is queued, or spills it. Replays are idempotent: a record whose id is already stored is
+skipped and not counted twice in rollups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from pathlib import Path
+
+from perpetuo.metering.record import RequestRecord, decode_record, encode_record
+from perpetuo.metering.rollup import fold
+from perpetuo.store.database import Database
+from perpetuo.store.repos.usage import add_to_rollups, insert_logs
+
+log = logging.getLogger("perpetuo.usage")
+
+SPILL_SUFFIX = ".jsonl"
+
+
+class UsageWriter:
+    def __init__(
+        self,
+        db: Database,
+        spill_dir: Path,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_queue: int = 20_000,
+        retry_delays: tuple[float, ...] = (0.1, 0.5),
+    ) -> None:
+        self.db = db
+        self.spill_dir = spill_dir
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_queue = max_queue
+        self.retry_delays = retry_delays
+        self._queue: deque[RequestRecord] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._spill_name = f"requests-{os.getpid()}-{secrets.token_hex(4)}{SPILL_SUFFIX}"
+        self._db_failing = False
+        # Figures for metrics and tests.
+        self.written = 0
+        self.spilled = 0
+        self.replayed = 0
+        self.last_flush_seconds = 0.0
+
+    # -- the request side --------------------------------------------------------------------
+
+    def emit(self, record: RequestRecord) -> None:
+        self._queue.append(record)
+        if len(self._queue) >= self.batch_size:
+            self._wake.set()
+        if len(self._queue) > self.max_queue:
+            # The database is far behind: keep memory bounded, the disk keeps the records.
+            overflow = [self._queue.popleft() for _ in range(self.batch_size)]
+            self._spill(overflow)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._run(), name="usage-writer")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Write everything queued (for at most `timeout` seconds), spill the rest."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        deadline = time.monotonic() + timeout
+        while self._queue and time.monotonic() < deadline and not self._db_failing:
+            batch = self._take()
+            if not await self._write(batch, retry=False):
+                self._spill(batch)
+        if self._queue:
+            self._spill(self._take(len(self._queue)))
+
+    # -- background work ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        next_replay = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            self._wake.clear()
+            while self._queue:
+                batch = self._take()
+                try:
+                    written = await self._write(batch, retry=True)
+                except asyncio.CancelledError:
+                    # Shutdown mid-write: hand the batch back to stop() (a replay of rows
+                    # that did commit is harmless: ids are unique).
+                    self._queue.extendleft(reversed(batch))
+                    raise
+                if not written:
+                    self._spill(batch)
+                    break
+            if not self._db_failing and time.monotonic() >= next_replay:
+                next_replay = time.monotonic() + 5.0
+                await self._replay_spills()
+
+    def _take(self, count: int | None = None) -> list[RequestRecord]:
+        count = min(count or self.batch_size, len(self._queue))
+        return [self._queue.popleft() for _ in range(count)]
+
+    async def _write(self, batch: list[RequestRecord], *, retry: bool) -> bool:
+        delays = (*self.retry_delays, None) if retry else (None,)
+        for delay in delays:
+            started = time.perf_counter()
+            try:
+                await write_batch(self.db, batch)
+            except Exception as exc:
+                if not self._db_failing:
+                    log.warning("request log write failed (%s); will retry, then spill", exc)
+                self._db_failing = True
+                if delay is None:
+                    return False
+                await asyncio.sleep(delay)
+                continue
+            if self._db_failing:
+                log.info("request log writes succeed again")
+            self._db_failing = False
+            self.written += len(batch)
+            self.last_flush_seconds = time.perf_counter() - started
+            return True
+        return False
+
+    # -- spill files -------------------------------------------------------------------------
+
+    def _spill(self, batch: list[RequestRecord]) -> None:
+        """Append to this process's spill file and fsync: on disk before we let go of them."""
+        if not batch:
+            return
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        data = b"".join(encode_record(record) + b"\n" for record in batch)
+        fd = os.open(self.spill_dir / self._spill_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.spilled += len(batch)
+        log.warning("spilled %d request log records to %s", len(batch), self.spill_dir)
+
+    async def _replay_spills(self) -> None:
+        for path in sorted(self.spill_dir.glob(f"*{SPILL_SUFFIX}")):
+            claimed = path.with_name(f"{path.name}.replaying-{os.getpid()}")
+            try:
+                path.rename(claimed)  # atomic: one process replays each file
+            except OSError:
+                continue
+            if not await self._replay_file(claimed):
+                with contextlib.suppress(OSError):
+                    claimed.rename(path)  # give it back for a later attempt
+                return
+
+    async def _replay_file(self, path: Path) -> bool:
+        records = []
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.endswith(b"\n"):  # a torn last line (crash mid-write) is skipped
+                    try:
+                        records.append(decode_record(line))
+                    except ValueError:
+                        log.error("unreadable line in spill file %s skipped", path)
+        for start in range(0, len(records), self.batch_size):
+            if not await self._write(records[start : start + self.batch_size], retry=False):
+                return False
+        self.replayed += len(records)
+        path.unlink()
+        log.info("replayed %d spilled request log records", len(records))
+        return True
+
+
+async def write_batch(db: Database, batch: list[RequestRecord]) -> None:
+    """Logs and their rollups in one transaction: both or neither."""
+    async with db.begin() as conn:
+        inserted = await insert_logs(conn, [record.row() for record in batch])
+        fresh = [record for record in batch if record.id in inserted]
+        rows = [
+            {"workspace_id": ws, "bucket": bucket, "dim": dim, "value": value, **counters}
+            for (ws, bucket, dim, value), counters in fold(fresh).items()
+        ]
+        await add_to_rollups(conn, rows)

@@ -1,0 +1,108 @@
+"""The request-log writer: batches, rollups, idempotent replays, spill and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import func, select
+
+from perpetuo.metering.record import RequestRecord
+from perpetuo.metering.writer import UsageWriter
+from perpetuo.store.database import Database
+from perpetuo.store.migrate import upgrade
+from perpetuo.store.schema import request_logs, usage_rollups
+
+
+def record(i: int, **fields) -> RequestRecord:
+    base = dict(id=f"req_{i}", workspace_id="ws_default", created_at=time.time(), endpoint="chat",
+                status=200, alias="gpt", provider="p", model="m", key_id="key_a",
+                prompt_tokens=10, completion_tokens=5, cost_micros=7, latency_ms=120.0, tags=["t1"])
+    return RequestRecord(**(base | fields))
+
+
+async def count(db: Database) -> int:
+    async with db.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(request_logs)))
+
+
+async def rollup(db: Database, dim: str = "all", value: str = ""):
+    async with db.connect() as conn:
+        return (await conn.execute(select(usage_rollups).where(
+            usage_rollups.c.dim == dim, usage_rollups.c.value == value))).all()
+
+
+async def test_batches_and_rollups(store_url, tmp_path):
+    db = Database(store_url)
+    await upgrade(db)
+    writer = UsageWriter(db, tmp_path / "spill", batch_size=50, flush_interval=0.05)
+    await writer.start()
+    try:
+        for i in range(120):
+            writer.emit(record(i, status=500 if i % 10 == 0 else 200))
+        deadline = time.monotonic() + 5
+        while await count(db) < 120 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert await count(db) == 120
+        [row] = await rollup(db)
+        assert (row.requests, row.errors, row.prompt_tokens, row.cost_micros) == (120, 12, 1200, 840)
+        assert row.lat_4 == 120  # 120 ms falls in the (100, 250] bucket
+        assert (await rollup(db, "tag", "t1"))[0].requests == 120
+        assert (await rollup(db, "key", "key_a"))[0].completion_tokens == 600
+    finally:
+        await writer.stop()
+        await db.dispose()
+
+
+async def test_replayed_records_are_not_counted_twice(store_url, tmp_path):
+    from perpetuo.metering.writer import write_batch
+
+    db = Database(store_url)
+    await upgrade(db)
+    try:
+        batch = [record(i) for i in range(5)]
+        await write_batch(db, batch)
+        await write_batch(db, batch + [record(5)])
+        assert await count(db) == 6
+        assert (await rollup(db))[0].requests == 6
+    finally:
+        await db.dispose()
+
+
+async def test_database_outage_spills_then_replays(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    db = Database(url)
+    await upgrade(db)
+    writer = UsageWriter(db, tmp_path / "spill", batch_size=10, flush_interval=0.02, retry_delays=(0.01,))
+    broken = Database(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'nope' / 'x.db'}")
+    writer.db = broken  # every write fails: no such tables
+    await writer.start()
+    for i in range(35):
+        writer.emit(record(i))
+    deadline = time.monotonic() + 5
+    while writer.spilled < 35 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert writer.spilled == 35 and await count(db) == 0
+    writer.db = db  # the database is back
+    writer.emit(record(99))
+    deadline = time.monotonic() + 10
+    while await count(db) < 36 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await writer.stop()
+    assert await count(db) == 36 and writer.replayed == 35
+    assert not list((tmp_path / "spill").glob("*.jsonl"))
+    await broken.dispose()
+    await db.dispose()
+
+
+async def test_stop_writes_or_spills_everything(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    db = Database(url)
+    await upgrade(db)
+    writer = UsageWriter(db, tmp_path / "spill", batch_size=1000, flush_interval=60)
+    await writer.start()
+    for i in range(250):
+        writer.emit(record(i))
+    await writer.stop()
+    assert await count(db) == 250
+    await db.dispose()

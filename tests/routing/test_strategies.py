@@ -142,7 +142,8 @@ def test_reliable_prefers_lowest_recent_error_rate():
         health = state.health(dep.id)
         for ok in outcomes[dep.provider]:
             if ok:
-                health.record_success(clock())
+                health.begin()
+                health.succeeded(clock())
             else:
                 health.outcomes.add(False, clock())
     assert [d.provider for d in S.reliable(alias.deployments, choice(state))] == ["b", "a", "c"]

@@ -22,6 +22,7 @@ from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 if TYPE_CHECKING:
     from perpetuo.routing.table import Alias
 
+_CLOSED = BreakerState.CLOSED
 _HALF_OPEN = BreakerState.HALF_OPEN
 _OPEN = BreakerState.OPEN
 
@@ -63,7 +64,16 @@ class DeploymentHealth:
 
     def succeeded(self, now: float, latency: float | None = None) -> None:
         self.in_flight -= 1
-        self.record_success(now, latency)
+        if latency is not None:
+            self.latency.update(latency, now, self.alpha)
+        breaker = self.breaker
+        if breaker.state is _CLOSED:
+            breaker.consecutive = 0  # breaker.on_success, inlined: this runs on every request
+        else:
+            if breaker.state is _HALF_OPEN:
+                self.outcomes.reset()  # recovered: judge it on what happens from now on
+            breaker.on_success(now)
+        self.outcomes.add(True, now)
 
     def failed(self, error: UpstreamError, now: float) -> None:
         self.in_flight -= 1
@@ -75,15 +85,6 @@ class DeploymentHealth:
         self.breaker.on_neutral(now)
 
     # -- outcomes (also fed by active health checks) ---------------------------------------
-
-    def record_success(self, now: float, latency: float | None = None) -> None:
-        if latency is not None:
-            self.latency.update(latency, now, self.alpha)
-        breaker = self.breaker
-        if breaker.state is _HALF_OPEN:
-            self.outcomes.reset()  # recovered: judge it on what happens from now on
-        breaker.on_success(now)
-        self.outcomes.add(True, now)
 
     def record_failure(self, error: UpstreamError, now: float) -> None:
         kind = error.kind

@@ -239,8 +239,11 @@ class Router:
         """Try one alias's deployments; raise the error that decided it could not serve."""
         requested = len(trace.aliases) == 1
         if requested:
-            strategy, trace.strategy_source = self.strategy_for(alias, trace, default_strategy)
-            trace.strategy = strategy
+            if trace.requested_strategy is None and default_strategy is None:
+                strategy = trace.strategy = alias.config.strategy  # the usual case, no call
+            else:
+                strategy, trace.strategy_source = self.strategy_for(alias, trace, default_strategy)
+                trace.strategy = strategy
         else:
             strategy = alias.config.strategy  # fallback aliases route by their own strategy
         candidates = self.plan(alias, strategy, job)
@@ -255,7 +258,7 @@ class Router:
         while pending and attempts < limit:
             again: list[tuple[Deployment, UpstreamError | None]] = []
             for dep, previous in pending:
-                if attempts >= limit or loop.time() >= deadline:
+                if attempts and (attempts >= limit or loop.time() >= deadline):
                     break
                 if previous is not None:  # this deployment failed before: back off first
                     wait = self.retry.delay(tries - 1, previous.retry_after, loop.time(), deadline)

@@ -148,7 +148,7 @@ def router_overhead(iterations: int = 100_000) -> dict[str, float]:
             for _ in range(3):
                 started = time.perf_counter()
                 for _ in range(iterations):
-                    job = RouteJob(False, 256, lambda: 100)
+                    job = RouteJob(False)
                     await router._route(RoutingTrace(), alias, job, no_op, None)
                 best = min(best, (time.perf_counter() - started) / iterations * 1e6)
             figures[name] = best

@@ -28,6 +28,19 @@ async def plane(store_url):
     await plane.db.dispose()
 
 
+# Limits, budgets and credits settings, all unset by default (no plan: no limits).
+LIMIT_DEFAULTS = {
+    "plan": None,
+    "limits": None,
+    "user_limits": None,
+    "budget_usd": None,
+    "budget_period": None,
+    "budget_soft_usd": None,
+    "credits_required": False,
+    "alert_webhook_url": None,
+}
+
+
 def person(user_id: str) -> Actor:
     return Actor(kind="user", user_id=user_id)
 
@@ -64,6 +77,7 @@ async def test_settings_patch_merge_reset_and_refresh_routing(plane):
         "default_strategy": "default",
         "log_retention_days": 7,
         "log_request_bodies": False,
+        **LIMIT_DEFAULTS,
     }
     update_ = workspaces.WorkspaceUpdate.model_validate(
         {"settings": {"default_strategy": "cheapest", "log_request_bodies": True}}
@@ -73,6 +87,7 @@ async def test_settings_patch_merge_reset_and_refresh_routing(plane):
         "default_strategy": "cheapest",
         "log_retention_days": 7,
         "log_request_bodies": True,
+        **LIMIT_DEFAULTS,
     }
     async with plane.db.connect() as conn:
         row = await workspaces.get_row(conn, ws)

@@ -50,7 +50,7 @@ def state_with(clock: FakeClock | None = None, seed: int = 7, **routing: Any) ->
 
 
 def job(stream: bool = False, prompt: int = 100, output: int = 100) -> RouteJob:
-    return RouteJob(stream, output, lambda: prompt)
+    return RouteJob.of_size(stream, prompt, output)
 
 
 def choice(state: RoutingState, j: RouteJob | None = None, key: str = "m#0") -> Choice:

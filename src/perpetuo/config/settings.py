@@ -34,6 +34,16 @@ class Settings(BaseSettings):
         "(administrators create accounts). The first account is always allowed and becomes "
         "the platform administrator.",
     )
+    limits_backend: Literal["auto", "memory", "redis"] = Field(
+        default="auto",
+        description="Where rate limits, quotas, budgets and credits are counted: in this "
+        "process, or in Redis (shared by every instance); auto: Redis when redis_url is set",
+    )
+    limits_redis_failure: Literal["open", "closed"] = Field(
+        default="open",
+        description="When Redis cannot be reached: open checks limits per instance in memory "
+        "(and counts the failure); closed refuses requests with 503 limits_unavailable",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"

@@ -3,13 +3,16 @@
 Whoever creates a workspace becomes its owner. People see only the workspaces they belong
 to; platform super-administrators (and the master key) see all of them, as owners.
 Settings changes bump the workspace's routing version so every instance picks them up.
+The plan, its limit overrides and credit enforcement are the platform's to set (super-admins
+and the master key): a workspace must not lift its own limits or stop paying for usage.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,7 +21,7 @@ from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED
-from perpetuo.control.errors import conflict, not_found
+from perpetuo.control.errors import conflict, forbidden, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import touch_routing
 from perpetuo.store.ids import new_id
@@ -27,6 +30,32 @@ from perpetuo.store.schema import api_keys, memberships, workspaces
 from perpetuo.store.timeutil import iso, utcnow
 
 DefaultStrategy = Literal["default", "fastest", "cheapest", "reliable", "weighted", "least-busy"]
+Plan = Literal["free", "starter", "pro", "enterprise"]
+BudgetPeriod = Literal["daily", "weekly", "monthly", "total"]
+Positive = Annotated[int, Field(gt=0)]
+Usd = Annotated[float, Field(gt=0)]
+PLATFORM_SETTINGS = frozenset({"plan", "limits", "credits_required"})
+
+
+class RateLimits(BaseModel):
+    """Limits of a workspace (over its plan's) or of each user in it; unset: no limit."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rpm: Positive | None = None
+    tpm: Positive | None = None
+    daily_tokens: Positive | None = None
+    monthly_tokens: Positive | None = None
+    max_parallel: Positive | None = None
+
+
+def _webhook(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return value
 
 
 class WorkspaceSettings(BaseModel):
@@ -41,6 +70,18 @@ class WorkspaceSettings(BaseModel):
         default=30, description="How long request logs are kept"
     )
     log_request_bodies: bool = Field(default=False, description="Keep prompts and completions")
+    plan: Plan | None = Field(default=None, description="Plan tier (platform admins set it)")
+    limits: RateLimits | None = Field(default=None, description="Overrides of the plan's limits")
+    user_limits: RateLimits | None = Field(default=None, description="Limits of each user")
+    budget_usd: Usd | None = Field(default=None, description="Spend limit per budget period")
+    budget_period: BudgetPeriod | None = Field(default=None, description="Default: monthly")
+    budget_soft_usd: Usd | None = Field(default=None, description="Alert once at this spend")
+    credits_required: bool = Field(default=False, description="Requests spend prepaid credits")
+    alert_webhook_url: Annotated[str, Field(max_length=2000)] | None = Field(
+        default=None, description="Budget alerts are POSTed here as JSON"
+    )
+
+    _check_webhook = field_validator("alert_webhook_url")(_webhook)
 
 
 class SettingsPatch(BaseModel):
@@ -51,6 +92,16 @@ class SettingsPatch(BaseModel):
     default_strategy: DefaultStrategy | None = None
     log_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     log_request_bodies: bool | None = None
+    plan: Plan | None = None
+    limits: RateLimits | None = None
+    user_limits: RateLimits | None = None
+    budget_usd: Usd | None = None
+    budget_period: BudgetPeriod | None = None
+    budget_soft_usd: Usd | None = None
+    credits_required: bool | None = None
+    alert_webhook_url: Annotated[str, Field(max_length=2000)] | None = None
+
+    _check_webhook = field_validator("alert_webhook_url")(_webhook)
 
 
 class WorkspaceCreate(BaseModel):
@@ -99,8 +150,16 @@ def _merged(stored: dict[str, Any] | None, patch: SettingsPatch) -> dict[str, An
         if value is None:
             merged.pop(name, None)
         else:
-            merged[name] = value
+            merged[name] = (
+                value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
+            )
     return merged
+
+
+def _check_platform_settings(actor: Actor, patch: SettingsPatch | None) -> None:
+    if patch is not None and PLATFORM_SETTINGS & patch.model_fields_set and not actor.is_superadmin:
+        names = ", ".join(sorted(PLATFORM_SETTINGS & patch.model_fields_set))
+        raise forbidden(f"Only platform administrators can change {names}.")
 
 
 async def get_row(conn: AsyncConnection, workspace_id: str) -> Any:
@@ -110,6 +169,7 @@ async def get_row(conn: AsyncConnection, workspace_id: str) -> Any:
 async def create_workspace(
     plane: ControlPlane, actor: Actor, spec: WorkspaceCreate
 ) -> dict[str, Any]:
+    _check_platform_settings(actor, spec.settings)
     workspace_id = new_id("ws")
     now = utcnow()
     settings = _merged({}, spec.settings) if spec.settings else {}
@@ -179,6 +239,7 @@ async def update_workspace(
 ) -> dict[str, Any]:
     async with plane.db.begin() as conn:
         role = await require_role(conn, actor, workspace_id, Role.ADMIN)
+        _check_platform_settings(actor, spec.settings)
         row = await get_row(conn, workspace_id)
         values: dict[str, Any] = {}
         if spec.name is not None and spec.name.strip() != row.name:

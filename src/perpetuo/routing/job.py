@@ -1,9 +1,10 @@
-"""What routing needs to know about one request: streamed or not, and its size in tokens."""
+"""What routing needs to know about one request: streamed or not, and its size in tokens.
+
+The sizes are estimated only if something asks (the `cheapest` strategy, a `tpm` cap):
+estimating walks the messages, which the usual request never needs.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from functools import partial
 
 from perpetuo.metering.tokens import estimate_prompt_tokens, estimate_text_tokens
 from perpetuo.schema.chat import ChatCompletionRequest
@@ -11,32 +12,49 @@ from perpetuo.schema.embeddings import EmbeddingRequest
 
 
 class RouteJob:
-    """The prompt-token estimate walks the messages, so it is computed only if something
-    (the `cheapest` strategy, a `tpm` cap) asks for it."""
+    __slots__ = ("_default_output", "_output_tokens", "_prompt_tokens", "_request", "stream")
 
-    __slots__ = ("_estimate", "_prompt_tokens", "output_tokens", "stream")
-
-    def __init__(self, stream: bool, output_tokens: int, estimate: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        stream: bool,
+        request: ChatCompletionRequest | EmbeddingRequest | None = None,
+        default_output_tokens: int = 0,
+    ) -> None:
+        """`default_output_tokens`: assumed when a chat request sets no output limit."""
         self.stream = stream
-        self.output_tokens = output_tokens
-        self._estimate = estimate
+        self._request = request
+        self._default_output = default_output_tokens
         self._prompt_tokens: int | None = None
+        self._output_tokens: int | None = None
 
     @classmethod
-    def for_chat(cls, request: ChatCompletionRequest, default_output_tokens: int) -> RouteJob:
-        """Output: the client's own limit, else `routing.default_output_tokens`."""
-        output = request.output_token_limit or default_output_tokens
-        return cls(request.is_stream, output, partial(estimate_prompt_tokens, request))
-
-    @classmethod
-    def for_embeddings(cls, request: EmbeddingRequest) -> RouteJob:
-        return cls(False, 0, partial(_embedding_tokens, request))
+    def of_size(cls, stream: bool, prompt_tokens: int, output_tokens: int) -> RouteJob:
+        job = cls(stream)
+        job._prompt_tokens, job._output_tokens = prompt_tokens, output_tokens
+        return job
 
     @property
     def prompt_tokens(self) -> int:
         if self._prompt_tokens is None:
-            self._prompt_tokens = self._estimate()
+            request = self._request
+            if isinstance(request, ChatCompletionRequest):
+                self._prompt_tokens = estimate_prompt_tokens(request)
+            elif isinstance(request, EmbeddingRequest):
+                self._prompt_tokens = _embedding_tokens(request)
+            else:
+                self._prompt_tokens = 0
         return self._prompt_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        if self._output_tokens is None:
+            request = self._request
+            self._output_tokens = (
+                request.output_token_limit or self._default_output
+                if isinstance(request, ChatCompletionRequest)
+                else 0
+            )
+        return self._output_tokens
 
     @property
     def total_tokens(self) -> int:

@@ -30,7 +30,7 @@ from perpetuo.routing.fallbacks import FallbackChain
 from perpetuo.routing.health import RoutingState, readiness
 from perpetuo.routing.job import RouteJob
 from perpetuo.routing.probes import HealthChecker
-from perpetuo.routing.strategies import STRATEGIES, Choice
+from perpetuo.routing.strategies import STRATEGIES, Choice, configured_order
 from perpetuo.routing.streams import OpenStream, Served
 from perpetuo.routing.table import Alias, Deployment, RoutingTable
 from perpetuo.routing.trace import Attempt, RoutingTrace
@@ -94,7 +94,7 @@ class Router:
         *,
         default_strategy: str | None = None,
     ) -> Served:
-        job = RouteJob.for_chat(request, self.config.default_output_tokens)
+        job = RouteJob(request.is_stream, request, self.config.default_output_tokens)
 
         async def attempt(dep: Deployment, record: Attempt) -> Served:
             call = dep.adapter.chat_request(request, dep.target, extras)
@@ -115,7 +115,7 @@ class Router:
         default_strategy: str | None = None,
     ) -> OpenStream:
         """A stream whose first chunk arrived; failures before it fall over transparently."""
-        job = RouteJob.for_chat(request, self.config.default_output_tokens)
+        job = RouteJob(request.is_stream, request, self.config.default_output_tokens)
 
         async def attempt(dep: Deployment, record: Attempt) -> OpenStream:
             call = dep.adapter.chat_request(request, dep.target, extras)
@@ -148,7 +148,7 @@ class Router:
         *,
         default_strategy: str | None = None,
     ) -> Served:
-        job = RouteJob.for_embeddings(request)
+        job = RouteJob(False, request)
 
         async def attempt(dep: Deployment, record: Attempt) -> Served:
             call = dep.adapter.embeddings_request(request, dep.target)
@@ -178,7 +178,7 @@ class Router:
         if len(groups) == 1 and len(groups[0]) == 1:
             return [groups[0][0]]  # nothing to choose: the common case stays cheap
         now = self.state.clock()
-        order = STRATEGIES[strategy]
+        order = STRATEGIES.get(strategy, configured_order)
         ordered: list[Deployment] = []
         for index, group in enumerate(groups):
             if len(group) == 1:
@@ -213,18 +213,17 @@ class Router:
         except UpstreamError as error:
             first_error = error
         chain = FallbackChain(alias, self.table.get, tried=trace.aliases)
-        current: Alias | None = alias
-        error = first_error
-        while current is not None:
-            if not chain.failed(current, error):
-                raise self._client_error(error) from None
-            if loop.time() >= deadline or (current := chain.next()) is None:
-                break
+        current, error = alias, first_error
+        while chain.failed(current, error):
+            following = chain.next()
+            if following is None or loop.time() >= deadline:
+                raise self._client_error(first_error)
+            current = following
             try:
                 return await self._serve(trace, current, job, attempt_fn, loop, deadline, None)
             except UpstreamError as exc:
                 error = exc
-        raise self._client_error(first_error)
+        raise self._client_error(error) from None  # the client's own mistake: as it is
 
     async def _serve(
         self,

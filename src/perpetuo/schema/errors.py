@@ -18,6 +18,7 @@ class ErrorType(StrEnum):
     PERMISSION = "permission_error"
     NOT_FOUND = "not_found_error"
     RATE_LIMIT = "rate_limit_error"
+    INSUFFICIENT_QUOTA = "insufficient_quota"  # a budget or prepaid credits are used up
     UPSTREAM = "upstream_error"
     TIMEOUT = "timeout_error"
     UNAVAILABLE = "service_unavailable_error"
@@ -58,6 +59,15 @@ class ErrorCode(StrEnum):
     NO_DEPLOYMENT = "no_deployment_available"
     DEPLOYMENT_CAPACITY = "deployment_capacity_exceeded"
     INTERNAL = "internal_error"
+    # Gateway limits, budgets and credits (see docs/limits.md).
+    RATE_LIMIT_REQUESTS = "rate_limit_requests"
+    RATE_LIMIT_TOKENS = "rate_limit_tokens"
+    QUOTA_DAILY_TOKENS = "quota_daily_tokens"
+    QUOTA_MONTHLY_TOKENS = "quota_monthly_tokens"
+    CONCURRENCY_LIMIT = "concurrency_limit"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+    LIMITS_UNAVAILABLE = "limits_unavailable"
 
 
 class GatewayError(Exception):

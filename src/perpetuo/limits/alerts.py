@@ -1,0 +1,96 @@
+"""Budget alerts: when spend crosses a soft threshold, tell someone, once per period.
+
+The once-per-period flag lives with the counters (Redis SET NX, or memory), so with several
+instances still exactly one alert goes out. Delivery is a log line, a counter, and (when the
+workspace names one) an HTTP POST of a JSON event, sent in the background with short
+timeouts: an alert never delays or fails the request that triggered it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from perpetuo.limits.guard import LimitStats
+from perpetuo.limits.planning import Planned
+from perpetuo.transport.client import HTTPClient
+from perpetuo.transport.url import URL, Timeouts
+
+log = logging.getLogger("perpetuo.limits.alerts")
+
+WEBHOOK_TIMEOUTS = Timeouts(connect=2.0, first_byte=3.0, read=3.0, total=5.0)
+EVENT_TYPE = "budget.soft_threshold_reached"
+
+
+def budget_event(
+    planned: Planned,
+    workspace_id: str | None,
+    key_id: str | None,
+    spent_hint: int | None,
+    now: float,
+) -> dict[str, Any]:
+    window = planned.window
+    return {
+        "type": EVENT_TYPE,
+        "workspace_id": workspace_id,
+        "scope": planned.scope,
+        "scope_id": planned.scope_id,
+        "key_id": key_id if planned.scope == "key" else None,
+        "period": window.period if window else "total",
+        "period_start": window.start.isoformat() if window and window.start else None,
+        "period_end": window.end.isoformat() if window and window.end else None,
+        "threshold_usd": (planned.soft_micros or 0) / 1_000_000,
+        "budget_usd": planned.limit / 1_000_000 if planned.limit >= 0 else None,
+        "spent_usd": spent_hint / 1_000_000 if spent_hint is not None else None,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+    }
+
+
+class AlertSender:
+    def __init__(self, http: HTTPClient | None, stats: LimitStats) -> None:
+        self._http = http
+        self._stats = stats
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def fire(self, event: dict[str, Any], webhook_url: str | None) -> None:
+        self._stats.alerts_fired += 1
+        log.warning(
+            "budget alert: %s %s of workspace %s reached its soft threshold of $%.2f (%s)",
+            event["scope"],
+            event["scope_id"],
+            event["workspace_id"],
+            event["threshold_usd"],
+            event["period"],
+        )
+        if webhook_url and self._http is not None:
+            task = asyncio.create_task(self._post(webhook_url, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _post(self, url: str, event: dict[str, Any]) -> None:
+        assert self._http is not None
+        body = json.dumps(event).encode()
+        headers = [("content-type", "application/json"), ("user-agent", "perpetuo-alerts")]
+        try:
+            target = URL.parse(url)
+            response = await self._http.request("POST", target, headers, body, WEBHOOK_TIMEOUTS)
+            await response.read()
+            if response.status >= 300:
+                raise RuntimeError(f"HTTP {response.status}")
+        except Exception as exc:  # delivery is best effort; the log line above remains
+            self._stats.alerts_failed += 1
+            log.warning("budget alert webhook %s failed: %s", url, exc)
+
+    async def aclose(self, grace: float = 1.0) -> None:
+        """Let deliveries in flight finish briefly, then cancel the rest."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

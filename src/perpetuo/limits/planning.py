@@ -1,0 +1,238 @@
+"""From a request's description to the counter checks it must pass.
+
+A request is checked in up to three scopes: its API key, its workspace, and (when the
+workspace sets `user_limits`) the person who owns the key; then against its workspace's
+prepaid credits. Each limit that is set becomes one `Check`; the `Planned` beside it says
+what the check means, for error messages, response headers and budget alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from perpetuo.limits.backend import UNLIMITED, Check, Kind
+from perpetuo.limits.plans import NO_WORKSPACE_LIMITS, ScopeLimits, WorkspaceLimits
+from perpetuo.limits.windows import Window, window_of
+from perpetuo.metering.pricing import to_micro_usd
+from perpetuo.schema.errors import ErrorCode
+
+Scope = Literal["key", "workspace", "user"]
+Measure = Literal["requests", "tokens", "cost", "credits", "parallel"]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRequest:
+    """A request as the limits engine sees it. The pipeline fills it in."""
+
+    request_id: str
+    workspace_id: str | None
+    key_id: str | None = None
+    user_id: str | None = None
+    key_limits: Mapping[str, Any] | None = None  # the key's `limits` (KeyRecord.limits)
+    workspace: WorkspaceLimits | None = None  # WorkspaceLimits.from_settings(effective)
+    prompt_tokens: int = 0  # an estimate of the prompt
+    max_output_tokens: int = 0  # max_tokens, or the default the router assumes
+    max_cost_micros: int = 0  # the most this request may cost (prompt + max output, priced)
+
+    @property
+    def estimated_tokens(self) -> int:
+        return max(1, self.prompt_tokens + self.max_output_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class SeedSource:
+    """Where a counter's starting value comes from when it is missing."""
+
+    measure: Literal["tokens", "cost", "credits"]
+    workspace_id: str
+    dim: str  # usage_rollups dimension: key | all | user
+    value: str
+    since: dt.datetime | None
+    until: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    check: Check
+    code: ErrorCode
+    scope: Scope
+    scope_id: str
+    measure: Measure
+    limit: int  # in the measure's unit: requests, tokens, micro-USD, in-flight requests
+    header: Literal["requests", "tokens"] | None = None
+    window: Window | None = None
+    seed: SeedSource | None = None
+    soft_micros: int | None = None  # budget alert threshold
+
+
+_DIMS: dict[Scope, tuple[str, str]] = {
+    "key": ("key", "k"),
+    "workspace": ("all", "w"),
+    "user": ("user", "u"),
+}
+
+
+def credit_key(workspace_id: str) -> str:
+    return "{" + workspace_id + "}:credits"
+
+
+def micros(usd: float) -> int:
+    return to_micro_usd(Decimal(str(usd)))
+
+
+def plan_checks(request: LimitRequest, now: float, hold_seconds: float) -> list[Planned]:
+    """Every check the request must pass, key scope first; empty when nothing applies."""
+    workspace = request.workspace or NO_WORKSPACE_LIMITS
+    scopes: list[tuple[Scope, str, ScopeLimits]] = []
+    if request.key_id:
+        scopes.append(("key", request.key_id, ScopeLimits.from_mapping(request.key_limits)))
+    if request.workspace_id:
+        scopes.append(("workspace", request.workspace_id, workspace.scope_limits()))
+        if request.user_id and workspace.user_limits:
+            scopes.append(("user", request.user_id, workspace.user_scope_limits()))
+    builder = _Builder(request, now, int(hold_seconds * 1000))
+    for scope, scope_id, limits in scopes:
+        if not limits.empty:
+            builder.scope(scope, scope_id, limits)
+    if workspace.credits_required and request.workspace_id:
+        builder.credits()
+    return builder.planned
+
+
+class _Builder:
+    def __init__(self, request: LimitRequest, now: float, hold_ms: int) -> None:
+        self.request = request
+        self.now = now
+        self.hold_ms = hold_ms
+        self.tag = "{" + (request.workspace_id or "-") + "}"  # one Redis Cluster slot per workspace
+        self.planned: list[Planned] = []
+
+    def scope(self, scope: Scope, scope_id: str, limits: ScopeLimits) -> None:
+        dim, short = _DIMS[scope]
+
+        def name(kind: str) -> str:
+            return f"{self.tag}:{kind}:{short}:{scope_id}"
+
+        tokens = self.request.estimated_tokens
+        if limits.rpm:
+            check = Check(Kind.RATE, name("rpm"), limits.rpm, 1)
+            self._add(
+                check,
+                ErrorCode.RATE_LIMIT_REQUESTS,
+                scope,
+                scope_id,
+                "requests",
+                limits.rpm,
+                header="requests",
+            )
+        if limits.tpm:
+            check = Check(Kind.RATE, name("tpm"), limits.tpm, tokens)
+            self._add(
+                check,
+                ErrorCode.RATE_LIMIT_TOKENS,
+                scope,
+                scope_id,
+                "tokens",
+                limits.tpm,
+                header="tokens",
+            )
+        for quota, period, code in (
+            (limits.daily_tokens, "daily", ErrorCode.QUOTA_DAILY_TOKENS),
+            (limits.monthly_tokens, "monthly", ErrorCode.QUOTA_MONTHLY_TOKENS),
+        ):
+            if quota:
+                window = window_of(period, self.now)
+                seed = self._seed("tokens", dim, scope, scope_id, window)
+                check = self._window(f"{name('tok')}:{window.id}", quota, tokens, window)
+                self._add(
+                    check,
+                    code,
+                    scope,
+                    scope_id,
+                    "tokens",
+                    quota,
+                    header="tokens",
+                    window=window,
+                    seed=seed,
+                )
+        if limits.max_parallel:
+            check = Check(Kind.SLOTS, name("par"), limits.max_parallel, hold_ms=self.hold_ms)
+            self._add(
+                check, ErrorCode.CONCURRENCY_LIMIT, scope, scope_id, "parallel", limits.max_parallel
+            )
+        if limits.budget_usd or limits.budget_soft_usd:
+            window = window_of(limits.period, self.now)
+            budget = micros(limits.budget_usd) if limits.budget_usd else UNLIMITED
+            soft = micros(limits.budget_soft_usd) if limits.budget_soft_usd else None
+            amount = max(1, self.request.max_cost_micros)
+            check = self._window(f"{name('usd')}:{window.id}", budget, amount, window)
+            seed = self._seed("cost", dim, scope, scope_id, window)
+            self._add(
+                check,
+                ErrorCode.BUDGET_EXCEEDED,
+                scope,
+                scope_id,
+                "cost",
+                budget,
+                window=window,
+                seed=seed,
+                soft_micros=soft,
+            )
+
+    def credits(self) -> None:
+        """Prepaid credits as a window with limit 0 whose settled total starts at -balance."""
+        workspace_id = self.request.workspace_id or "-"
+        window = window_of("total", self.now)
+        amount = max(1, self.request.max_cost_micros)
+        check = self._window(credit_key(workspace_id), 0, amount, window)
+        seed = SeedSource("credits", workspace_id, "all", "", None, None)
+        self._add(
+            check,
+            ErrorCode.INSUFFICIENT_CREDITS,
+            "workspace",
+            workspace_id,
+            "credits",
+            0,
+            window=window,
+            seed=seed,
+        )
+
+    def _window(self, key: str, limit: int, amount: int, window: Window) -> Check:
+        return Check(
+            Kind.WINDOW,
+            key,
+            limit,
+            amount,
+            ttl_ms=window.ttl_ms(self.now),
+            hold_ms=self.hold_ms,
+            seedable=True,
+        )
+
+    def _seed(
+        self,
+        measure: Literal["tokens", "cost"],
+        dim: str,
+        scope: Scope,
+        scope_id: str,
+        window: Window,
+    ) -> SeedSource:
+        value = "" if scope == "workspace" else scope_id
+        return SeedSource(
+            measure, self.request.workspace_id or "-", dim, value, window.start, window.end
+        )
+
+    def _add(
+        self,
+        check: Check,
+        code: ErrorCode,
+        scope: Scope,
+        scope_id: str,
+        measure: Measure,
+        limit: int,
+        **extra: Any,
+    ) -> None:
+        self.planned.append(Planned(check, code, scope, scope_id, measure, limit, **extra))

@@ -1,0 +1,121 @@
+"""Counters in Redis, shared by every gateway instance: one script call per admission.
+
+Every call is bounded (short socket timeouts and an overall deadline) and any failure becomes
+`BackendUnavailable`, for the engine to apply its fail-open or fail-closed policy: a limits
+check never hangs on Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from perpetuo.limits import lua
+from perpetuo.limits.backend import (
+    UNLIMITED,
+    BackendUnavailable,
+    Check,
+    Kind,
+    Reservation,
+    Settlement,
+)
+
+PREFIX = "perpetuo:lim:"
+SOCKET_TIMEOUT = 0.25  # seconds, per socket operation (connect, read, write)
+DEADLINE = 0.5  # seconds, for a whole call including waiting for a pooled connection
+MAX_CONNECTIONS = 64
+
+
+class RedisBackend:
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        deadline: float = DEADLINE,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self.url = url
+        self._socket_timeout = socket_timeout
+        self._deadline = deadline
+        self._max_connections = max_connections
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            import redis.asyncio as redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            pool = redis.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=self._max_connections,
+                timeout=self._deadline,
+                socket_timeout=self._socket_timeout,
+                socket_connect_timeout=self._socket_timeout,
+                retry=Retry(NoBackoff(), 1),  # once: a pooled connection the server closed
+            )
+            self._client = redis.Redis(connection_pool=pool)
+            # Registered once; calls go by EVALSHA (the script is loaded again if Redis lost it).
+            self._scripts = {
+                "reserve": self._client.register_script(lua.RESERVE),
+                "settle": self._client.register_script(lua.SETTLE),
+                "add": self._client.register_script(lua.ADD_TO_WINDOW),
+            }
+        return self._client
+
+    async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            async with asyncio.timeout(self._deadline):
+                self._redis()
+                return await self._scripts[script](keys=keys, args=args)
+        except Exception as exc:  # any Redis trouble: the engine's policy decides
+            raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def reserve(self, checks: Sequence[Check], request_id: str, now_ms: int) -> Reservation:
+        args: list[Any] = [now_ms, request_id]
+        for check in checks:
+            if check.kind is Kind.WINDOW and check.seedable:
+                seed = "?" if check.seed is None else str(check.seed)
+            else:
+                seed = "-"
+            args += [int(check.kind), check.limit, check.amount, check.ttl_ms, check.hold_ms, seed]
+        reply = await self._call("reserve", [PREFIX + c.key for c in checks], args)
+        status, rest = int(reply[0]), [int(v) for v in reply[1:]]
+        if status == 0:
+            return Reservation(missing=[i - 1 for i in rest])
+        if status == 1:
+            triples = range(0, len(rest), 3)
+            return Reservation(refused=[(rest[j] - 1, rest[j + 1], rest[j + 2]) for j in triples])
+        states = [(rest[j], rest[j + 1]) for j in range(0, len(rest), 2)]
+        for index, check in enumerate(checks):
+            if check.kind is Kind.WINDOW and check.limit == UNLIMITED:
+                states[index] = (UNLIMITED, 0)
+        return Reservation(states=states)
+
+    async def settle(
+        self, items: Sequence[Settlement], request_id: str, now_ms: int
+    ) -> list[tuple[int, int]]:
+        if not items:
+            return []
+        args: list[Any] = [now_ms, request_id]
+        for item in items:
+            alert = "-" if item.alert_at is None else item.alert_at
+            args += [int(item.kind), item.limit, item.value, alert, max(1, item.alert_ttl_ms)]
+        fired = await self._call("settle", [PREFIX + i.key for i in items], args)
+        return [(int(fired[j]) - 1, int(fired[j + 1])) for j in range(0, len(fired), 2)]
+
+    async def add_to_window(self, key: str, delta: int) -> None:
+        await self._call("add", [PREFIX + key], [delta])
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+                await self._client.connection_pool.disconnect()
+            self._client = None

@@ -1,0 +1,34 @@
+"""The prepaid credit ledger: entries are only ever added; a balance is their sum."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perpetuo.store.schema import credit_ledger
+
+
+async def balance(conn: AsyncConnection, workspace_id: str) -> int:
+    """The workspace's balance in micro-USD."""
+    total = await conn.scalar(
+        select(func.coalesce(func.sum(credit_ledger.c.amount_micros), 0)).where(
+            credit_ledger.c.workspace_id == workspace_id
+        )
+    )
+    return int(total or 0)
+
+
+async def add_entries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows of workspace_id, kind (grant | usage | adjustment), amount_micros, note,
+    actor_id, created_at."""
+    if rows:
+        await conn.execute(insert(credit_ledger), list(rows))
+
+
+async def add_entry(conn: AsyncConnection, row: dict[str, Any]) -> Any:
+    """One entry; returns it as stored (with its id)."""
+    result = await conn.execute(insert(credit_ledger).values(**row).returning(credit_ledger))
+    return result.one()

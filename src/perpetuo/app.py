@@ -13,6 +13,7 @@ from perpetuo.config import GatewayConfig, Settings, load_config
 from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED, ChangeFeed
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import WorkspaceRoutes
+from perpetuo.metering.writer import UsageWriter
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.routing.router import Router
 from perpetuo.routing.table import RoutingTable
@@ -75,6 +76,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         plane=plane,
         keys=keys,
         workspace_routes=workspace_routes,
+        usage=UsageWriter(plane.db, settings.data_dir / "spill"),
         master_key=master,
     )
 

@@ -246,6 +246,15 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("DELETE", "/api/workspaces/{workspace_id}/models/{alias}"): Route("admin", fresh=_fresh_model),
     ("GET", "/api/workspaces/{workspace_id}/audit"): Route("admin"),
+    ("GET", "/api/workspaces/{workspace_id}/credits"): Route("admin"),
+}
+# Workspace routes no workspace role may use: only platform administrators (and the master
+# key), e.g. granting credits. Body per route.
+SUPERADMIN_WORKSPACE_ROUTES: dict[tuple[str, str], Callable[[Tenant], Any]] = {
+    ("POST", "/api/workspaces/{workspace_id}/credits"): lambda t: {
+        "amount_usd": 5,
+        "note": t.marker,
+    },
 }
 # Routes about the caller alone, or with no workspace in them (tested in their own modules).
 SELF_ROUTES = {
@@ -285,9 +294,10 @@ def _path(template: str, workspace_id: str, ids: dict[str, str]) -> str:
 async def test_every_admin_route_is_classified(world):
     schema = world.api.app.admin_app().openapi()
     routes = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
-    unclassified = routes - set(WORKSPACE_ROUTES) - SELF_ROUTES - PLATFORM_ROUTES
+    classified = set(WORKSPACE_ROUTES) | set(SUPERADMIN_WORKSPACE_ROUTES)
+    unclassified = routes - classified - SELF_ROUTES - PLATFORM_ROUTES
     assert not unclassified, f"classify these routes in the isolation suite: {unclassified}"
-    assert not (set(WORKSPACE_ROUTES) | SELF_ROUTES | PLATFORM_ROUTES) - routes
+    assert not (classified | SELF_ROUTES | PLATFORM_ROUTES) - routes
 
 
 async def test_another_workspaces_ids_give_404_and_no_data(world):
@@ -348,6 +358,22 @@ async def test_platform_routes_refuse_workspace_people(world):
             assert world.b.marker not in response.text
         allowed = await world.api.http.request(method, path, headers=MASTER)
         assert allowed.status_code == 200
+
+
+async def test_superadmin_workspace_routes_refuse_every_workspace_role(world):
+    a, b = world.a, world.b
+    for (method, template), body in SUPERADMIN_WORKSPACE_ROUTES.items():
+        for role in ROLES:
+            own = _path(template, a.workspace_id, a.ids)
+            response = await world.call(a.tokens[role], method, own, body(a))
+            assert response.status_code == 403, (role, method, own, response.text)
+            other = _path(template, b.workspace_id, b.ids)
+            response = await world.call(a.tokens[role], method, other, body(a))
+            assert response.status_code == 404, (role, method, other, response.text)
+            assert b.marker not in response.text
+        path = _path(template, a.workspace_id, a.ids)
+        allowed = await world.api.http.request(method, path, headers=MASTER, json=body(a))
+        assert allowed.status_code in (200, 201), allowed.text
 
 
 async def test_workspace_lists_never_include_other_workspaces(world):

@@ -100,6 +100,7 @@ class GatewayApp:
             ctx.finish(exc.status, str(exc.code) if exc.code else None)
         except ClientGone:
             ctx.finish(499, "client_disconnected")
+            self.gateway.record(ctx)
             return
         except Exception as exc:
             log.error(
@@ -112,7 +113,12 @@ class GatewayApp:
             )
             response = error_response(internal_error(request_id))
             ctx.finish(500, str(ErrorCode.INTERNAL))
-        await response.send(send, receive, extra)
+        try:
+            await response.send(send, receive, extra)
+        finally:
+            if ctx.latency_ms is None:  # success (errors were finished above)
+                ctx.finish(response.status, ctx.error_code)
+            self.gateway.record(ctx)
 
     async def _dispatch(
         self, request: Request, ctx: RequestContext

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -32,6 +33,7 @@ _STARTED_AT = int(time.time())
 async def chat_completions(
     gw: Gateway, request: Request, ctx: RequestContext
 ) -> Response | StreamingResponse:
+    ctx.endpoint, ctx.tags = "chat", request_tags(request.headers)
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     ctx.trace.requested_strategy = route_override(request.headers)
     body = await request.body(gw.config.server.max_request_body_bytes)
@@ -46,6 +48,7 @@ async def chat_completions(
 
 
 async def embeddings(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    ctx.endpoint, ctx.tags = "embeddings", request_tags(request.headers)
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     ctx.trace.requested_strategy = route_override(request.headers)
     body = await request.body(gw.config.server.max_request_body_bytes)
@@ -56,7 +59,8 @@ async def embeddings(gw: Gateway, request: Request, ctx: RequestContext) -> Resp
 async def list_models(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     gw.require_scope(ctx.principal, "models:read")
-    data = [_model_object(alias.name) for alias in await gw.visible_aliases(ctx.principal)]
+    state = await gw.workspace(ctx.principal)
+    data = [_model_object(alias.name) for alias in gw.visible_aliases(state, ctx.principal)]
     return json_response({"object": "list", "data": data})
 
 
@@ -66,12 +70,31 @@ async def retrieve_model(gw: Gateway, request: Request, ctx: RequestContext) -> 
     name = request.path.split("/models/", 1)[1]
     if not name:
         raise model_not_found(name)
-    alias = await gw.resolve_alias(ctx.principal, name)
+    alias = gw.resolve_alias(await gw.workspace(ctx.principal), ctx.principal, name)
     return json_response(_model_object(alias.name))
 
 
 def _model_object(name: str) -> dict[str, object]:
     return {"id": name, "object": "model", "created": _STARTED_AT, "owned_by": "perpetuo"}
+
+
+_TAG = re.compile(r"^[A-Za-z0-9_.:/@=-]{1,64}$")
+
+
+def request_tags(headers: dict[str, str]) -> list[str] | None:
+    """Tags for usage analytics from `x-perpetuo-tags: a,b` (at most 10, each a short token);
+    anything else is a 400 rather than silently lost data."""
+    value = headers.get(H.TAGS)
+    if not value:
+        return None
+    tags = [t.strip() for t in value.split(",") if t.strip()]
+    if len(tags) > 10 or not all(_TAG.match(t) for t in tags):
+        raise bad_request(
+            f"{H.TAGS} takes at most 10 comma-separated tags of letters, digits and _.:/@=- "
+            "(64 characters each).",
+            param=H.TAGS,
+        )
+    return tags or None
 
 
 def route_override(headers: dict[str, str]) -> str | None:

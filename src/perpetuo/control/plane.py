@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from perpetuo.auth.credential_crypto import Keyring
@@ -28,3 +29,6 @@ class ControlPlane:
     tokens: TokenPolicy = field(default_factory=TokenPolicy)
     signup_policy: str = "invite"  # open | invite | closed (the first account is always allowed)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)  # in memory unless given
+    # Told of every credit grant or adjustment (workspace id, micro-USD): the limits engine's
+    # LimitEngine.credits_granted, so live balances move with the ledger.
+    credit_listener: Callable[[str, int], Awaitable[None]] | None = None

@@ -1,7 +1,8 @@
-"""A workspace's own aliases, built from its stored models and (decrypted) credentials.
+"""What the data plane needs to know about a workspace: its own aliases (built from its
+stored models and decrypted credentials) and its settings.
 
-The data plane keeps one built table per workspace in memory, loaded on first use and
-dropped when the workspace's models or credentials change (here or on another instance).
+One state per workspace is kept in memory, loaded on first use and dropped when the
+workspace's models, credentials or settings change (here or on another instance).
 """
 
 from __future__ import annotations
@@ -41,20 +42,21 @@ async def touch_routing(conn: AsyncConnection, workspace_id: str) -> None:
 
 
 @dataclass
-class WorkspaceTable:
+class WorkspaceState:
     aliases: dict[str, Alias] = field(default_factory=dict)
     disabled: dict[str, str] = field(default_factory=dict)  # alias -> why it cannot serve
+    settings: dict[str, Any] = field(default_factory=dict)  # as stored: only what was set
 
 
-EMPTY = WorkspaceTable()
+EMPTY = WorkspaceState()
 
 
 def build_table(
     models: list[Any], credentials: dict[str, Any], keyring: Keyring | None
-) -> WorkspaceTable:
+) -> WorkspaceState:
     """Aliases from stored specs; deployments whose credential is gone are left out, and an
     alias left with none is listed as disabled with the reason."""
-    table = WorkspaceTable()
+    table = WorkspaceState()
     providers: dict[str, ProviderConfig] = {}
     for cred_id, row in credentials.items():
         if keyring is None:
@@ -111,15 +113,18 @@ def build_table(
     return table
 
 
-async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -> WorkspaceTable:
+async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -> WorkspaceState:
     async with db.connect() as conn:
+        settings = await conn.scalar(
+            select(workspaces.c.settings).where(workspaces.c.id == workspace_id)
+        )
         models = (
             await conn.execute(
                 select(workspace_models).where(workspace_models.c.workspace_id == workspace_id)
             )
         ).all()
         if not models:
-            return EMPTY
+            return WorkspaceState(settings=dict(settings or {}))
         creds = (
             await conn.execute(
                 select(provider_credentials).where(
@@ -127,7 +132,9 @@ async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -
                 )
             )
         ).all()
-    return build_table(list(models), {row.id: row for row in creds}, keyring)
+    state = build_table(list(models), {row.id: row for row in creds}, keyring)
+    state.settings = dict(settings or {})
+    return state
 
 
 class WorkspaceRoutes:
@@ -137,19 +144,24 @@ class WorkspaceRoutes:
         self._db = db
         self._keyring = keyring
         self._ttl = ttl
-        self._tables: dict[str, tuple[WorkspaceTable, float]] = {}
-        self._flight: SingleFlight[WorkspaceTable] = SingleFlight()
+        self._tables: dict[str, tuple[WorkspaceState, float]] = {}
+        self._flight: SingleFlight[WorkspaceState] = SingleFlight()
 
-    async def get(self, workspace_id: str) -> WorkspaceTable:
+    async def get(self, workspace_id: str) -> WorkspaceState:
         cached = self._tables.get(workspace_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         return await self._flight.run(workspace_id, lambda: self._load(workspace_id))
 
-    async def _load(self, workspace_id: str) -> WorkspaceTable:
+    async def _load(self, workspace_id: str) -> WorkspaceState:
         table = await load_table(self._db, self._keyring, workspace_id)
         self._tables[workspace_id] = (table, time.monotonic() + self._ttl)
         return table
+
+    def peek(self, workspace_id: str) -> WorkspaceState:
+        """The cached state without loading (EMPTY when not loaded)."""
+        cached = self._tables.get(workspace_id)
+        return cached[0] if cached is not None else EMPTY
 
     def invalidate(self, workspace_id: str) -> None:
         self._tables.pop(workspace_id, None)

@@ -25,7 +25,7 @@ from perpetuo.limits.backend import (
 PREFIX = "perpetuo:lim:"
 SOCKET_TIMEOUT = 0.25  # seconds, per socket operation (connect, read, write)
 DEADLINE = 0.5  # seconds, for a whole call including waiting for a pooled connection
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 32
 
 
 class RedisBackend:
@@ -45,6 +45,8 @@ class RedisBackend:
         self._max_connections = max_connections
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
+        self._loaded = False
+        self._loading = asyncio.Lock()
 
     def _redis(self) -> Any:
         if self._client is None:
@@ -69,10 +71,21 @@ class RedisBackend:
             }
         return self._client
 
+    async def _load_scripts(self) -> None:
+        """Load the scripts before the first EVALSHA, so a burst of first requests does not
+        meet NOSCRIPT on every connection at once."""
+        async with self._loading:
+            if not self._loaded:
+                client = self._redis()
+                for script in self._scripts.values():
+                    script.sha = await client.script_load(script.script)
+                self._loaded = True
+
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
         try:
             async with asyncio.timeout(self._deadline):
-                self._redis()
+                if not self._loaded:
+                    await self._load_scripts()
                 return await self._scripts[script](keys=keys, args=args)
         except Exception as exc:  # any Redis trouble: the engine's policy decides
             raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
@@ -119,3 +132,4 @@ class RedisBackend:
                 await self._client.aclose()
                 await self._client.connection_pool.disconnect()
             self._client = None
+            self._loaded = False

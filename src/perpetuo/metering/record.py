@@ -42,7 +42,8 @@ class RequestRecord(msgspec.Struct, omit_defaults=True):
 
     @property
     def is_error(self) -> bool:
-        return self.status >= 400
+        """Refused or failed, including a stream that broke after its first chunk."""
+        return self.status >= 400 or self.error_code is not None
 
     def row(self) -> dict[str, Any]:
         """Column values for the request_logs table."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from perpetuo.metering.recorder import cost_micros
 from perpetuo.metering.tokens import completion_text, estimate_usage
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
@@ -28,16 +29,24 @@ async def chat_completion(
     principal = ctx.principal
     assert principal is not None, "authenticated at ingress"
     gw.require_scope(principal, "chat")
-    alias = await gw.resolve_alias(principal, request.model)
+    ctx.workspace = await gw.workspace(principal)
+    alias = gw.resolve_alias(ctx.workspace, principal, request.model)
     ctx.alias, ctx.stream = alias.name, request.is_stream
     check_extra_params(alias, extras)
+    routing = {
+        "lookup": gw.alias_lookup(ctx.workspace),
+        "default_strategy": ctx.workspace.settings.get("default_strategy"),
+    }
 
     if request.is_stream:
-        opened = await gw.router.open_stream(ctx.trace, alias, request, extras)
-        return ChatStream(ctx, opened, request)
+        opened = await gw.router.open_stream(ctx.trace, alias, request, extras, **routing)
+        ctx.deployment = opened.deployment
+        return ChatStream(ctx, opened, request)  # usage and cost are metered as it ends
 
-    served = await gw.router.chat(ctx.trace, alias, request, extras)
+    served = await gw.router.chat(ctx.trace, alias, request, extras, **routing)
+    ctx.deployment = served.deployment
     ctx.usage = reported_or_estimated_usage(served.body, request)
+    ctx.cost_micros = cost_micros(served.deployment, ctx.usage)
     return ChatReply(served.body, served.deployment)
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from typing import Any
+
 from perpetuo.auth.principal import Principal
+from perpetuo.control.workspace_routing import EMPTY, WorkspaceState
+from perpetuo.routing.table import Deployment
 from perpetuo.routing.trace import RoutingTrace
 from perpetuo.schema.usage import Usage
 
@@ -17,15 +21,21 @@ class RequestContext:
     client_ip: str = ""
     user_agent: str = ""
     principal: Principal | None = None
+    workspace: WorkspaceState = field(default_factory=lambda: EMPTY)
     alias: str | None = None
+    deployment: Deployment | None = None  # the one that served (or last tried)
     stream: bool = False
+    tags: list[str] | None = None
     started: float = field(default_factory=time.perf_counter)
+    arrived: float = field(default_factory=time.time)  # wall clock, for the request log
     trace: RoutingTrace = field(default_factory=RoutingTrace)
     usage: Usage | None = None
     status: int = 200
     error_code: str | None = None
     ttft_ms: float | None = None
     latency_ms: float | None = None
+    cost_micros: int = 0
+    detail: dict[str, Any] | None = None  # bodies (when the workspace logs them), findings
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from perpetuo.metering.recorder import cost_micros
 from perpetuo.metering.tokens import estimate_text_tokens
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
@@ -17,11 +18,20 @@ async def create_embeddings(gw: Gateway, ctx: RequestContext, request: Embedding
     principal = ctx.principal
     assert principal is not None, "authenticated at ingress"
     gw.require_scope(principal, "embeddings")
-    alias = await gw.resolve_alias(principal, request.model)
+    ctx.workspace = await gw.workspace(principal)
+    alias = gw.resolve_alias(ctx.workspace, principal, request.model)
     ctx.alias = alias.name
     validate_inputs(request)
-    served = await gw.router.embeddings(ctx.trace, alias, request)
+    served = await gw.router.embeddings(
+        ctx.trace,
+        alias,
+        request,
+        lookup=gw.alias_lookup(ctx.workspace),
+        default_strategy=ctx.workspace.settings.get("default_strategy"),
+    )
+    ctx.deployment = served.deployment
     ctx.usage = _usage(served.body, request)
+    ctx.cost_micros = cost_micros(served.deployment, ctx.usage)
     return served
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from perpetuo.auth.authenticator import Authenticator
 from perpetuo.auth.key_cache import KeyCache
 from perpetuo.control.key_usage import flush_last_used
 from perpetuo.control.plane import ControlPlane
-from perpetuo.control.workspace_routing import WorkspaceRoutes
+from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
+from perpetuo.metering.recorder import build_record
+from perpetuo.metering.writer import UsageWriter
+from perpetuo.pipeline.context import RequestContext
 from perpetuo.auth.principal import Principal
 from perpetuo.config.model import GatewayConfig
 from perpetuo.routing.router import Router
@@ -30,23 +34,27 @@ class Gateway:
     plane: ControlPlane
     keys: KeyCache
     workspace_routes: WorkspaceRoutes
+    usage: UsageWriter
     master_key: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
-    async def resolve_alias(self, principal: Principal, name: str) -> Alias:
+    async def workspace(self, principal: Principal) -> WorkspaceState:
+        """The caller's workspace: its own aliases and settings (from memory after first use)."""
+        if principal.workspace_id is None:
+            return EMPTY
+        return await self.workspace_routes.get(principal.workspace_id)
+
+    def resolve_alias(self, state: WorkspaceState, principal: Principal, name: str) -> Alias:
         """The alias `name`, the workspace's own before the platform's: 404 if it does not
         exist, 403 if this key may not use it, 503 if it exists but cannot serve."""
-        alias = None
-        if principal.workspace_id is not None:
-            own = await self.workspace_routes.get(principal.workspace_id)
-            alias = own.aliases.get(name)
-            if alias is None and name in own.disabled:
-                raise GatewayError(
-                    503,
-                    f"The model `{name}` cannot serve requests: {own.disabled[name]}.",
-                    type=ErrorType.UNAVAILABLE,
-                    code=ErrorCode.NO_DEPLOYMENT,
-                )
+        alias = state.aliases.get(name)
+        if alias is None and name in state.disabled:
+            raise GatewayError(
+                503,
+                f"The model `{name}` cannot serve requests: {state.disabled[name]}.",
+                type=ErrorType.UNAVAILABLE,
+                code=ErrorCode.NO_DEPLOYMENT,
+            )
         if alias is None:
             alias = self.table.get(name)
         if alias is None:
@@ -58,11 +66,21 @@ class Gateway:
             )
         return alias
 
-    async def visible_aliases(self, principal: Principal) -> list[Alias]:
-        aliases = dict(self.table.aliases)
-        if principal.workspace_id is not None:
-            aliases.update((await self.workspace_routes.get(principal.workspace_id)).aliases)
+    def alias_lookup(self, state: WorkspaceState) -> Callable[[str], Alias | None]:
+        """Where fallback names resolve: the workspace's aliases, then the platform's."""
+        if not state.aliases:
+            return self.table.get
+        return lambda name: state.aliases.get(name) or self.table.get(name)
+
+    def visible_aliases(self, state: WorkspaceState, principal: Principal) -> list[Alias]:
+        aliases = {**self.table.aliases, **state.aliases}
         return [a for a in aliases.values() if principal.may_use_model(a.name)]
+
+    def record(self, ctx: RequestContext) -> None:
+        """The request log entry, queued for the batched writer (no I/O here)."""
+        record = build_record(ctx)
+        if record is not None:
+            self.usage.emit(record)
 
     @staticmethod
     def require_scope(principal: Principal, scope: str) -> None:
@@ -74,6 +92,7 @@ class Gateway:
     async def start(self) -> None:
         """Background work: cross-instance change feed, batched key last-used writes."""
         await self.plane.changes.start()
+        await self.usage.start()
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
         await self.router.start()  # active health checks, where configured
 
@@ -90,6 +109,7 @@ class Gateway:
                 await task
         await self.plane.changes.stop()
         await self.plane.throttle.aclose()
+        await self.usage.stop()
         await flush_last_used(self.plane.db, self.keys)
         await self.client.aclose()
         await self.plane.db.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from perpetuo.metering.recorder import cost_micros
 from perpetuo.metering.tokens import estimate_usage
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.routing.classify import from_transport, to_client_error
@@ -41,6 +42,8 @@ class ChatStream:
     def on_close(self, disconnected: bool) -> None:
         """After the response ended. If the client left before `chunks()` even started,
         release the deployment and the upstream connection here (a no-op otherwise)."""
+        if disconnected and self.ctx.error_code is None:
+            self.ctx.status, self.ctx.error_code = 499, "client_disconnected"
         self.opened.finish()
         self.opened.response.close()
 
@@ -94,6 +97,7 @@ class ChatStream:
             if usage is None:
                 usage = estimate_usage(self.request, "".join(completion_chars))
             ctx.usage = usage
+            ctx.cost_micros = cost_micros(opened.deployment, usage)
             # Health: a mid-stream failure counts against the deployment; a client that
             # left (neither completed nor failed) says nothing about it.
             opened.finish(failure, completed=completed, total_tokens=usage.total_tokens)

@@ -46,6 +46,7 @@ __all__ = ["OpenStream", "Router", "Served"]
 
 T = TypeVar("T")
 AttemptFn = Callable[[Deployment, Attempt], Awaitable[T]]
+Lookup = Callable[[str], Alias | None]
 
 
 class Router:
@@ -93,6 +94,7 @@ class Router:
         extras: Json,
         *,
         default_strategy: str | None = None,
+        lookup: Lookup | None = None,
     ) -> Served:
         job = RouteJob(request.is_stream, request, self.config.default_output_tokens)
 
@@ -103,7 +105,7 @@ class Router:
             self._settle_tokens(dep, job, body)
             return Served(body, dep)
 
-        return await self._route(trace, alias, job, attempt, default_strategy)
+        return await self._route(trace, alias, job, attempt, default_strategy, lookup)
 
     async def open_stream(
         self,
@@ -113,6 +115,7 @@ class Router:
         extras: Json,
         *,
         default_strategy: str | None = None,
+        lookup: Lookup | None = None,
     ) -> OpenStream:
         """A stream whose first chunk arrived; failures before it fall over transparently."""
         job = RouteJob(request.is_stream, request, self.config.default_output_tokens)
@@ -138,7 +141,7 @@ class Router:
             record.first_token()
             return OpenStream(dep, record, first, chunks, response, decoder, self.state, job)
 
-        return await self._route(trace, alias, job, attempt, default_strategy)
+        return await self._route(trace, alias, job, attempt, default_strategy, lookup)
 
     async def embeddings(
         self,
@@ -147,6 +150,7 @@ class Router:
         request: EmbeddingRequest,
         *,
         default_strategy: str | None = None,
+        lookup: Lookup | None = None,
     ) -> Served:
         job = RouteJob(False, request)
 
@@ -156,7 +160,7 @@ class Router:
             body = await self._read_success(dep, response)
             return Served(dep.adapter.embeddings_response(body, dep.target, request), dep)
 
-        return await self._route(trace, alias, job, attempt, default_strategy)
+        return await self._route(trace, alias, job, attempt, default_strategy, lookup)
 
     # -- choosing --------------------------------------------------------------------------
 
@@ -200,9 +204,11 @@ class Router:
         job: RouteJob,
         attempt_fn: AttemptFn[T],
         default_strategy: str | None,
+        lookup: Lookup | None = None,
     ) -> T:
         """The requested alias, then whatever fallbacks its failures call for. When all
-        fail, the client sees the requested alias's error (the trace shows the rest)."""
+        fail, the client sees the requested alias's error (the trace shows the rest).
+        `lookup` resolves fallback names (a workspace's own aliases first, when given)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.request_timeout
         trace.aliases = [alias.name]
@@ -212,7 +218,7 @@ class Router:
             )
         except UpstreamError as error:
             first_error = error
-        chain = FallbackChain(alias, self.table.get, tried=trace.aliases)
+        chain = FallbackChain(alias, lookup or self.table.get, tried=trace.aliases)
         current, error = alias, first_error
         while chain.failed(current, error):
             following = chain.next()

@@ -14,6 +14,7 @@ from perpetuo.api.admin.routes import (
     audit,
     auth,
     credentials,
+    credits,
     invites,
     keys,
     members,
@@ -32,6 +33,7 @@ ROUTERS = [
     invites.router,
     keys.router,
     credentials.router,
+    credits.router,
     models.router,
     audit.router,
     users.router,
@@ -43,8 +45,8 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
         title="Perpetuo admin API",
         version=__version__,
         description="Accounts, workspaces, members, API keys, provider credentials, "
-        "workspace models and the audit log. Authenticate with `Authorization: Bearer "
-        "<access token>` (from /api/auth/login) or the master key.",
+        "workspace models, prepaid credits and the audit log. Authenticate with "
+        "`Authorization: Bearer <access token>` (from /api/auth/login) or the master key.",
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",

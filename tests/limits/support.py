@@ -1,0 +1,80 @@
+"""Helpers for the limits tests: an injectable clock, request builders, outcome tallies."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from collections.abc import Awaitable
+from typing import Any
+
+from perpetuo.limits import Admission, LimitEngine, LimitRequest, WorkspaceLimits
+from perpetuo.limits.backend import LimitBackend
+from perpetuo.schema.errors import GatewayError
+
+_ids = itertools.count()
+
+
+class Clock:
+    """Seconds since the epoch, moved by hand."""
+
+    def __init__(self, start: dt.datetime | float = 1_750_000_000.0) -> None:
+        self.now = start.timestamp() if isinstance(start, dt.datetime) else float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def at(text: str) -> Clock:
+    """A clock at an ISO UTC time, e.g. at("2025-01-31T23:59:00")."""
+    return Clock(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC))
+
+
+def make_request(
+    workspace_id: str = "ws_1",
+    key_id: str | None = "key_1",
+    *,
+    user_id: str | None = None,
+    key_limits: dict[str, Any] | None = None,
+    workspace: WorkspaceLimits | None = None,
+    prompt_tokens: int = 0,
+    max_output_tokens: int = 0,
+    max_cost_micros: int = 0,
+) -> LimitRequest:
+    return LimitRequest(
+        request_id=f"req_{next(_ids)}",
+        workspace_id=workspace_id,
+        key_id=key_id,
+        user_id=user_id,
+        key_limits=key_limits,
+        workspace=workspace,
+        prompt_tokens=prompt_tokens,
+        max_output_tokens=max_output_tokens,
+        max_cost_micros=max_cost_micros,
+    )
+
+
+def engine(backend: LimitBackend, clock: Clock | None = None, **options: Any) -> LimitEngine:
+    return LimitEngine(backend, clock=clock or Clock(), **options)
+
+
+async def attempt(admit: Awaitable[Admission]) -> Admission | GatewayError:
+    try:
+        return await admit
+    except GatewayError as exc:
+        return exc
+
+
+async def admit_all(
+    engines: list[LimitEngine], requests: list[LimitRequest]
+) -> tuple[list[Admission], list[GatewayError]]:
+    """Admit every request at once, spread round-robin over the engines."""
+    outcomes = await asyncio.gather(
+        *(attempt(engines[i % len(engines)].admit(r)) for i, r in enumerate(requests))
+    )
+    admitted = [o for o in outcomes if isinstance(o, Admission)]
+    refused = [o for o in outcomes if isinstance(o, GatewayError)]
+    return admitted, refused

@@ -9,6 +9,7 @@ workspace it expects 403 below the route's minimum role and success from it upwa
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ import httpx
 import pytest
 
 from perpetuo.auth.credential_crypto import new_key_spec
+from perpetuo.metering.record import RequestRecord
+from perpetuo.metering.writer import write_batch
 from tests.support.admin_api import MASTER, admin_api, bearer
 from tests.support.people import make_user, make_workspace, sign_in
 
@@ -86,7 +89,18 @@ async def _fill(api: Any, t: Tenant) -> None:
         "invite_id": invite.json()["data"]["id"],
         "user_id": t.owner_id,
         "key": key.json()["data"]["key"],
+        "request_id": f"req_{t.marker}",
     }
+    record = RequestRecord(
+        id=f"req_{t.marker}",
+        workspace_id=t.workspace_id,
+        created_at=time.time(),
+        endpoint="chat",
+        status=200,
+        alias=f"alias-{t.marker}",
+        tags=[t.marker],
+    )
+    await write_batch(api.plane.db, [record])
 
 
 # -- route classification -------------------------------------------------------------------
@@ -157,6 +171,10 @@ async def _fresh_member(world: World, t: Tenant) -> dict[str, str]:
     return {"user_id": user_id}
 
 
+async def _fresh_log(world: World, t: Tenant) -> dict[str, str]:
+    return {"request_id": t.ids["request_id"]}
+
+
 async def _fresh_workspace(world: World, t: Tenant) -> dict[str, str]:
     r = await world.call(t.tokens["owner"], "POST", "/api/workspaces", {"name": "scratch"})
     workspace_id = r.json()["data"]["id"]
@@ -188,6 +206,7 @@ class Route:
     minimum: str
     body: Callable[[Tenant], Any] | None = None
     fresh: Fresh = _no_fresh  # resources the call consumes (deletes, revokes)
+    query: str = ""  # required query parameters
 
 
 WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
@@ -247,6 +266,13 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", "/api/workspaces/{workspace_id}/models/{alias}"): Route("admin", fresh=_fresh_model),
     ("GET", "/api/workspaces/{workspace_id}/audit"): Route("admin"),
     ("GET", "/api/workspaces/{workspace_id}/credits"): Route("admin"),
+    ("GET", "/api/workspaces/{workspace_id}/usage"): Route("viewer"),
+    ("GET", "/api/workspaces/{workspace_id}/usage/breakdown"): Route(
+        "viewer", query="?group_by=alias"
+    ),
+    ("GET", "/api/workspaces/{workspace_id}/logs"): Route("viewer"),
+    ("GET", "/api/workspaces/{workspace_id}/logs/export.csv"): Route("viewer"),
+    ("GET", "/api/workspaces/{workspace_id}/logs/{request_id}"): Route("viewer", fresh=_fresh_log),
 }
 # Workspace routes no workspace role may use: only platform administrators (and the master
 # key), e.g. granting credits. Body per route.
@@ -284,7 +310,10 @@ async def world(tmp_path, monkeypatch):
 
 
 def _path(template: str, workspace_id: str, ids: dict[str, str]) -> str:
-    path = template.replace("{workspace_id}", workspace_id)
+    route = WORKSPACE_ROUTES.get(("GET", template)) or next(
+        (r for (_, t), r in WORKSPACE_ROUTES.items() if t == template), None
+    )
+    path = template.replace("{workspace_id}", workspace_id) + (route.query if route else "")
     for name, value in ids.items():
         path = path.replace("{" + name + "}", value)
     assert "{" not in path, path
@@ -302,7 +331,13 @@ async def test_every_admin_route_is_classified(world):
 
 async def test_another_workspaces_ids_give_404_and_no_data(world):
     a, b = world.a, world.b
-    leaks = (b.marker, b.ids["key_id"], b.ids["credential_id"], b.ids["invite_id"])
+    leaks = (
+        b.marker,
+        b.ids["key_id"],
+        b.ids["credential_id"],
+        b.ids["invite_id"],
+        b.ids["request_id"],
+    )
     for (method, template), route in WORKSPACE_ROUTES.items():
         for role in ROLES:
             for workspace_id in (b.workspace_id, a.workspace_id):
@@ -384,6 +419,11 @@ async def test_workspace_lists_never_include_other_workspaces(world):
         world.a.tokens["owner"], "GET", f"/api/workspaces/{world.a.workspace_id}/audit?limit=200"
     )
     assert world.b.marker not in audit.text
+    base = f"/api/workspaces/{world.a.workspace_id}"
+    for path in ("/logs", "/usage?group_by=tag", "/usage/breakdown?group_by=tag", "/logs/export.csv"):
+        response = await world.call(world.a.tokens["viewer"], "GET", base + path)
+        assert response.status_code == 200, (path, response.text)
+        assert world.a.marker in response.text and world.b.marker not in response.text, path
 
 
 async def test_data_plane_keys_see_only_their_workspace_models(world):

@@ -17,7 +17,9 @@ BackendFactory = Callable[[], LimitBackend]
 @pytest.fixture(params=["memory", "redis"])
 async def backends(request: pytest.FixtureRequest) -> AsyncIterator[BackendFactory]:
     """Makes backends sharing one store: memory backends share one instance (one process),
-    Redis backends are separate clients of one Redis (separate gateway instances)."""
+    Redis backends are separate clients of one Redis (separate gateway instances). Their
+    deadline is generous: these tests are about exactness on a possibly busy machine; the
+    failure tests use the real one."""
     made: list[LimitBackend] = []
     if request.param == "memory":
         shared = MemoryBackend()
@@ -28,7 +30,7 @@ async def backends(request: pytest.FixtureRequest) -> AsyncIterator[BackendFacto
         server.flush()
 
         def make() -> LimitBackend:
-            backend = RedisBackend(server.url)
+            backend = RedisBackend(server.url, deadline=3.0)
             made.append(backend)
             return backend
 

@@ -74,6 +74,10 @@ class BackendUnavailable(Exception):
 class LimitBackend(Protocol):
     name: str
 
+    async def start(self) -> None:
+        """Get ready before the first request (connect, load scripts)."""
+        ...
+
     async def reserve(self, checks: Sequence[Check], request_id: str, now_ms: int) -> Reservation:
         """Check every counter; reserve them all if all fit, else none."""
         ...

@@ -179,6 +179,11 @@ class LimitEngine:
                 self.guard.failed(exc)  # re-read from the ledger when the counter is next missing
 
     async def start(self) -> None:
+        """Connect to the shared backend and start writing credit usage to the ledger."""
+        try:
+            await self.guard.primary.start()
+        except BackendUnavailable as exc:
+            self.guard.failed(exc)
         if self.ledger is not None:
             await self.ledger.start()
 

@@ -60,6 +60,9 @@ class MemoryBackend:
         self._flags: dict[str, int] = {}  # alert flags -> expiry
         self._next_sweep = 0
 
+    async def start(self) -> None:
+        return None
+
     async def reserve(self, checks: Sequence[Check], request_id: str, now_ms: int) -> Reservation:
         self._maybe_sweep(now_ms)
         result = Reservation()

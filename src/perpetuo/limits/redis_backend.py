@@ -12,6 +12,10 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
 from perpetuo.limits import lua
 from perpetuo.limits.backend import (
     UNLIMITED,
@@ -50,10 +54,6 @@ class RedisBackend:
 
     def _redis(self) -> Any:
         if self._client is None:
-            import redis.asyncio as redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
             pool = redis.BlockingConnectionPool.from_url(
                 self.url,
                 max_connections=self._max_connections,
@@ -88,6 +88,15 @@ class RedisBackend:
                     await self._load_scripts()
                 return await self._scripts[script](keys=keys, args=args)
         except Exception as exc:  # any Redis trouble: the engine's policy decides
+            raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def start(self) -> None:
+        """Connect and load the scripts ahead of the first request (a failure is not fatal:
+        the first requests retry it, under the failure policy)."""
+        try:
+            async with asyncio.timeout(self._deadline * 4):
+                await self._load_scripts()
+        except Exception as exc:
             raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def reserve(self, checks: Sequence[Check], request_id: str, now_ms: int) -> Reservation:

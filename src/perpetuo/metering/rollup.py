@@ -16,8 +16,16 @@ from perpetuo.store.schema import LATENCY_BUCKETS_MS, LATENCY_COLUMNS
 
 RollupKey = tuple[str, dt.datetime, str, str]
 COUNTERS = (
-    "requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_micros",
-    "cache_hits", "saved_cost_micros", "latency_sum_ms", *LATENCY_COLUMNS,
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_micros",
+    "cache_hits",
+    "saved_cost_micros",
+    "latency_sum_ms",
+    *LATENCY_COLUMNS,
 )
 DIMENSIONS = ("all", "alias", "provider", "model", "key", "user", "tag")
 
@@ -32,8 +40,13 @@ def latency_column(latency_ms: float) -> str:
 
 def _dimensions(record: RequestRecord) -> list[tuple[str, str]]:
     dims = [("all", "")]
-    for dim, value in (("alias", record.alias), ("provider", record.provider),
-                       ("model", record.model), ("key", record.key_id), ("user", record.user_id)):
+    for dim, value in (
+        ("alias", record.alias),
+        ("provider", record.provider),
+        ("model", record.model),
+        ("key", record.key_id),
+        ("user", record.user_id),
+    ):
         if value:
             dims.append((dim, value[:200]))
     dims.extend(("tag", tag[:200]) for tag in record.tags or ())
@@ -58,7 +71,9 @@ def fold(records: Iterable[RequestRecord]) -> dict[RollupKey, dict[str, Any]]:
         if record.latency_ms is not None:
             increment[latency_column(record.latency_ms)] = 1
         for dim, value in _dimensions(record):
-            row = rollups.setdefault((record.workspace_id, bucket, dim, value), dict.fromkeys(COUNTERS, 0))
+            row = rollups.setdefault(
+                (record.workspace_id, bucket, dim, value), dict.fromkeys(COUNTERS, 0)
+            )
             for name, amount in increment.items():
                 row[name] += amount
     return rollups

@@ -78,14 +78,14 @@ class UsageWriter:
         self.spill_dir.mkdir(parents=True, exist_ok=True)
         self._task = asyncio.create_task(self._run(), name="usage-writer")
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Write everything queued (for at most `timeout` seconds), spill the rest."""
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        """Write everything queued (for at most `drain_seconds`), spill the rest."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + drain_seconds
         while self._queue and time.monotonic() < deadline and not self._db_failing:
             batch = self._take()
             if not await self._write(batch, retry=False):
@@ -151,7 +151,9 @@ class UsageWriter:
             return
         self.spill_dir.mkdir(parents=True, exist_ok=True)
         data = b"".join(encode_record(record) + b"\n" for record in batch)
-        fd = os.open(self.spill_dir / self._spill_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(
+            self.spill_dir / self._spill_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
         try:
             os.write(fd, data)
             os.fsync(fd)
@@ -185,7 +187,7 @@ class UsageWriter:
             if not await self._write(records[start : start + self.batch_size], retry=False):
                 return False
         self.replayed += len(records)
-        path.unlink()
+        path.unlink()  # noqa: ASYNC240 (a local unlink; spill files are the rare degraded path)
         log.info("replayed %d spilled request log records", len(records))
         return True
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from perpetuo.auth.authenticator import Authenticator
 from perpetuo.auth.key_cache import KeyCache
+from perpetuo.auth.principal import Principal
+from perpetuo.config.model import GatewayConfig
 from perpetuo.control.key_usage import flush_last_used
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
 from perpetuo.metering.recorder import build_record
 from perpetuo.metering.writer import UsageWriter
 from perpetuo.pipeline.context import RequestContext
-from perpetuo.auth.principal import Principal
-from perpetuo.config.model import GatewayConfig
 from perpetuo.routing.router import Router
 from perpetuo.routing.table import Alias, RoutingTable
 from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, forbidden, model_not_found

@@ -19,6 +19,7 @@ from perpetuo.api.admin.routes import (
     keys,
     members,
     models,
+    usage,
     users,
     workspaces,
 )
@@ -36,6 +37,7 @@ ROUTERS = [
     credits.router,
     models.router,
     audit.router,
+    usage.router,
     users.router,
 ]
 

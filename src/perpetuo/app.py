@@ -14,6 +14,9 @@ from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED, ChangeFe
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.metering.writer import UsageWriter
+from perpetuo.observability import logs
+from perpetuo.observability.metrics import GatewayMetrics
+from perpetuo.observability.tracing import Tracing
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.routing.router import Router
 from perpetuo.routing.table import RoutingTable
@@ -77,6 +80,11 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         keys=keys,
         workspace_routes=workspace_routes,
         usage=UsageWriter(plane.db, settings.data_dir / "spill"),
+        tracing=Tracing(settings.otlp_endpoint),
+        metrics=GatewayMetrics(set(table.aliases), set(config.providers))
+        if settings.metrics_enabled
+        else None,
+        metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         master_key=master,
     )
 
@@ -84,6 +92,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
 def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> GatewayApp:
     """The application; uvicorn calls this (as a factory) in every worker process."""
     settings = settings or Settings()
+    logs.configure(settings.log_level, settings.log_format, settings.log_levels)
     if config is None:
         config = load_config(settings.config)
     return GatewayApp(build_gateway(settings, config))

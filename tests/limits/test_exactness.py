@@ -39,8 +39,13 @@ async def test_a_refusing_scope_reserves_nothing_in_the_others(backends):
     key_b = {"daily_tokens": 20, "max_parallel": 2, "budget_usd": 1}
 
     def from_b():
-        return make_request(key_id="key_b", key_limits=key_b, workspace=workspace,
-                            prompt_tokens=10, max_cost_micros=500_000)
+        return make_request(
+            key_id="key_b",
+            key_limits=key_b,
+            workspace=workspace,
+            prompt_tokens=10,
+            max_cost_micros=500_000,
+        )
 
     for _ in range(5):  # key A uses up the workspace's minute
         await limits.admit(make_request(key_id="key_a", workspace=workspace))
@@ -51,5 +56,8 @@ async def test_a_refusing_scope_reserves_nothing_in_the_others(backends):
     clock.advance(60)
     admitted, refused = await admit_all([limits], [from_b() for _ in range(3)])
     assert len(admitted) == 2
-    assert refused[0].code in (ErrorCode.QUOTA_DAILY_TOKENS, ErrorCode.CONCURRENCY_LIMIT,
-                               ErrorCode.BUDGET_EXCEEDED)
+    assert refused[0].code in (
+        ErrorCode.QUOTA_DAILY_TOKENS,
+        ErrorCode.CONCURRENCY_LIMIT,
+        ErrorCode.BUDGET_EXCEEDED,
+    )

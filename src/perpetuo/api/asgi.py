@@ -36,11 +36,15 @@ for prefix in ("/v1", ""):
     ROUTES[f"{prefix}/models"] = {"GET": dataplane.list_models}
 ROUTES["/health/live"] = {"GET": health.live}
 ROUTES["/health/ready"] = {"GET": health.ready}
+ROUTES["/metrics"] = {"GET": health.metrics}
 # Model ids may contain slashes ("meta-llama/Llama-3.1-8B"), so these match by prefix.
 PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
     ("/v1/models/", {"GET": dataplane.retrieve_model}),
     ("/models/", {"GET": dataplane.retrieve_model}),
 )
+
+# Probes and scrapes are not requests worth a log line, a span or a metric each.
+QUIET_ENDPOINTS = frozenset({"/health/live", "/health/ready", "/metrics"})
 
 # Everything under these goes to the admin API (a FastAPI app, built on first use).
 ADMIN_PREFIXES = ("/api/", "/docs", "/openapi.json")
@@ -92,6 +96,11 @@ class GatewayApp:
             client_ip=request.client_ip,
             user_agent=request.headers.get("user-agent", ""),
         )
+        gateway = self.gateway
+        if request.path not in QUIET_ENDPOINTS:
+            gateway.tracing.start(ctx, request.headers)
+            if gateway.metrics is not None:
+                gateway.metrics.in_flight.inc()
         response: Response | StreamingResponse
         try:
             response = await self._dispatch(request, ctx)
@@ -100,7 +109,7 @@ class GatewayApp:
             ctx.finish(exc.status, str(exc.code) if exc.code else None)
         except ClientGone:
             ctx.finish(499, "client_disconnected")
-            self.gateway.record(ctx)
+            self._done(ctx)
             return
         except Exception as exc:
             log.error(
@@ -118,7 +127,14 @@ class GatewayApp:
         finally:
             if ctx.latency_ms is None:  # success (errors were finished above)
                 ctx.finish(response.status, ctx.error_code)
-            self.gateway.record(ctx)
+            self._done(ctx)
+
+    def _done(self, ctx: RequestContext) -> None:
+        if ctx.endpoint in QUIET_ENDPOINTS:
+            return
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.in_flight.dec()
+        self.gateway.record(ctx)
 
     async def _dispatch(
         self, request: Request, ctx: RequestContext

@@ -57,6 +57,7 @@ async def embeddings(gw: Gateway, request: Request, ctx: RequestContext) -> Resp
 
 
 async def list_models(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    ctx.endpoint = "models"
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     gw.require_scope(ctx.principal, "models:read")
     state = await gw.workspace(ctx.principal)
@@ -65,6 +66,7 @@ async def list_models(gw: Gateway, request: Request, ctx: RequestContext) -> Res
 
 
 async def retrieve_model(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    ctx.endpoint = "models"
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     gw.require_scope(ctx.principal, "models:read")
     name = request.path.split("/models/", 1)[1]

@@ -59,6 +59,8 @@ def serve(
     except OSError as exc:
         fail(f"cannot open the database: {exc}")
     os.environ["PERPETUO_DATA_DIR"] = str(settings.data_dir.resolve())
+    if workers > 1:
+        _prepare_workers(settings)
     uvicorn.run(
         "perpetuo.app:create_app",
         factory=True,
@@ -102,3 +104,21 @@ def check_config(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+def _prepare_workers(settings: object) -> None:
+    """Several worker processes share one port; what must be shared between them has to
+    live in Redis (limits, budgets, sign-in throttling) or be aggregated (metrics)."""
+    import tempfile
+
+    if not getattr(settings, "redis_url", None):
+        fail(
+            "--workers above 1 needs PERPETUO_REDIS_URL: rate limits, budgets and sign-in "
+            "throttling are kept in process memory otherwise, so each worker would enforce "
+            "its own separate copy of every limit"
+        )
+    if getattr(settings, "limits_backend", "auto") == "memory":
+        fail("--workers above 1 needs PERPETUO_LIMITS_BACKEND=redis (or auto), not memory")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker writes its metric values here; /metrics sums them at scrape time.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="perpetuo-metrics-")

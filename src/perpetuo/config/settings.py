@@ -44,6 +44,17 @@ class Settings(BaseSettings):
         description="When Redis cannot be reached: open checks limits per instance in memory "
         "(and counts the failure); closed refuses requests with 503 limits_unavailable",
     )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token /metrics requires (none: open, like /health)"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector (http://host:4318): traces are off unless set"
+    )
+    log_format: Literal["json", "text"] = Field(default="json", description="Log line format")
+    log_levels: str = Field(
+        default="", description='Per-logger levels, e.g. "perpetuo.routing=debug,uvicorn=warning"'
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"

@@ -85,12 +85,17 @@ class AlertSender:
             self._stats.alerts_failed += 1
             log.warning("budget alert webhook %s failed: %s", url, exc)
 
+    async def drain(self, within: float) -> bool:
+        """Wait for deliveries in flight; True if they all finished in time."""
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=within)
+        return not pending
+
     async def aclose(self, grace: float = 1.0) -> None:
         """Let deliveries in flight finish briefly, then cancel the rest."""
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in pending:
+        await self.drain(grace)
+        for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -17,8 +17,9 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
+from typing import Any
 
 from perpetuo.limits import gcra
 from perpetuo.limits.alerts import AlertSender, budget_event
@@ -37,6 +38,7 @@ log = logging.getLogger("perpetuo.limits")
 
 MAX_REQUEST_SECONDS = 900.0  # holds and concurrency slots of a request that never ends expire
 CREDIT_REFRESH_SECONDS = 30.0  # memory backend: re-read credit balances this often
+GRANT_RETRIES, GRANT_RETRY_SECONDS = 150, 2.0  # a grant reaches Redis if it is back in 5 min
 _PAYMENT = (ErrorCode.BUDGET_EXCEEDED, ErrorCode.INSUFFICIENT_CREDITS)
 
 
@@ -159,24 +161,36 @@ class LimitEngine:
             checks = await self._seeded(planned, checks, result.missing)
         else:
             raise limits_unavailable()
+        self._maybe_refresh_credits(request, planned)  # also when refused: it may be stale
         if result.refused:
             self.stats.refused += 1
             raise self._refusal(planned, result.refused, now)
-        self._maybe_refresh_credits(request, planned)
         return Admission(
             self, backend, planned, request, ratelimit_headers(planned, result.states, now)
         )
 
     async def credits_granted(self, workspace_id: str, micros: int) -> None:
-        """A grant or adjustment was written to the ledger: move the live balance with it."""
+        """A grant or adjustment was written to the ledger: move the live balance with it
+        (a counter not yet started will read it from the ledger anyway)."""
         key = credit_key(workspace_id)
-        for backend in (self.guard.primary, self.guard.fallback):
-            if backend is None:
-                continue
+        if self.guard.fallback is not None:
+            await self.guard.fallback.add_to_window(key, -micros)
+        try:
+            await self.guard.primary.add_to_window(key, -micros)
+        except BackendUnavailable as exc:
+            self.guard.failed(exc)
+            self._background(self._retry_grant(key, micros))
+
+    async def _retry_grant(self, key: str, micros: int) -> None:
+        """The shared balance must not miss a paid grant: keep trying while Redis is away."""
+        for _ in range(GRANT_RETRIES):
+            await asyncio.sleep(GRANT_RETRY_SECONDS)
             try:
-                await backend.add_to_window(key, -micros)
-            except BackendUnavailable as exc:
-                self.guard.failed(exc)  # re-read from the ledger when the counter is next missing
+                await self.guard.primary.add_to_window(key, -micros)
+                return
+            except BackendUnavailable:
+                continue
+        log.error("limits: credit change of %d micro-USD not applied to %s", micros, key)
 
     async def start(self) -> None:
         """Connect to the shared backend and start writing credit usage to the ledger."""
@@ -270,7 +284,10 @@ class LimitEngine:
         if now - last < self.credit_refresh_seconds:
             return
         self._credit_refreshed[workspace_id] = now
-        task = asyncio.create_task(self._refresh_credits(primary, workspace_id))
+        self._background(self._refresh_credits(primary, workspace_id))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from perpetuo.limits import gcra
 from perpetuo.limits.backend import UNLIMITED, Check, Kind, Reservation, Settlement
 
 SWEEP_EVERY_MS = 60_000
+
+
+class _Expiring(Protocol):
+    expires: int
+
+
+_E = TypeVar("_E", bound=_Expiring)
 
 
 @dataclass(slots=True)
@@ -171,7 +179,7 @@ class MemoryBackend:
         self._flags.clear()
 
     @staticmethod
-    def _live(table: dict, key: str, now_ms: int):  # type: ignore[no-untyped-def]
+    def _live(table: dict[str, _E], key: str, now_ms: int) -> _E | None:
         entry = table.get(key)
         if entry is not None and entry.expires <= now_ms:
             del table[key]
@@ -182,11 +190,16 @@ class MemoryBackend:
         if now_ms < self._next_sweep:
             return
         self._next_sweep = now_ms + SWEEP_EVERY_MS
-        for table in (self._rates, self._windows, self._slots):
-            for key in [k for k, entry in table.items() if entry.expires <= now_ms]:
-                del table[key]
+        _drop_expired(self._rates, now_ms)
+        _drop_expired(self._windows, now_ms)
+        _drop_expired(self._slots, now_ms)
         for flag in [f for f, expiry in self._flags.items() if expiry <= now_ms]:
             del self._flags[flag]
 
     def __len__(self) -> int:
         return len(self._rates) + len(self._windows) + len(self._slots)
+
+
+def _drop_expired(table: dict[str, _E], now_ms: int) -> None:
+    for key in [k for k, entry in table.items() if entry.expires <= now_ms]:
+        del table[key]

@@ -35,6 +35,7 @@ class RequestContext:
     latency_ms: float | None = None
     cost_micros: int = 0
     detail: dict[str, Any] | None = None  # bodies (when the workspace logs them), findings
+    span: Any = None  # the OpenTelemetry request span, when tracing is on
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -17,6 +17,9 @@ from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
 from perpetuo.metering.recorder import build_record
 from perpetuo.metering.writer import UsageWriter
+from perpetuo.observability import logs
+from perpetuo.observability.metrics import GatewayMetrics
+from perpetuo.observability.tracing import Tracing
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.routing.router import Router
 from perpetuo.routing.table import Alias, RoutingTable
@@ -35,6 +38,9 @@ class Gateway:
     keys: KeyCache
     workspace_routes: WorkspaceRoutes
     usage: UsageWriter
+    tracing: Tracing
+    metrics: GatewayMetrics | None = None
+    metrics_token: str | None = None
     master_key: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -77,7 +83,12 @@ class Gateway:
         return [a for a in aliases.values() if principal.may_use_model(a.name)]
 
     def record(self, ctx: RequestContext) -> None:
-        """The request log entry, queued for the batched writer (no I/O here)."""
+        """Everything that happens once a request is over, none of it I/O on this path:
+        its trace span, metrics, access log line and request-log record (queued)."""
+        self.tracing.finish(ctx)
+        if self.metrics is not None:
+            self.metrics.observe(ctx)
+        logs.access(ctx)
         record = build_record(ctx)
         if record is not None:
             self.usage.emit(record)
@@ -95,6 +106,20 @@ class Gateway:
         await self.usage.start()
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
         await self.router.start()  # active health checks, where configured
+        if self.metrics is not None:
+            self._tasks.append(asyncio.create_task(self._refresh_gauges_forever()))
+
+    async def _refresh_gauges_forever(self, interval: float = 2.0) -> None:
+        assert self.metrics is not None
+        while True:
+            breakers = {d: h["state"] for d, h in self.router.state.snapshot().items()}
+            self.metrics.refresh(
+                queue_depth=self.usage.queue_depth,
+                spilled=self.usage.spilled,
+                flush_seconds=self.usage.last_flush_seconds,
+                breakers=breakers,
+            )
+            await asyncio.sleep(interval)
 
     async def _flush_key_usage_forever(self, interval: float = 15.0) -> None:
         while True:
@@ -110,6 +135,7 @@ class Gateway:
         await self.plane.changes.stop()
         await self.plane.throttle.aclose()
         await self.usage.stop()
+        self.tracing.shutdown()
         await flush_last_used(self.plane.db, self.keys)
         await self.client.aclose()
         await self.plane.db.dispose()

@@ -330,6 +330,7 @@ class Router:
     ) -> T:
         """One call to one deployment, recorded in the trace and in its health."""
         record = Attempt(dep.id, dep.provider, dep.model, alias.name)
+        record.headers = trace.upstream_headers
         trace.attempts.append(record)
         total = dep.target.timeouts.total
         record.deadline = deadline if total is None else min(deadline, loop.time() + total)
@@ -377,10 +378,11 @@ class Router:
 
     async def _send(self, dep: Deployment, record: Attempt, call: UpstreamCall) -> UpstreamResponse:
         target = dep.target
+        headers = [*call.headers, *record.headers] if record.headers else call.headers
         return await self.client.request(
             call.method,
             call.url,
-            call.headers,
+            headers,
             call.body,
             target.timeouts,
             deadline=record.deadline,

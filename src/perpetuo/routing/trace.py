@@ -18,6 +18,7 @@ class Attempt:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     deadline: float = 0.0  # event-loop time by which this attempt must be over
+    headers: tuple[tuple[str, str], ...] = ()  # added to the upstream call (e.g. traceparent)
 
     def finish(self, status: int | None = None, error_kind: str | None = None) -> None:
         self.status = status
@@ -50,6 +51,7 @@ class RoutingTrace:
     served_by: Attempt | None = None
     aliases: list[str] = field(default_factory=list)  # the requested one, then fallbacks
     skipped: list[tuple[str, str]] | None = None  # (deployment, why) left out, rarely any
+    upstream_headers: tuple[tuple[str, str], ...] = ()  # sent with every attempt
 
     @property
     def fallback_used(self) -> bool:

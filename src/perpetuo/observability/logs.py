@@ -1,0 +1,122 @@
+"""Structured logs: JSON lines (or readable text for development), written off the event loop.
+
+Records go through a queue to a background thread, so a slow terminal or log shipper never
+blocks request handling. Each request gets one line at info from the `perpetuo.access`
+logger, with ids (never keys), routing, status, latency and tokens.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import logging
+import logging.handlers
+import queue
+import sys
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from perpetuo.pipeline.context import RequestContext
+
+ACCESS = logging.getLogger("perpetuo.access")
+_encode = msgspec.json.Encoder().encode
+# Record attributes that are not extra fields (uvicorn adds an ANSI-coloured copy of messages).
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+_listener: logging.handlers.QueueListener | None = None
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = record.exc_info[0].__name__
+        return _encode(entry).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = {
+            k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+        }
+        if extras:
+            line += " " + " ".join(f"{k}={v}" for k, v in extras.items() if v is not None)
+        return line
+
+
+def configure(level: str = "info", fmt: str = "json", module_levels: str = "") -> None:
+    """Root logging for the process. `module_levels`: "perpetuo.routing=debug,uvicorn=warning"."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
+    _listener.start()
+    atexit.register(_listener.stop)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    # perpetuo.access writes the request line (with ids and routing); uvicorn's would repeat it.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
+    for item in filter(None, (part.strip() for part in module_levels.split(","))):
+        name, _, value = item.partition("=")
+        logging.getLogger(name.strip()).setLevel(value.strip().upper())
+
+
+def access(ctx: RequestContext) -> None:
+    """The one line per request."""
+    if not ACCESS.isEnabledFor(logging.INFO):
+        return
+    principal = ctx.principal
+    deployment = ctx.deployment
+    usage = ctx.usage
+    ACCESS.info(
+        "%s %s %d",
+        ctx.endpoint,
+        ctx.alias or "-",
+        ctx.status,
+        extra={
+            "request_id": ctx.request_id,
+            "workspace_id": principal.workspace_id if principal else None,
+            "key_id": principal.key_id if principal else None,
+            "alias": ctx.alias,
+            "provider": deployment.provider if deployment else None,
+            "model": deployment.model if deployment else None,
+            "status": ctx.status,
+            "error": ctx.error_code,
+            "stream": ctx.stream,
+            "latency_ms": round(ctx.latency_ms, 2) if ctx.latency_ms is not None else None,
+            "ttft_ms": round(ctx.ttft_ms, 2) if ctx.ttft_ms is not None else None,
+            "attempts": len(ctx.trace.attempts),
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+        },
+    )

@@ -1,0 +1,232 @@
+"""Prometheus metrics: one `observe` per finished request, gauges refreshed in the background.
+
+Label values are bounded: aliases and providers come from the platform config; a
+workspace's own aliases and credentials are all labelled "workspace", and keys or users are
+never labels. With several worker processes, prometheus_client's multiprocess mode (set up
+by `perpetuo serve --workers N`) aggregates every worker's values at scrape time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+disable_created_metrics()  # *_created series double the scrape for little use
+
+if TYPE_CHECKING:
+    from perpetuo.pipeline.context import RequestContext
+    from perpetuo.routing.table import RoutingTable
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+WORKSPACE = "workspace"
+ENDPOINTS = frozenset({"chat", "embeddings", "models"})  # anything else (e.g. 404s): "other"
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class GatewayMetrics:
+    def __init__(self, platform_aliases: set[str], platform_providers: set[str]) -> None:
+        self.aliases = platform_aliases
+        self.providers = platform_providers
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "perpetuo_requests",
+            "Requests served, by outcome",
+            ["endpoint", "alias", "provider", "status_class", "error"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "perpetuo_request_duration_seconds",
+            "Client-facing request time",
+            ["endpoint", "alias", "stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "perpetuo_time_to_first_token_seconds",
+            "Time to the first streamed chunk",
+            ["alias"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream = Histogram(
+            "perpetuo_upstream_duration_seconds",
+            "Upstream attempt time",
+            ["provider", "deployment", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "perpetuo_gateway_overhead_seconds",
+            "Request time not spent waiting on upstreams",
+            ["endpoint"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "perpetuo_tokens", "Tokens metered", ["alias", "provider", "kind"], registry=r
+        )
+        self.cost = Counter(
+            "perpetuo_cost_usd", "Cost metered, USD", ["alias", "provider"], registry=r
+        )
+        self.fallbacks = Counter(
+            "perpetuo_fallbacks",
+            "Requests served by other than the first choice",
+            ["alias"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "perpetuo_upstream_attempts",
+            "Upstream attempts, by outcome",
+            ["provider", "deployment", "outcome"],
+            registry=r,
+        )
+        self.rejections = Counter(
+            "perpetuo_rejections",
+            "Requests refused by limits, budgets or policies",
+            ["reason"],
+            registry=r,
+        )
+        self.cache = Counter(
+            "perpetuo_cache_lookups", "Response cache lookups", ["result"], registry=r
+        )
+        self.saved = Counter(
+            "perpetuo_cache_saved_usd", "Cost saved by cache hits, USD", registry=r
+        )
+        self.guardrails = Counter(
+            "perpetuo_guardrail_actions",
+            "Guardrail findings acted on",
+            ["detector", "action"],
+            registry=r,
+        )
+        mode: dict[str, Any] = {"multiprocess_mode": "livesum"}
+        self.in_flight = Gauge(
+            "perpetuo_in_flight_requests", "Requests being served", registry=r, **mode
+        )
+        self.queue_depth = Gauge(
+            "perpetuo_usage_queue_depth",
+            "Request-log records waiting to be written",
+            registry=r,
+            **mode,
+        )
+        self.spilled = Gauge(
+            "perpetuo_usage_spilled_records",
+            "Request-log records spilled to disk (since start)",
+            registry=r,
+            **mode,
+        )
+        self.flush_seconds = Gauge(
+            "perpetuo_usage_flush_seconds",
+            "Duration of the last request-log batch write",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.breaker = Gauge(
+            "perpetuo_circuit_breaker_state",
+            "0 closed, 1 half-open, 2 open",
+            ["deployment"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+
+    # -- labels ------------------------------------------------------------------------------
+
+    def _alias(self, alias: str | None) -> str:
+        if alias is None:
+            return ""
+        return alias if alias in self.aliases else WORKSPACE
+
+    def _provider(self, provider: str | None) -> str:
+        if provider is None:
+            return ""
+        return provider if provider in self.providers else WORKSPACE
+
+    def _deployment(self, deployment: str) -> str:
+        provider = deployment.split("/", 1)[0]
+        return deployment if provider in self.providers else WORKSPACE
+
+    # -- per request -------------------------------------------------------------------------
+
+    def observe(self, ctx: RequestContext) -> None:
+        endpoint = ctx.endpoint if ctx.endpoint in ENDPOINTS else "other"
+        alias = self._alias(ctx.alias)
+        deployment = ctx.deployment
+        provider = self._provider(deployment.provider if deployment else None)
+        error = ctx.error_code or ""
+        status_class = f"{ctx.status // 100}xx"
+        self.requests.labels(endpoint, alias, provider, status_class, error).inc()
+        if error and (
+            error.startswith(("rate_limit", "quota", "concurrency", "budget"))
+            or error in ("insufficient_credits", "deployment_capacity_exceeded")
+        ):
+            self.rejections.labels(error).inc()
+        if ctx.latency_ms is None:
+            return
+        seconds = ctx.latency_ms / 1000
+        self.duration.labels(endpoint, alias, "true" if ctx.stream else "false").observe(seconds)
+        if ctx.stream and ctx.ttft_ms is not None:
+            self.ttft.labels(alias).observe(ctx.ttft_ms / 1000)
+        upstream_ms = 0.0
+        for attempt in ctx.trace.attempts:
+            outcome = attempt.error_kind or "ok"
+            labels = (
+                self._provider(attempt.provider),
+                self._deployment(attempt.deployment),
+                outcome,
+            )
+            self.attempts.labels(*labels).inc()
+            if attempt.latency_ms is not None:
+                upstream_ms += attempt.latency_ms
+                self.upstream.labels(*labels).observe(attempt.latency_ms / 1000)
+        if ctx.trace.attempts:
+            self.overhead.labels(endpoint).observe(max(0.0, ctx.latency_ms - upstream_ms) / 1000)
+        if ctx.trace.fallback_used:
+            self.fallbacks.labels(alias).inc()
+        usage = ctx.usage
+        if usage is not None:
+            self.tokens.labels(alias, provider, "prompt").inc(usage.prompt_tokens)
+            self.tokens.labels(alias, provider, "completion").inc(usage.completion_tokens)
+            if usage.cached_tokens:
+                self.tokens.labels(alias, provider, "cached").inc(usage.cached_tokens)
+        if ctx.cost_micros:
+            self.cost.labels(alias, provider).inc(ctx.cost_micros / 1_000_000)
+
+    # -- gauges ------------------------------------------------------------------------------
+
+    def refresh(
+        self, *, queue_depth: int, spilled: int, flush_seconds: float, breakers: dict[str, str]
+    ) -> None:
+        self.queue_depth.set(queue_depth)
+        self.spilled.set(spilled)
+        self.flush_seconds.set(flush_seconds)
+        for deployment, state in breakers.items():
+            self.breaker.labels(self._deployment(deployment)).set(BREAKER_STATES.get(state, 0))
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text: this process's registry, or every worker's in multiprocess mode."""
+        if multiprocess_dir():
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    @classmethod
+    def for_table(cls, table: RoutingTable, providers: set[str]) -> GatewayMetrics:
+        return cls(set(table.aliases), providers)

@@ -85,6 +85,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         if settings.metrics_enabled
         else None,
         metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        config_path=settings.config,
         master_key=master,
     )
 

@@ -297,6 +297,7 @@ SELF_ROUTES = {
 PLATFORM_ROUTES = {
     ("GET", "/api/admin/audit"),
     ("GET", "/api/admin/users"),
+    ("POST", "/api/admin/reload"),
     ("POST", "/api/admin/users/{user_id}/disable"),
     ("POST", "/api/admin/users/{user_id}/enable"),
 }

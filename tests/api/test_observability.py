@@ -38,7 +38,18 @@ def total(samples, name: str, **labels) -> float:
     )
 
 
-def test_request_metrics(gateway, client):
+@pytest.fixture
+def own_gateway(mocks, tmp_path):
+    """A gateway of its own: failing deployments open breakers, which must not leak into
+    other tests through the shared session gateway."""
+    config, env = full_config(mocks)
+    with GatewayProcess(config, tmp_path, env=env) as process:
+        yield process
+
+
+def test_request_metrics(own_gateway):
+    gateway = own_gateway
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0)
     before = scrape(gateway.url)
     client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
     list(client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True))

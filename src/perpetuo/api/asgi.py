@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -170,6 +171,7 @@ class GatewayApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.gateway.start()
+                    _on_sighup(self.gateway)
                 except Exception as exc:
                     log.error("start-up failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -188,3 +190,22 @@ def internal_error(request_id: str) -> GatewayError:
         type=ErrorType.SERVER,
         code=ErrorCode.INTERNAL,
     )
+
+
+def _on_sighup(gateway: Gateway) -> None:
+    """SIGHUP reloads the configuration (where this process may install signal handlers)."""
+    import asyncio
+    import signal
+
+    def reload() -> None:
+        async def run() -> None:
+            try:
+                log.info(await gateway.reload_everywhere())
+            except Exception as exc:
+                log.error("configuration reload refused, keeping the running one: %s", exc)
+
+        asyncio.get_running_loop().create_task(run())
+
+    # Not possible off the main thread or without signals (e.g. in-process tests): skip.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)

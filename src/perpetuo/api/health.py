@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from perpetuo.api.http import Request, Response, json_response
 from perpetuo.auth.authenticator import bearer_token
-from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, unauthorized
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
+from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, unauthorized
 
 
 async def live(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
@@ -16,22 +19,44 @@ async def live(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
 
 
 async def ready(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
-    """200 while every alias has a deployment whose circuit is not open; 503 otherwise.
-    The detail names each deployment's breaker state, latency, error rate and in-flight."""
+    """200 when the store answers, Redis answers (if configured) and every alias has a
+    deployment whose circuit is not open; 503 otherwise. Each check reports its state and
+    latency; the routing detail names each deployment's breaker state, latency, error rate
+    and in-flight count."""
+    changes = gw.plane.changes
+    store = await _timed(gw.plane.db.ping)
+    redis = await _timed(changes.ping_redis) if changes.redis_url else {"configured": False}
+    routing_ok, detail = gw.router.health_report()
     aliases = {alias.name: len(alias.deployments) for alias in gw.table.aliases.values()}
-    ok, detail = gw.router.health_report()
-    routing = {"aliases": aliases, **detail}
+    checks = {
+        "store": store,
+        "redis": redis,
+        "routing": {"ok": routing_ok, "aliases": aliases, **detail},
+    }
+    ok = all(check.get("ok", True) for check in checks.values())
     return json_response(
-        {"status": "ready" if ok else "unavailable", "checks": {"routing": routing}},
-        status=200 if ok else 503,
+        {"status": "ready" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
     )
+
+
+async def _timed(probe: Callable[[], Awaitable[float | None]]) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(2.0):
+            seconds = await probe()
+    except Exception as exc:  # unreachable, refused, timed out: all mean not ready
+        return {"ok": False, "latency_ms": None, "error": type(exc).__name__}
+    return {"ok": True, "latency_ms": None if seconds is None else round(seconds * 1000, 2)}
 
 
 async def metrics(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
     """Prometheus exposition; behind a bearer token when PERPETUO_METRICS_TOKEN is set."""
     if gw.metrics is None:
-        raise GatewayError(404, "Metrics are disabled on this server.", type=ErrorType.NOT_FOUND,
-                           code=ErrorCode.ROUTE_NOT_FOUND)
+        raise GatewayError(
+            404,
+            "Metrics are disabled on this server.",
+            type=ErrorType.NOT_FOUND,
+            code=ErrorCode.ROUTE_NOT_FOUND,
+        )
     expected = gw.metrics_token
     if expected is not None:
         token = bearer_token(request.headers) or ""

@@ -49,7 +49,8 @@ class Settings(BaseSettings):
         default=None, description="Bearer token /metrics requires (none: open, like /health)"
     )
     otlp_endpoint: str | None = Field(
-        default=None, description="OTLP/HTTP collector (http://host:4318): traces are off unless set"
+        default=None,
+        description="OTLP/HTTP collector (http://host:4318): traces are off unless set",
     )
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format")
     log_levels: str = Field(

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,7 @@ class ChangeFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
         self._watermark = utcnow()
+        self._seen: dict[int, float] = {}
         self.redis_connected = False
 
     def subscribe(self, kind: str, listener: Listener) -> None:
@@ -63,6 +65,16 @@ class ChangeFeed:
             except Exception:
                 log.exception("change listener failed for %s %s", kind, ident)
 
+    async def publish_remote(self, kind: str, ident: str) -> None:
+        """Tell the other instances only (this one already applied the change)."""
+        if self._redis is None:
+            return
+        message = json.dumps({"kind": kind, "id": ident, "origin": self.instance})
+        try:
+            await self._redis.publish(CHANNEL, message)
+        except Exception as exc:
+            log.warning("could not publish %s to Redis: %s", kind, exc)
+
     async def publish(self, kind: str, ident: str) -> None:
         """Apply here now, then tell the other instances (best effort: polling backs it up)."""
         self._dispatch(kind, ident)
@@ -73,6 +85,15 @@ class ChangeFeed:
             await self._redis.publish(CHANNEL, message)
         except Exception as exc:
             log.warning("could not publish change to Redis (%s); polling will carry it", exc)
+
+    async def ping_redis(self) -> float | None:
+        """Seconds a Redis PING takes; None when no Redis is configured. Raises if down."""
+        if self._redis is None:
+            return None
+        started = time.perf_counter()
+        async with asyncio.timeout(1.0):
+            await self._redis.ping()
+        return time.perf_counter() - started
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -110,13 +131,36 @@ class ChangeFeed:
                 select(workspaces.c.id).where(workspaces.c.updated_at > since)
             )
             changed_workspaces = list(rows.scalars())
+            # Deleted rows cannot be polled: the audit trail is the tombstone. A config
+            # reload is announced there too, for instances without Redis.
+            events = await conn.execute(
+                select(audit_log.c.id, audit_log.c.action, audit_log.c.target_id).where(
+                    audit_log.c.action.in_(("workspace.delete", "config.reload")),
+                    audit_log.c.created_at > since,
+                )
+            )
+            happened = [(a, t) for i, a, t in events if self._first_sight(i)]
+        deleted_workspaces = [t for a, t in happened if a == "workspace.delete" and t]
+        reloaded = any(a == "config.reload" for a, _ in happened)
         for key_id in changed_keys:
             self._dispatch(KEY, key_id)
         for workspace_id in changed_workspaces:
             self._dispatch(WORKSPACE, workspace_id)
         for workspace_id in deleted_workspaces:
             self._dispatch(WORKSPACE_DELETED, workspace_id)
+        if reloaded:
+            self._dispatch(CONFIG, "reload")
         self._watermark = started
+
+    def _first_sight(self, event_id: int) -> bool:
+        """Audit events show up in several overlapping polls: act on each once."""
+        if event_id in self._seen:
+            return False
+        self._seen[event_id] = time.monotonic()
+        if len(self._seen) > 1000:
+            horizon = time.monotonic() - 120
+            self._seen = {i: t for i, t in self._seen.items() if t > horizon}
+        return True
 
     async def _poll_forever(self) -> None:
         while True:

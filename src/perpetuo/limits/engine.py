@@ -256,7 +256,8 @@ class LimitEngine:
     ) -> None:
         assert backend is not None
         fired: list[tuple[int, int]] = []
-        if items:
+        # While Redis is known to be down, do not make every ending request wait on it.
+        if items and not (backend is self.guard.primary and self.guard.paused):
             try:
                 fired = await backend.settle(items, request.request_id, int(self.clock() * 1000))
             except BackendUnavailable as exc:

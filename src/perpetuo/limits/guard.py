@@ -56,11 +56,14 @@ class BackendGuard:
         self._paused_until = 0.0
         self._last_log = -LOG_EVERY_SECONDS
 
+    @property
+    def paused(self) -> bool:
+        """True while the primary is left alone after a failure."""
+        return self.fallback is not None and self._clock() < self._paused_until
+
     def pick(self) -> LimitBackend:
         """The backend for a new admission: the primary unless it is paused after a failure."""
-        if self.fallback is None or self._clock() >= self._paused_until:
-            return self.primary
-        return self._degraded()
+        return self._degraded() if self.paused else self.primary
 
     async def run(
         self, backend: LimitBackend, call: Callable[[LimitBackend], Awaitable[T]]

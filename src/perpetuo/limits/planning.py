@@ -108,98 +108,58 @@ class _Builder:
         self.request = request
         self.now = now
         self.hold_ms = hold_ms
-        self.tag = "{" + (request.workspace_id or "-") + "}"  # one Redis Cluster slot per workspace
+        self.workspace_id = request.workspace_id or "-"
+        self.tag = "{" + self.workspace_id + "}"  # one Redis Cluster slot per workspace
         self.planned: list[Planned] = []
+        self._scope: tuple[Scope, str] = ("workspace", self.workspace_id)
 
     def scope(self, scope: Scope, scope_id: str, limits: ScopeLimits) -> None:
+        self._scope = (scope, scope_id)
         dim, short = _DIMS[scope]
+        value = "" if scope == "workspace" else scope_id  # the rollup dimension's value
 
-        def name(kind: str) -> str:
-            return f"{self.tag}:{kind}:{short}:{scope_id}"
+        def name(kind: str, window: Window | None = None) -> str:
+            base = f"{self.tag}:{kind}:{short}:{scope_id}"
+            return f"{base}:{window.id}" if window else base
 
         tokens = self.request.estimated_tokens
         if limits.rpm:
             check = Check(Kind.RATE, name("rpm"), limits.rpm, 1)
-            self._add(
-                check,
-                ErrorCode.RATE_LIMIT_REQUESTS,
-                scope,
-                scope_id,
-                "requests",
-                limits.rpm,
-                header="requests",
-            )
+            self._add(check, ErrorCode.RATE_LIMIT_REQUESTS, "requests", header="requests")
         if limits.tpm:
             check = Check(Kind.RATE, name("tpm"), limits.tpm, tokens)
-            self._add(
-                check,
-                ErrorCode.RATE_LIMIT_TOKENS,
-                scope,
-                scope_id,
-                "tokens",
-                limits.tpm,
-                header="tokens",
-            )
+            self._add(check, ErrorCode.RATE_LIMIT_TOKENS, "tokens", header="tokens")
         for quota, period, code in (
             (limits.daily_tokens, "daily", ErrorCode.QUOTA_DAILY_TOKENS),
             (limits.monthly_tokens, "monthly", ErrorCode.QUOTA_MONTHLY_TOKENS),
         ):
             if quota:
                 window = window_of(period, self.now)
-                seed = self._seed("tokens", dim, scope, scope_id, window)
-                check = self._window(f"{name('tok')}:{window.id}", quota, tokens, window)
-                self._add(
-                    check,
-                    code,
-                    scope,
-                    scope_id,
-                    "tokens",
-                    quota,
-                    header="tokens",
-                    window=window,
-                    seed=seed,
-                )
+                seed = SeedSource("tokens", self.workspace_id, dim, value, window.start, window.end)
+                check = self._window(name("tok", window), quota, tokens, window)
+                self._add(check, code, "tokens", header="tokens", window=window, seed=seed)
         if limits.max_parallel:
             check = Check(Kind.SLOTS, name("par"), limits.max_parallel, hold_ms=self.hold_ms)
-            self._add(
-                check, ErrorCode.CONCURRENCY_LIMIT, scope, scope_id, "parallel", limits.max_parallel
-            )
+            self._add(check, ErrorCode.CONCURRENCY_LIMIT, "parallel")
         if limits.budget_usd or limits.budget_soft_usd:
             window = window_of(limits.period, self.now)
             budget = micros(limits.budget_usd) if limits.budget_usd else UNLIMITED
             soft = micros(limits.budget_soft_usd) if limits.budget_soft_usd else None
             amount = max(1, self.request.max_cost_micros)
-            check = self._window(f"{name('usd')}:{window.id}", budget, amount, window)
-            seed = self._seed("cost", dim, scope, scope_id, window)
+            check = self._window(name("usd", window), budget, amount, window)
+            seed = SeedSource("cost", self.workspace_id, dim, value, window.start, window.end)
             self._add(
-                check,
-                ErrorCode.BUDGET_EXCEEDED,
-                scope,
-                scope_id,
-                "cost",
-                budget,
-                window=window,
-                seed=seed,
-                soft_micros=soft,
+                check, ErrorCode.BUDGET_EXCEEDED, "cost", window=window, seed=seed, soft_micros=soft
             )
 
     def credits(self) -> None:
         """Prepaid credits as a window with limit 0 whose settled total starts at -balance."""
-        workspace_id = self.request.workspace_id or "-"
+        self._scope = ("workspace", self.workspace_id)
         window = window_of("total", self.now)
         amount = max(1, self.request.max_cost_micros)
-        check = self._window(credit_key(workspace_id), 0, amount, window)
-        seed = SeedSource("credits", workspace_id, "all", "", None, None)
-        self._add(
-            check,
-            ErrorCode.INSUFFICIENT_CREDITS,
-            "workspace",
-            workspace_id,
-            "credits",
-            0,
-            window=window,
-            seed=seed,
-        )
+        check = self._window(credit_key(self.workspace_id), 0, amount, window)
+        seed = SeedSource("credits", self.workspace_id, "all", "", None, None)
+        self._add(check, ErrorCode.INSUFFICIENT_CREDITS, "credits", window=window, seed=seed)
 
     def _window(self, key: str, limit: int, amount: int, window: Window) -> Check:
         return Check(
@@ -212,27 +172,6 @@ class _Builder:
             seedable=True,
         )
 
-    def _seed(
-        self,
-        measure: Literal["tokens", "cost"],
-        dim: str,
-        scope: Scope,
-        scope_id: str,
-        window: Window,
-    ) -> SeedSource:
-        value = "" if scope == "workspace" else scope_id
-        return SeedSource(
-            measure, self.request.workspace_id or "-", dim, value, window.start, window.end
-        )
-
-    def _add(
-        self,
-        check: Check,
-        code: ErrorCode,
-        scope: Scope,
-        scope_id: str,
-        measure: Measure,
-        limit: int,
-        **extra: Any,
-    ) -> None:
-        self.planned.append(Planned(check, code, scope, scope_id, measure, limit, **extra))
+    def _add(self, check: Check, code: ErrorCode, measure: Measure, **extra: Any) -> None:
+        scope, scope_id = self._scope
+        self.planned.append(Planned(check, code, scope, scope_id, measure, check.limit, **extra))

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from perpetuo.auth.authenticator import Authenticator
 from perpetuo.auth.key_cache import KeyCache
 from perpetuo.auth.principal import Principal
+from perpetuo.config.loader import ConfigError, load_config
 from perpetuo.config.model import GatewayConfig
+from perpetuo.control.changes import CONFIG
 from perpetuo.control.key_usage import flush_last_used
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
@@ -25,6 +29,8 @@ from perpetuo.routing.router import Router
 from perpetuo.routing.table import Alias, RoutingTable
 from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, forbidden, model_not_found
 from perpetuo.transport.client import HTTPClient
+
+log = logging.getLogger("perpetuo.gateway")
 
 
 @dataclass(slots=True)
@@ -41,6 +47,7 @@ class Gateway:
     tracing: Tracing
     metrics: GatewayMetrics | None = None
     metrics_token: str | None = None
+    config_path: Path | None = None  # re-read on reload
     master_key: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -100,8 +107,33 @@ class Gateway:
                 f"This API key does not have the `{scope}` scope.", ErrorCode.INSUFFICIENT_SCOPE
             )
 
+    def reload(self) -> str:
+        """Re-read the config file and serve it without dropping in-flight requests (they
+        finish on the objects they started with). Raises ConfigError, keeping the old one."""
+        config = load_config(self.config_path)
+        table = RoutingTable.build(config, str(self.config_path or "config"))
+        self.router.reload(table, config.routing)
+        self.config, self.table = config, table
+        if self.metrics is not None:
+            self.metrics.aliases, self.metrics.providers = set(table.aliases), set(config.providers)
+        log.info("configuration reloaded: %d aliases", len(table.aliases))
+        return f"reloaded {len(table.aliases)} aliases from {self.config_path or 'defaults'}"
+
+    async def reload_everywhere(self) -> str:
+        """Reload here, then tell the other instances to reload their copy of the file."""
+        message = self.reload()
+        await self.plane.changes.publish_remote(CONFIG, "reload")
+        return message
+
+    def _reload_on_change(self, _: str) -> None:
+        try:
+            self.reload()
+        except ConfigError as exc:
+            log.error("configuration reload refused, keeping the running one: %s", exc)
+
     async def start(self) -> None:
         """Background work: cross-instance change feed, batched key last-used writes."""
+        self.plane.changes.subscribe(CONFIG, self._reload_on_change)
         await self.plane.changes.start()
         await self.usage.start()
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))

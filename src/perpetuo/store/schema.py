@@ -211,7 +211,20 @@ audit_log = Table(
 
 # Upper bounds (ms) of the latency histogram kept in rollups; the last bucket is unbounded.
 LATENCY_BUCKETS_MS = (
-    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 60_000, 120_000, 300_000
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10_000,
+    25_000,
+    60_000,
+    120_000,
+    300_000,
 )
 LATENCY_COLUMNS = tuple(f"lat_{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1))
 
@@ -257,7 +270,9 @@ usage_rollups = Table(
     metadata,
     Column("workspace_id", String(40), primary_key=True),
     Column("bucket", UTCDateTime, primary_key=True),  # the hour
-    Column("dim", String(16), primary_key=True),  # all | alias | provider | model | key | user | tag
+    Column(
+        "dim", String(16), primary_key=True
+    ),  # all | alias | provider | model | key | user | tag
     Column("value", String(200), primary_key=True),
     Column("requests", Integer, nullable=False, default=0),
     Column("errors", Integer, nullable=False, default=0),
@@ -274,7 +289,9 @@ usage_rollups = Table(
 credit_ledger = Table(
     "credit_ledger",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("workspace_id", String(40), nullable=False),
     Column("kind", String(16), nullable=False),  # grant | usage | adjustment
     Column("amount_micros", BigInteger, nullable=False),  # + adds credit, - spends it

@@ -65,7 +65,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "perpetuo.secretEnv" -}}
 {{- $env := index . 0 }}
 {{- $ref := index . 1 }}
-{{- if $ref.name }}
+{{- if $ref.name -}}
 - name: {{ $env }}
   valueFrom:
     secretKeyRef:
@@ -78,9 +78,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "perpetuo.storeEnv" -}}
 - name: PERPETUO_DATA_DIR
   value: /var/lib/perpetuo
-{{- include "perpetuo.secretEnv" (list "PERPETUO_DATABASE_URL" .Values.secrets.databaseUrl) }}
-{{- include "perpetuo.secretEnv" (list "PERPETUO_SECRET_KEY" .Values.secrets.secretKey) }}
-{{- include "perpetuo.secretEnv" (list "PERPETUO_ENCRYPTION_KEYS" .Values.secrets.encryptionKeys) }}
+{{- with include "perpetuo.secretEnv" (list "PERPETUO_DATABASE_URL" .Values.secrets.databaseUrl) }}{{ . | nindent 0 }}{{ end }}
+{{- with include "perpetuo.secretEnv" (list "PERPETUO_SECRET_KEY" .Values.secrets.secretKey) }}{{ . | nindent 0 }}{{ end }}
+{{- with include "perpetuo.secretEnv" (list "PERPETUO_ENCRYPTION_KEYS" .Values.secrets.encryptionKeys) }}{{ . | nindent 0 }}{{ end }}
 - name: PERPETUO_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 {{- end }}

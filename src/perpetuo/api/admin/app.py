@@ -19,6 +19,7 @@ from perpetuo.api.admin.routes import (
     keys,
     members,
     models,
+    operations,
     usage,
     users,
     workspaces,
@@ -37,6 +38,7 @@ ROUTERS = [
     credits.router,
     models.router,
     audit.router,
+    operations.router,
     usage.router,
     users.router,
 ]
@@ -57,6 +59,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
     app.state.master_key = gateway.master_key.encode() if gateway.master_key else None
     app.state.http = gateway.client
     app.state.workspace_routes = gateway.workspace_routes
+    app.state.gateway = gateway
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)

@@ -56,9 +56,13 @@ def upgrade() -> None:
         sa.Column("trace", JsonValue),
         sa.Column("detail", JsonValue),
     )
-    op.create_index("ix_request_logs_workspace_time", "request_logs", ["workspace_id", "created_at"])
     op.create_index(
-        "ix_request_logs_workspace_key_time", "request_logs", ["workspace_id", "key_id", "created_at"]
+        "ix_request_logs_workspace_time", "request_logs", ["workspace_id", "created_at"]
+    )
+    op.create_index(
+        "ix_request_logs_workspace_key_time",
+        "request_logs",
+        ["workspace_id", "key_id", "created_at"],
     )
     op.create_table(
         "usage_rollups",
@@ -79,8 +83,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "credit_ledger",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("workspace_id", sa.String(40), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("amount_micros", _big(), nullable=False),

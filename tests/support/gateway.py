@@ -84,6 +84,11 @@ class GatewayProcess:
         self.stop()
         raise RuntimeError(f"gateway did not become ready:\n{self.log()}")
 
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace the config file (the running gateway reads it on reload)."""
+        self.config = config
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

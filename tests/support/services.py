@@ -7,6 +7,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -57,7 +58,11 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
-        log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 (lives as long as the server)
+        return self.start_server()
+
+    def start_server(self) -> PostgresServer:
+        """Start (or restart, after stop_server) the server on the same data and port."""
+        log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 (lives as long as the server)
         self.proc = subprocess.Popen(
             [
                 *self._as_user,
@@ -95,6 +100,22 @@ class PostgresServer:
             time.sleep(0.1)
         raise RuntimeError("PostgreSQL did not start:\n" + (self.root / "postgres.log").read_text())
 
+    def stop_server(self) -> None:
+        """Stop the server (an outage), keeping its data for start_server(). Through pg_ctl:
+        signalling our child would only reach `runuser`, not the postmaster."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        subprocess.run(
+            [*self._as_user, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
     def sql(self, statement: str, database: str = "postgres") -> None:
         subprocess.run(
             [
@@ -125,12 +146,7 @@ class PostgresServer:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

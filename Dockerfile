@@ -62,7 +62,7 @@ WORKDIR /var/lib/perpetuo
 EXPOSE 8080
 
 # No curl in slim images: the interpreter does the probe. Liveness only: /health/ready turns
-# 503 when a provider is down, which says nothing about this container.
+# 503 when PostgreSQL, Redis or a provider is down, which says nothing about this container.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health/live', timeout=2)"]
 

@@ -13,6 +13,7 @@ from perpetuo.config import GatewayConfig, Settings, load_config
 from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED, ChangeFeed
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import WorkspaceRoutes
+from perpetuo.limits import build_limit_engine
 from perpetuo.metering.writer import UsageWriter
 from perpetuo.observability import logs
 from perpetuo.observability.metrics import GatewayMetrics
@@ -62,6 +63,8 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     keys = KeyCache(key_loader(plane.db))
     plane.changes.subscribe(KEY, keys.invalidate_key)
     workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)
+    limits = build_limit_engine(settings, plane.db, client)
+    plane.credit_listener = limits.credits_granted
     plane.changes.subscribe(WORKSPACE, workspace_routes.invalidate)
     plane.changes.subscribe(WORKSPACE_DELETED, workspace_routes.invalidate)
     plane.changes.subscribe(WORKSPACE_DELETED, keys.invalidate_workspace)
@@ -81,6 +84,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         workspace_routes=workspace_routes,
         usage=UsageWriter(plane.db, settings.data_dir / "spill"),
         tracing=Tracing(settings.otlp_endpoint),
+        limits=limits,
         metrics=GatewayMetrics(set(table.aliases), set(config.providers))
         if settings.metrics_enabled
         else None,

@@ -48,12 +48,18 @@ async def count_logs(url: str) -> int:
         await db.dispose()
 
 
-def test_readiness_reports_each_check(gateway):
-    body = httpx.get(f"{gateway.url}/health/ready").json()
+def test_readiness_reports_each_check(mocks, tmp_path):
+    config, env = full_config(mocks)
+    # Only healthy aliases: the shared config has some whose breakers tests open on purpose.
+    config = {"providers": {"openai-main": config["providers"]["openai-main"]},
+              "models": {"gpt-4o-mini": config["models"]["gpt-4o-mini"]}}
+    with GatewayProcess(config, tmp_path, env=env) as gateway:
+        body = httpx.get(f"{gateway.url}/health/ready").json()
     assert body["status"] == "ready"
     assert body["checks"]["store"]["ok"] is True and body["checks"]["store"]["latency_ms"] >= 0
     assert body["checks"]["redis"] == {"configured": False}
     assert body["checks"]["routing"]["ok"] is True
+    assert body["checks"]["routing"]["deployments"]["openai-main/gpt-4o-mini"]["state"] == "closed"
 
 
 def test_readiness_follows_the_store(mocks, tmp_path):

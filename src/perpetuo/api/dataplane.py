@@ -39,7 +39,7 @@ async def chat_completions(
     body = await request.body(gw.config.server.max_request_body_bytes)
     chat_request, extras = decode_chat_request(body)
     result = await chat_completion(gw, ctx, chat_request, extras)
-    headers = routing_headers(ctx.trace, result.deployment)
+    headers = response_headers(ctx, result.deployment)
     if isinstance(result, ChatStream):
         return StreamingResponse(
             sse_events(result), [*SSE_HEADERS, *headers], on_close=result.on_close
@@ -53,7 +53,7 @@ async def embeddings(gw: Gateway, request: Request, ctx: RequestContext) -> Resp
     ctx.trace.requested_strategy = route_override(request.headers)
     body = await request.body(gw.config.server.max_request_body_bytes)
     served = await create_embeddings(gw, ctx, decode_embedding_request(body))
-    return json_response(served.body, headers=routing_headers(ctx.trace, served.deployment))
+    return json_response(served.body, headers=response_headers(ctx, served.deployment))
 
 
 async def list_models(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
@@ -111,6 +111,14 @@ def route_override(headers: dict[str, str]) -> str | None:
             param="X-Perpetuo-Route",
         )
     return name
+
+
+def response_headers(ctx: RequestContext, deployment: Deployment) -> list[tuple[bytes, bytes]]:
+    """Which deployment served, and what the caller has left of its limits."""
+    headers = routing_headers(ctx.trace, deployment)
+    if ctx.admission is not None:
+        headers.extend((name.encode(), value.encode()) for name, value in ctx.admission.headers)
+    return headers
 
 
 def routing_headers(trace: RoutingTrace, deployment: Deployment) -> list[tuple[bytes, bytes]]:

@@ -43,6 +43,7 @@ class KeyRecord:
                 user_id=row.owner_id,
                 scopes=frozenset(row.scopes or ()),
                 allowed_models=frozenset(row.allowed_models) if row.allowed_models else None,
+                limits=dict(row.limits) if row.limits else None,
             ),
             key_id=row.id,
             revoked=row.revoked_at is not None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +15,7 @@ class Principal:
     user_id: str | None = None
     scopes: frozenset[str] | None = None  # None: every scope
     allowed_models: frozenset[str] | None = None  # None: every alias
+    limits: Mapping[str, Any] | None = field(default=None, compare=False)  # the key's limits
 
     def may_use_model(self, alias: str) -> bool:
         return self.allowed_models is None or alias in self.allowed_models

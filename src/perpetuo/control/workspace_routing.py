@@ -23,6 +23,7 @@ from perpetuo.config.model import (
     ModelAliasConfig,
     ProviderConfig,
 )
+from perpetuo.limits.plans import WorkspaceLimits
 from perpetuo.routing.table import Alias, RoutingTable
 from perpetuo.singleflight import SingleFlight
 from perpetuo.store.database import Database
@@ -46,6 +47,7 @@ class WorkspaceState:
     aliases: dict[str, Alias] = field(default_factory=dict)
     disabled: dict[str, str] = field(default_factory=dict)  # alias -> why it cannot serve
     settings: dict[str, Any] = field(default_factory=dict)  # as stored: only what was set
+    limits: WorkspaceLimits = field(default_factory=WorkspaceLimits)  # from the settings
 
 
 EMPTY = WorkspaceState()
@@ -124,7 +126,7 @@ async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -
             )
         ).all()
         if not models:
-            return WorkspaceState(settings=dict(settings or {}))
+            return _with_settings(WorkspaceState(), settings)
         creds = (
             await conn.execute(
                 select(provider_credentials).where(
@@ -132,8 +134,14 @@ async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -
                 )
             )
         ).all()
-    state = build_table(list(models), {row.id: row for row in creds}, keyring)
-    state.settings = dict(settings or {})
+    return _with_settings(build_table(list(models), {row.id: row for row in creds}, keyring), settings)
+
+
+def _with_settings(state: WorkspaceState, stored: dict[str, Any] | None) -> WorkspaceState:
+    from perpetuo.control.workspaces import effective_settings  # (it imports this module)
+
+    state.settings = dict(stored or {})
+    state.limits = WorkspaceLimits.from_settings(effective_settings(stored))
     return state
 
 

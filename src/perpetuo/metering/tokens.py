@@ -47,3 +47,11 @@ def estimate_usage(request: ChatCompletionRequest, completion: str) -> Usage:
         completion_tokens=estimate_text_tokens(completion),
         estimated=True,
     )
+
+
+def estimate_input_tokens(inputs: list[Any]) -> int:
+    """Embedding inputs: strings are estimated, token-id arrays counted."""
+    return sum(
+        estimate_text_tokens(i) if isinstance(i, str) else len(i) if isinstance(i, list) else 1
+        for i in inputs
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 from perpetuo.metering.recorder import cost_micros
 from perpetuo.metering.tokens import completion_text, estimate_usage
+from perpetuo.pipeline import limits
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.pipeline.stream import ChatStream
@@ -33,6 +34,7 @@ async def chat_completion(
     alias = gw.resolve_alias(ctx.workspace, principal, request.model)
     ctx.alias, ctx.stream = alias.name, request.is_stream
     check_extra_params(alias, extras)
+    await limits.admit_chat(gw, ctx, alias, request)  # settled when the request ends
     routing = {
         "lookup": gw.alias_lookup(ctx.workspace),
         "default_strategy": ctx.workspace.settings.get("default_strategy"),

@@ -36,6 +36,7 @@ class RequestContext:
     cost_micros: int = 0
     detail: dict[str, Any] | None = None  # bodies (when the workspace logs them), findings
     span: Any = None  # the OpenTelemetry request span, when tracing is on
+    admission: Any = None  # the limits engine's reservations, settled when the request ends
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from perpetuo.metering.recorder import cost_micros
-from perpetuo.metering.tokens import estimate_text_tokens
+from perpetuo.metering.tokens import estimate_input_tokens
+from perpetuo.pipeline import limits
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.routing.router import Served
@@ -22,6 +23,7 @@ async def create_embeddings(gw: Gateway, ctx: RequestContext, request: Embedding
     alias = gw.resolve_alias(ctx.workspace, principal, request.model)
     ctx.alias = alias.name
     validate_inputs(request)
+    await limits.admit_embeddings(gw, ctx, alias, request)
     served = await gw.router.embeddings(
         ctx.trace,
         alias,
@@ -67,9 +69,6 @@ def _usage(body: dict[str, Any], request: EmbeddingRequest) -> Usage:
     prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     if isinstance(prompt, int):
         return Usage(prompt_tokens=prompt)
-    estimated = sum(
-        estimate_text_tokens(i) if isinstance(i, str) else len(i) if isinstance(i, list) else 1
-        for i in request.inputs_as_list()
-    )
+    estimated = estimate_input_tokens(request.inputs_as_list())
     body["usage"] = {"prompt_tokens": estimated, "total_tokens": estimated}
     return Usage(prompt_tokens=estimated, estimated=True)

@@ -19,6 +19,7 @@ from perpetuo.control.changes import CONFIG
 from perpetuo.control.key_usage import flush_last_used
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
+from perpetuo.limits import LimitEngine
 from perpetuo.metering.recorder import build_record
 from perpetuo.metering.writer import UsageWriter
 from perpetuo.observability import logs
@@ -45,11 +46,13 @@ class Gateway:
     workspace_routes: WorkspaceRoutes
     usage: UsageWriter
     tracing: Tracing
+    limits: LimitEngine
     metrics: GatewayMetrics | None = None
     metrics_token: str | None = None
     config_path: Path | None = None  # re-read on reload
     master_key: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _settling: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def workspace(self, principal: Principal) -> WorkspaceState:
         """The caller's workspace: its own aliases and settings (from memory after first use)."""
@@ -92,6 +95,7 @@ class Gateway:
     def record(self, ctx: RequestContext) -> None:
         """Everything that happens once a request is over, none of it I/O on this path:
         its trace span, metrics, access log line and request-log record (queued)."""
+        self._settle(ctx)
         self.tracing.finish(ctx)
         if self.metrics is not None:
             self.metrics.observe(ctx)
@@ -106,6 +110,17 @@ class Gateway:
             raise forbidden(
                 f"This API key does not have the `{scope}` scope.", ErrorCode.INSUFFICIENT_SCOPE
             )
+
+    def _settle(self, ctx: RequestContext) -> None:
+        """Replace the request's reservations with what it used, off the response path."""
+        admission = ctx.admission
+        if admission is None:
+            return
+        usage = ctx.usage
+        tokens = usage.total_tokens if usage is not None else 0
+        task = asyncio.get_running_loop().create_task(admission.settle(tokens, ctx.cost_micros))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     def reload(self) -> str:
         """Re-read the config file and serve it without dropping in-flight requests (they
@@ -133,6 +148,7 @@ class Gateway:
 
     async def start(self) -> None:
         """Background work: cross-instance change feed, batched key last-used writes."""
+        await self.limits.start()
         self.plane.changes.subscribe(CONFIG, self._reload_on_change)
         await self.plane.changes.start()
         await self.usage.start()
@@ -166,6 +182,9 @@ class Gateway:
                 await task
         await self.plane.changes.stop()
         await self.plane.throttle.aclose()
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+        await self.limits.aclose()
         await self.usage.stop()
         self.tracing.shutdown()
         await flush_last_used(self.plane.db, self.keys)

@@ -1,0 +1,55 @@
+"""The limits stage: what a request may use, reserved before routing, settled after."""
+
+from __future__ import annotations
+
+from perpetuo.limits import LimitRequest
+from perpetuo.metering.pricing import default_catalog, to_micro_usd
+from perpetuo.metering.tokens import estimate_input_tokens, estimate_prompt_tokens
+from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.runtime import Gateway
+from perpetuo.routing.table import Alias
+from perpetuo.schema.chat import ChatCompletionRequest
+from perpetuo.schema.embeddings import EmbeddingRequest
+
+
+async def admit(
+    gw: Gateway, ctx: RequestContext, alias: Alias, prompt_tokens: int, max_output_tokens: int
+) -> None:
+    """Reserve against every limit of the key, workspace and user, or raise the refusal
+    (429 with Retry-After, 402 for budgets and credits). The most expensive deployment of
+    the alias prices the worst case, so a budget can never be overspent by a fallback."""
+    principal = ctx.principal
+    assert principal is not None
+    price = worst_price_micros(alias, prompt_tokens, max_output_tokens)
+    ctx.admission = await gw.limits.admit(
+        LimitRequest(
+            ctx.request_id,
+            principal.workspace_id,
+            key_id=principal.key_id,
+            user_id=principal.user_id,
+            key_limits=principal.limits,
+            workspace=ctx.workspace.limits,
+            prompt_tokens=prompt_tokens,
+            max_output_tokens=max_output_tokens,
+            max_cost_micros=price,
+        )
+    )
+
+
+async def admit_chat(gw: Gateway, ctx: RequestContext, alias: Alias, request: ChatCompletionRequest) -> None:
+    output = request.output_token_limit or gw.config.routing.default_output_tokens
+    await admit(gw, ctx, alias, estimate_prompt_tokens(request), output)
+
+
+async def admit_embeddings(gw: Gateway, ctx: RequestContext, alias: Alias, request: EmbeddingRequest) -> None:
+    await admit(gw, ctx, alias, estimate_input_tokens(request.inputs_as_list()), 0)
+
+
+def worst_price_micros(alias: Alias, prompt_tokens: int, output_tokens: int) -> int:
+    catalog = default_catalog()
+    worst = 0
+    for deployment in alias.deployments:
+        price = catalog.price_for(deployment.model, deployment.config.price)
+        if price is not None:
+            worst = max(worst, to_micro_usd(price.estimate(prompt_tokens, output_tokens)))
+    return worst

@@ -421,7 +421,12 @@ async def test_workspace_lists_never_include_other_workspaces(world):
     )
     assert world.b.marker not in audit.text
     base = f"/api/workspaces/{world.a.workspace_id}"
-    for path in ("/logs", "/usage?group_by=tag", "/usage/breakdown?group_by=tag", "/logs/export.csv"):
+    for path in (
+        "/logs",
+        "/usage?group_by=tag",
+        "/usage/breakdown?group_by=tag",
+        "/logs/export.csv",
+    ):
         response = await world.call(world.a.tokens["viewer"], "GET", base + path)
         assert response.status_code == 200, (path, response.text)
         assert world.a.marker in response.text and world.b.marker not in response.text, path

@@ -174,6 +174,7 @@ def test_cli_create_list_revoke_against_the_same_database(gw):
         "PERPETUO_DATA_DIR": str(gw.workdir / "data"),
         "PERPETUO_MASTER_KEY": MASTER_KEY,
     }
+
     def run(*args):
         return subprocess.run(
             [sys.executable, "-m", "perpetuo", *args, "--config", str(gw.config_path)],
@@ -182,6 +183,7 @@ def test_cli_create_list_revoke_against_the_same_database(gw):
             env=env | gw.env,
             timeout=60,
         )
+
     created = run(
         "keys",
         "create",

@@ -51,8 +51,10 @@ async def count_logs(url: str) -> int:
 def test_readiness_reports_each_check(mocks, tmp_path):
     config, env = full_config(mocks)
     # Only healthy aliases: the shared config has some whose breakers tests open on purpose.
-    config = {"providers": {"openai-main": config["providers"]["openai-main"]},
-              "models": {"gpt-4o-mini": config["models"]["gpt-4o-mini"]}}
+    config = {
+        "providers": {"openai-main": config["providers"]["openai-main"]},
+        "models": {"gpt-4o-mini": config["models"]["gpt-4o-mini"]},
+    }
     with GatewayProcess(config, tmp_path, env=env) as gateway:
         body = httpx.get(f"{gateway.url}/health/ready").json()
     assert body["status"] == "ready"
@@ -84,8 +86,9 @@ def test_sighup_reloads_and_a_bad_file_keeps_the_old_config(mocks, tmp_path):
     with GatewayProcess(config, tmp_path, env=env) as gw:
         assert "brand-new" not in model_ids(gw)
         mocks["openai"].fail_next(Fault(event_delay=0.2))
-        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", headers=AUTH,
-                          json={**CHAT, "stream": True}) as stream:
+        with httpx.stream(
+            "POST", f"{gw.url}/v1/chat/completions", headers=AUTH, json={**CHAT, "stream": True}
+        ) as stream:
             changed = copy.deepcopy(config)
             changed["models"]["brand-new"] = changed["models"]["gpt-4o-mini"]
             gw.write_config(changed)
@@ -100,20 +103,26 @@ def test_sighup_reloads_and_a_bad_file_keeps_the_old_config(mocks, tmp_path):
 
         gw.config_path.write_text("models: {broken: {deployments: []}}")
         gw.proc.send_signal(signal.SIGHUP)
+
         def refused():
             assert "configuration reload refused" in gw.log()
 
         eventually(refused, timeout=5)
         assert "brand-new" in model_ids(gw)  # still serving the last good configuration
-        reply = httpx.post(f"{gw.url}/v1/chat/completions", headers=AUTH, json={**CHAT, "model": "brand-new"})
+        reply = httpx.post(
+            f"{gw.url}/v1/chat/completions", headers=AUTH, json={**CHAT, "model": "brand-new"}
+        )
         assert reply.status_code == 200
 
 
 @pytest.mark.parametrize("with_redis", [True, False], ids=["redis", "db-polling"])
 def test_reload_api_reaches_every_instance(mocks, postgres, redis_server, tmp_path, with_redis):
     config, env = full_config(mocks)
-    shared = {**env, "PERPETUO_DATABASE_URL": postgres.create_database(f"reload_{with_redis}"),
-              "PERPETUO_SECRET_KEY": "s" * 40}
+    shared = {
+        **env,
+        "PERPETUO_DATABASE_URL": postgres.create_database(f"reload_{with_redis}"),
+        "PERPETUO_SECRET_KEY": "s" * 40,
+    }
     if with_redis:
         shared["PERPETUO_REDIS_URL"] = redis_server.url
     a = GatewayProcess(config, tmp_path / "a", env=shared).start()
@@ -164,7 +173,9 @@ def test_rolling_restart_drops_no_request_and_loses_no_record(mocks, postgres, t
                 turn += 1
                 for target in targets:  # a balancer tries the next instance on refusal
                     try:
-                        response = await http.post(f"{target.url}/v1/chat/completions", headers=AUTH, json=CHAT)
+                        response = await http.post(
+                            f"{target.url}/v1/chat/completions", headers=AUTH, json=CHAT
+                        )
                     except httpx.TransportError:
                         continue
                     results.append(response.status_code)
@@ -180,8 +191,13 @@ def test_rolling_restart_drops_no_request_and_loses_no_record(mocks, postgres, t
     worker.start()
     try:
         time.sleep(1.5)
-        with httpx.stream("POST", f"{a.url}/v1/chat/completions", headers=AUTH,
-                          json={**CHAT, "stream": True}, timeout=30) as stream:
+        with httpx.stream(
+            "POST",
+            f"{a.url}/v1/chat/completions",
+            headers=AUTH,
+            json={**CHAT, "stream": True},
+            timeout=30,
+        ) as stream:
             code = a.stop(signal.SIGTERM, timeout=40)  # returns when A has exited
             tail = b"".join(stream.iter_raw())
         assert code in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown
@@ -206,13 +222,18 @@ def test_database_outage_of_60s_loses_no_record(mocks, tmp_path):
         with GatewayProcess(config, tmp_path, env={**env, "PERPETUO_DATABASE_URL": url}) as gw:
             sent = 0
             for _ in range(5):
-                assert httpx.post(f"{gw.url}/v1/chat/completions", headers=AUTH, json=CHAT).status_code == 200
+                assert (
+                    httpx.post(f"{gw.url}/v1/chat/completions", headers=AUTH, json=CHAT).status_code
+                    == 200
+                )
                 sent += 1
             pg.stop_server()
             outage_started = time.monotonic()
             while time.monotonic() - outage_started < 60:
                 started = time.monotonic()
-                response = httpx.post(f"{gw.url}/v1/chat/completions", headers=AUTH, json=CHAT, timeout=10)
+                response = httpx.post(
+                    f"{gw.url}/v1/chat/completions", headers=AUTH, json=CHAT, timeout=10
+                )
                 assert response.status_code == 200  # a down database never fails a request
                 assert time.monotonic() - started < 1.0  # nor slows it
                 sent += 1
@@ -236,9 +257,12 @@ def test_no_record_lost_under_load(mocks, postgres, tmp_path):
         async def burst() -> int:
             limits = httpx.Limits(max_connections=50)
             async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+
                 async def one(i: int) -> int:
                     body = {**CHAT, "stream": i % 3 == 0}
-                    response = await http.post(f"{gw.url}/v1/chat/completions", headers=AUTH, json=body)
+                    response = await http.post(
+                        f"{gw.url}/v1/chat/completions", headers=AUTH, json=body
+                    )
                     return response.status_code
 
                 codes = await asyncio.gather(*(one(i) for i in range(1500)))

@@ -16,7 +16,9 @@ async def signup(api, email, **extra):
 
 @pytest.fixture
 async def invite_only(tmp_path):
-    async with admin_api(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", tmp_path, signup="invite") as api:
+    async with admin_api(
+        f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", tmp_path, signup="invite"
+    ) as api:
         yield api
 
 
@@ -32,7 +34,9 @@ async def test_first_account_is_allowed_and_administers_the_platform(invite_only
 async def test_invitation_lets_its_addressee_sign_up_and_join(invite_only):
     await signup(invite_only, "root@example.com")
     created = await invite_only.http.post(
-        "/api/workspaces/ws_default/invites", headers=MASTER, json={"email": "Ann@Example.com", "role": "member"}
+        "/api/workspaces/ws_default/invites",
+        headers=MASTER,
+        json={"email": "Ann@Example.com", "role": "member"},
     )
     assert created.status_code == 201, created.text
     token = created.json()["data"]["token"]
@@ -50,7 +54,9 @@ async def test_invitation_lets_its_addressee_sign_up_and_join(invite_only):
 
 
 async def test_closed_signup(tmp_path):
-    async with admin_api(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", tmp_path, signup="closed") as api:
+    async with admin_api(
+        f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", tmp_path, signup="closed"
+    ) as api:
         assert (await signup(api, "root@example.com")).status_code == 201
         refused = await signup(api, "late@example.com")
         assert refused.status_code == 403 and "closed" in refused.json()["error"]["message"]

@@ -133,5 +133,7 @@ def test_missing_file(tmp_path):
 def test_shipped_example_config_starts_without_any_credentials():
     example = Path(__file__).resolve().parents[2] / "examples" / "perpetuo.example.yaml"
     table = RoutingTable.build(load_config(example, env={}), str(example))
-    assert {"gpt-4o-mini", "claude-sonnet", "gemini-flash", "text-embedding-3-small"} <= set(table.aliases)
+    assert {"gpt-4o-mini", "claude-sonnet", "gemini-flash", "text-embedding-3-small"} <= set(
+        table.aliases
+    )
     assert all(d.target.api_key is None for a in table.aliases.values() for d in a.deployments)

@@ -15,9 +15,22 @@ from perpetuo.store.schema import request_logs, usage_rollups
 
 
 def record(i: int, **fields) -> RequestRecord:
-    base = dict(id=f"req_{i}", workspace_id="ws_default", created_at=time.time(), endpoint="chat",
-                status=200, alias="gpt", provider="p", model="m", key_id="key_a",
-                prompt_tokens=10, completion_tokens=5, cost_micros=7, latency_ms=120.0, tags=["t1"])
+    base = dict(
+        id=f"req_{i}",
+        workspace_id="ws_default",
+        created_at=time.time(),
+        endpoint="chat",
+        status=200,
+        alias="gpt",
+        provider="p",
+        model="m",
+        key_id="key_a",
+        prompt_tokens=10,
+        completion_tokens=5,
+        cost_micros=7,
+        latency_ms=120.0,
+        tags=["t1"],
+    )
     return RequestRecord(**(base | fields))
 
 
@@ -28,8 +41,13 @@ async def count(db: Database) -> int:
 
 async def rollup(db: Database, dim: str = "all", value: str = ""):
     async with db.connect() as conn:
-        return (await conn.execute(select(usage_rollups).where(
-            usage_rollups.c.dim == dim, usage_rollups.c.value == value))).all()
+        return (
+            await conn.execute(
+                select(usage_rollups).where(
+                    usage_rollups.c.dim == dim, usage_rollups.c.value == value
+                )
+            )
+        ).all()
 
 
 async def test_batches_and_rollups(store_url, tmp_path):
@@ -45,7 +63,12 @@ async def test_batches_and_rollups(store_url, tmp_path):
             await asyncio.sleep(0.05)
         assert await count(db) == 120
         [row] = await rollup(db)
-        assert (row.requests, row.errors, row.prompt_tokens, row.cost_micros) == (120, 12, 1200, 840)
+        assert (row.requests, row.errors, row.prompt_tokens, row.cost_micros) == (
+            120,
+            12,
+            1200,
+            840,
+        )
         assert row.lat_4 == 120  # 120 ms falls in the (100, 250] bucket
         assert (await rollup(db, "tag", "t1"))[0].requests == 120
         assert (await rollup(db, "key", "key_a"))[0].completion_tokens == 600
@@ -62,7 +85,7 @@ async def test_replayed_records_are_not_counted_twice(store_url, tmp_path):
     try:
         batch = [record(i) for i in range(5)]
         await write_batch(db, batch)
-        await write_batch(db, batch + [record(5)])
+        await write_batch(db, [*batch, record(5)])
         assert await count(db) == 6
         assert (await rollup(db))[0].requests == 6
     finally:
@@ -73,7 +96,9 @@ async def test_database_outage_spills_then_replays(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     db = Database(url)
     await upgrade(db)
-    writer = UsageWriter(db, tmp_path / "spill", batch_size=10, flush_interval=0.02, retry_delays=(0.01,))
+    writer = UsageWriter(
+        db, tmp_path / "spill", batch_size=10, flush_interval=0.02, retry_delays=(0.01,)
+    )
     broken = Database(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'nope' / 'x.db'}")
     writer.db = broken  # every write fails: no such tables
     await writer.start()

@@ -193,9 +193,11 @@ async def _check_signup_allowed(
         from perpetuo.control.invites import status_of
         from perpetuo.store.schema import invites
 
-        row = (await conn.execute(
-            select(invites).where(invites.c.token_hash == token_hash(invite_token.strip()))
-        )).first()
+        row = (
+            await conn.execute(
+                select(invites).where(invites.c.token_hash == token_hash(invite_token.strip()))
+            )
+        ).first()
         if row is not None and row.email == email and status_of(row) == "pending":
             return
         raise forbidden("This invitation is not valid for this email address.")

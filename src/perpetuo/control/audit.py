@@ -13,8 +13,21 @@ from perpetuo.store.timeutil import utcnow
 
 # Fields that never enter the audit log in clear, whatever the object.
 SECRET_FIELDS = frozenset(
-    {"password", "password_hash", "api_key", "key", "key_hash", "previous_hash", "secret",
-     "ciphertext", "nonce", "token", "token_hash", "refresh_token", "refresh_hash"}
+    {
+        "password",
+        "password_hash",
+        "api_key",
+        "key",
+        "key_hash",
+        "previous_hash",
+        "secret",
+        "ciphertext",
+        "nonce",
+        "token",
+        "token_hash",
+        "refresh_token",
+        "refresh_hash",
+    }
 )
 
 

@@ -134,7 +134,9 @@ async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -
                 )
             )
         ).all()
-    return _with_settings(build_table(list(models), {row.id: row for row in creds}, keyring), settings)
+    return _with_settings(
+        build_table(list(models), {row.id: row for row in creds}, keyring), settings
+    )
 
 
 def _with_settings(state: WorkspaceState, stored: dict[str, Any] | None) -> WorkspaceState:

@@ -36,12 +36,16 @@ async def admit(
     )
 
 
-async def admit_chat(gw: Gateway, ctx: RequestContext, alias: Alias, request: ChatCompletionRequest) -> None:
+async def admit_chat(
+    gw: Gateway, ctx: RequestContext, alias: Alias, request: ChatCompletionRequest
+) -> None:
     output = request.output_token_limit or gw.config.routing.default_output_tokens
     await admit(gw, ctx, alias, estimate_prompt_tokens(request), output)
 
 
-async def admit_embeddings(gw: Gateway, ctx: RequestContext, alias: Alias, request: EmbeddingRequest) -> None:
+async def admit_embeddings(
+    gw: Gateway, ctx: RequestContext, alias: Alias, request: EmbeddingRequest
+) -> None:
     await admit(gw, ctx, alias, estimate_input_tokens(request.inputs_as_list()), 0)
 
 

@@ -68,8 +68,14 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
 
 def _render(error: GatewayError) -> JSONResponse:
     return JSONResponse(
-        {"error": {"message": error.message, "type": str(error.type), "param": error.param,
-                   "code": None if error.code is None else str(error.code)}},
+        {
+            "error": {
+                "message": error.message,
+                "type": str(error.type),
+                "param": error.param,
+                "code": None if error.code is None else str(error.code),
+            }
+        },
         status_code=error.status,
         headers=error.headers or None,
     )
@@ -82,8 +88,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BadCursor)
     async def bad_cursor(_: Request, exc: BadCursor) -> JSONResponse:
-        return _render(GatewayError(422, str(exc), type=ErrorType.INVALID_REQUEST,
-                                    code=ErrorCode.INVALID_PARAMETER, param="cursor"))
+        return _render(
+            GatewayError(
+                422,
+                str(exc),
+                type=ErrorType.INVALID_REQUEST,
+                code=ErrorCode.INVALID_PARAMETER,
+                param="cursor",
+            )
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -96,8 +109,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         elif first.get("type") == "extra_forbidden":
             message = "Unknown field."
         text = f"{field}: {message}" if field else message
-        return _render(GatewayError(422, text, type=ErrorType.INVALID_REQUEST,
-                                    code=ErrorCode.INVALID_PARAMETER, param=field or None))
+        return _render(
+            GatewayError(
+                422,
+                text,
+                type=ErrorType.INVALID_REQUEST,
+                code=ErrorCode.INVALID_PARAMETER,
+                param=field or None,
+            )
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

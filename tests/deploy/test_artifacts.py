@@ -384,7 +384,7 @@ def test_nginx_balances_every_gateway_without_buffering():
     body = re.search(r"client_max_body_size (\d+)m;", text).group(1)
     assert int(body) * 1024 * 1024 > config["server"]["max_request_body_bytes"]
     for name, gateway in gateways().items():
-        assert gateway["environment"]["FORWARDED_ALLOW_IPS"] == "*", name
+        assert gateway["environment"]["PERPETUO_TRUSTED_PROXIES"] == "*", name
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")

@@ -131,3 +131,32 @@ async def test_stop_writes_or_spills_everything(tmp_path):
     await writer.stop()
     assert await count(db) == 250
     await db.dispose()
+
+
+async def test_spill_files_of_others_wait_until_quiet_and_abandoned_replays_resume(tmp_path):
+    import os
+
+    from perpetuo.metering.record import encode_record
+    from perpetuo.metering.writer import ABANDONED_AFTER, QUIET_BEFORE_REPLAY
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    db = Database(url)
+    await upgrade(db)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    fresh = spill / "requests-1-aaaa.jsonl"  # another instance, still spilling
+    fresh.write_bytes(encode_record(record(1)) + b"\n")
+    quiet = spill / "requests-2-bbbb.jsonl"  # another instance, quiet for long
+    quiet.write_bytes(encode_record(record(2)) + b"\n")
+    old = time.time() - QUIET_BEFORE_REPLAY - 5
+    os.utime(quiet, (old, old))
+    abandoned = spill / "requests-3-cccc.jsonl.replaying-999999"  # its replayer died
+    abandoned.write_bytes(encode_record(record(3)) + b"\n")
+    older = time.time() - ABANDONED_AFTER - 5
+    os.utime(abandoned, (older, older))
+    writer = UsageWriter(db, spill)
+    await writer._replay_spills()
+    await writer._replay_spills()
+    assert await count(db) == 2  # records 2 and 3; record 1's file is left to its writer
+    assert fresh.exists() and not quiet.exists() and not list(spill.glob("*replaying*"))
+    await db.dispose()

@@ -72,6 +72,8 @@ def serve(
         lifespan="on",
         access_log=False,
         server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
     )

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     log_levels: str = Field(
         default="", description='Per-logger levels, e.g. "perpetuo.routing=debug,uvicorn=warning"'
     )
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Peers (addresses or CIDRs, comma-separated, or *) whose X-Forwarded-For "
+        "gives the client address, for IP allowlists, throttling and logs",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"

@@ -27,6 +27,8 @@ from perpetuo.store.repos.usage import add_to_rollups, insert_logs
 log = logging.getLogger("perpetuo.usage")
 
 SPILL_SUFFIX = ".jsonl"
+QUIET_BEFORE_REPLAY = 120.0  # seconds without appends before another process's file is replayed
+ABANDONED_AFTER = 600.0  # a replay claimed this long ago by a process that died
 
 
 class UsageWriter:
@@ -163,7 +165,17 @@ class UsageWriter:
         log.warning("spilled %d request log records to %s", len(batch), self.spill_dir)
 
     async def _replay_spills(self) -> None:
+        """Replay this process's spill file, and others' once they have been quiet for a
+        while (their writer is gone, or has nothing more to add); a replay abandoned by a
+        process that died is taken up again later."""
+        now = time.time()
+        for stale in self.spill_dir.glob(f"*{SPILL_SUFFIX}.replaying-*"):
+            if now - _mtime(stale) > ABANDONED_AFTER:
+                with contextlib.suppress(OSError):
+                    stale.rename(stale.with_name(stale.name.split(".replaying-")[0]))
         for path in sorted(self.spill_dir.glob(f"*{SPILL_SUFFIX}")):
+            if path.name != self._spill_name and now - _mtime(path) < QUIET_BEFORE_REPLAY:
+                continue  # another live writer may still be appending to it
             claimed = path.with_name(f"{path.name}.replaying-{os.getpid()}")
             try:
                 path.rename(claimed)  # atomic: one process replays each file
@@ -190,6 +202,13 @@ class UsageWriter:
         path.unlink()  # noqa: ASYNC240 (a local unlink; spill files are the rare degraded path)
         log.info("replayed %d spilled request log records", len(records))
         return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
 
 
 async def write_batch(db: Database, batch: list[RequestRecord]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
 from perpetuo.limits import LimitEngine
 from perpetuo.metering.recorder import build_record
+from perpetuo.metering.retention import prune_request_logs
 from perpetuo.metering.writer import UsageWriter
 from perpetuo.observability import logs
 from perpetuo.observability.metrics import GatewayMetrics
@@ -153,6 +155,7 @@ class Gateway:
         await self.plane.changes.start()
         await self.usage.start()
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
+        self._tasks.append(asyncio.create_task(self._prune_logs_forever()))
         await self.router.start()  # active health checks, where configured
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._refresh_gauges_forever()))
@@ -167,6 +170,15 @@ class Gateway:
                 flush_seconds=self.usage.last_flush_seconds,
                 breakers=breakers,
             )
+            await asyncio.sleep(interval)
+
+    async def _prune_logs_forever(self, interval: float = 3600.0) -> None:
+        await asyncio.sleep(random.uniform(60, 600))  # instances started together spread out
+        while True:
+            try:
+                await prune_request_logs(self.plane.db)
+            except Exception as exc:
+                log.warning("request-log retention pass failed: %s", exc)
             await asyncio.sleep(interval)
 
     async def _flush_key_usage_forever(self, interval: float = 15.0) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from perpetuo.store.database import Database
 
 HEAD_REVISION = "0002"
+_LOCK_ID = 0x7065727065  # "perpe": this application's advisory lock
 
 
 async def current_revision(db: Database) -> str | None:
@@ -32,6 +33,10 @@ async def upgrade(db: Database, revision: str = "head") -> str | None:
     if revision == "head" and before == HEAD_REVISION:
         return before
     async with db.begin() as conn:
+        if db.dialect == "postgresql":
+            # Instances starting together migrate one at a time (the lock ends with the
+            # transaction); the next finds the schema at head and has nothing to do.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
         await conn.run_sync(_run_alembic, "upgrade", revision)
     return before
 

@@ -61,9 +61,17 @@ def serve(
     os.environ["PERPETUO_DATA_DIR"] = str(settings.data_dir.resolve())
     if workers > 1:
         _prepare_workers(settings)
+    if workers == 1:
+        # One process: hand uvicorn the application built from what was just validated.
+        from perpetuo.app import create_app
+
+        target: object = create_app(settings, gateway_config)
+        factory = False
+    else:
+        target, factory = "perpetuo.app:create_app", True  # each worker builds its own
     uvicorn.run(
-        "perpetuo.app:create_app",
-        factory=True,
+        target,  # type: ignore[arg-type]
+        factory=factory,
         host=host or gateway_config.server.host or settings.host,
         port=port or gateway_config.server.port or settings.port,
         workers=workers,

@@ -9,7 +9,6 @@ from perpetuo.limits.engine import LimitEngine
 from perpetuo.limits.history import DatabaseHistory
 from perpetuo.limits.ledger import CreditLedgerWriter
 from perpetuo.limits.memory import MemoryBackend
-from perpetuo.limits.redis_backend import RedisBackend
 from perpetuo.store.database import Database
 from perpetuo.transport.client import HTTPClient
 
@@ -32,6 +31,8 @@ def build_limit_engine(
     fallback: MemoryBackend | None = None
     primary: LimitBackend
     if backend_kind(settings) == "redis":
+        from perpetuo.limits.redis_backend import RedisBackend  # redis-py only when used
+
         primary, fallback = RedisBackend(settings.redis_url), MemoryBackend()
     else:
         primary = MemoryBackend()

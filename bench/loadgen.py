@@ -43,12 +43,16 @@ async def run(
     stream: bool,
     key: str,
     model: str = "gpt-4o-mini",
+    keys: list[str] | None = None,
 ) -> dict:
     client = HTTPClient()
     target = URL.parse(url)
-    headers = [("content-type", "application/json")]
-    if key:
-        headers.append(("authorization", f"Bearer {key}"))
+    base = [("content-type", "application/json")]
+    # Many keys: each request uses the next one, as many callers sharing a gateway would.
+    key_headers = [
+        [*base, ("authorization", f"Bearer {k}")] for k in keys or ([key] if key else [])
+    ]
+    turn = 0
     payload = body(stream, model)
     timeouts = Timeouts(connect=5, first_byte=30, read=30, total=60)
     latencies: list[float] = []
@@ -59,11 +63,13 @@ async def run(
     stop_at = measure_from + duration
 
     async def worker() -> None:
-        nonlocal errors
+        nonlocal errors, turn
         while True:
             started = clock()
             if started >= stop_at:
                 return
+            headers = key_headers[turn % len(key_headers)] if key_headers else base
+            turn += 1
             try:
                 response = await client.request("POST", target, headers, payload, timeouts)
                 first = None
@@ -106,7 +112,12 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--key", default="")
     parser.add_argument("--model", default="gpt-4o-mini", help="the alias to ask for")
+    parser.add_argument("--keys-file", default="", help="one API key per line, used in turn")
     args = parser.parse_args()
+    keys = None
+    if args.keys_file:
+        with open(args.keys_file) as handle:
+            keys = [line.strip() for line in handle if line.strip()]
     started = time.monotonic()
     result = uvloop.run(
         run(
@@ -117,6 +128,7 @@ def main() -> None:
             args.stream,
             args.key,
             args.model,
+            keys,
         )
     )
     result["wall_s"] = time.monotonic() - started

@@ -49,6 +49,8 @@ QUIET_ENDPOINTS = frozenset({"/health/live", "/health/ready", "/metrics"})
 
 # Everything under these goes to the admin API (a FastAPI app, built on first use).
 ADMIN_PREFIXES = ("/api/", "/docs", "/openapi.json")
+# /ui and everything under it go to the web dashboard (also built on first use).
+UI_PATH = "/ui"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -67,6 +69,7 @@ class GatewayApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._admin: Any = None
+        self._ui: Any = None
 
     def admin_app(self) -> Any:
         if self._admin is None:
@@ -75,11 +78,22 @@ class GatewayApp:
             self._admin = create_admin_app(self.gateway)
         return self._admin
 
+    def ui_app(self) -> Any:
+        if self._ui is None:
+            from perpetuo.ui.app import create_ui_app  # heavy: imported on demand
+
+            self._ui = create_ui_app(self.gateway)
+        return self._ui
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if scope["path"].startswith(ADMIN_PREFIXES):
+            path = scope["path"]
+            if path.startswith(ADMIN_PREFIXES):
                 await self.admin_app()(scope, receive, send)
+                return
+            if path == UI_PATH or path.startswith(UI_PATH + "/"):
+                await self.ui_app()(scope, receive, send)
                 return
             await self._http(scope, receive, send)
         elif kind == "lifespan":

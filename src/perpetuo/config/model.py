@@ -6,6 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from perpetuo.cache.policy import CachePolicy
+from perpetuo.guardrails.policy import GuardrailPolicy
+
 # "priority" is a synonym of "default": priority groups, then configured order.
 Strategy = Literal[
     "default", "priority", "fastest", "cheapest", "reliable", "weighted", "least-busy"
@@ -88,6 +91,38 @@ class ModelAliasConfig(_Strict):
         description="Non-OpenAI request parameters accepted for this alias and sent upstream",
     )
     description: str | None = None
+    cache: CachePolicy | None = Field(
+        default=None, description="Response-cache settings for this alias (over the workspace's)"
+    )
+    guardrails: GuardrailPolicy | None = Field(
+        default=None, description="Guardrail policy for this alias (over the workspace's and key's)"
+    )
+
+
+class ResponseCacheConfig(_Strict):
+    """Where cached answers live and what bounds them (workspaces enable caching)."""
+
+    backend: Literal["auto", "memory", "redis"] = Field(
+        default="auto", description="auto: Redis when PERPETUO_REDIS_URL is set, else memory"
+    )
+    max_entries: Annotated[int, Field(ge=1)] = Field(
+        default=10_000, description="In-process store: entries across all workspaces"
+    )
+    max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024 * 1024, description="In-process store: bytes across all workspaces"
+    )
+    max_entry_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=1024 * 1024, description="Larger answers are not cached"
+    )
+    max_ttl_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=7 * 86_400, description="Upper bound of any TTL (settings or x-perpetuo-cache-ttl)"
+    )
+    embedding_alias: str | None = Field(
+        default=None, description="Alias that embeds prompts for semantic matching"
+    )
+    embedding_dimensions: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="`dimensions` asked of the embedding alias"
+    )
 
 
 class ServerConfig(_Strict):
@@ -152,6 +187,7 @@ class GatewayConfig(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelAliasConfig] = Field(default_factory=dict)
+    cache: ResponseCacheConfig = Field(default_factory=ResponseCacheConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
@@ -173,6 +209,9 @@ class GatewayConfig(_Strict):
                         raise ReferenceProblem(
                             f"models.{alias}.{kind}", "an alias cannot fall back to itself"
                         )
+        embedding = self.cache.embedding_alias
+        if embedding is not None and embedding not in self.models:
+            raise ReferenceProblem("cache.embedding_alias", f"unknown alias {embedding!r}")
         return self
 
 

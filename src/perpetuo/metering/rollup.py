@@ -70,11 +70,13 @@ def fold(records: Iterable[RequestRecord]) -> dict[RollupKey, dict[str, Any]]:
         }
         if record.latency_ms is not None:
             increment[latency_column(record.latency_ms)] = 1
+        pairs = list(increment.items())
         for dim, value in _dimensions(record):
-            row = rollups.setdefault(
-                (record.workspace_id, bucket, dim, value), dict.fromkeys(COUNTERS, 0)
-            )
-            for name, amount in increment.items():
+            key = (record.workspace_id, bucket, dim, value)
+            row = rollups.get(key)
+            if row is None:
+                row = rollups[key] = dict.fromkeys(COUNTERS, 0)
+            for name, amount in pairs:
                 row[name] += amount
     return rollups
 

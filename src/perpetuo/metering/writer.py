@@ -18,11 +18,14 @@ import secrets
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from perpetuo.metering.record import RequestRecord, decode_record, encode_record
 from perpetuo.metering.rollup import fold
 from perpetuo.store.database import Database
-from perpetuo.store.repos.usage import add_to_rollups, insert_logs
+from perpetuo.store.repos.usage import add_to_rollups, insert_logs, insert_new_logs
 
 log = logging.getLogger("perpetuo.usage")
 
@@ -212,12 +215,22 @@ def _mtime(path: Path) -> float:
 
 
 async def write_batch(db: Database, batch: list[RequestRecord]) -> None:
-    """Logs and their rollups in one transaction: both or neither."""
-    async with db.begin() as conn:
-        inserted = await insert_logs(conn, [record.row() for record in batch])
-        fresh = [record for record in batch if record.id in inserted]
-        rows = [
-            {"workspace_id": ws, "bucket": bucket, "dim": dim, "value": value, **counters}
-            for (ws, bucket, dim, value), counters in fold(fresh).items()
-        ]
-        await add_to_rollups(conn, rows)
+    """Logs and their rollups in one transaction: both or neither. Records are normally new,
+    so they are inserted plainly; if some were written before (a batch replayed after a
+    commit whose answer was lost), the batch is written again skipping those."""
+    rows = [record.row() for record in batch]
+    try:
+        async with db.begin() as conn:
+            await insert_new_logs(conn, rows)
+            await add_to_rollups(conn, _rollup_rows(batch))
+    except IntegrityError:
+        async with db.begin() as conn:
+            inserted = await insert_logs(conn, rows)
+            await add_to_rollups(conn, _rollup_rows([r for r in batch if r.id in inserted]))
+
+
+def _rollup_rows(records: list[RequestRecord]) -> list[dict[str, Any]]:
+    return [
+        {"workspace_id": ws, "bucket": bucket, "dim": dim, "value": value, **counters}
+        for (ws, bucket, dim, value), counters in fold(records).items()
+    ]

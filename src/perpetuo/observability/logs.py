@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import queue
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -89,21 +90,84 @@ def configure(level: str = "info", fmt: str = "json", module_levels: str = "") -
     for item in filter(None, (part.strip() for part in module_levels.split(","))):
         name, _, value = item.partition("=")
         logging.getLogger(name.strip()).setLevel(value.strip().upper())
+    global _access_writer
+    if _access_writer is not None:
+        _access_writer.close()
+    _access_writer = AccessWriter(sys.stderr, fmt)
+
+
+class AccessWriter:
+    """Request lines, encoded on the spot and written in batches by a small thread: one write
+    every `interval` seconds instead of a LogRecord, a queue hop and a write per request."""
+
+    def __init__(self, stream: Any, fmt: str, interval: float = 0.1) -> None:
+        self._stream = stream
+        self._json = fmt == "json"
+        self._lines: list[bytes] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), daemon=True, name="access-log"
+        )
+        self._thread.start()
+        atexit.register(self.close)
+
+    def write(self, message: str, fields: dict[str, Any]) -> None:
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        if self._json:
+            entry = {
+                "time": now,
+                "level": "info",
+                "logger": ACCESS.name,
+                "message": message,
+                **fields,
+            }
+            line = _encode(entry) + b"\n"
+        else:
+            extras = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            line = f"{now} INFO    {ACCESS.name}: {message} {extras}\n".encode()
+        with self._lock:
+            self._lines.append(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            buffer = getattr(self._stream, "buffer", None)
+            try:
+                if buffer is not None:
+                    buffer.write(b"".join(lines))
+                    buffer.flush()
+                else:
+                    self._stream.write(b"".join(lines).decode())
+                    self._stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed stream at exit: nothing to do
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.flush()
+        self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(2)
+
+
+_access_writer: AccessWriter | None = None
 
 
 def access(ctx: RequestContext) -> None:
     """The one line per request."""
-    if not ACCESS.isEnabledFor(logging.INFO):
+    if _access_writer is None or not ACCESS.isEnabledFor(logging.INFO):
         return
     principal = ctx.principal
     deployment = ctx.deployment
     usage = ctx.usage
-    ACCESS.info(
-        "%s %s %d",
-        ctx.endpoint,
-        ctx.alias or "-",
-        ctx.status,
-        extra={
+    _access_writer.write(
+        f"{ctx.endpoint} {ctx.alias or '-'} {ctx.status}",
+        {
             "request_id": ctx.request_id,
             "workspace_id": principal.workspace_id if principal else None,
             "key_id": principal.key_id if principal else None,

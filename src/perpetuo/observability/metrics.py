@@ -42,6 +42,7 @@ class GatewayMetrics:
     def __init__(self, platform_aliases: set[str], platform_providers: set[str]) -> None:
         self.aliases = platform_aliases
         self.providers = platform_providers
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -146,6 +147,14 @@ class GatewayMetrics:
 
     # -- labels ------------------------------------------------------------------------------
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """metric.labels(*labels), remembered: the lookup costs more than the update."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def _alias(self, alias: str | None) -> str:
         if alias is None:
             return ""
@@ -169,18 +178,20 @@ class GatewayMetrics:
         provider = self._provider(deployment.provider if deployment else None)
         error = ctx.error_code or ""
         status_class = f"{ctx.status // 100}xx"
-        self.requests.labels(endpoint, alias, provider, status_class, error).inc()
+        self._child(self.requests, endpoint, alias, provider, status_class, error).inc()
         if error and (
             error.startswith(("rate_limit", "quota", "concurrency", "budget"))
             or error in ("insufficient_credits", "deployment_capacity_exceeded")
         ):
-            self.rejections.labels(error).inc()
+            self._child(self.rejections, error).inc()
         if ctx.latency_ms is None:
             return
         seconds = ctx.latency_ms / 1000
-        self.duration.labels(endpoint, alias, "true" if ctx.stream else "false").observe(seconds)
+        self._child(self.duration, endpoint, alias, "true" if ctx.stream else "false").observe(
+            seconds
+        )
         if ctx.stream and ctx.ttft_ms is not None:
-            self.ttft.labels(alias).observe(ctx.ttft_ms / 1000)
+            self._child(self.ttft, alias).observe(ctx.ttft_ms / 1000)
         upstream_ms = 0.0
         for attempt in ctx.trace.attempts:
             outcome = attempt.error_kind or "ok"
@@ -189,22 +200,24 @@ class GatewayMetrics:
                 self._deployment(attempt.deployment),
                 outcome,
             )
-            self.attempts.labels(*labels).inc()
+            self._child(self.attempts, *labels).inc()
             if attempt.latency_ms is not None:
                 upstream_ms += attempt.latency_ms
-                self.upstream.labels(*labels).observe(attempt.latency_ms / 1000)
+                self._child(self.upstream, *labels).observe(attempt.latency_ms / 1000)
         if ctx.trace.attempts:
-            self.overhead.labels(endpoint).observe(max(0.0, ctx.latency_ms - upstream_ms) / 1000)
+            self._child(self.overhead, endpoint).observe(
+                max(0.0, ctx.latency_ms - upstream_ms) / 1000
+            )
         if ctx.trace.fallback_used:
-            self.fallbacks.labels(alias).inc()
+            self._child(self.fallbacks, alias).inc()
         usage = ctx.usage
         if usage is not None:
-            self.tokens.labels(alias, provider, "prompt").inc(usage.prompt_tokens)
-            self.tokens.labels(alias, provider, "completion").inc(usage.completion_tokens)
+            self._child(self.tokens, alias, provider, "prompt").inc(usage.prompt_tokens)
+            self._child(self.tokens, alias, provider, "completion").inc(usage.completion_tokens)
             if usage.cached_tokens:
-                self.tokens.labels(alias, provider, "cached").inc(usage.cached_tokens)
+                self._child(self.tokens, alias, provider, "cached").inc(usage.cached_tokens)
         if ctx.cost_micros:
-            self.cost.labels(alias, provider).inc(ctx.cost_micros / 1_000_000)
+            self._child(self.cost, alias, provider).inc(ctx.cost_micros / 1_000_000)
 
     # -- gauges ------------------------------------------------------------------------------
 

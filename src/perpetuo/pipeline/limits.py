@@ -36,9 +36,27 @@ async def admit(
     )
 
 
+def _unlimited(ctx: RequestContext) -> bool:
+    """Nothing to check: no key limits and nothing limited at the workspace (most requests
+    of an installation without plans), so no estimate is worth computing."""
+    ws = ctx.workspace.limits
+    principal = ctx.principal
+    return (
+        not (principal and principal.limits)
+        and ws.plan is None
+        and not ws.limits
+        and not ws.user_limits
+        and ws.budget_usd is None
+        and ws.budget_soft_usd is None
+        and not ws.credits_required
+    )
+
+
 async def admit_chat(
     gw: Gateway, ctx: RequestContext, alias: Alias, request: ChatCompletionRequest
 ) -> None:
+    if _unlimited(ctx):
+        return
     output = request.output_token_limit or gw.config.routing.default_output_tokens
     await admit(gw, ctx, alias, estimate_prompt_tokens(request), output)
 
@@ -46,6 +64,8 @@ async def admit_chat(
 async def admit_embeddings(
     gw: Gateway, ctx: RequestContext, alias: Alias, request: EmbeddingRequest
 ) -> None:
+    if _unlimited(ctx):
+        return
     await admit(gw, ctx, alias, estimate_input_tokens(request.inputs_as_list()), 0)
 
 

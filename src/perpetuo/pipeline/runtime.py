@@ -116,8 +116,8 @@ class Gateway:
     def _settle(self, ctx: RequestContext) -> None:
         """Replace the request's reservations with what it used, off the response path."""
         admission = ctx.admission
-        if admission is None:
-            return
+        if admission is None or admission.settled:
+            return  # nothing reserved (no limits apply), or already settled
         usage = ctx.usage
         tokens = usage.total_tokens if usage is not None else 0
         task = asyncio.get_running_loop().create_task(admission.settle(tokens, ctx.cost_micros))

@@ -6,16 +6,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+_encode_json = msgspec.json.Encoder().encode
 
 
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        options: dict[str, Any] = {"echo": echo}
+        # JSON columns (tags, traces) are written per request log row: msgspec, not json.
+        options: dict[str, Any] = {"echo": echo, "json_serializer": _json_text}
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
@@ -47,6 +51,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _json_text(value: Any) -> str:
+    return _encode_json(value).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -300,3 +300,22 @@ credit_ledger = Table(
     _created(),
     Index("ix_credit_ledger_workspace", "workspace_id", "created_at"),
 )
+
+# Semantic response-cache entries: loaded into each instance's in-process vector index.
+semantic_cache_entries = Table(
+    "semantic_cache_entries",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("alias", String(200), nullable=False),
+    Column("partition", String(64), nullable=False),  # hash of everything but the prompt
+    Column("embedder", String(200), nullable=False),  # which model made the vector
+    Column("vector", LargeBinary, nullable=False),  # float32, unit length
+    Column("answer", LargeBinary, nullable=False),  # a CachedAnswer (msgspec JSON)
+    _created(),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_semantic_cache_entries_workspace", "workspace_id", "seq"),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,6 +15,12 @@ from perpetuo.store.schema import request_logs, usage_rollups
 def _insert(conn: AsyncConnection, table: Table) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+async def insert_new_logs(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """The common case: rows never written before (an id seen twice raises IntegrityError)."""
+    if rows:
+        await conn.execute(insert(request_logs), list(rows))
 
 
 async def insert_logs(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:

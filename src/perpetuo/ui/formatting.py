@@ -1,0 +1,80 @@
+"""Template filters: money, counts, durations and times as people read them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from perpetuo.store.timeutil import utcnow
+
+
+def usd(value: Any, digits: int | None = None) -> str:
+    if value is None:
+        return "—"
+    amount = float(value)
+    if digits is None:
+        digits = 2 if abs(amount) >= 1 or amount == 0 else 4 if abs(amount) >= 0.01 else 6
+    return f"${amount:,.{digits}f}"
+
+
+def count(value: Any) -> str:
+    if value is None:
+        return "—"
+    number = float(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
+        if abs(number) >= limit:
+            return f"{number / limit:.1f}{suffix}".replace(".0", "")
+    return f"{int(number):,}" if number == int(number) else f"{number:,.2f}"
+
+
+def ms(value: Any) -> str:
+    if value is None:
+        return "—"
+    number = float(value)
+    return f"{number / 1000:.2f} s" if number >= 1000 else f"{number:.0f} ms"
+
+
+def percent(value: Any) -> str:
+    return "—" if value is None else f"{float(value) * 100:.1f}%"
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def when(value: Any) -> str:
+    """`2025-05-20 10:00:03 UTC`."""
+    moment = parse_time(value)
+    return "—" if moment is None else moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def ago(value: Any) -> str:
+    """`3 min ago`, `in 2 days`, for times near now."""
+    moment = parse_time(value)
+    if moment is None:
+        return "never"
+    seconds = (utcnow() - moment).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    for size, unit in ((86400, "day"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            amount = int(seconds // size)
+            text = f"{amount} {unit}{'s' if unit == 'day' and amount > 1 else ''}"
+            break
+    else:
+        return "just now"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def choices(values: Any) -> list[tuple[str, str]]:
+    """Options for a select whose labels are its values."""
+    return [(str(v), str(v)) for v in values]
+
+
+FILTERS = {"choices": choices, "usd": usd, "count": count, "ms": ms, "percent": percent, "when": when, "ago": ago}

@@ -1,0 +1,141 @@
+"""Sign up, sign in, sign out, accepting an invitation, and where /ui itself leads."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from perpetuo.control import accounts, sessions
+from perpetuo.control.accounts import Login, UserCreate
+from perpetuo.control.invites import InviteAccept, accept_invite
+from perpetuo.control.errors import invalid
+from perpetuo.control.sessions import ClientInfo
+from perpetuo.schema.errors import GatewayError
+from perpetuo.ui.forms import Errors, PresessionForm, SessionForm, error_of, validate
+from perpetuo.ui.render import redirect, render
+from perpetuo.ui.security import PRESESSION_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie
+from perpetuo.ui.session import VisitorDep, client_ip, find_visitor, plane_of, safe_next
+
+router = APIRouter()
+
+
+@router.get("/ui")
+@router.get("/ui/")
+async def home(request: Request) -> Response:
+    visitor = await find_visitor(request)
+    if visitor is None:
+        return redirect(request, "/ui/login")
+    if visitor.memberships:
+        return redirect(request, f"/ui/w/{visitor.memberships[0].workspace_id}")
+    return redirect(request, "/ui/workspaces")
+
+
+def _auth_page(
+    request: Request, template: str, status: int = 200, **context: object
+) -> Response:
+    """A sign-in or sign-up form, with the double-submit token its POST must echo."""
+    token = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(32)
+    response = render(request, template, status, csrf=token, visitor=None, **context)
+    if PRESESSION_COOKIE not in request.cookies:
+        set_cookie(response, request, PRESESSION_COOKIE, token, max_age=24 * 3600)
+    return response
+
+
+def _signed_in(request: Request, refresh_token: str, target: str | None) -> Response:
+    response = redirect(request, target or "/ui")
+    ttl = int(plane_of(request).tokens.refresh_ttl)
+    set_cookie(response, request, SESSION_COOKIE, refresh_token, max_age=ttl)
+    return response
+
+
+def _client(request: Request) -> ClientInfo:
+    return ClientInfo(client_ip(request), request.headers.get("user-agent"))
+
+
+@router.get("/ui/login")
+async def login_page(request: Request, next: str | None = None) -> Response:
+    return _auth_page(request, "login.html", next=safe_next(next), form={})
+
+
+@router.post("/ui/login")
+async def login(request: Request, form: PresessionForm) -> Response:
+    target = safe_next(form.get("next"))
+    errors: Errors = {}
+    spec = validate(Login, {"email": form.get("email"), "password": form.get("password")}, errors)
+    if spec is not None:
+        try:
+            tokens = await accounts.login(plane_of(request), spec, _client(request))
+            return _signed_in(request, tokens["refresh_token"], target)
+        except GatewayError as exc:
+            errors = error_of(exc, "form")
+    status = 429 if "Too many" in errors.get("form", "") else 401 if spec else 422
+    return _auth_page(
+        request, "login.html", status, next=target, form=form.values, errors=errors
+    )
+
+
+@router.get("/ui/signup")
+async def signup_page(request: Request, invite: str | None = None, email: str = "") -> Response:
+    return _auth_page(
+        request, "signup.html", form={"invite_token": invite or "", "email": email}
+    )
+
+
+@router.post("/ui/signup")
+async def signup(request: Request, form: PresessionForm) -> Response:
+    errors: Errors = {}
+    data = {
+        "email": form.get("email"),
+        "password": form.get("password"),
+        "name": form.get("name"),
+        "invite_token": form.optional("invite_token"),
+    }
+    spec = validate(UserCreate, data, errors)
+    if spec is not None:
+        try:
+            tokens = await accounts.signup(plane_of(request), spec, _client(request))
+            return _signed_in(request, tokens["refresh_token"], "/ui")
+        except GatewayError as exc:
+            errors = error_of(exc, "form")
+    return _auth_page(request, "signup.html", 422, form=form.values, errors=errors)
+
+
+@router.post("/ui/logout")
+async def logout(request: Request, visitor: VisitorDep, form: SessionForm) -> Response:
+    async with plane_of(request).db.begin() as conn:
+        await sessions.revoke(conn, visitor.session_id)
+    response = redirect(request, "/ui/login", "You are signed out.")
+    clear_cookie(response, request, SESSION_COOKIE)
+    return response
+
+
+@router.get("/ui/invite")
+async def invite_page(request: Request, token: str = "") -> Response:
+    visitor = await find_visitor(request)
+    if visitor is None:
+        return _auth_page(request, "invite.html", token=token, form={})
+    return render(request, "invite.html", token=token, visitor=visitor, csrf=visitor.csrf)
+
+
+@router.post("/ui/invites/accept")
+async def accept(request: Request, visitor: VisitorDep, form: SessionForm) -> Response:
+    token = form.get("token")
+    errors: Errors = {}
+    spec = validate(InviteAccept, {"token": token}, errors)
+    try:
+        if spec is None:
+            raise invalid("Paste the invitation token you were sent.", "token")
+        workspace = await accept_invite(plane_of(request), visitor.actor, spec)
+    except GatewayError as exc:
+        return render(
+            request,
+            "invite.html",
+            exc.status,
+            token=token,
+            visitor=visitor,
+            csrf=visitor.csrf,
+            errors=error_of(exc, "form"),
+        )
+    return redirect(request, f"/ui/w/{workspace['id']}", f"Welcome to {workspace['name']}.")

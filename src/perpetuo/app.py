@@ -9,8 +9,15 @@ from perpetuo.auth.key_cache import KeyCache, KeyRecord
 from perpetuo.auth.master_key import read_master_key
 from perpetuo.auth.secrets import DerivedKeys, load_server_secret
 from perpetuo.auth.throttle import login_throttle
+from perpetuo.cache.service import ResponseCache, build_response_cache
 from perpetuo.config import GatewayConfig, Settings, load_config
-from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED, ChangeFeed
+from perpetuo.control.changes import (
+    CACHE_PURGED,
+    KEY,
+    WORKSPACE,
+    WORKSPACE_DELETED,
+    ChangeFeed,
+)
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.limits import build_limit_engine
@@ -68,6 +75,8 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     plane.changes.subscribe(WORKSPACE, workspace_routes.invalidate)
     plane.changes.subscribe(WORKSPACE_DELETED, workspace_routes.invalidate)
     plane.changes.subscribe(WORKSPACE_DELETED, keys.invalidate_workspace)
+    cache = build_response_cache(config.cache, settings.redis_url, plane.db)
+    subscribe_cache(plane, cache)
     return Gateway(
         config=config,
         table=table,
@@ -85,12 +94,26 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         usage=UsageWriter(plane.db, settings.data_dir / "spill"),
         tracing=Tracing(settings.otlp_endpoint),
         limits=limits,
+        cache=cache,
         metrics=GatewayMetrics(set(table.aliases), set(config.providers))
         if settings.metrics_enabled
         else None,
         metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         config_path=settings.config,
         master_key=master,
+    )
+
+
+def subscribe_cache(plane: ControlPlane, cache: ResponseCache) -> None:
+    """Purges and deleted workspaces, here or on another instance, empty this one's copies."""
+
+    def purged(ident: str) -> None:
+        workspace_id, _, alias = ident.partition("/")
+        cache.forget(workspace_id, alias or None)
+
+    plane.changes.subscribe(CACHE_PURGED, purged)
+    plane.changes.subscribe(
+        WORKSPACE_DELETED, lambda workspace_id: cache.forget(workspace_id, None)
     )
 
 

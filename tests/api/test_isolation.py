@@ -273,6 +273,8 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/workspaces/{workspace_id}/logs"): Route("viewer"),
     ("GET", "/api/workspaces/{workspace_id}/logs/export.csv"): Route("viewer"),
     ("GET", "/api/workspaces/{workspace_id}/logs/{request_id}"): Route("viewer", fresh=_fresh_log),
+    ("GET", "/api/workspaces/{workspace_id}/cache"): Route("viewer"),
+    ("DELETE", "/api/workspaces/{workspace_id}/cache"): Route("admin"),
 }
 # Workspace routes no workspace role may use: only platform administrators (and the master
 # key), e.g. granting credits. Body per route.
@@ -293,6 +295,8 @@ SELF_ROUTES = {
     ("GET", "/api/workspaces"),
     ("POST", "/api/workspaces"),
     ("POST", "/api/invites/accept"),
+    # Names a workspace in its body, if any: isolation tested in test_guardrails_e2e.py.
+    ("POST", "/api/guardrails/test"),
 }
 PLATFORM_ROUTES = {
     ("GET", "/api/admin/audit"),

@@ -38,6 +38,8 @@ LIMIT_DEFAULTS = {
     "budget_soft_usd": None,
     "credits_required": False,
     "alert_webhook_url": None,
+    "cache": None,  # response cache and guardrails: off until set (docs/caching.md)
+    "guardrails": None,
 }
 
 

@@ -9,6 +9,8 @@ Reply in its own wire format. Behaviour, so tests can predict answers:
 - otherwise "Echo: <last user text>", plus " [N image(s)]" when images were sent;
   the text "unicode please" answers with multi-byte characters
 - max tokens cut the answer to that many words (finish "length"); stop strings cut it too
+- "in small pieces" in the user text streams the answer 3 characters per chunk (a token or
+  a card number then spans several events)
 """
 
 from __future__ import annotations
@@ -59,9 +61,13 @@ class Reply:
     finish: str = "stop"  # stop, length, tool_calls
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    piece_size: int | None = None  # stream this many characters per chunk instead of words
 
     def text_pieces(self) -> list[str]:
         """The text as stream deltas: word by word, spaces kept."""
+        if self.piece_size and self.text:
+            size = self.piece_size
+            return [self.text[i : i + size] for i in range(0, len(self.text), size)]
         words = self.text.split(" ")
         return [w if i == 0 else " " + w for i, w in enumerate(words)] if self.text else []
 
@@ -105,6 +111,8 @@ def reply(conv: Conversation) -> Reply:
         out.finish = "length"
     out.prompt_tokens = prompt_tokens
     out.completion_tokens = count_tokens(out.text)
+    if "in small pieces" in conv.last_user_text:
+        out.piece_size = 3
     return out
 
 

@@ -99,6 +99,16 @@ def fake_vector(text: str, dims: int) -> list[float]:
     return [round((digest[i % len(digest)] - 128) / 128, 6) for i in range(dims)]
 
 
+def bow_vector(text: str, dims: int) -> list[float]:
+    """A bag-of-words embedding: texts with the same words point the same way, so similarity
+    tracks word overlap (for semantic-cache tests). Served for models named `bow-*`."""
+    counts = [0.0] * dims
+    for word in "".join(c if c.isalnum() else " " for c in text.lower()).split():
+        counts[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dims] += 1.0
+    norm = sum(v * v for v in counts) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in counts]
+
+
 class OpenAIMock(MockUpstream):
     def __init__(self, api_key: str = "sk-test-openai", azure_key: str = "azure-test-key") -> None:
         super().__init__()
@@ -444,7 +454,7 @@ class OpenAIMock(MockUpstream):
         for index, item in enumerate(inputs):
             text = item if isinstance(item, str) else " ".join(map(str, item))
             tokens += len(text.split())
-            vector = fake_vector(text, dims)
+            vector = bow_vector(text, dims) if model.startswith("bow-") else fake_vector(text, dims)
             if body.get("encoding_format") == "base64":
                 embedding: Any = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
             else:

@@ -15,9 +15,12 @@ from perpetuo.api.http import (
     json_response,
 )
 from perpetuo.api.ingress import decode_chat_request, decode_embedding_request
-from perpetuo.pipeline.chat import chat_completion
+from perpetuo.cache.policy import BadDirective, Directive, parse_directive
+from perpetuo.pipeline.cache import CacheRun
+from perpetuo.pipeline.chat import ChatReply, chat_completion
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.embeddings import create_embeddings
+from perpetuo.pipeline.replay import CachedStream
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.pipeline.stream import ChatStream
 from perpetuo.routing.strategies import STRATEGY_NAMES
@@ -36,15 +39,14 @@ async def chat_completions(
     ctx.endpoint, ctx.tags = "chat", request_tags(request.headers)
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     ctx.trace.requested_strategy = route_override(request.headers)
+    ctx.cache_directive = cache_directive(request.headers)
     body = await request.body(gw.config.server.max_request_body_bytes)
     chat_request, extras = decode_chat_request(body)
     result = await chat_completion(gw, ctx, chat_request, extras)
     headers = response_headers(ctx, result.deployment)
-    if isinstance(result, ChatStream):
-        return StreamingResponse(
-            sse_events(result), [*SSE_HEADERS, *headers], on_close=result.on_close
-        )
-    return json_response(result.body, headers=headers)
+    if isinstance(result, ChatReply):
+        return json_response(result.body, headers=headers)
+    return StreamingResponse(sse_events(result), [*SSE_HEADERS, *headers], on_close=result.on_close)
 
 
 async def embeddings(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
@@ -113,11 +115,42 @@ def route_override(headers: dict[str, str]) -> str | None:
     return name
 
 
-def response_headers(ctx: RequestContext, deployment: Deployment) -> list[tuple[bytes, bytes]]:
-    """Which deployment served, and what the caller has left of its limits."""
-    headers = routing_headers(ctx.trace, deployment)
+def cache_directive(headers: dict[str, str]) -> Directive | None:
+    """Cache-Control (no-cache, no-store) and x-perpetuo-cache-ttl, when the client sent any."""
+    control, ttl = headers.get(H.CACHE_CONTROL), headers.get(H.CACHE_TTL)
+    if control is None and ttl is None:
+        return None
+    try:
+        return parse_directive(control, ttl)
+    except BadDirective as exc:
+        raise bad_request(f"{exc}.", param=H.CACHE_TTL) from None
+
+
+def response_headers(
+    ctx: RequestContext, deployment: Deployment | None
+) -> list[tuple[bytes, bytes]]:
+    """Which deployment served (or the cache), and what the caller has left of its limits."""
+    headers = routing_headers(ctx.trace, deployment) if deployment is not None else []
+    run = ctx.cache
+    if run is not None:
+        headers.extend(cache_headers(run))
     if ctx.admission is not None:
         headers.extend((name.encode(), value.encode()) for name, value in ctx.admission.headers)
+    return headers
+
+
+def cache_headers(run: CacheRun) -> list[tuple[bytes, bytes]]:
+    headers = [(H.CACHE.encode(), run.result.encode())]
+    answer = run.answer
+    if answer is not None:  # served from the cache: name who produced the answer first
+        headers += [
+            (H.PROVIDER.encode(), answer.provider.encode()),
+            (H.MODEL.encode(), answer.model.encode()),
+            (H.ATTEMPTS.encode(), b"0"),
+            (H.FALLBACK.encode(), b"false"),
+        ]
+    if run.similarity is not None:
+        headers.append((H.CACHE_SIMILARITY.encode(), f"{run.similarity:.4f}".encode()))
     return headers
 
 
@@ -130,7 +163,7 @@ def routing_headers(trace: RoutingTrace, deployment: Deployment) -> list[tuple[b
     ]
 
 
-async def sse_events(stream: ChatStream) -> AsyncIterator[bytes]:
+async def sse_events(stream: ChatStream | CachedStream) -> AsyncIterator[bytes]:
     """SSE bytes for the client. After the first event (sent at once, for time to first token),
     events that arrived together upstream are written together: one socket write per burst
     instead of one per token."""

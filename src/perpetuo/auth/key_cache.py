@@ -35,6 +35,7 @@ class KeyRecord:
     @classmethod
     def from_row(cls, row: Any, matched_hash: str) -> KeyRecord:
         previous = row.previous_hash == matched_hash and row.key_hash != matched_hash
+        limits, cache, guardrails = _split_policies(row.limits)
         return cls(
             principal=Principal(
                 kind="api_key",
@@ -43,7 +44,9 @@ class KeyRecord:
                 user_id=row.owner_id,
                 scopes=frozenset(row.scopes or ()),
                 allowed_models=frozenset(row.allowed_models) if row.allowed_models else None,
-                limits=dict(row.limits) if row.limits else None,
+                limits=limits or None,
+                cache=cache,
+                guardrails=guardrails,
             ),
             key_id=row.id,
             revoked=row.revoked_at is not None,
@@ -55,8 +58,24 @@ class KeyRecord:
             referer_domains=tuple(d.lower() for d in row.referer_domains)
             if row.referer_domains
             else None,
-            limits=dict(row.limits or {}),
+            limits=limits,
         )
+
+
+def _split_policies(stored: dict[str, Any] | None) -> tuple[dict[str, Any], Any, Any]:
+    """The key's limits, and its cache and guardrail overrides kept beside them."""
+    limits = dict(stored or {})
+    cache, guardrails = limits.pop("cache", None), limits.pop("guardrails", None)
+    if cache is None and guardrails is None:
+        return limits, None, None
+    from perpetuo.cache.policy import CachePolicy
+    from perpetuo.guardrails.policy import GuardrailPolicy
+
+    return (
+        limits,
+        CachePolicy.model_validate(cache) if cache is not None else None,
+        GuardrailPolicy.model_validate(guardrails) if guardrails is not None else None,
+    )
 
 
 def _epoch(value: dt.datetime | None) -> float | None:

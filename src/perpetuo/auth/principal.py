@@ -16,6 +16,9 @@ class Principal:
     scopes: frozenset[str] | None = None  # None: every scope
     allowed_models: frozenset[str] | None = None  # None: every alias
     limits: Mapping[str, Any] | None = field(default=None, compare=False)  # the key's limits
+    # The key's cache and guardrail overrides (CachePolicy / GuardrailPolicy), None if unset.
+    cache: Any = field(default=None, compare=False)
+    guardrails: Any = field(default=None, compare=False)
 
     def may_use_model(self, alias: str) -> bool:
         return self.allowed_models is None or alias in self.allowed_models

@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from perpetuo.auth import api_keys as keygen
+from perpetuo.cache.policy import CachePolicy
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY
 from perpetuo.control.errors import forbidden, invalid, not_found
 from perpetuo.control.plane import ControlPlane
+from perpetuo.guardrails.policy import GuardrailPolicy
 from perpetuo.store.ids import new_id
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.repos import api_keys as repo
@@ -33,6 +35,8 @@ _DOMAIN = re.compile(
 )
 
 Scope = Literal["chat", "embeddings", "models:read"]
+# Stored in the key's `limits` JSON beside the numbers (the limits engine ignores them).
+POLICY_FIELDS = ("cache", "guardrails")
 
 
 class KeyLimits(BaseModel):
@@ -64,6 +68,8 @@ class KeyRestrictions(BaseModel):
         dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=500)]] | None
     ) = None
     limits: KeyLimits | None = None
+    cache: CachePolicy | None = None
+    guardrails: GuardrailPolicy | None = None
 
     @field_validator("ip_allowlist")
     @classmethod
@@ -146,7 +152,9 @@ def key_view(row: Any) -> dict[str, Any]:
         "ip_allowlist": row.ip_allowlist,
         "referer_domains": row.referer_domains,
         "metadata": row.metadata or {},
-        "limits": row.limits or {},
+        "limits": {k: v for k, v in (row.limits or {}).items() if k not in POLICY_FIELDS},
+        "cache": (row.limits or {}).get("cache"),
+        "guardrails": (row.limits or {}).get("guardrails"),
         "created_at": iso(row.created_at),
         "expires_at": iso(row.expires_at),
         "revoked_at": iso(row.revoked_at),
@@ -155,7 +163,7 @@ def key_view(row: Any) -> dict[str, Any]:
     }
 
 
-def _restriction_values(spec: KeyRestrictions) -> dict[str, Any]:
+def _restriction_values(spec: KeyRestrictions, stored_limits: Any = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in ("allowed_models", "ip_allowlist", "referer_domains", "expires_at", "metadata"):
         if name in spec.model_fields_set:
@@ -164,8 +172,19 @@ def _restriction_values(spec: KeyRestrictions) -> dict[str, Any]:
         if not spec.scopes:
             raise invalid("A key needs at least one scope.", "scopes")
         values["scopes"] = sorted(set(spec.scopes))
-    if "limits" in spec.model_fields_set:
-        values["limits"] = spec.limits.model_dump(exclude_none=True) if spec.limits else {}
+    fields = spec.model_fields_set
+    if fields & {"limits", *POLICY_FIELDS}:
+        stored = dict(stored_limits or {})
+        merged = {k: v for k, v in stored.items() if k not in POLICY_FIELDS}
+        if "limits" in fields:
+            merged = spec.limits.model_dump(exclude_none=True) if spec.limits else {}
+        for name in POLICY_FIELDS:
+            policy = getattr(spec, name) if name in fields else None
+            if policy is not None:
+                merged[name] = policy.model_dump(exclude_none=True)
+            elif name not in fields and name in stored:
+                merged[name] = stored[name]
+        values["limits"] = merged
     if values.get("metadata") is None and "metadata" in values:
         values["metadata"] = {}
     return values
@@ -243,11 +262,11 @@ async def get_key(
 async def update_key(
     plane: ControlPlane, actor: Actor, workspace_id: str, key_id: str, spec: KeyUpdate
 ) -> dict[str, Any]:
-    values = _restriction_values(spec)
-    if spec.name is not None:
-        values["name"] = spec.name
     async with plane.db.begin() as conn:
         row = await _manageable(conn, actor, workspace_id, key_id)
+        values = _restriction_values(spec, row.limits)
+        if spec.name is not None:
+            values["name"] = spec.name
         if row.revoked_at is not None:
             raise invalid("A revoked key cannot be changed.")
         before = key_view(row)

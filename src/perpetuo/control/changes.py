@@ -34,6 +34,7 @@ KEY = "key"  # an API key changed (revoked, rotated, edited)
 WORKSPACE = "workspace"  # a workspace's models, credentials or settings changed
 WORKSPACE_DELETED = "workspace_deleted"  # everything cached for the workspace must go
 CONFIG = "config"  # the platform config was reloaded
+CACHE_PURGED = "cache_purged"  # id: "<workspace>/<alias>", or "<workspace>/" for all aliases
 
 Listener = Callable[[str], None]
 
@@ -134,12 +135,19 @@ class ChangeFeed:
             # Deleted rows cannot be polled: the audit trail is the tombstone. A config
             # reload is announced there too, for instances without Redis.
             events = await conn.execute(
-                select(audit_log.c.id, audit_log.c.action, audit_log.c.target_id).where(
-                    audit_log.c.action.in_(("workspace.delete", "config.reload")),
+                select(
+                    audit_log.c.id,
+                    audit_log.c.action,
+                    audit_log.c.target_id,
+                    audit_log.c.workspace_id,
+                ).where(
+                    audit_log.c.action.in_(("workspace.delete", "config.reload", "cache.purge")),
                     audit_log.c.created_at > since,
                 )
             )
-            happened = [(a, t) for i, a, t in events if self._first_sight(i)]
+            seen = [(a, t, w) for i, a, t, w in events if self._first_sight(i)]
+        happened = [(a, t) for a, t, _ in seen]
+        purged = [f"{w}/{t if t != '*' else ''}" for a, t, w in seen if a == "cache.purge" and w]
         deleted_workspaces = [t for a, t in happened if a == "workspace.delete" and t]
         reloaded = any(a == "config.reload" for a, _ in happened)
         for key_id in changed_keys:
@@ -148,6 +156,8 @@ class ChangeFeed:
             self._dispatch(WORKSPACE, workspace_id)
         for workspace_id in deleted_workspaces:
             self._dispatch(WORKSPACE_DELETED, workspace_id)
+        for ident in purged:
+            self._dispatch(CACHE_PURGED, ident)
         if reloaded:
             self._dispatch(CONFIG, "reload")
         self._watermark = started

@@ -48,6 +48,8 @@ class WorkspaceState:
     disabled: dict[str, str] = field(default_factory=dict)  # alias -> why it cannot serve
     settings: dict[str, Any] = field(default_factory=dict)  # as stored: only what was set
     limits: WorkspaceLimits = field(default_factory=WorkspaceLimits)  # from the settings
+    cache: Any = None  # CachePolicy from the settings; None: not set
+    guardrails: Any = None  # GuardrailPolicy from the settings; None: not set
 
 
 EMPTY = WorkspaceState()
@@ -143,7 +145,9 @@ def _with_settings(state: WorkspaceState, stored: dict[str, Any] | None) -> Work
     from perpetuo.control.workspaces import effective_settings  # (it imports this module)
 
     state.settings = dict(stored or {})
-    state.limits = WorkspaceLimits.from_settings(effective_settings(stored))
+    effective = effective_settings(stored)
+    state.limits = WorkspaceLimits.from_settings(effective)
+    state.cache, state.guardrails = effective.cache, effective.guardrails
     return state
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.principal import DEFAULT_WORKSPACE_ID
+from perpetuo.cache.policy import CachePolicy
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
@@ -24,6 +25,7 @@ from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED
 from perpetuo.control.errors import conflict, forbidden, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import touch_routing
+from perpetuo.guardrails.policy import GuardrailPolicy
 from perpetuo.store.ids import new_id
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.schema import api_keys, memberships, workspaces
@@ -80,6 +82,10 @@ class WorkspaceSettings(BaseModel):
     alert_webhook_url: Annotated[str, Field(max_length=2000)] | None = Field(
         default=None, description="Budget alerts are POSTed here as JSON"
     )
+    cache: CachePolicy | None = Field(default=None, description="Response cache (off by default)")
+    guardrails: GuardrailPolicy | None = Field(
+        default=None, description="PII, secrets and prompt-injection policy (off by default)"
+    )
 
     _check_webhook = field_validator("alert_webhook_url")(_webhook)
 
@@ -100,6 +106,8 @@ class SettingsPatch(BaseModel):
     budget_soft_usd: Usd | None = None
     credits_required: bool | None = None
     alert_webhook_url: Annotated[str, Field(max_length=2000)] | None = None
+    cache: CachePolicy | None = None
+    guardrails: GuardrailPolicy | None = None
 
     _check_webhook = field_validator("alert_webhook_url")(_webhook)
 

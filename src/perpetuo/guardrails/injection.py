@@ -25,38 +25,54 @@ class InjectionClassifier(Protocol):
 
 
 _I = re.IGNORECASE
-_SIGNALS: tuple[tuple[re.Pattern[str], float], ...] = tuple(
-    (re.compile(pattern, _I), weight)
-    for pattern, weight in (
-        (
-            r"\b(?:ignore|disregard|forget|override|skip)\b.{0,30}\b(?:previous|prior|above|"
-            r"earlier|preceding|all|your|the|system)\b.{0,20}\b(?:instructions?|prompts?|"
-            r"rules|directions|guidelines|context)\b",
-            0.85,
-        ),
-        (
-            r"\b(?:reveal|print|show|repeat|output|display|leak|tell me)\b.{0,30}\b(?:system|"
-            r"initial|hidden|secret|original)\s+(?:prompt|instructions?|message)",
-            0.75,
-        ),
-        (r"\b(?:DAN|do anything now|developer mode|jailbreak(?:ed)?|god mode)\b", 0.6),
-        (
-            r"\b(?:pretend|imagine|act as|you are now|from now on you are|roleplay as)\b.{0,60}"
-            r"\b(?:no|without|free of|unrestricted|uncensored|unfiltered)\b.{0,20}"
-            r"(?:restrictions?|filters?|rules|limits|guidelines|censorship)?",
-            0.6,
-        ),
-        (
-            r"\b(?:bypass|disable|turn off|circumvent|evade)\b.{0,30}\b(?:safety|content|"
-            r"moderation|guard ?rails?|filters?|restrictions?)\b",
-            0.7,
-        ),
-        (r"(?:<\|im_start\|>|<\|system\|>|\[/?INST\]|</?system>|<<SYS>>)", 0.6),
-        (r"(?:^|\n)\s*(?:system|assistant)\s*:\s*\S", 0.3),
-        (r"\bnew (?:instructions|rules|task)\s*:", 0.4),
-        (r"\b(?:you must|you will) (?:now )?(?:obey|comply with) (?:me|my|these)\b", 0.4),
-    )
+# Each signal: a pattern, its weight, and words one of which the (lower-cased) text must
+# contain for the pattern to be worth running (a substring test is ~50x cheaper).
+_RAW: tuple[tuple[str, float, tuple[str, ...]], ...] = (
+    (
+        r"\b(?:ignore|disregard|forget|override|skip)\b.{0,30}\b(?:previous|prior|above|"
+        r"earlier|preceding|all|your|the|system)\b.{0,20}\b(?:instructions?|prompts?|"
+        r"rules|directions|guidelines|context)\b",
+        0.85,
+        ("ignore", "disregard", "forget", "override", "skip"),
+    ),
+    (
+        r"\b(?:reveal|print|show|repeat|output|display|leak|tell me)\b.{0,30}\b(?:system|"
+        r"initial|hidden|secret|original)\s+(?:prompt|instructions?|message)",
+        0.75,
+        ("prompt", "instruction", "message"),
+    ),
+    (
+        r"\b(?:DAN|do anything now|developer mode|jailbreak(?:ed)?|god mode)\b",
+        0.6,
+        ("dan", "anything now", "developer mode", "jailbreak", "god mode"),
+    ),
+    (
+        r"\b(?:pretend|imagine|act as|you are now|from now on you are|roleplay as)\b.{0,60}"
+        r"\b(?:no|without|free of|unrestricted|uncensored|unfiltered)\b.{0,20}"
+        r"(?:restrictions?|filters?|rules|limits|guidelines|censorship)?",
+        0.6,
+        ("pretend", "imagine", "act as", "you are now", "from now on", "roleplay"),
+    ),
+    (
+        r"\b(?:bypass|disable|turn off|circumvent|evade)\b.{0,30}\b(?:safety|content|"
+        r"moderation|guard ?rails?|filters?|restrictions?)\b",
+        0.7,
+        ("bypass", "disable", "turn off", "circumvent", "evade"),
+    ),
+    (
+        r"(?:<\|im_start\|>|<\|system\|>|\[/?INST\]|</?system>|<<SYS>>)",
+        0.6,
+        ("<|", "inst]", "system>", "<<sys>>"),
+    ),
+    (r"(?:^|\n)\s*(?:system|assistant)\s*:\s*\S", 0.3, ("system", "assistant")),
+    (r"\bnew (?:instructions|rules|task)\s*:", 0.4, ("new ",)),
+    (
+        r"\b(?:you must|you will) (?:now )?(?:obey|comply with) (?:me|my|these)\b",
+        0.4,
+        ("obey", "comply"),
+    ),
 )
+_SIGNALS = tuple((re.compile(p, _I), weight, words) for p, weight, words in _RAW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +82,10 @@ class HeuristicScorer:
     name: str = "heuristic"
 
     def score_now(self, text: str) -> float:
+        lowered = text.lower()
         miss = 1.0
-        for pattern, weight in _SIGNALS:
-            if pattern.search(text):
+        for pattern, weight, words in _SIGNALS:
+            if any(word in lowered for word in words) and pattern.search(text):
                 miss *= 1.0 - weight
         return round(1.0 - miss, 4)
 

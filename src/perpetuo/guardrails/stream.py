@@ -15,6 +15,7 @@ from perpetuo.guardrails.engine import GuardrailBlocked, Report, Vault, first_bl
 from perpetuo.guardrails.policy import Action
 
 HOLD = 64
+MIN_RELEASE = 48  # scan once per this much releasable text, not on every small delta
 MAX_HOLD = 16384  # a whitespace-free run longer than this is released anyway
 
 
@@ -28,7 +29,15 @@ class StreamFilter:
     def push(self, slot: Hashable, text: str) -> str:
         """Add `text` to the slot; return what is now safe to send (redacted)."""
         buffer = self._pending.get(slot, "") + text
-        return self._release(slot, buffer, _safe_end(buffer))
+        cut = _safe_end(buffer)
+        if cut < MIN_RELEASE:
+            self._pending[slot] = buffer
+            return ""
+        return self._release(slot, buffer, cut)
+
+    def slots(self) -> list[Hashable]:
+        """Slots with text held back."""
+        return [slot for slot, text in self._pending.items() if text]
 
     def flush(self, slot: Hashable) -> str:
         """The slot ended: everything left, redacted."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from perpetuo.metering.recorder import cost_micros
 from perpetuo.metering.tokens import completion_text, estimate_usage
-from perpetuo.pipeline import limits
+from perpetuo.pipeline import cache, guardrails, limits
 from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.replay import CachedStream, served_body
 from perpetuo.pipeline.runtime import Gateway
+from perpetuo.pipeline.shaping import OutputShaper
 from perpetuo.pipeline.stream import ChatStream
 from perpetuo.routing.table import Alias, Deployment
 from perpetuo.schema.chat import ChatCompletionRequest
@@ -20,12 +23,12 @@ from perpetuo.schema.usage import Usage
 @dataclass(slots=True)
 class ChatReply:
     body: dict[str, Any]
-    deployment: Deployment
+    deployment: Deployment | None  # None: served from the cache
 
 
 async def chat_completion(
     gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest, extras: dict[str, Any]
-) -> ChatReply | ChatStream:
+) -> ChatReply | ChatStream | CachedStream:
     """An authenticated request in; an OpenAI-format completion, or a stream of chunks, out."""
     principal = ctx.principal
     assert principal is not None, "authenticated at ingress"
@@ -34,6 +37,13 @@ async def chat_completion(
     alias = gw.resolve_alias(ctx.workspace, principal, request.model)
     ctx.alias, ctx.stream = alias.name, request.is_stream
     check_extra_params(alias, extras)
+    await guardrails.check_input(ctx, alias, request, gw.injection_classifier)  # block, redact
+    hit = await cache.lookup(gw, ctx, alias, request, extras)  # exact, then semantic
+    if hit is not None:
+        await limits.admit_cached(gw, ctx)  # counts toward request rates, spends no tokens
+        if request.is_stream:
+            return CachedStream(ctx, hit, request)
+        return ChatReply(served_body(ctx, hit), None)
     await limits.admit_chat(gw, ctx, alias, request)  # settled when the request ends
     routing = {
         "lookup": gw.alias_lookup(ctx.workspace),
@@ -43,12 +53,16 @@ async def chat_completion(
     if request.is_stream:
         opened = await gw.router.open_stream(ctx.trace, alias, request, extras, **routing)
         ctx.deployment = opened.deployment
-        return ChatStream(ctx, opened, request)  # usage and cost are metered as it ends
+        shaper = OutputShaper.for_request(ctx, partial(cache.store_stream, gw, ctx))
+        return ChatStream(ctx, opened, request, shaper)  # metered, filtered, cached as it ends
 
     served = await gw.router.chat(ctx.trace, alias, request, extras, **routing)
     ctx.deployment = served.deployment
     ctx.usage = reported_or_estimated_usage(served.body, request)
-    ctx.cost_micros = cost_micros(served.deployment, ctx.usage)
+    ctx.cost_micros += cost_micros(served.deployment, ctx.usage)
+    guardrails.filter_output(ctx, served.body)  # block or redact the answer
+    cache.store(gw, ctx, served.body)  # off the response path
+    guardrails.restore(ctx, served.body)  # reversible masking: the caller's values back
     return ChatReply(served.body, served.deployment)
 
 

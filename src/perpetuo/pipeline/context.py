@@ -37,6 +37,9 @@ class RequestContext:
     detail: dict[str, Any] | None = None  # bodies (when the workspace logs them), findings
     span: Any = None  # the OpenTelemetry request span, when tracing is on
     admission: Any = None  # the limits engine's reservations, settled when the request ends
+    cache_directive: Any = None  # Cache-Control / x-perpetuo-cache-ttl, when the client sent any
+    cache: Any = None  # pipeline.cache.CacheRun: key, policy, outcome (None: caching off)
+    guardrails: Any = None  # pipeline.guardrails.GuardrailRun (None: no policy applies)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

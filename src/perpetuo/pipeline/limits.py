@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from perpetuo.limits import LimitRequest
+from collections.abc import Mapping
+from typing import Any
+
+from perpetuo.limits import LimitRequest, WorkspaceLimits
 from perpetuo.metering.pricing import default_catalog, to_micro_usd
 from perpetuo.metering.tokens import estimate_input_tokens, estimate_prompt_tokens
 from perpetuo.pipeline.context import RequestContext
@@ -67,6 +70,40 @@ async def admit_embeddings(
     if _unlimited(ctx):
         return
     await admit(gw, ctx, alias, estimate_input_tokens(request.inputs_as_list()), 0)
+
+
+REQUEST_LIMITS = ("rpm", "max_parallel")
+
+
+async def admit_cached(gw: Gateway, ctx: RequestContext) -> None:
+    """A cache hit: it counts toward request-rate (and concurrency) limits, and spends no
+    tokens, budget or credits, so only those request limits are checked."""
+    if _unlimited(ctx):
+        return
+    principal = ctx.principal
+    assert principal is not None
+    ws = ctx.workspace.limits
+    scope = ws.scope_limits()
+    requests_only = WorkspaceLimits(
+        limits={name: getattr(scope, name) for name in REQUEST_LIMITS},
+        user_limits=_requests_only(ws.user_limits),
+    )
+    ctx.admission = await gw.limits.admit(
+        LimitRequest(
+            ctx.request_id,
+            principal.workspace_id,
+            key_id=principal.key_id,
+            user_id=principal.user_id,
+            key_limits=_requests_only(principal.limits),
+            workspace=requests_only,
+        )
+    )
+
+
+def _requests_only(limits: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not limits:
+        return None
+    return {name: limits[name] for name in REQUEST_LIMITS if limits.get(name)} or None
 
 
 def worst_price_micros(alias: Alias, prompt_tokens: int, output_tokens: int) -> int:

@@ -14,12 +14,14 @@ from typing import Any
 from perpetuo.auth.authenticator import Authenticator
 from perpetuo.auth.key_cache import KeyCache
 from perpetuo.auth.principal import Principal
+from perpetuo.cache.service import ResponseCache
 from perpetuo.config.loader import ConfigError, load_config
 from perpetuo.config.model import GatewayConfig
 from perpetuo.control.changes import CONFIG
 from perpetuo.control.key_usage import flush_last_used
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
+from perpetuo.guardrails.injection import HEURISTIC, InjectionClassifier
 from perpetuo.limits import LimitEngine
 from perpetuo.metering.recorder import build_record
 from perpetuo.metering.retention import prune_request_logs
@@ -28,6 +30,7 @@ from perpetuo.observability import logs
 from perpetuo.observability.metrics import GatewayMetrics
 from perpetuo.observability.tracing import Tracing
 from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.features import note_cache, observe_features
 from perpetuo.routing.router import Router
 from perpetuo.routing.table import Alias, RoutingTable
 from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, forbidden, model_not_found
@@ -49,6 +52,8 @@ class Gateway:
     usage: UsageWriter
     tracing: Tracing
     limits: LimitEngine
+    cache: ResponseCache
+    injection_classifier: InjectionClassifier = HEURISTIC
     metrics: GatewayMetrics | None = None
     metrics_token: str | None = None
     config_path: Path | None = None  # re-read on reload
@@ -101,9 +106,13 @@ class Gateway:
         self.tracing.finish(ctx)
         if self.metrics is not None:
             self.metrics.observe(ctx)
+            if ctx.cache is not None or ctx.guardrails is not None:
+                observe_features(self.metrics, ctx)
         logs.access(ctx)
         record = build_record(ctx)
         if record is not None:
+            if ctx.cache is not None:
+                note_cache(record, ctx)
             self.usage.emit(record)
 
     @staticmethod
@@ -188,6 +197,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.router.aclose()
+        await self.cache.aclose()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from perpetuo.guardrails.engine import GuardrailBlocked
 from perpetuo.metering.recorder import cost_micros
 from perpetuo.metering.tokens import estimate_usage
+from perpetuo.pipeline import guardrails
 from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.shaping import OutputShaper
 from perpetuo.routing.classify import from_transport, to_client_error
 from perpetuo.routing.router import OpenStream
 from perpetuo.routing.table import Deployment
@@ -25,10 +28,17 @@ Json = dict[str, Any]
 
 
 class ChatStream:
-    def __init__(self, ctx: RequestContext, opened: OpenStream, request: ChatCompletionRequest):
+    def __init__(
+        self,
+        ctx: RequestContext,
+        opened: OpenStream,
+        request: ChatCompletionRequest,
+        shaper: OutputShaper | None = None,
+    ):
         self.ctx = ctx
         self.opened = opened
         self.request = request
+        self.shaper = shaper  # output guardrails, masking, cache copy: None when all are off
         self.failed = False
 
     @property
@@ -49,7 +59,7 @@ class ChatStream:
 
     async def chunks(self) -> AsyncIterator[Json]:
         """Chunks for the client; a final `{"error": ...}` object if the upstream failed."""
-        ctx, opened = self.ctx, self.opened
+        ctx, opened, shaper = self.ctx, self.opened, self.shaper
         include_usage = self.request.wants_stream_usage
         usage: Usage | None = None
         usage_sent = False
@@ -70,7 +80,11 @@ class ChatStream:
                     _collect_text(choices, completion_chars)
                     if not include_usage:
                         chunk.pop("usage", None)
-                    yield chunk
+                    if shaper is None:
+                        yield chunk
+                    else:
+                        for shaped in shaper.feed(chunk):
+                            yield shaped
                 elif reported is not None:  # the usage-only chunk
                     if include_usage:
                         usage_sent = True
@@ -78,7 +92,13 @@ class ChatStream:
                 else:
                     yield chunk  # e.g. Azure's prompt-filter chunk: pass on untouched
                 chunk = await anext(opened.rest, None)
+            if shaper is not None:
+                for shaped in shaper.flush(last):
+                    yield shaped
             completed = True
+        except GuardrailBlocked as exc:
+            self.failed = True
+            yield guardrails.stream_blocked(ctx, exc)
         except (UpstreamError, TransportError) as exc:
             error = exc if isinstance(exc, UpstreamError) else from_transport(exc)
             failure = error
@@ -97,11 +117,15 @@ class ChatStream:
             if usage is None:
                 usage = estimate_usage(self.request, "".join(completion_chars))
             ctx.usage = usage
-            ctx.cost_micros = cost_micros(opened.deployment, usage)
+            ctx.cost_micros += cost_micros(opened.deployment, usage)
             # Health: a mid-stream failure counts against the deployment; a client that
             # left (neither completed nor failed) says nothing about it.
             opened.finish(failure, completed=completed, total_tokens=usage.total_tokens)
             await opened.aclose()
+        if shaper is not None:
+            guardrails.note(ctx)
+            if completed:
+                shaper.completed(usage)
         if include_usage and not usage_sent and not self.failed:
             yield {
                 "id": last.get("id"),

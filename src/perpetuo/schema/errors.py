@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     REQUEST_TOO_LARGE = "request_too_large"
     CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
     CONTENT_POLICY = "content_policy_violation"
+    GUARDRAIL_BLOCKED = "guardrail_blocked"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     MISSING_API_KEY = "missing_api_key"
     INVALID_API_KEY = "invalid_api_key"

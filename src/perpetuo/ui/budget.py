@@ -52,7 +52,11 @@ async def budget_status(page: WorkspacePage) -> BudgetStatus:
     now = utcnow()
     start = window.start or now - ALL_TIME
     rows = await analytics.usage_series(
-        page.plane, page.actor, page.id, since=start, until=now + dt.timedelta(hours=1),
+        page.plane,
+        page.actor,
+        page.id,
+        since=start,
+        until=now + dt.timedelta(hours=1),
         granularity="day",
     )
     balance = None

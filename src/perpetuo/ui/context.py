@@ -107,6 +107,11 @@ PageDep = Annotated[WorkspacePage, Depends(workspace_page)]
 def show(page: WorkspacePage, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A workspace page: the layout needs the page, the visitor and the CSRF token."""
     return render(
-        page.request, template, status, page=page, visitor=page.visitor, csrf=page.visitor.csrf,
+        page.request,
+        template,
+        status,
+        page=page,
+        visitor=page.visitor,
+        csrf=page.visitor.csrf,
         **context,
     )

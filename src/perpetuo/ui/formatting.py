@@ -21,9 +21,9 @@ def count(value: Any) -> str:
     if value is None:
         return "—"
     number = float(value)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
-        if abs(number) >= limit:
-            return f"{number / limit:.1f}{suffix}".replace(".0", "")
+    for threshold, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(number) >= threshold:
+            return f"{number / unit:.1f}".removesuffix(".0") + suffix
     return f"{int(number):,}" if number == int(number) else f"{number:,.2f}"
 
 
@@ -31,11 +31,24 @@ def ms(value: Any) -> str:
     if value is None:
         return "—"
     number = float(value)
-    return f"{number / 1000:.2f} s" if number >= 1000 else f"{number:.0f} ms"
+    if number >= 1000:
+        return f"{number / 1000:.2f} s"
+    return f"{number:.1f} ms".replace(".0 ms", " ms") if number < 10 else f"{number:.0f} ms"
 
 
 def percent(value: Any) -> str:
     return "—" if value is None else f"{float(value) * 100:.1f}%"
+
+
+def short_time(value: Any) -> str:
+    """`15:48:34` today, `Nov 22 15:48` before (UTC); the full time goes in a tooltip."""
+    moment = parse_time(value)
+    if moment is None:
+        return "—"
+    moment = moment.astimezone(dt.UTC)
+    if moment.date() == utcnow().date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%b %d %H:%M")
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -77,4 +90,19 @@ def choices(values: Any) -> list[tuple[str, str]]:
     return [(str(v), str(v)) for v in values]
 
 
-FILTERS = {"choices": choices, "usd": usd, "count": count, "ms": ms, "percent": percent, "when": when, "ago": ago}
+def provider_choice(value: str, names: dict[str, str]) -> tuple[str, str]:
+    """A provider id for a select, labelled with its credential's name when it has one."""
+    return (value, names.get(value, value))
+
+
+FILTERS = {
+    "provider_choice": provider_choice,
+    "choices": choices,
+    "usd": usd,
+    "count": count,
+    "ms": ms,
+    "percent": percent,
+    "when": when,
+    "short_time": short_time,
+    "ago": ago,
+}

@@ -30,9 +30,7 @@ def build_environment() -> Environment:
     return env
 
 
-def render(
-    request: Request, template: str, status: int = 200, **context: Any
-) -> HTMLResponse:
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     state = request.app.state
     flash = _take_flash(request)
     html = state.templates.get_template(template).render(

@@ -141,7 +141,6 @@ VisitorDep = Annotated[Visitor, Depends(signed_in)]
 
 def safe_next(value: Any) -> str | None:
     """Where to go after signing in: only a path inside the dashboard (no open redirect)."""
-    if isinstance(value, str) and value.startswith("/ui") and not value.startswith("/ui//"):
-        if "\\" not in value and "\n" not in value and "\r" not in value:
-            return value
-    return None
+    if not isinstance(value, str) or not (value == "/ui" or value.startswith(("/ui/", "/ui?"))):
+        return None
+    return None if any(c in value for c in "\\\r\n") or value.startswith("/ui//") else value

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from perpetuo.control import accounts, sessions
 from perpetuo.control.accounts import Login, UserCreate
-from perpetuo.control.invites import InviteAccept, accept_invite
 from perpetuo.control.errors import invalid
+from perpetuo.control.invites import InviteAccept, accept_invite
 from perpetuo.control.sessions import ClientInfo
 from perpetuo.schema.errors import GatewayError
 from perpetuo.ui.forms import Errors, PresessionForm, SessionForm, error_of, validate
@@ -32,9 +32,7 @@ async def home(request: Request) -> Response:
     return redirect(request, "/ui/workspaces")
 
 
-def _auth_page(
-    request: Request, template: str, status: int = 200, **context: object
-) -> Response:
+def _auth_page(request: Request, template: str, status: int = 200, **context: object) -> Response:
     """A sign-in or sign-up form, with the double-submit token its POST must echo."""
     token = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(32)
     response = render(request, template, status, csrf=token, visitor=None, **context)
@@ -71,16 +69,12 @@ async def login(request: Request, form: PresessionForm) -> Response:
         except GatewayError as exc:
             errors = error_of(exc, "form")
     status = 429 if "Too many" in errors.get("form", "") else 401 if spec else 422
-    return _auth_page(
-        request, "login.html", status, next=target, form=form.values, errors=errors
-    )
+    return _auth_page(request, "login.html", status, next=target, form=form.values, errors=errors)
 
 
 @router.get("/ui/signup")
 async def signup_page(request: Request, invite: str | None = None, email: str = "") -> Response:
-    return _auth_page(
-        request, "signup.html", form={"invite_token": invite or "", "email": email}
-    )
+    return _auth_page(request, "signup.html", form={"invite_token": invite or "", "email": email})
 
 
 @router.post("/ui/signup")

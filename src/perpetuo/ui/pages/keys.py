@@ -18,8 +18,13 @@ from perpetuo.ui.render import redirect
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/keys")
 LIMIT_FIELDS = ("rpm", "tpm", "max_parallel", "daily_tokens", "monthly_tokens")
-PERIODS = [("", "monthly (default)"), ("daily", "daily"), ("weekly", "weekly"),
-           ("monthly", "monthly"), ("total", "total")]
+PERIODS = [
+    ("", "monthly (default)"),
+    ("daily", "daily"),
+    ("weekly", "weekly"),
+    ("monthly", "monthly"),
+    ("total", "total"),
+]
 
 
 async def _aliases(page: WorkspacePage) -> list[str]:
@@ -41,11 +46,18 @@ async def _list(page: WorkspacePage, status: int = 200, **context: Any) -> Respo
     keys = [api_keys.key_view(row) for row in listed.rows]
     context.setdefault("values", {"scopes": list(SCOPES)})
     return show(
-        page, "keys.html", status, active="keys",
-        keys=[{**k, "owner": emails.get(k["owner_id"]), "manage": _may_manage(page, k)}
-              for k in keys],
-        next_cursor=listed.next_cursor, aliases=await _aliases(page), scopes=SCOPES,
-        periods=PERIODS, **context,
+        page,
+        "keys.html",
+        status,
+        active="keys",
+        keys=[
+            {**k, "owner": emails.get(k["owner_id"]), "manage": _may_manage(page, k)} for k in keys
+        ],
+        next_cursor=listed.next_cursor,
+        aliases=await _aliases(page),
+        scopes=SCOPES,
+        periods=PERIODS,
+        **context,
     )
 
 
@@ -91,8 +103,9 @@ async def create(page: PageDep, form: SessionForm) -> Response:
         view, plaintext = await api_keys.create_key(page.plane, page.actor, page.id, spec)
     except GatewayError as exc:
         return await _list(page, exc.status, errors=error_of(exc, "create"), values=_values(form))
-    return show(page, "key_created.html", 201, active="keys", key=view, plaintext=plaintext,
-                rotated=False)
+    return show(
+        page, "key_created.html", 201, active="keys", key=view, plaintext=plaintext, rotated=False
+    )
 
 
 def _edit_values(key: dict[str, Any]) -> dict[str, Any]:
@@ -109,14 +122,20 @@ def _edit_values(key: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-async def _edit(
-    page: WorkspacePage, key_id: str, status: int = 200, **context: Any
-) -> Response:
+async def _edit(page: WorkspacePage, key_id: str, status: int = 200, **context: Any) -> Response:
     key = await api_keys.get_key(page.plane, page.actor, page.id, key_id)
     context.setdefault("values", _edit_values(key))
     return show(
-        page, "key_edit.html", status, active="keys", key=key, manage=_may_manage(page, key),
-        aliases=await _aliases(page), scopes=SCOPES, periods=PERIODS, **context,
+        page,
+        "key_edit.html",
+        status,
+        active="keys",
+        key=key,
+        manage=_may_manage(page, key),
+        aliases=await _aliases(page),
+        scopes=SCOPES,
+        periods=PERIODS,
+        **context,
     )
 
 
@@ -135,8 +154,9 @@ async def update(page: PageDep, key_id: str, form: SessionForm) -> Response:
             return await _edit(page, key_id, 422, errors=errors, values=_values(form))
         view = await api_keys.update_key(page.plane, page.actor, page.id, key_id, spec)
     except GatewayError as exc:
-        return await _edit(page, key_id, exc.status, errors=error_of(exc, "form"),
-                           values=_values(form))
+        return await _edit(
+            page, key_id, exc.status, errors=error_of(exc, "form"), values=_values(form)
+        )
     return redirect(page.request, page.url("keys"), f"Key {view['name']} saved.")
 
 
@@ -149,11 +169,14 @@ async def rotate(page: PageDep, key_id: str, form: SessionForm) -> Response:
         if errors:
             return await _list(page, 422, errors={f"key-{key_id}": errors["grace_hours"]})
         seconds = None if grace is None else grace * 3600
-        view, plaintext = await api_keys.rotate_key(page.plane, page.actor, page.id, key_id, seconds)
+        view, plaintext = await api_keys.rotate_key(
+            page.plane, page.actor, page.id, key_id, seconds
+        )
     except GatewayError as exc:
         return await _list(page, exc.status, errors={f"key-{key_id}": exc.message})
-    return show(page, "key_created.html", 200, active="keys", key=view, plaintext=plaintext,
-                rotated=True)
+    return show(
+        page, "key_created.html", 200, active="keys", key=view, plaintext=plaintext, rotated=True
+    )
 
 
 @router.post("/{key_id}/revoke")
@@ -163,4 +186,6 @@ async def revoke(page: PageDep, key_id: str, form: SessionForm) -> Response:
         view = await api_keys.revoke_key(page.plane, page.actor, page.id, key_id)
     except GatewayError as exc:
         return await _list(page, exc.status, errors={f"key-{key_id}": exc.message})
-    return redirect(page.request, page.url("keys"), f"Key {view['name']} revoked: it stops working now.")
+    return redirect(
+        page.request, page.url("keys"), f"Key {view['name']} revoked: it stops working now."
+    )

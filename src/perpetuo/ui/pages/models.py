@@ -123,16 +123,26 @@ def _spec_data(form: FormData) -> tuple[dict[str, Any], list[int]]:
 
 
 async def _form_page(
-    page: WorkspacePage, editing: str | None, values: dict[str, Any], status: int = 200,
+    page: WorkspacePage,
+    editing: str | None,
+    values: dict[str, Any],
+    status: int = 200,
     errors: Errors | None = None,
 ) -> Response:
     names = await _credential_names(page)
     rows = list(values.get("deployments") or [])
     rows += [{}] * max(2, 3 - len(rows))
     return show(
-        page, "model_form.html", status, active="models", editing=editing, values=values,
-        rows=rows, credential_choices=[("", "— choose —"), *names.items()],
-        strategies=STRATEGIES, errors=errors or {},
+        page,
+        "model_form.html",
+        status,
+        active="models",
+        editing=editing,
+        values=values,
+        rows=rows,
+        credential_choices=[("", "— choose —"), *names.items()],
+        strategies=STRATEGIES,
+        errors=errors or {},
     )
 
 

@@ -25,7 +25,12 @@ router = APIRouter()
 
 def _list_page(request: Request, visitor: Visitor, status: int = 200, **context: Any) -> Response:
     return render(
-        request, "workspaces.html", status, visitor=visitor, csrf=visitor.csrf, page=None,
+        request,
+        "workspaces.html",
+        status,
+        visitor=visitor,
+        csrf=visitor.csrf,
+        page=None,
         **context,
     )
 
@@ -58,7 +63,7 @@ async def _counts(page: WorkspacePage) -> dict[str, int]:
         return {
             "credentials": await count(provider_credentials),
             "models": await count(workspace_models),
-            "keys": await count(api_keys, api_keys.c.revoked_at.is_(None)),
+            "api_keys": await count(api_keys, api_keys.c.revoked_at.is_(None)),
         }
 
 
@@ -84,7 +89,7 @@ async def overview(page: PageDep) -> Response:
     steps = [
         ("Add a provider credential", counts["credentials"] > 0, "providers"),
         ("Make a model alias", counts["models"] + platform_aliases > 0, "models"),
-        ("Create an API key", counts["keys"] > 0, "keys"),
+        ("Create an API key", counts["api_keys"] > 0, "keys"),
         ("Send a first request", _totals(rows)["requests"] > 0, "playground"),
     ]
     return show(

@@ -32,6 +32,7 @@ from perpetuo.store.repos import api_keys as key_rows
 from perpetuo.store.schema import api_keys
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import SessionJson
+from perpetuo.ui.lookups import provider_names
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/playground")
 TAG = "playground"
@@ -56,7 +57,11 @@ async def playground_page(page: PageDep) -> Response:
     keys = await _usable_keys(page)
     choices = [(k.id, f"{k.name} ({k.prefix}…{k.last4})") for k in keys]
     return show(
-        page, "playground.html", active="playground", keys=keys, key_choices=choices,
+        page,
+        "playground.html",
+        active="playground",
+        keys=keys,
+        key_choices=choices,
         aliases=aliases,
     )
 
@@ -88,9 +93,16 @@ def _chat_body(body: dict[str, Any]) -> bytes:
 
 def _error(exc: GatewayError) -> JSONResponse:
     return JSONResponse(
-        {"error": {"message": exc.message, "type": str(exc.type), "param": exc.param,
-                   "code": None if exc.code is None else str(exc.code)}},
-        status_code=exc.status, headers=exc.headers or None,
+        {
+            "error": {
+                "message": exc.message,
+                "type": str(exc.type),
+                "param": exc.param,
+                "code": None if exc.code is None else str(exc.code),
+            }
+        },
+        status_code=exc.status,
+        headers=exc.headers or None,
     )
 
 
@@ -119,14 +131,15 @@ async def chat(page: PageDep, body: SessionJson) -> Response:
             gateway.record(ctx)
         return _error(exc)
     assert isinstance(result, ChatStream)  # the playground always streams
+    names = await provider_names(page)
     return StreamingResponse(
-        _events(page, ctx, result),
+        _events(page, ctx, result, names),
         media_type="text/event-stream",
         headers={"x-request-id": ctx.request_id, "x-accel-buffering": "no"},
     )
 
 
-def summary(page: WorkspacePage, ctx: RequestContext) -> dict[str, Any]:
+def summary(page: WorkspacePage, ctx: RequestContext, names: dict[str, str]) -> dict[str, Any]:
     """How the reply was routed and what it cost, for the line under it."""
     trace = ctx.trace.as_dict()
     deployment = ctx.deployment
@@ -135,7 +148,7 @@ def summary(page: WorkspacePage, ctx: RequestContext) -> dict[str, Any]:
         "request_id": ctx.request_id,
         "log_url": page.url(f"logs/{ctx.request_id}"),
         "alias": ctx.alias,
-        "provider": deployment.provider if deployment else None,
+        "provider": names.get(deployment.provider, deployment.provider) if deployment else None,
         "model": deployment.model if deployment else None,
         "strategy": trace["strategy"],
         "attempts": len(ctx.trace.attempts),
@@ -151,14 +164,16 @@ def summary(page: WorkspacePage, ctx: RequestContext) -> dict[str, Any]:
     }
 
 
-async def _events(page: WorkspacePage, ctx: RequestContext, stream: ChatStream) -> AsyncIterator[bytes]:
+async def _events(
+    page: WorkspacePage, ctx: RequestContext, stream: ChatStream, names: dict[str, str]
+) -> AsyncIterator[bytes]:
     completed = False
     try:
         async for chunk in stream.chunks():
             yield b"data: " + encode_json(chunk) + b"\n\n"
         ctx.finish(200, ctx.error_code)
         completed = True
-        yield b"event: perpetuo\ndata: " + encode_json(summary(page, ctx)) + b"\n\n"
+        yield b"event: perpetuo\ndata: " + encode_json(summary(page, ctx, names)) + b"\n\n"
         if not stream.failed:
             yield b"data: [DONE]\n\n"
     finally:

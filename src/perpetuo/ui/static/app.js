@@ -3,6 +3,15 @@
 
 document.documentElement.classList.add("js");
 
+// On a phone the section menu scrolls sideways: bring the current section into view.
+document.addEventListener("DOMContentLoaded", () => {
+  const current = document.querySelector(".sidenav [aria-current='page']");
+  const menu = current && current.closest(".sidenav");
+  if (menu && menu.scrollWidth > menu.clientWidth) {
+    menu.scrollLeft = current.offsetLeft - (menu.clientWidth - current.offsetWidth) / 2;
+  }
+});
+
 // Copy buttons: <button data-copy="element-id">.
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-copy]");

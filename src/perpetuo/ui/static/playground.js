@@ -212,7 +212,9 @@
   stop.addEventListener("click", () => controller && controller.abort());
   document.getElementById("clear-chat").addEventListener("click", () => {
     history.length = 0;
-    log.replaceChildren(element("p", "muted small", "Send a message to start."));
+    const empty = element("p", "muted small", "Send a message to start.");
+    empty.id = "chat-empty";
+    log.replaceChildren(empty);
     decision.replaceChildren(element("p", "muted", "None yet."));
     showError("");
   });

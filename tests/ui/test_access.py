@@ -1,0 +1,320 @@
+"""Who may do what from the dashboard, route by route, enumerated from its router.
+
+Every /ui route must be classified here (a new route fails the suite until it is). Viewers
+cannot perform any mutation even when they replay a form with a valid CSRF token; each role
+below a route's minimum gets 403 and each role from it upward succeeds; another
+workspace's ids answer 404 without any of its data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import func, insert, select
+
+from perpetuo.auth.credential_crypto import new_key_spec
+from perpetuo.store.schema import audit_log, memberships
+from perpetuo.store.timeutil import utcnow
+from perpetuo.ui.app import ROUTERS
+from tests.support.admin_api import bearer
+from tests.support.people import make_user
+from tests.ui.world import ROLES, Tenant, World, counter, world
+
+Fresh = Callable[[World, Tenant], Awaitable[dict[str, str]]]
+
+
+async def _nothing(w: World, t: Tenant) -> dict[str, str]:
+    return {}
+
+
+async def _api(w: World, t: Tenant, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    owner = bearer(t.people["owner"].access_token)
+    response = await w.api.http.post(
+        f"/api/workspaces/{t.workspace_id}{path}", headers=owner, json=body
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+async def _key(w: World, t: Tenant) -> dict[str, str]:  # owned by the owner: members may not
+    return {"key_id": (await _api(w, t, "/keys", {"name": f"k{next(counter)}"}))["id"]}
+
+
+async def _credential(w: World, t: Tenant) -> dict[str, str]:
+    body = {"name": "c", "provider_type": "openai", "api_key": "sk-fresh-1234"}
+    return {"credential_id": (await _api(w, t, "/credentials", body))["id"]}
+
+
+async def _model(w: World, t: Tenant) -> dict[str, str]:
+    alias = f"fresh-{next(counter)}"
+    deployments = [{"credential_id": t.ids["credential_id"], "model": "m"}]
+    await _api(w, t, "/models", {"alias": alias, "deployments": deployments})
+    return {"alias": alias}
+
+
+async def _invite(w: World, t: Tenant) -> dict[str, str]:
+    body = {"email": f"fresh{next(counter)}@example.com", "role": "viewer"}
+    return {"invite_id": (await _api(w, t, "/invites", body))["id"]}
+
+
+async def _member(w: World, t: Tenant) -> dict[str, str]:
+    user_id = await make_user(w.api.plane, f"fresh{next(counter)}@example.com")
+    async with w.api.plane.db.begin() as conn:
+        await conn.execute(
+            insert(memberships).values(
+                workspace_id=t.workspace_id, user_id=user_id, role="viewer", created_at=utcnow()
+            )
+        )
+    return {"user_id": user_id}
+
+
+async def _workspace(w: World, t: Tenant) -> dict[str, str]:
+    """A scratch workspace where every person of the tenant has the same role."""
+    created = await w.api.http.post(
+        "/api/workspaces", headers=bearer(t.people["owner"].access_token), json={"name": "scratch"}
+    )
+    workspace_id = created.json()["data"]["id"]
+    async with w.api.plane.db.begin() as conn:
+        for role in ("viewer", "member", "admin"):
+            await conn.execute(
+                insert(memberships).values(
+                    workspace_id=workspace_id,
+                    user_id=t.people[role].user_id,
+                    role=role,
+                    created_at=utcnow(),
+                )
+            )
+    return {"workspace_id": workspace_id}
+
+
+@dataclass(frozen=True)
+class Route:
+    minimum: str
+    body: Callable[[Tenant, dict[str, str]], dict[str, Any]] = lambda t, ids: {}
+    fresh: Fresh = _nothing
+    query: str = ""
+
+
+def _deployment(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
+    return {"deployments.0.credential_id": t.ids["credential_id"], "deployments.0.model": "m"}
+
+
+MUTATIONS: dict[str, Route] = {
+    "/members/{user_id}/role": Route("admin", lambda t, ids: {"role": "member"}, _member),
+    "/members/{user_id}/remove": Route("admin", fresh=_member),
+    "/invites": Route(
+        "admin", lambda t, ids: {"email": f"n{next(counter)}@example.com", "role": "viewer"}
+    ),
+    "/invites/{invite_id}/revoke": Route("admin", fresh=_invite),
+    "/providers": Route(
+        "admin", lambda t, ids: {"name": "n", "provider_type": "openai", "api_key": "sk-new-1234"}
+    ),
+    "/providers/{credential_id}/test": Route("admin"),
+    "/providers/{credential_id}/delete": Route("admin", fresh=_credential),
+    "/models": Route(
+        "admin", lambda t, ids: {"alias": f"new-{next(counter)}", **_deployment(t, ids)}
+    ),
+    "/models/update": Route(
+        "admin", lambda t, ids: {"alias": ids["alias"], **_deployment(t, ids)}, _model
+    ),
+    "/models/delete": Route("admin", lambda t, ids: {"alias": ids["alias"]}, _model),
+    "/keys": Route("member", lambda t, ids: {"name": "n", "scopes": "chat"}),
+    "/keys/{key_id}": Route("admin", lambda t, ids: {"name": "renamed", "scopes": "chat"}, _key),
+    "/keys/{key_id}/rotate": Route("admin", fresh=_key),
+    "/keys/{key_id}/revoke": Route("admin", fresh=_key),
+    "/limits/budget": Route("admin", lambda t, ids: {"budget_usd": "50"}),
+    "/settings": Route("admin", lambda t, ids: {"name": "renamed"}),
+    "/settings/delete": Route("owner", lambda t, ids: {"confirm": "scratch"}, _workspace),
+}
+# Mutations no workspace role may make: only platform administrators.
+PLATFORM_MUTATIONS: dict[str, Callable[[Tenant], dict[str, Any]]] = {
+    "/limits/platform": lambda t: {"plan": "pro"},
+    "/limits/credits": lambda t: {"amount_usd": "5", "note": t.marker},
+}
+# The playground's JSON endpoint (CSRF token in a header): member and up, their own keys.
+PLAYGROUND = "/playground/chat"
+READS: dict[str, Route] = {
+    "": Route("viewer"),
+    "/members": Route("viewer"),
+    "/providers": Route("viewer"),
+    "/models": Route("viewer"),
+    "/models/new": Route("admin"),
+    "/models/edit": Route("admin", query="?alias={alias}"),
+    "/keys": Route("viewer"),
+    "/keys/{key_id}": Route("viewer"),
+    "/playground": Route("member"),
+    "/logs": Route("viewer"),
+    "/logs/export.csv": Route("viewer"),
+    "/logs/{request_id}": Route("viewer"),
+    "/usage": Route("viewer"),
+    "/limits": Route("viewer"),
+    "/audit": Route("admin"),
+    "/settings": Route("viewer"),
+}
+# Routes outside any workspace: signing in and out, one's own workspaces, invitations, files.
+OUTSIDE = {
+    ("GET", "/ui"),
+    ("GET", "/ui/"),
+    ("GET", "/ui/login"),
+    ("POST", "/ui/login"),
+    ("GET", "/ui/signup"),
+    ("POST", "/ui/signup"),
+    ("POST", "/ui/logout"),
+    ("GET", "/ui/invite"),
+    ("POST", "/ui/invites/accept"),
+    ("GET", "/ui/workspaces"),
+    ("POST", "/ui/workspaces"),
+    ("GET", "/ui/static/{name}"),
+}
+WS = "/ui/w/{workspace_id}"
+
+
+def ui_routes(w: World) -> set[tuple[str, str]]:
+    """Every route of the dashboard: its page routers' and the application's own."""
+    app = w.api.app.ui_app().app
+    routes = [r for router in ROUTERS for r in router.routes] + list(app.routes)
+    return {(m, r.path) for r in routes if isinstance(r, APIRoute) for m in r.methods}
+
+
+def path(template: str, t: Tenant, ids: dict[str, str], workspace_id: str | None = None) -> str:
+    out = (WS + template).replace("{workspace_id}", workspace_id or t.workspace_id)
+    for name, value in ids.items():
+        out = out.replace("{" + name + "}", value)
+    assert "{" not in out, out
+    return out
+
+
+@pytest.fixture
+async def w(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERPETUO_ENCRYPTION_KEYS", new_key_spec("k1"))
+    async with world(tmp_path) as made:
+        yield made
+
+
+async def test_every_route_is_classified(w):
+    classified = (
+        {("POST", WS + p) for p in (*MUTATIONS, *PLATFORM_MUTATIONS, PLAYGROUND)}
+        | {("GET", WS + p) for p in READS}
+        | OUTSIDE
+    )
+    routes = ui_routes(w)
+    assert routes - classified == set(), "classify these /ui routes in tests/ui/test_access.py"
+    assert classified - routes == set()
+
+
+async def _audit_count(w: World, user_id: str) -> int:
+    async with w.api.plane.db.connect() as conn:
+        return int(
+            await conn.scalar(
+                select(func.count()).select_from(audit_log).where(audit_log.c.actor_id == user_id)
+            )
+        )
+
+
+async def test_a_viewer_cannot_mutate_even_replaying_a_valid_form(w):
+    a = w.a
+    viewer = a.people["viewer"]
+    for template, route in MUTATIONS.items():
+        ids = {**a.ids, **await route.fresh(w, a)}
+        workspace_id = ids.pop("workspace_id", None)
+        response = await viewer.post(path(template, a, ids, workspace_id), route.body(a, ids))
+        assert response.status_code == 403, (template, response.status_code, response.text[:300])
+    for template, body in PLATFORM_MUTATIONS.items():
+        response = await viewer.post(path(template, a, a.ids), body(a))
+        assert response.status_code == 403, template
+    chat = await viewer.http.post(
+        path(PLAYGROUND, a, a.ids),
+        json={"key_id": a.ids["key_id"], "model": a.ids["alias"], "messages": "x"},
+        headers={**viewer.headers(), "x-csrf-token": viewer.csrf, "accept": "application/json"},
+    )
+    assert chat.status_code == 403
+    assert await _audit_count(w, viewer.user_id) == 0  # nothing was changed in their name
+
+
+async def test_each_role_from_the_minimum_up_may_mutate(w):
+    a = w.a
+    for template, route in MUTATIONS.items():
+        for role in ROLES:
+            ids = {**a.ids, **await route.fresh(w, a)}
+            workspace_id = ids.pop("workspace_id", None)
+            person = a.people[role]
+            response = await person.post(path(template, a, ids, workspace_id), route.body(a, ids))
+            allowed = ROLES.index(role) >= ROLES.index(route.minimum)
+            expected = (200, 201, 303) if allowed else (403,)
+            assert response.status_code in expected, (role, template, response.text[:400])
+
+
+async def test_platform_mutations_need_a_platform_administrator(w):
+    a = w.a
+    for template, body in PLATFORM_MUTATIONS.items():
+        for role in ROLES:
+            response = await a.people[role].post(path(template, a, a.ids), body(a))
+            assert response.status_code == 403, (role, template)
+        response = await w.superadmin.post(path(template, a, a.ids), body(a))
+        assert response.status_code == 303, (template, response.text[:400])
+
+
+async def test_the_playground_needs_a_member_acting_with_their_own_key(w):
+    a = w.a
+
+    async def chat(role: str, key_id: str) -> int:
+        person = a.people[role]
+        response = await person.http.post(
+            path(PLAYGROUND, a, a.ids),
+            json={"key_id": key_id, "model": a.ids["alias"], "messages": "not a list"},
+            headers={**person.headers(), "x-csrf-token": person.csrf},
+        )
+        return response.status_code
+
+    owners_key = (await _key(w, a))["key_id"]
+    assert await chat("viewer", a.ids["key_id"]) == 403
+    assert await chat("member", owners_key) == 403  # someone else's key
+    # Allowed: the request reaches the data-plane's validation (a bad `messages`).
+    assert await chat("member", a.ids["key_id"]) == 400
+    assert await chat("admin", owners_key) == 400
+
+
+async def test_another_workspaces_ids_answer_404_without_its_data(w):
+    a, b = w.a, w.b
+    leaks = (b.marker, b.ids["key_id"], b.ids["credential_id"], b.ids["invite_id"])
+    for role in ROLES:
+        person = a.people[role]
+        for template, route in READS.items():
+            url = path(template + route.query, b, b.ids)
+            response = await person.get(url)
+            assert response.status_code == 404, (role, url, response.status_code)
+            assert not any(leak in response.text for leak in leaks), (role, url)
+            if "{" in template or route.query:  # A's workspace with B's resource ids
+                response = await person.get(path(template + route.query, a, b.ids))
+                assert response.status_code in (403, 404), (role, template)
+                assert not any(leak in response.text for leak in leaks), (role, template)
+        for template, route in {**MUTATIONS, **{p: Route("x") for p in PLATFORM_MUTATIONS}}.items():
+            ids = {**b.ids, "workspace_id": b.workspace_id}
+            response = await person.post(
+                path(template, b, ids), route.body(a, {**a.ids, "alias": b.ids["alias"]})
+            )
+            assert response.status_code == 404, (role, template, response.status_code)
+            assert not any(leak in response.text for leak in leaks), (role, template)
+        chat = await person.http.post(
+            path(PLAYGROUND, b, b.ids),
+            json={"key_id": b.ids["key_id"], "model": "x", "messages": []},
+            headers={**person.headers(), "x-csrf-token": person.csrf},
+        )
+        assert chat.status_code == 404 and b.marker not in chat.text
+
+
+async def test_lists_show_only_the_workspaces_own_records(w):
+    a, b = w.a, w.b
+    owner = a.people["owner"]
+    for template in ("/keys", "/providers", "/models", "/members", "/logs", "/audit", "/usage"):
+        response = await owner.get(path(template, a, a.ids))
+        assert response.status_code == 200, template
+        assert b.marker not in response.text, template
+    logs = await owner.get(path("/logs", a, a.ids))
+    assert a.ids["request_id"] in logs.text
+    export = await owner.get(path("/logs/export.csv", a, a.ids))
+    assert a.ids["request_id"] in export.text and b.ids["request_id"] not in export.text

@@ -87,11 +87,12 @@ def scrape_with_100_aliases() -> float:
 def writer_rate(records: int = 100_000) -> float:
     """Records per second the batched writer sustains into a local PostgreSQL."""
     sys.path.insert(0, str(ROOT))
+    from tests.support.services import PostgresServer
+
     from perpetuo.metering.record import RequestRecord
     from perpetuo.metering.writer import UsageWriter
     from perpetuo.store.database import Database
     from perpetuo.store.migrate import upgrade
-    from tests.support.services import PostgresServer
 
     pg = PostgresServer().start()
     try:
@@ -130,7 +131,7 @@ def writer_rate(records: int = 100_000) -> float:
                 )
                 if i % 5000 == 0:
                     await asyncio.sleep(0)  # let the writer run, as live traffic would
-            while writer.written < records:
+            while writer.written < records:  # noqa: ASYNC110 - polling a counter, by design
                 await asyncio.sleep(0.01)
             elapsed = time.perf_counter() - started
             await writer.stop()

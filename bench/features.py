@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +163,10 @@ def run_variants(duration: float, redis_url: str) -> list[tuple[str, dict[str, A
             finally:
                 proc.terminate()
                 proc.wait(30)
+            one, sixteen = rows[-1][1][1], rows[-1][1][16]
             print(
-                f"{name:32} c=1 {rows[-1][1][1]['p50_ms']:.3f} ms p50, "
-                f"c=16 {rows[-1][1][16]['rps']:.0f} rps, {rows[-1][1][16]['cpu_ms']:.3f} ms cpu/req",
+                f"{name:32} c=1 {one['p50_ms']:.3f} ms p50, "
+                f"c=16 {sixteen['rps']:.0f} rps, {sixteen['cpu_ms']:.3f} ms cpu/req",
                 flush=True,
             )
     finally:

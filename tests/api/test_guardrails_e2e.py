@@ -140,7 +140,8 @@ def test_a_blocked_stream_ends_with_an_error_event_before_the_secret(gw):
     sent = "".join(
         e["choices"][0]["delta"].get("content") or "" for e in events[:-1] if e.get("choices")
     )
-    assert "sk-" not in sent and sent.startswith("Echo: in small pieces")
+    # Text before the key may have gone out (or still be held back); none of the key has.
+    assert "Echo: in small pieces: here it is ".startswith(sent)
     with pytest.raises(openai.APIError):
         for _ in t.client.chat.completions.create(
             model="gpt-4o-mini",

@@ -1,10 +1,19 @@
 """The dashboard under test: one real gateway process (its upstream the OpenAI mock) and one
-headless Chromium (Debian's, driven by Playwright) for the whole session."""
+headless Chromium (Debian's, driven by Playwright's sync API) for the whole session.
+
+Playwright's sync API keeps an event loop of its own on the thread that uses it, and the
+async tests of the same session need theirs: so the browser lives on a thread of its own and
+browser tests hand it their steps (`chromium.run(steps)`), which run there and report back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import concurrent.futures
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,12 +40,48 @@ PHONE = {"width": 390, "height": 844}
 PASSWORD = "Correct-horse-42"
 
 
+class BrowserThread:
+    """One Chromium on its own thread; `run(steps)` runs `steps(browser)` there."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._serve, name="chromium", daemon=True)
+        self._thread.start()
+        self._started.result(timeout=60)
+
+    def _serve(self) -> None:
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                self._started.set_result(None)
+                while (job := self._jobs.get()) is not None:
+                    steps, done = job
+                    try:
+                        done.set_result(steps(browser))
+                    except BaseException as exc:
+                        done.set_exception(exc)
+                browser.close()
+        except BaseException as exc:
+            if not self._started.done():
+                self._started.set_exception(exc)
+            raise
+
+    def run(self, steps: Callable[[Browser], Any]) -> Any:
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((steps, done))
+        return done.result(timeout=300)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+def chromium() -> Iterator[BrowserThread]:
+    thread = BrowserThread()
+    yield thread
+    thread.close()
 
 
 @pytest.fixture(scope="session")
@@ -71,15 +116,13 @@ def ui_gateway(mocks, tmp_path_factory) -> Iterator[GatewayProcess]:
     process.stop()
 
 
-@pytest.fixture
-def page(browser: Browser, ui_gateway: GatewayProcess) -> Iterator[Page]:
+def open_page(browser: Browser, base_url: str) -> Page:
+    """A fresh browser context (its own cookies) at laptop width, with clipboard access."""
     context = browser.new_context(
-        base_url=ui_gateway.url, viewport=LAPTOP, permissions=["clipboard-read", "clipboard-write"]
+        base_url=base_url, viewport=LAPTOP, permissions=["clipboard-read", "clipboard-write"]
     )
     context.set_default_timeout(15_000)
-    opened = context.new_page()
-    yield opened
-    context.close()
+    return context.new_page()
 
 
 def shoot(page: Page, name: str) -> None:

@@ -13,7 +13,7 @@ import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import PASSWORD, shoot, sign_up
+from tests.ui.conftest import PASSWORD, open_page, shoot, sign_up
 
 
 def wait_for_rows(page: Page, url: str, selector: str, count: int) -> None:
@@ -27,7 +27,12 @@ def wait_for_rows(page: Page, url: str, selector: str, count: int) -> None:
     raise AssertionError(f"fewer than {count} rows of {selector} at {url}")
 
 
-def test_the_whole_product_from_the_dashboard(page: Page, ui_gateway, openai_mock):
+def test_the_whole_product_from_the_dashboard(chromium, ui_gateway, openai_mock):
+    chromium.run(lambda browser: whole_product(open_page(browser, ui_gateway.url), ui_gateway,
+                                               openai_mock))  # fmt: skip
+
+
+def whole_product(page: Page, ui_gateway, openai_mock) -> None:
     # -- sign up and create a workspace ----------------------------------------------------
     page.goto("/ui")
     expect(page).to_have_url(re.compile(r"/ui/login$"))
@@ -188,3 +193,4 @@ def test_the_whole_product_from_the_dashboard(page: Page, ui_gateway, openai_moc
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/keys$"))
+    page.context.close()

@@ -9,15 +9,9 @@ import re
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from tests.ui.conftest import LAPTOP, shoot, sign_up
+from tests.ui.conftest import open_page, shoot, sign_up
 
 VIEWER_PAGES = ("", "models", "providers", "keys", "logs", "usage", "limits", "members", "settings")
-
-
-def _person(browser: Browser, base_url: str) -> Page:
-    context = browser.new_context(base_url=base_url, viewport=LAPTOP)
-    context.set_default_timeout(15_000)
-    return context.new_page()
 
 
 def _invite(owner: Page, workspace: str, email: str, role: str) -> str:
@@ -37,8 +31,12 @@ def _mutating_forms(page: Page, own_user_id: str) -> list[str]:
     return [a for a in actions if not a.endswith(allowed)]
 
 
-def test_a_viewer_sees_no_mutation_controls_and_replays_are_refused(browser, ui_gateway):
-    owner = _person(browser, ui_gateway.url)
+def test_a_viewer_sees_no_mutation_controls_and_replays_are_refused(chromium, ui_gateway):
+    chromium.run(lambda browser: viewer_steps(browser, ui_gateway))
+
+
+def viewer_steps(browser: Browser, ui_gateway) -> None:
+    owner = open_page(browser, ui_gateway.url)
     sign_up(owner, "olga@example.com", "Olga Owner")
     owner.get_by_label("Workspace name").fill("Viewers welcome")
     owner.get_by_role("button", name="Create workspace").click()
@@ -46,7 +44,7 @@ def test_a_viewer_sees_no_mutation_controls_and_replays_are_refused(browser, ui_
     member_link = _invite(owner, workspace, "mo@example.com", "member")
     viewer_link = _invite(owner, workspace, "vic@example.com", "viewer")
 
-    member = _person(browser, ui_gateway.url)
+    member = open_page(browser, ui_gateway.url)
     sign_up(member, "mo@example.com", "Mo Member", invite_url=member_link)
     expect(member.get_by_role("heading", name="Viewers welcome", exact=True)).to_be_visible()
     member.goto(f"{workspace}/keys")
@@ -60,7 +58,7 @@ def test_a_viewer_sees_no_mutation_controls_and_replays_are_refused(browser, ui_
     expect(member.get_by_role("alert")).to_contain_text("shown only this once")
     assert len(captured) == 1
 
-    viewer = _person(browser, ui_gateway.url)
+    viewer = open_page(browser, ui_gateway.url)
     sign_up(viewer, "vic@example.com", "Vic Viewer", invite_url=viewer_link)
     expect(viewer.locator(".whoami")).to_contain_text("viewer")
     nav = viewer.get_by_role("navigation", name="Workspace sections")
@@ -117,7 +115,11 @@ def _outline(page: Page) -> str:
     return page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
 
 
-def test_the_main_actions_work_from_the_keyboard(page: Page, ui_gateway):
+def test_the_main_actions_work_from_the_keyboard(chromium, ui_gateway):
+    chromium.run(lambda browser: keyboard_steps(open_page(browser, ui_gateway.url)))
+
+
+def keyboard_steps(page: Page) -> None:
     page.goto("/ui/signup")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
@@ -155,3 +157,4 @@ def test_the_main_actions_work_from_the_keyboard(page: Page, ui_gateway):
     _tab_to(page, "I have copied it — back to keys")
     page.keyboard.press("Enter")
     expect(page.locator("tr[data-key='typed-key']")).to_be_visible()
+    page.context.close()

@@ -107,8 +107,7 @@ class SemanticStore:
     def forget(self, workspace_id: str, alias: str | None) -> None:
         """Drop what this instance holds in memory (a purge elsewhere, a deleted workspace)."""
         self.index.drop(workspace_id, alias)
-        if alias is None:
-            self._loaded.discard(workspace_id)
+        self._loaded.discard(workspace_id)  # reloaded from the database on next use
 
     async def count(self, workspace_id: str) -> int:
         async with self.db.connect() as conn:

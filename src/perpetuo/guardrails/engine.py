@@ -8,6 +8,7 @@ so, the response can carry the original values back (reversible masking).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -60,11 +61,16 @@ def scan(text: str, actions: dict[str, Action]) -> list[Finding]:
     if not candidates:
         return []
     candidates.sort(key=lambda c: (-c[0], c[1] - c[2]))
+    starts: list[int] = []  # accepted spans, kept sorted by start (they never overlap)
     taken: list[Finding] = []
     for _, start, end, name in candidates:
-        if all(end <= f.start or start >= f.end for f in taken):
-            taken.append(Finding(name, start, end, actions[name]))
-    taken.sort(key=lambda f: f.start)
+        at = bisect.bisect_left(starts, start)
+        if at < len(starts) and taken[at].start < end:
+            continue  # overlaps the next accepted span
+        if at > 0 and taken[at - 1].end > start:
+            continue  # overlaps the previous one
+        starts.insert(at, start)
+        taken.insert(at, Finding(name, start, end, actions[name]))
     return taken
 
 

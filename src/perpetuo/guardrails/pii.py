@@ -148,15 +148,19 @@ def find_phones(text: str) -> Iterator[Span]:
             continue
         if candidate.count(".") >= 2 and not candidate.startswith("+"):
             continue  # 1.2.3.4-style dotted numbers are versions or addresses
-        lib = _lib()
-        try:
-            number = lib.parse(
-                candidate, None if candidate.startswith("+") else DEFAULT_PHONE_REGION
-            )
-        except lib.NumberParseException:
-            continue
-        if lib.is_valid_number(number):
+        if _valid_phone(candidate):
             yield match.span()
+
+
+@lru_cache(maxsize=4096)
+def _valid_phone(candidate: str) -> bool:
+    """libphonenumber's verdict (tens of µs), remembered: streams rescan the same text."""
+    lib = _lib()
+    region = None if candidate.startswith("+") else DEFAULT_PHONE_REGION
+    try:
+        return bool(lib.is_valid_number(lib.parse(candidate, region)))
+    except lib.NumberParseException:
+        return False
 
 
 PII_DETECTORS: tuple[Detector, ...] = (

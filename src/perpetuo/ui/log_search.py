@@ -93,12 +93,14 @@ async def search(
         return Found(result.rows, result.next_cursor)
     until = window.until
     if cursor:
-        until = min(until, decode_cursor(cursor)[0] + dt.timedelta(microseconds=1))
+        # A row's cursor may share its time with older rows; a stop's boundary (no id) not.
+        stamp, last_id = decode_cursor(cursor)
+        until = min(until, stamp + dt.timedelta(microseconds=1) if last_id else stamp)
     hours = [h for h in await candidate_hours(page, window.since, until, filters) if h < until]
     rows: list[Any] = []
-    size, deadline = 1, time.monotonic() + TIME_BUDGET
+    size, deadline, first = 1, time.monotonic() + TIME_BUDGET, True
     while hours and len(rows) <= limit:
-        if time.monotonic() > deadline:
+        if not first and time.monotonic() > deadline:  # every call makes some progress
             return Found(rows, encode_cursor(hours[0] + HOUR, ""), hours[0] + HOUR)
         start, end, used = _slices(hours, size)
         started = time.monotonic()
@@ -107,7 +109,7 @@ async def search(
             filters=filters, limit=limit + 1 - len(rows), cursor=cursor,
         )  # fmt: skip
         rows.extend(result.rows)  # one row more than the page holds tells there are more
-        hours = hours[used:]
+        hours, first = hours[used:], False
         quick = time.monotonic() - started < TIME_BUDGET / 8
         size = size * 2 if quick else max(1, size // 2)
     found = to_page(rows, limit)

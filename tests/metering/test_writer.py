@@ -77,6 +77,31 @@ async def test_batches_and_rollups(store_url, tmp_path):
         await db.dispose()
 
 
+async def test_full_batches_go_at_once_and_a_remainder_waits_for_the_interval(tmp_path):
+    """Steady traffic must not turn into a commit per handful of records: what is left after
+    the full batches waits for the next flush instead of being written straight away."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    await upgrade(db)
+    writer = UsageWriter(db, tmp_path / "spill", batch_size=10, flush_interval=1.0)
+    await writer.start()
+    try:
+        for i in range(25):
+            writer.emit(record(i))
+        deadline = time.monotonic() + 0.5
+        while writer.written < 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert writer.written == 20 and writer.queue_depth == 5
+        await asyncio.sleep(0.2)
+        assert writer.written == 20  # not a third transaction for 5 records
+        deadline = time.monotonic() + 2.0
+        while writer.written < 25 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert await count(db) == 25
+    finally:
+        await writer.stop()
+        await db.dispose()
+
+
 async def test_replayed_records_are_not_counted_twice(store_url, tmp_path):
     from perpetuo.metering.writer import write_batch
 

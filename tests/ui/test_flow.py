@@ -101,6 +101,9 @@ def whole_product(page: Page, ui_gateway, openai_mock) -> None:
     expect(page.get_by_role("button", name="Copied")).to_be_visible()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == shown
+    # The snippet is ready to paste: the key and an alias it may use (platform's sort first).
+    expect(page.locator("#snippet")).to_contain_text(f'api_key="{shown}"')
+    expect(page.locator("#snippet")).to_contain_text('model="gpt-4o-mini"')
     shoot(page, "10-key-created")
     page.get_by_role("link", name="back to keys").click()
     key_row = page.locator("tr[data-key='backend']")

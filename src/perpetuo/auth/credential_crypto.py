@@ -14,9 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import Any
 
 
 class CredentialCryptoError(Exception):
@@ -42,7 +40,18 @@ class Keyring:
             if len(key) != 32:
                 raise CredentialCryptoError(f"encryption key {key_id!r} must be 32 bytes")
         self.active_id = keys[0][0]
-        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys}
+        self._keys = dict(keys)
+        self._ciphers: dict[str, Any] = {}
+
+    def _cipher(self, key_id: str) -> Any:
+        # cryptography's AES (7 MiB resident) loads on the first credential sealed or
+        # opened, not at start-up: a gateway without stored credentials never needs it.
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            cipher = self._ciphers[key_id] = AESGCM(self._keys[key_id])
+        return cipher
 
     @classmethod
     def parse(cls, spec: str) -> Keyring:
@@ -70,16 +79,18 @@ class Keyring:
 
     def seal(self, plaintext: str, workspace_id: str, credential_id: str) -> Sealed:
         nonce = secrets.token_bytes(12)
-        cipher = self._ciphers[self.active_id]
+        cipher = self._cipher(self.active_id)
         data = cipher.encrypt(
             nonce, plaintext.encode(), associated_data(workspace_id, credential_id)
         )
         return Sealed(data, nonce, self.active_id)
 
     def open(self, sealed: Sealed, workspace_id: str, credential_id: str) -> str:
-        cipher = self._ciphers.get(sealed.key_id)
-        if cipher is None:
+        if sealed.key_id not in self._keys:
             raise CredentialCryptoError(f"encryption key {sealed.key_id!r} is not in the keyring")
+        cipher = self._cipher(sealed.key_id)
+        from cryptography.exceptions import InvalidTag
+
         try:
             plain = cipher.decrypt(
                 sealed.nonce, sealed.ciphertext, associated_data(workspace_id, credential_id)

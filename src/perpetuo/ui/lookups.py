@@ -12,6 +12,12 @@ from perpetuo.store.schema import api_keys, memberships, provider_credentials, u
 from perpetuo.ui.context import WorkspacePage
 
 
+async def alias_names(page: WorkspacePage) -> list[str]:
+    """The aliases the workspace's keys may name: its own and the platform's."""
+    state = await page.gateway.workspace_routes.get(page.id)
+    return sorted({*page.gateway.table.aliases, *state.aliases})
+
+
 async def key_names(page: WorkspacePage) -> dict[str, str]:
     query = select(api_keys.c.id, api_keys.c.name).where(api_keys.c.workspace_id == page.id)
     async with page.plane.db.connect() as conn:

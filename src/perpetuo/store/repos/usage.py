@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,12 +36,18 @@ async def insert_logs(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
 
 async def add_to_rollups(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Add each row's counters to its (workspace, hour, dimension, value) rollup."""
-    if not rows:
-        return
-    statement = _insert(conn, usage_rollups)
+    if rows:
+        await conn.execute(_rollup_upsert(conn.dialect.name), list(rows))
+
+
+@functools.cache
+def _rollup_upsert(dialect_name: str) -> Any:
+    # Built once per dialect: constructing the expression costs more than the compiled-cache
+    # lookup it feeds, and the writer runs it on every flush.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = dialect.insert(usage_rollups)
     counters = [c.name for c in usage_rollups.c if not c.primary_key]
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["workspace_id", "bucket", "dim", "value"],
         set_={name: usage_rollups.c[name] + statement.excluded[name] for name in counters},
     )
-    await conn.execute(statement, list(rows))

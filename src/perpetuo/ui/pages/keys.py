@@ -14,6 +14,7 @@ from perpetuo.control.api_keys import SCOPES, KeyCreate, KeyUpdate
 from perpetuo.schema.errors import GatewayError
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import Errors, FormData, SessionForm, error_of, validate
+from perpetuo.ui.lookups import alias_names
 from perpetuo.ui.render import redirect
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/keys")
@@ -103,9 +104,7 @@ async def create(page: PageDep, form: SessionForm) -> Response:
         view, plaintext = await api_keys.create_key(page.plane, page.actor, page.id, spec)
     except GatewayError as exc:
         return await _list(page, exc.status, errors=error_of(exc, "create"), values=_values(form))
-    return show(
-        page, "key_created.html", 201, active="keys", key=view, plaintext=plaintext, rotated=False
-    )
+    return await _show_created(page, view, plaintext, rotated=False)
 
 
 def _edit_values(key: dict[str, Any]) -> dict[str, Any]:
@@ -174,8 +173,23 @@ async def rotate(page: PageDep, key_id: str, form: SessionForm) -> Response:
         )
     except GatewayError as exc:
         return await _list(page, exc.status, errors={f"key-{key_id}": exc.message})
+    return await _show_created(page, view, plaintext, rotated=True)
+
+
+async def _show_created(
+    page: WorkspacePage, view: dict[str, Any], plaintext: str, *, rotated: bool
+) -> Response:
+    """The once-only page with the key and a snippet naming an alias the key may use."""
+    allowed = view.get("allowed_models") or await alias_names(page)
     return show(
-        page, "key_created.html", 200, active="keys", key=view, plaintext=plaintext, rotated=True
+        page,
+        "key_created.html",
+        200 if rotated else 201,
+        active="keys",
+        key=view,
+        plaintext=plaintext,
+        rotated=rotated,
+        example_alias=allowed[0] if allowed else "your-model-alias",
     )
 
 

@@ -32,7 +32,7 @@ from perpetuo.store.repos import api_keys as key_rows
 from perpetuo.store.schema import api_keys
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import SessionJson
-from perpetuo.ui.lookups import provider_names
+from perpetuo.ui.lookups import alias_names, provider_names
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/playground")
 TAG = "playground"
@@ -52,8 +52,7 @@ async def _usable_keys(page: WorkspacePage) -> list[Any]:
 @router.get("")
 async def playground_page(page: PageDep) -> Response:
     page.require(Role.MEMBER)
-    state = await page.gateway.workspace_routes.get(page.id)
-    aliases = sorted({*page.gateway.table.aliases, *state.aliases})
+    aliases = await alias_names(page)
     keys = await _usable_keys(page)
     choices = [(k.id, f"{k.name} ({k.prefix}…{k.last4})") for k in keys]
     return show(

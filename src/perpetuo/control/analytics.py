@@ -18,7 +18,7 @@ from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.errors import invalid, not_found
 from perpetuo.control.plane import ControlPlane
-from perpetuo.metering.rollup import percentile
+from perpetuo.metering.rollup import SUMS, percentile
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.schema import LATENCY_COLUMNS, request_logs, usage_rollups
 from perpetuo.store.timeutil import iso, utcnow
@@ -26,17 +26,6 @@ from perpetuo.store.timeutil import iso, utcnow
 GroupBy = Literal["alias", "provider", "model", "key", "user", "tag"]
 Granularity = Literal["hour", "day"]
 MAX_RANGE = dt.timedelta(days=400)
-_SUMS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost_micros",
-    "cache_hits",
-    "saved_cost_micros",
-    "latency_sum_ms",
-)
 
 
 def _range(since: dt.datetime | None, until: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
@@ -113,7 +102,7 @@ async def usage_series(
     merged: dict[tuple[dt.datetime, str], dict[str, Any]] = {}
     for row in rows:
         key = (_bucket(row.bucket, granularity), row.value)
-        sums = merged.setdefault(key, dict.fromkeys((*_SUMS, *LATENCY_COLUMNS), 0))
+        sums = merged.setdefault(key, dict.fromkeys((*SUMS, *LATENCY_COLUMNS), 0))
         for name in sums:
             sums[name] += getattr(row, name)
     return [

@@ -15,7 +15,7 @@ from perpetuo.metering.record import RequestRecord
 from perpetuo.store.schema import LATENCY_BUCKETS_MS, LATENCY_COLUMNS
 
 RollupKey = tuple[str, dt.datetime, str, str]
-COUNTERS = (
+SUMS = (  # counters that add up across rows; the latency histogram columns follow them
     "requests",
     "errors",
     "prompt_tokens",
@@ -25,8 +25,8 @@ COUNTERS = (
     "cache_hits",
     "saved_cost_micros",
     "latency_sum_ms",
-    *LATENCY_COLUMNS,
 )
+COUNTERS = (*SUMS, *LATENCY_COLUMNS)
 DIMENSIONS = ("all", "alias", "provider", "model", "key", "user", "tag")
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
-from perpetuo.api.admin.routes.usage import CSV_COLUMNS
+from perpetuo.api.admin.routes.usage import csv_chunks
 from perpetuo.control import analytics
 from perpetuo.control.errors import invalid
 from perpetuo.store.schema import usage_rollups
@@ -104,26 +101,10 @@ async def export(
     )
     name = f"perpetuo-logs-{page.id}.csv"
     return StreamingResponse(
-        _csv(rows),
+        csv_chunks(rows),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )
-
-
-async def _csv(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    """The admin API's columns, in pieces of 500 rows."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    count = 0
-    async for row in rows:
-        writer.writerow([";".join(row[c]) if c == "tags" else row[c] for c in CSV_COLUMNS])
-        count += 1
-        if count % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
 
 
 @router.get("/{request_id}")

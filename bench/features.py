@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +162,15 @@ def run_variants(duration: float, redis_url: str) -> list[tuple[str, dict[str, A
             try:
                 rows.append((name, measure(port, proc.pid, duration, **auth)))
             finally:
+                stopping = time.monotonic()
                 proc.terminate()
-                proc.wait(30)
+                proc.wait(90)
+                stopped_s = time.monotonic() - stopping
             one, sixteen = rows[-1][1][1], rows[-1][1][16]
             print(
                 f"{name:32} c=1 {one['p50_ms']:.3f} ms p50, "
-                f"c=16 {sixteen['rps']:.0f} rps, {sixteen['cpu_ms']:.3f} ms cpu/req",
+                f"c=16 {sixteen['rps']:.0f} rps, {sixteen['cpu_ms']:.3f} ms cpu/req, "
+                f"stopped in {stopped_s:.1f} s",
                 flush=True,
             )
     finally:

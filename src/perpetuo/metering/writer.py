@@ -54,6 +54,7 @@ class UsageWriter:
         self._queue: deque[RequestRecord] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._spill_name = f"requests-{os.getpid()}-{secrets.token_hex(4)}{SPILL_SUFFIX}"
         self._db_failing = False
         # Figures for metrics and tests.
@@ -85,12 +86,19 @@ class UsageWriter:
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         """Write everything queued (for at most `drain_seconds`), spill the rest."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         deadline = time.monotonic() + drain_seconds
+        if self._task is not None:
+            # Let a write in progress finish: cancelling it mid-commit can leave its
+            # connection holding SQLite's write lock, and every later write then waits.
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
         while self._queue and time.monotonic() < deadline and not self._db_failing:
             batch = self._take()
             if not await self._write(batch, retry=False):
@@ -102,11 +110,11 @@ class UsageWriter:
 
     async def _run(self) -> None:
         next_replay = 0.0
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             self._wake.clear()
-            while self._queue:
+            while self._queue and not self._stopping:
                 batch = self._take()
                 try:
                     written = await self._write(batch, retry=True)
@@ -123,6 +131,8 @@ class UsageWriter:
                     # once would commit a handful of records per transaction under steady
                     # traffic, a commit's fixed cost for each few requests.
                     break
+            if self._stopping:
+                return  # stop() writes what is left
             if not self._db_failing and time.monotonic() >= next_replay:
                 next_replay = time.monotonic() + 5.0
                 await self._replay_spills()

@@ -103,6 +103,10 @@ def test_requests_become_logs_and_rollups(gw, mocks):
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert len(rows) == 6 and {r["status"] for r in rows} == {"200", "502", "404"}
+    # The export takes the search's filters: what the log page shows is what it downloads.
+    failed = get(gw, "/logs/export.csv", key_id=key["id"], error_code=errors_only[0]["error_code"])
+    failed_rows = list(csv.DictReader(io.StringIO(failed.text)))
+    assert failed_rows and {r["status"] for r in failed_rows} == {str(errors_only[0]["status"])}
 
 
 def test_query_validation(gw):

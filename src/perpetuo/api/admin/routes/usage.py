@@ -8,7 +8,7 @@ import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
@@ -93,40 +93,21 @@ def _filters(
     }
 
 
+# The same query filters for searching and for exporting.
+LogFilters = Annotated[dict[str, Any], Depends(_filters)]
+
+
 @router.get("/logs", summary="Search request logs (newest first)")
 async def search_logs(
     workspace_id: str,
     actor: ActorDep,
     plane: PlaneDep,
+    filters: LogFilters,
     since: Since = None,
     until: Until = None,
-    key_id: str | None = None,
-    user_id: str | None = None,
-    alias: str | None = None,
-    provider: str | None = None,
-    model: str | None = None,
-    error_code: str | None = None,
-    cache: str | None = None,
-    status: str | None = None,
-    stream: bool | None = None,
-    fallback: bool | None = None,
-    min_latency_ms: float | None = None,
     limit: LimitParam = 50,
     cursor: CursorParam = None,
 ) -> dict[str, Any]:
-    filters = _filters(
-        key_id,
-        user_id,
-        alias,
-        provider,
-        model,
-        error_code,
-        cache,
-        status,
-        stream,
-        fallback,
-        min_latency_ms,
-    )
     result = await analytics.search_logs(
         plane,
         actor,
@@ -145,14 +126,10 @@ async def export_logs(
     workspace_id: str,
     actor: ActorDep,
     plane: PlaneDep,
+    filters: LogFilters,
     since: Since = None,
     until: Until = None,
-    key_id: str | None = None,
-    alias: str | None = None,
-    provider: str | None = None,
-    status: str | None = None,
 ) -> StreamingResponse:
-    filters = _filters(key_id=key_id, alias=alias, provider=provider, status=status)
     rows = await analytics.export_logs(
         plane, actor, workspace_id, since=since, until=until, filters=filters
     )

@@ -23,23 +23,16 @@ from typing import Any
 
 from bench import routing
 from bench.report import render_markdown, write_docs
-from bench.system import free_port, process_cpu_seconds, process_memory_kib, wait_http
+from bench.system import (
+    free_port,
+    process_cpu_seconds,
+    process_memory_kib,
+    start_gateway_process,
+    start_mock,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MASTER_KEY = "pk-bench-master-key"
-
-
-def start_mock(port: int, fail_rate: float = 0.0) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.mock_upstream", str(port), "--fail-rate", str(fail_rate)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "ready":
-        raise RuntimeError("mock upstream did not start")
-    return proc
 
 
 def start_gateway(
@@ -50,29 +43,12 @@ def start_gateway(
     config_path = workdir / "bench.yaml"
     config_path.write_text(yaml.safe_dump(config))
     env = {
-        **os.environ,
         "PERPETUO_MASTER_KEY": MASTER_KEY,
         "PERPETUO_DATA_DIR": str(workdir / "data"),
         "PERPETUO_LOG_LEVEL": "warning",
     }
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "perpetuo",
-            "serve",
-            "--config",
-            str(config_path),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "gateway.log").open("wb"),
-    )
-    wait_http(f"http://127.0.0.1:{port}/health/ready", timeout=30)
+    proc = start_gateway_process(config_path, port, env, workdir / "gateway.log")
     return proc, time.perf_counter() - started
 
 

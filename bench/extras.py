@@ -4,9 +4,7 @@ request-log writer's sustained rate into PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -15,7 +13,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from bench.system import free_port, wait_http
+from bench.system import free_port, start_gateway_process, start_mock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,13 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def scrape_with_100_aliases() -> float:
     """p50 milliseconds of GET /metrics after traffic on 100 aliases (every label set live)."""
     mock_port, port = free_port(), free_port()
-    mock = subprocess.Popen(
-        [sys.executable, "-m", "bench.mock_upstream", str(mock_port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert mock.stdout is not None and mock.stdout.readline().strip() == "ready"
+    mock = start_mock(mock_port)
     work = Path(tempfile.mkdtemp(prefix="perpetuo-scrape-"))
     config = {
         "providers": {
@@ -46,25 +38,9 @@ def scrape_with_100_aliases() -> float:
         },
     }
     (work / "c.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PERPETUO_MASTER_KEY": "mk", "PERPETUO_DATA_DIR": str(work / "d")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "perpetuo",
-            "serve",
-            "--config",
-            str(work / "c.yaml"),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {"PERPETUO_MASTER_KEY": "mk", "PERPETUO_DATA_DIR": str(work / "d")}
+    proc = start_gateway_process(work / "c.yaml", port, env)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health/ready", 60)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
             for i in range(100):
                 http.post(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.keystore import seed_keys
-from bench.system import free_port, process_cpu_seconds, wait_http
+from bench.system import (
+    free_port,
+    process_cpu_seconds,
+    start_gateway_process,
+    start_mock,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MASTER = "pk-bench-master-key"
@@ -36,45 +40,16 @@ LIMITS = {
 }
 
 
-def start_mock(port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.mock_upstream", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
-
-
 def gateway(
     config_path: Path, data_dir: Path, port: int, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     full = {
-        **os.environ,
         "PERPETUO_MASTER_KEY": MASTER,
         "PERPETUO_SECRET_KEY": SECRET,
         "PERPETUO_DATA_DIR": str(data_dir),
         **env,
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "perpetuo",
-            "serve",
-            "--config",
-            str(config_path),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=full,
-        stdout=subprocess.DEVNULL,
-        stderr=(data_dir / "gateway.log").open("ab"),
-    )
-    wait_http(f"http://127.0.0.1:{port}/health/ready", timeout=60)
-    return proc
+    return start_gateway_process(config_path, port, full, data_dir / "gateway.log")
 
 
 def load(

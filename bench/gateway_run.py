@@ -4,16 +4,13 @@ sequential client that times one request body at a time (latency, not throughput
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.system import free_port, wait_http
+from bench.system import free_port, start_gateway_process, start_mock
 from perpetuo.transport import URL, HTTPClient, Timeouts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,40 +25,17 @@ class Stack:
 
         self.mock_port, self.port = free_port(), free_port()
         self.work = Path(tempfile.mkdtemp(prefix="perpetuo-bench-"))
-        self.mock = subprocess.Popen(
-            [sys.executable, "-m", "bench.mock_upstream", str(self.mock_port)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.mock.stdout is not None and self.mock.stdout.readline().strip() == "ready"
+        self.mock = start_mock(self.mock_port)
         provider = {"type": "openai", "api_base": self.mock_url, "api_key": "sk-bench"}
         config = {"providers": {"mock": provider}, "models": models, **(extra or {})}
         path = self.work / "bench.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {
-            **os.environ,
             "PERPETUO_MASTER_KEY": MASTER,
             "PERPETUO_DATA_DIR": str(self.work / "data"),
             "PERPETUO_LOG_LEVEL": "warning",
         }
-        self.gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "perpetuo",
-                "serve",
-                "--config",
-                str(path),
-                "--port",
-                str(self.port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.work / "gateway.log").open("ab"),
-        )
-        wait_http(f"http://127.0.0.1:{self.port}/health/ready", timeout=60)
+        self.gateway = start_gateway_process(path, self.port, env, self.work / "gateway.log")
 
     @property
     def mock_url(self) -> str:

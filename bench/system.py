@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from typing import Any
 
 
 def free_port() -> int:
@@ -43,3 +46,39 @@ def process_memory_kib(pid: int) -> dict[str, int]:
             if name in ("VmRSS", "VmHWM"):
                 values[name] = int(rest.split()[0])
     return values
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start_mock(port: int, fail_rate: float = 0.0) -> subprocess.Popen[str]:
+    """The bench mock upstream on `port`, returned once it says it is ready."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.mock_upstream", str(port), "--fail-rate", str(fail_rate)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("mock upstream did not start")
+    return proc
+
+
+def start_gateway_process(
+    config_path: Any, port: int, env: dict[str, str], log_path: Any = None
+) -> subprocess.Popen[bytes]:
+    """`perpetuo serve` on `port` with `env` over this environment, returned once ready; its
+    stderr goes to `log_path` (appended) or nowhere."""
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "perpetuo", "serve"),
+            *("--config", str(config_path), "--port", str(port)),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "ab") if log_path else subprocess.DEVNULL,  # noqa: SIM115
+    )
+    wait_http(f"http://127.0.0.1:{port}/health/ready", timeout=60)
+    return proc

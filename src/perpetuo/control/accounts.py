@@ -12,7 +12,9 @@ import asyncio
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import Integer, String, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,7 +25,7 @@ from perpetuo.control.errors import conflict, forbidden, invalid, too_many, unau
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.sessions import ClientInfo, Tokens
 from perpetuo.store.ids import new_id
-from perpetuo.store.schema import memberships, users, workspaces
+from perpetuo.store.schema import UTCDateTime, memberships, platform_claim, users, workspaces
 from perpetuo.store.timeutil import iso, utcnow
 
 Password = Annotated[str, Field(min_length=1, max_length=256)]
@@ -156,10 +158,10 @@ async def signup(plane: ControlPlane, spec: UserCreate, client: ClientInfo) -> d
     actor = Actor(kind="user", user_id=user_id, ip=client.ip, user_agent=client.user_agent)
     try:
         async with plane.db.begin() as conn:
-            first = await conn.scalar(select(users.c.id).limit(1)) is None
+            # The very first account administers the platform (sign-up is how it is made).
+            first = await claim_platform(conn, plane, user_id)
             if not first:
                 await _check_signup_allowed(conn, plane, email, spec.invite_token)
-            # The very first account administers the platform (sign-up is how it is made).
             row = await _insert_user(conn, user_id, email, spec, password_hash, first)
             await audit.record(
                 conn,
@@ -178,6 +180,25 @@ async def signup(plane: ControlPlane, spec: UserCreate, client: ClientInfo) -> d
 
         await accept_invite(plane, actor, InviteAccept(token=spec.invite_token))
     return token_view(tokens, row)
+
+
+async def claim_platform(conn: AsyncConnection, plane: ControlPlane, user_id: str) -> bool:
+    """True for the one sign-up that becomes the platform's first account, whatever the
+    concurrency: the claim is a row under a primary key, inserted only while no account
+    exists. A racing sign-up waits on the key, then finds it taken and inserts nothing. It is
+    the transaction's first statement, so SQLite takes its write lock here (and waits for it)."""
+    now = utcnow()
+    claim = select(literal(1, Integer), literal(user_id, String), literal(now, UTCDateTime)).where(
+        ~select(users.c.id).exists()
+    )
+    dialect = postgres_insert if plane.db.dialect == "postgresql" else sqlite_insert
+    statement = (
+        dialect(platform_claim)
+        .from_select(["id", "user_id", "claimed_at"], claim)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    result = await conn.execute(statement)
+    return result.rowcount == 1
 
 
 async def _check_signup_allowed(

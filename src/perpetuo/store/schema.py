@@ -73,6 +73,16 @@ users = Table(
     Column("disabled_at", UTCDateTime),
 )
 
+# One row at most, ever: inserting it is how the first sign-up claims the platform (becomes
+# its administrator). The primary key makes the claim atomic on every engine.
+platform_claim = Table(
+    "platform_claim",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("user_id", String(40), nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=False),
+)
+
 workspaces = Table(
     "workspaces",
     metadata,

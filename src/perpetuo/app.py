@@ -18,6 +18,7 @@ from perpetuo.control.changes import (
     WORKSPACE_DELETED,
     ChangeFeed,
 )
+from perpetuo.control.outbound import policy_for
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.limits import build_limit_engine
@@ -67,10 +68,12 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     if master is None:
         master = read_master_key(settings.data_dir)
     plane = build_control_plane(settings)
+    plane.egress = policy_for(config.egress, settings.host, settings.port)
     keys = KeyCache(key_loader(plane.db))
     plane.changes.subscribe(KEY, keys.invalidate_key)
-    workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)
+    workspace_routes = WorkspaceRoutes(plane.db, plane.keyring, egress=plane.egress)
     limits = build_limit_engine(settings, plane.db, client)
+    limits.alerts.egress = plane.egress
     plane.credit_listener = limits.credits_granted
     plane.changes.subscribe(WORKSPACE, workspace_routes.invalidate)
     plane.changes.subscribe(WORKSPACE_DELETED, workspace_routes.invalidate)
@@ -101,6 +104,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         config_path=settings.config,
         master_key=master,
+        listen=(settings.host, settings.port),
     )
 
 

@@ -106,6 +106,8 @@ async def test_soft_threshold_fires_one_webhook_per_period(backends, webhook):
     clock = at("2025-05-20T10:00:00")
     http = HTTPClient()
     engines = [engine(backends(), clock, http=http), engine(backends(), clock, http=http)]
+    for limits in engines:  # the test's receiver listens on loopback
+        limits.alerts.egress = EgressPolicy(allow_http=True, allow_private=True)
     workspace = WorkspaceLimits(alert_webhook_url=url)
     key = {"budget_usd": 1.0, "budget_soft_usd": 0.5}  # monthly by default
 

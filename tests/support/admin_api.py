@@ -40,11 +40,13 @@ class AdminAPI:
 
 
 @asynccontextmanager
-async def admin_api(url: str, data_dir: Path, **settings: Any) -> AsyncIterator[AdminAPI]:
+async def admin_api(
+    url: str, data_dir: Path, config: GatewayConfig | None = None, **settings: Any
+) -> AsyncIterator[AdminAPI]:
     options: dict[str, Any] = {"redis_url": None, "signup": "open", **settings}
     gateway = build_gateway(
         Settings(database_url=url, data_dir=data_dir, master_key=MASTER_KEY, **options),
-        GatewayConfig(),
+        config or GatewayConfig(),
     )
     await upgrade(gateway.plane.db)
     await gateway.start()

@@ -88,6 +88,8 @@ def chromium() -> Iterator[BrowserThread]:
 def ui_gateway(mocks, tmp_path_factory) -> Iterator[GatewayProcess]:
     mock = mocks["openai"]
     config = {
+        # Tenants' credentials in these tests point at local mocks.
+        "egress": {"allow_http": True, "allow_private": True},
         "providers": {
             "openai-platform": {
                 "type": "openai",

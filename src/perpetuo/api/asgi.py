@@ -154,6 +154,9 @@ class GatewayApp:
     async def _dispatch(
         self, request: Request, ctx: RequestContext
     ) -> Response | StreamingResponse:
+        hops = count_hops(request.headers, self.gateway.config.egress.max_hops)
+        # Every upstream call says how many gateways the request went through.
+        ctx.trace.upstream_headers += ((H.HOPS, str(hops + 1)),)
         methods = ROUTES.get(request.path)
         if methods is None:
             for prefix, candidate in PREFIX_ROUTES:
@@ -195,6 +198,27 @@ class GatewayApp:
                 await self.gateway.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def count_hops(headers: dict[str, str], limit: int) -> int:
+    """Gateways this request already passed through; 508 when that reaches `limit` (a
+    provider pointing back at a gateway would otherwise recurse without end)."""
+    value = headers.get(H.HOPS)
+    if value is None:
+        return 0
+    try:
+        hops = max(0, int(value))
+    except ValueError:
+        hops = limit  # a mangled count is treated as a loop, not as a fresh request
+    if hops >= limit:
+        raise GatewayError(
+            508,
+            f"Request loop detected: this request already passed through {limit} or more "
+            "gateways. A provider endpoint probably points back at a gateway.",
+            type=ErrorType.INVALID_REQUEST,
+            code=ErrorCode.LOOP_DETECTED,
+        )
+    return hops
 
 
 def internal_error(request_id: str) -> GatewayError:

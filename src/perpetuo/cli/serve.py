@@ -59,6 +59,11 @@ def serve(
     except OSError as exc:
         fail(f"cannot open the database: {exc}")
     os.environ["PERPETUO_DATA_DIR"] = str(settings.data_dir.resolve())
+    # Where this gateway listens: the egress policy refuses tenant URLs that point back here.
+    host = host or gateway_config.server.host or settings.host
+    port = port or gateway_config.server.port or settings.port
+    settings = settings.model_copy(update={"host": host, "port": port})
+    os.environ["PERPETUO_HOST"], os.environ["PERPETUO_PORT"] = host, str(port)
     if workers > 1:
         _prepare_workers(settings)
     if workers == 1:
@@ -72,8 +77,8 @@ def serve(
     uvicorn.run(
         target,  # type: ignore[arg-type]
         factory=factory,
-        host=host or gateway_config.server.host or settings.host,
-        port=port or gateway_config.server.port or settings.port,
+        host=host,
+        port=port,
         workers=workers,
         loop="uvloop",
         http="httptools",

@@ -16,6 +16,7 @@ from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.errors import invalid, not_found, unavailable
+from perpetuo.control.outbound import check_tenant_url
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import touch_routing
 from perpetuo.store.ids import new_id
@@ -101,6 +102,7 @@ async def create_credential(
     plane: ControlPlane, actor: Actor, workspace_id: str, spec: CredentialCreate
 ) -> dict[str, Any]:
     keyring = _keyring(plane)
+    check_tenant_url(plane, spec.api_base, "api_base")
     secret = spec.api_key.get_secret_value().strip()
     credential_id = new_id("cred")
     sealed = keyring.seal(secret, workspace_id, credential_id)

@@ -10,6 +10,7 @@ from perpetuo.auth.secrets import DerivedKeys
 from perpetuo.auth.throttle import LoginThrottle
 from perpetuo.control.changes import ChangeFeed
 from perpetuo.store.database import Database
+from perpetuo.transport.egress import EgressPolicy
 
 
 @dataclass
@@ -32,3 +33,5 @@ class ControlPlane:
     # Told of every credit grant or adjustment (workspace id, micro-USD): the limits engine's
     # LimitEngine.credits_granted, so live balances move with the ledger.
     credit_listener: Callable[[str, int], Awaitable[None]] | None = None
+    # Where tenant-supplied URLs may point (the operator's `egress` settings).
+    egress: EgressPolicy = field(default_factory=EgressPolicy)

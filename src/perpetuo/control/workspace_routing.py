@@ -29,6 +29,7 @@ from perpetuo.singleflight import SingleFlight
 from perpetuo.store.database import Database
 from perpetuo.store.schema import provider_credentials, workspace_models, workspaces
 from perpetuo.store.timeutil import utcnow
+from perpetuo.transport.egress import EgressPolicy
 
 log = logging.getLogger("perpetuo.workspaces")
 
@@ -56,7 +57,10 @@ EMPTY = WorkspaceState()
 
 
 def build_table(
-    models: list[Any], credentials: dict[str, Any], keyring: Keyring | None
+    models: list[Any],
+    credentials: dict[str, Any],
+    keyring: Keyring | None,
+    egress: EgressPolicy | None = None,
 ) -> WorkspaceState:
     """Aliases from stored specs; deployments whose credential is gone are left out, and an
     alias left with none is listed as disabled with the reason."""
@@ -109,7 +113,9 @@ def build_table(
             update={"fallbacks": [f for f in specs[alias].fallbacks if f in specs]}
         )
     try:
-        built = RoutingTable.build(GatewayConfig(providers=providers, models=specs), "workspace")
+        config = GatewayConfig(providers=providers, models=specs)
+        # A tenant's endpoints: every connection passes the egress policy.
+        built = RoutingTable.build(config, "workspace", egress=egress or EgressPolicy())
     except (ConfigError, ValueError) as exc:
         log.error("workspace routing could not be built: %s", exc)
         return table
@@ -117,7 +123,9 @@ def build_table(
     return table
 
 
-async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -> WorkspaceState:
+async def load_table(
+    db: Database, keyring: Keyring | None, workspace_id: str, egress: EgressPolicy | None = None
+) -> WorkspaceState:
     async with db.connect() as conn:
         settings = await conn.scalar(
             select(workspaces.c.settings).where(workspaces.c.id == workspace_id)
@@ -137,7 +145,7 @@ async def load_table(db: Database, keyring: Keyring | None, workspace_id: str) -
             )
         ).all()
     return _with_settings(
-        build_table(list(models), {row.id: row for row in creds}, keyring), settings
+        build_table(list(models), {row.id: row for row in creds}, keyring, egress), settings
     )
 
 
@@ -154,9 +162,16 @@ def _with_settings(state: WorkspaceState, stored: dict[str, Any] | None) -> Work
 class WorkspaceRoutes:
     """Per-workspace tables in memory; a table is reloaded after invalidation or `ttl`."""
 
-    def __init__(self, db: Database, keyring: Keyring | None, ttl: float = 300.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keyring: Keyring | None,
+        ttl: float = 300.0,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self._db = db
         self._keyring = keyring
+        self.egress = egress or EgressPolicy()
         self._ttl = ttl
         self._tables: dict[str, tuple[WorkspaceState, float]] = {}
         self._flight: SingleFlight[WorkspaceState] = SingleFlight()
@@ -168,7 +183,7 @@ class WorkspaceRoutes:
         return await self._flight.run(workspace_id, lambda: self._load(workspace_id))
 
     async def _load(self, workspace_id: str) -> WorkspaceState:
-        table = await load_table(self._db, self._keyring, workspace_id)
+        table = await load_table(self._db, self._keyring, workspace_id, self.egress)
         self._tables[workspace_id] = (table, time.monotonic() + self._ttl)
         return table
 
@@ -179,3 +194,9 @@ class WorkspaceRoutes:
 
     def invalidate(self, workspace_id: str) -> None:
         self._tables.pop(workspace_id, None)
+
+    def set_egress(self, egress: EgressPolicy) -> None:
+        """A new policy (config reload): every table is rebuilt under it on next use."""
+        if egress != self.egress:
+            self.egress = egress
+            self._tables.clear()

@@ -23,6 +23,7 @@ from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED
 from perpetuo.control.errors import conflict, forbidden, not_found
+from perpetuo.control.outbound import check_tenant_url
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import touch_routing
 from perpetuo.guardrails.policy import GuardrailPolicy
@@ -178,6 +179,8 @@ async def create_workspace(
     plane: ControlPlane, actor: Actor, spec: WorkspaceCreate
 ) -> dict[str, Any]:
     _check_platform_settings(actor, spec.settings)
+    if spec.settings is not None:
+        check_tenant_url(plane, spec.settings.alert_webhook_url, "settings.alert_webhook_url")
     workspace_id = new_id("ws")
     now = utcnow()
     settings = _merged({}, spec.settings) if spec.settings else {}
@@ -248,6 +251,9 @@ async def update_workspace(
     async with plane.db.begin() as conn:
         role = await require_role(conn, actor, workspace_id, Role.ADMIN)
         _check_platform_settings(actor, spec.settings)
+        if spec.settings is not None:
+            url = spec.settings.alert_webhook_url
+            check_tenant_url(plane, url, "settings.alert_webhook_url")
         row = await get_row(conn, workspace_id)
         values: dict[str, Any] = {}
         if spec.name is not None and spec.name.strip() != row.name:

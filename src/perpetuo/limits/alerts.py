@@ -14,10 +14,12 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from perpetuo.limits.guard import LimitStats
 from perpetuo.limits.planning import Planned
 from perpetuo.transport.client import HTTPClient
+from perpetuo.transport.egress import EgressPolicy
 from perpetuo.transport.url import URL, Timeouts
 
 log = logging.getLogger("perpetuo.limits.alerts")
@@ -51,9 +53,13 @@ def budget_event(
 
 
 class AlertSender:
-    def __init__(self, http: HTTPClient | None, stats: LimitStats) -> None:
+    def __init__(
+        self, http: HTTPClient | None, stats: LimitStats, egress: EgressPolicy | None = None
+    ) -> None:
         self._http = http
         self._stats = stats
+        # Webhook URLs are tenant-supplied: always checked (the wiring sets the operator's).
+        self.egress = egress or EgressPolicy()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def fire(self, event: dict[str, Any], webhook_url: str | None) -> None:
@@ -76,14 +82,19 @@ class AlertSender:
         body = json.dumps(event).encode()
         headers = [("content-type", "application/json"), ("user-agent", "perpetuo-alerts")]
         try:
+            self.egress.check_url(url)
             target = URL.parse(url)
-            response = await self._http.request("POST", target, headers, body, WEBHOOK_TIMEOUTS)
+            response = await self._http.request(
+                "POST", target, headers, body, WEBHOOK_TIMEOUTS, egress=self.egress
+            )
             await response.read()
             if response.status >= 300:
                 raise RuntimeError(f"HTTP {response.status}")
         except Exception as exc:  # delivery is best effort; the log line above remains
             self._stats.alerts_failed += 1
-            log.warning("budget alert webhook %s failed: %s", url, exc)
+            # The host only: webhook URLs often carry a secret in their path.
+            host = urlsplit(url).hostname or "?"
+            log.warning("budget alert webhook to %s failed: %s", host, exc)
 
     async def drain(self, within: float) -> bool:
         """Wait for deliveries in flight; True if they all finished in time."""

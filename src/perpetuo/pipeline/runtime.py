@@ -19,6 +19,7 @@ from perpetuo.config.loader import ConfigError, load_config
 from perpetuo.config.model import GatewayConfig
 from perpetuo.control.changes import CONFIG
 from perpetuo.control.key_usage import flush_last_used
+from perpetuo.control.outbound import policy_for
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
 from perpetuo.guardrails.injection import HEURISTIC, InjectionClassifier
@@ -58,6 +59,7 @@ class Gateway:
     metrics_token: str | None = None
     config_path: Path | None = None  # re-read on reload
     master_key: str | None = None
+    listen: tuple[str | None, int | None] = (None, None)  # for the egress policy
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _settling: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -140,6 +142,9 @@ class Gateway:
         table = RoutingTable.build(config, str(self.config_path or "config"))
         self.router.reload(table, config.routing)
         self.config, self.table = config, table
+        egress = policy_for(config.egress, *self.listen)
+        self.plane.egress = self.limits.alerts.egress = egress
+        self.workspace_routes.set_egress(egress)
         if self.metrics is not None:
             self.metrics.aliases, self.metrics.providers = set(table.aliases), set(config.providers)
         log.info("configuration reloaded: %d aliases", len(table.aliases))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from perpetuo.config.model import DeploymentConfig, ProviderConfig
+from perpetuo.config.model import DeploymentConfig, ProviderConfig, UpstreamLimitsConfig
 from perpetuo.providers.azure import AzureOpenAIAdapter
 from perpetuo.providers.base import ProviderAdapter, Target
 from perpetuo.providers.openai import OpenAIAdapter
 from perpetuo.providers.presets import OPENAI_PRESETS
+from perpetuo.transport.caps import ResponseCaps
+from perpetuo.transport.egress import EgressPolicy
 from perpetuo.transport.url import URL, Timeouts
 
 
@@ -35,8 +37,15 @@ def adapter_for(provider_type: str) -> ProviderAdapter:
         raise ValueError(f"unknown provider type {provider_type!r} (known: {known})") from None
 
 
-def build_target(name: str, provider: ProviderConfig, deployment: DeploymentConfig) -> Target:
-    """The Target for one deployment; ValueError says what is missing or wrong."""
+def build_target(
+    name: str,
+    provider: ProviderConfig,
+    deployment: DeploymentConfig,
+    egress: EgressPolicy | None = None,
+    limits: UpstreamLimitsConfig | None = None,
+) -> Target:
+    """The Target for one deployment; ValueError says what is missing or wrong. `egress`:
+    the policy every connection must pass (tenant-configured providers only)."""
     adapter = adapter_for(provider.type)
     base = provider.api_base or adapter.default_api_base
     if not base:
@@ -60,6 +69,18 @@ def build_target(name: str, provider: ProviderConfig, deployment: DeploymentConf
             total=timeouts_cfg.total,
         ),
         verify_tls=provider.verify_tls,
+        egress=egress,
+        caps=response_caps(limits or UpstreamLimitsConfig(), provider.upstream_limits),
     )
     adapter.validate_target(target)
     return target
+
+
+def response_caps(
+    limits: UpstreamLimitsConfig, override: UpstreamLimitsConfig | None = None
+) -> ResponseCaps:
+    """The global upstream limits with the keys a provider set laid over them."""
+    values = limits.model_dump()
+    if override is not None:
+        values.update({name: getattr(override, name) for name in override.model_fields_set})
+    return ResponseCaps(**values)

@@ -94,6 +94,7 @@ class HealthChecker:
                 call.body,
                 timeouts,
                 verify_tls=dep.target.verify_tls,
+                egress=dep.target.egress,
             )
             body = await response.read()
         except TransportError as exc:

@@ -14,6 +14,7 @@ from perpetuo.config.model import (
 from perpetuo.metering.pricing import Price, PricingCatalog, default_catalog
 from perpetuo.providers.base import ProviderAdapter, Target
 from perpetuo.providers.registry import adapter_for, build_target
+from perpetuo.transport.egress import EgressPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +79,14 @@ class RoutingTable:
 
     @classmethod
     def build(
-        cls, config: GatewayConfig, source: str = "config", catalog: PricingCatalog | None = None
+        cls,
+        config: GatewayConfig,
+        source: str = "config",
+        catalog: PricingCatalog | None = None,
+        egress: EgressPolicy | None = None,
     ) -> RoutingTable:
-        """Resolve every deployment; a problem raises ConfigError naming the field."""
+        """Resolve every deployment; a problem raises ConfigError naming the field.
+        `egress` is set for tables a tenant configured: their connections are checked."""
         catalog = catalog or default_catalog()
         for name, provider in config.providers.items():
             try:
@@ -93,7 +99,9 @@ class RoutingTable:
             for i, dep in enumerate(spec.deployments):
                 provider = config.providers[dep.provider]
                 try:
-                    target = build_target(dep.provider, provider, dep)
+                    target = build_target(
+                        dep.provider, provider, dep, egress, config.upstream_limits
+                    )
                 except ValueError as exc:
                     field = f"models.{alias_name}.deployments[{i}]"
                     raise ConfigError(source, field, f"provider {dep.provider!r}: {exc}") from None

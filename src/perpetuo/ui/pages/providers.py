@@ -43,7 +43,7 @@ async def providers_page(page: PageDep) -> Response:
 
 async def _test(page: WorkspacePage, credential_id: str) -> dict[str, Any]:
     row, secret = await credentials.load_secret(page.plane, page.actor, page.id, credential_id)
-    return await test_connection(page.gateway.client, row, secret)
+    return await test_connection(page.gateway.client, row, secret, page.gateway.plane.egress)
 
 
 @router.post("")

@@ -57,4 +57,4 @@ async def test_credential(
     workspace_id: str, credential_id: str, actor: ActorDep, plane: PlaneDep, request: Request
 ) -> dict[str, Any]:
     row, secret = await service.load_secret(plane, actor, workspace_id, credential_id)
-    return one(await test_connection(request.app.state.http, row, secret))
+    return one(await test_connection(request.app.state.http, row, secret, plane.egress))

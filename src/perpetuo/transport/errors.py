@@ -39,3 +39,14 @@ class ProtocolError(TransportError):
     """The upstream answered with something that is not valid HTTP/1.1."""
 
     kind = "protocol_error"
+
+
+class ResponseTooLarge(TransportError):
+    """The upstream sent more than the deployment's caps allow (body, event, decoded size)."""
+
+    kind = "response_too_large"
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"upstream {what} exceeds the limit of {limit}")
+        self.what = what
+        self.limit = limit

@@ -1,7 +1,10 @@
 """Server-sent events: decode an upstream byte stream, encode events for clients.
 
 Lines are split on bytes, so a multi-byte UTF-8 character cut across network chunks is
-reassembled before decoding.
+reassembled before decoding. Each read is scanned once from where the last line ended and a
+line cut across reads is kept in pieces, so a huge line costs linear work (never a search of
+the whole buffer per read); a line or event past the cap ends the stream with
+ResponseTooLarge instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -9,6 +12,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+from perpetuo.transport.caps import ResponseCaps
+from perpetuo.transport.errors import ResponseTooLarge
+
+_DEFAULT_LIMIT = ResponseCaps().max_event_bytes
 
 
 @dataclass(slots=True)
@@ -22,13 +30,18 @@ class SSEDecoder:
     """Events of an SSE byte stream, per the WHATWG event-stream parsing rules.
 
     Every complete event in a network read is parsed at once, so `has_pending` can tell the
-    caller that more events are ready without waiting (used to coalesce client writes)."""
+    caller that more events are ready without waiting (used to coalesce client writes).
+    `max_event_bytes` bounds one line and one event's data lines together."""
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(self, chunks: AsyncIterator[bytes], max_event_bytes: int = _DEFAULT_LIMIT):
         self._chunks = chunks
-        self._buffer = b""
+        self._limit = max_event_bytes
+        self._partial: list[bytes] = []  # the start of a line cut across reads
+        self._partial_size = 0
+        self._skip_lf = False  # the last read ended on CR: a LF opening the next is its pair
         self._ready: deque[SSEEvent] = deque()
         self._data: list[str] = []
+        self._data_size = 0
         self._event = ""
         self._last_id = ""
 
@@ -48,17 +61,53 @@ class SSEDecoder:
             yield self._ready.popleft()
 
     def _feed(self, chunk: bytes) -> None:
-        buffer = self._buffer + chunk
-        while (cut := _line_end(buffer)) is not None:
-            self._line(buffer[: cut[0]].decode("utf-8", "replace"))
-            buffer = buffer[cut[1] :]
-        self._buffer = buffer
+        pos, end = 0, len(chunk)
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                pos = 1
+        # Each terminator is searched for once, from where the previous line ended.
+        lf = chunk.find(b"\n", pos)
+        cr = chunk.find(b"\r", pos)
+        while lf != -1 or cr != -1:
+            if cr == -1 or (lf != -1 and lf < cr):
+                cut = lf
+                after = lf + 1
+            else:
+                cut, after = cr, cr + 1
+                if after == end:
+                    self._skip_lf = True  # maybe the first half of a CRLF
+                elif chunk[after] == 10:
+                    after += 1
+            self._take(chunk[pos:cut])
+            pos = after
+            if lf != -1 and lf < pos:
+                lf = chunk.find(b"\n", pos)
+            if cr != -1 and cr < pos:
+                cr = chunk.find(b"\r", pos)
+        if pos < end:
+            self._partial_size += end - pos
+            if self._partial_size > self._limit:
+                self._partial.clear()
+                raise ResponseTooLarge("SSE line", self._limit)
+            self._partial.append(chunk[pos:] if pos else chunk)
+
+    def _take(self, raw: bytes) -> None:
+        """One complete line (the end of a cut one, when pieces are waiting)."""
+        if self._partial:
+            self._partial.append(raw)
+            raw = b"".join(self._partial)
+            self._partial.clear()
+            self._partial_size = 0
+        if len(raw) > self._limit:
+            raise ResponseTooLarge("SSE line", self._limit)
+        self._line(raw.decode("utf-8", "replace"))
 
     def _line(self, line: str) -> None:
         if not line:
             if self._data:
                 self._ready.append(SSEEvent("\n".join(self._data), self._event, self._last_id))
-            self._data, self._event = [], ""
+            self._data, self._event, self._data_size = [], "", 0
             return
         if line.startswith(":"):
             return
@@ -66,6 +115,9 @@ class SSEDecoder:
         if value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_size += len(value) + 1
+            if self._data_size > self._limit:
+                raise ResponseTooLarge("SSE event", self._limit)
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -74,28 +126,19 @@ class SSEDecoder:
 
     def _finish(self) -> None:
         """A final event without its blank line still counts."""
-        if self._buffer.strip():
-            for raw in self._buffer.decode("utf-8", "replace").splitlines():
-                self._line(raw)
-        self._buffer = b""
+        if self._partial:
+            raw = b"".join(self._partial)
+            self._partial.clear()
+            self._partial_size = 0
+            if raw.strip():
+                self._line(raw.decode("utf-8", "replace"))
         self._line("")
 
 
-def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
-    return aiter(SSEDecoder(chunks))
-
-
-def _line_end(buffer: bytes) -> tuple[int, int] | None:
-    """(end of line, start of next line) for the first line terminator, if complete."""
-    lf = buffer.find(b"\n")
-    cr = buffer.find(b"\r")
-    if cr == -1 and lf == -1:
-        return None
-    if cr == -1 or (lf != -1 and lf < cr):
-        return lf, lf + 1
-    if cr + 1 == len(buffer):
-        return None  # could be the first half of CRLF: wait for more
-    return (cr, cr + 2) if buffer[cr + 1 : cr + 2] == b"\n" else (cr, cr + 1)
+def decode_sse(
+    chunks: AsyncIterator[bytes], max_event_bytes: int = _DEFAULT_LIMIT
+) -> AsyncIterator[SSEEvent]:
+    return aiter(SSEDecoder(chunks, max_event_bytes))
 
 
 def encode_data(payload: bytes) -> bytes:

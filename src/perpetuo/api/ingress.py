@@ -30,10 +30,16 @@ def decode_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict[str, A
     except msgspec.ValidationError as exc:
         if not _UNKNOWN_FIELD.search(str(exc)) or _param_of(str(exc)):
             raise validation_error(exc) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise decode_json_error(exc) from None
-    # Unknown top-level fields: split them off, validate the rest.
-    data = _any_decoder.decode(body)
+    # Unknown top-level fields: split them off, validate the rest. (Validation stops at the
+    # first unknown field, so the rest of the body may still be malformed.)
+    try:
+        data = _any_decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise decode_json_error(exc) from None
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.", code=ErrorCode.INVALID_JSON)
     extras = {k: data.pop(k) for k in list(data) if k not in CHAT_REQUEST_FIELDS}
     try:
         return msgspec.convert(data, ChatCompletionRequest), extras
@@ -46,14 +52,16 @@ def decode_embedding_request(body: bytes) -> EmbeddingRequest:
         return _embedding_decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise decode_json_error(exc) from None
 
 
-def decode_json_error(exc: msgspec.DecodeError) -> GatewayError:
+def decode_json_error(exc: msgspec.DecodeError | UnicodeDecodeError) -> GatewayError:
+    # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8 in strings.
+    detail = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
     return bad_request(
         "We could not parse the JSON body of your request. The API expects a JSON payload "
-        f"({_strip_location(str(exc))}).",
+        f"({_strip_location(detail)}).",
         code=ErrorCode.INVALID_JSON,
     )
 

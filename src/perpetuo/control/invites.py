@@ -28,6 +28,7 @@ from perpetuo.control.workspaces import get_row, workspace_view
 from perpetuo.schema.errors import ErrorType, GatewayError
 from perpetuo.store.ids import new_id
 from perpetuo.store.pagination import Page, newest_first, to_page
+from perpetuo.store.repos.api_keys import touch_owned
 from perpetuo.store.schema import invites, memberships, users
 from perpetuo.store.timeutil import iso, utcnow
 
@@ -236,6 +237,8 @@ async def accept_invite(plane: ControlPlane, actor: Actor, spec: InviteAccept) -
                 created_at=now,
             )
         )
+        # A returning member's old keys work again: other instances re-read them.
+        await touch_owned(conn, actor.user_id, row.workspace_id)
         await audit.record(
             conn,
             actor,

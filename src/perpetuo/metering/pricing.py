@@ -101,8 +101,9 @@ def normalize_model(name: str) -> str:
 
 
 class PricingCatalog:
-    def __init__(self, prices: dict[str, Price]) -> None:
+    def __init__(self, prices: dict[str, Price], max_output: dict[str, int] | None = None) -> None:
         self.prices = prices
+        self.max_output = max_output or {}  # model -> most tokens it generates in one answer
         self._resolved: dict[str, Price | None] = {}
 
     @classmethod
@@ -110,12 +111,18 @@ class PricingCatalog:
         models = data.get("models")
         if not isinstance(models, dict):
             raise ValueError("pricing catalog: `models` must be an object")
-        prices = {}
+        prices, max_output = {}, {}
         for name, fields in models.items():
             if not isinstance(fields, dict) or "input" not in fields:
                 raise ValueError(f"pricing catalog: {name!r} needs at least an input price")
+            fields = dict(fields)
+            limit = fields.pop("max_output", None)
+            if limit is not None:
+                if not isinstance(limit, int) or limit < 1:
+                    raise ValueError(f"pricing catalog: {name!r} max_output must be >= 1")
+                max_output[name.lower()] = limit
             prices[name.lower()] = Price.of(**fields)
-        return cls(prices)
+        return cls(prices, max_output)
 
     @classmethod
     def load(cls, path: Path | None = None) -> PricingCatalog:
@@ -124,6 +131,10 @@ class PricingCatalog:
         else:
             text = path.read_text(encoding="utf-8")
         return cls.from_json(json.loads(text))
+
+    def max_output_for(self, model: str) -> int | None:
+        """The most output tokens the model generates per answer, when the catalog knows."""
+        return self.max_output.get(model.lower()) or self.max_output.get(normalize_model(model))
 
     def lookup(self, model: str) -> Price | None:
         """The catalog price of an upstream model: exact name first, then normalized."""

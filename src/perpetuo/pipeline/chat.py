@@ -36,6 +36,7 @@ async def chat_completion(
     ctx.workspace = await gw.workspace(principal)
     alias = gw.resolve_alias(ctx.workspace, principal, request.model)
     ctx.alias, ctx.stream = alias.name, request.is_stream
+    request = request.with_output_limit(alias.max_output_tokens)  # what limits may reserve
     check_extra_params(alias, extras)
     await guardrails.check_input(ctx, alias, request, gw.injection_classifier)  # block, redact
     hit = await cache.lookup(gw, ctx, alias, request, extras)  # exact, then semantic

@@ -28,6 +28,7 @@ class Deployment:
     config: DeploymentConfig
     price: Price | None = None  # catalog price with the deployment's `price:` laid over it
     health_check: HealthCheckConfig | None = None  # the provider's active probe, if any
+    max_output_tokens: int | None = None  # config, else the catalog; None: unknown
     # Derived from config once, read on every request.
     token_capped: bool = field(init=False)  # rpm or tpm set
     uncapped: bool = field(init=False)  # no rpm, tpm or max_parallel
@@ -54,6 +55,9 @@ class Alias:
     config: ModelAliasConfig
     # Deployments by `priority` (lowest first), each group in configured order.
     groups: tuple[tuple[Deployment, ...], ...] = field(init=False)
+    # The largest answer any deployment can give (None when one of them is unknown): a
+    # client's larger max_tokens is cut to it before limits reserve tokens and budget.
+    max_output_tokens: int | None = field(init=False)
 
     def __post_init__(self) -> None:
         levels = sorted({d.config.priority for d in self.deployments})
@@ -61,6 +65,9 @@ class Alias:
             tuple(d for d in self.deployments if d.config.priority == level) for level in levels
         )
         object.__setattr__(self, "groups", groups)
+        known = [d.max_output_tokens for d in self.deployments]
+        most = None if None in known else max(known)  # type: ignore[type-var]
+        object.__setattr__(self, "max_output_tokens", most)
 
     @property
     def extra_params(self) -> frozenset[str]:
@@ -113,6 +120,8 @@ class RoutingTable:
                         config=dep,
                         price=catalog.price_for(dep.model, dep.price),
                         health_check=provider.health_check,
+                        max_output_tokens=dep.max_output_tokens
+                        or catalog.max_output_for(dep.model),
                     )
                 )
             aliases[alias_name] = Alias(alias_name, tuple(deployments), spec)

@@ -189,6 +189,8 @@ class StreamOptions(Struct, **_PART):
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 PositiveInt = Annotated[int, Meta(ge=1)]
+# No model answers with more; a larger number is a mistake or an attempt to overflow counters.
+OutputTokens = Annotated[int, Meta(ge=1, le=100_000_000)]
 
 
 class ChatCompletionRequest(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -200,8 +202,8 @@ class ChatCompletionRequest(Struct, forbid_unknown_fields=True, omit_defaults=Tr
     top_p: Probability | UnsetType | None = UNSET
     n: Annotated[int, Meta(ge=1, le=128)] | UnsetType | None = UNSET
     stop: str | Annotated[list[str], Meta(max_length=4)] | UnsetType | None = UNSET
-    max_tokens: PositiveInt | UnsetType | None = UNSET
-    max_completion_tokens: PositiveInt | UnsetType | None = UNSET
+    max_tokens: OutputTokens | UnsetType | None = UNSET
+    max_completion_tokens: OutputTokens | UnsetType | None = UNSET
     presence_penalty: Penalty | UnsetType | None = UNSET
     frequency_penalty: Penalty | UnsetType | None = UNSET
     logit_bias: dict[str, int] | UnsetType | None = UNSET
@@ -244,6 +246,18 @@ class ChatCompletionRequest(Struct, forbid_unknown_fields=True, omit_defaults=Tr
             if isinstance(value, int):
                 return value
         return None
+
+    def with_output_limit(self, most: int | None) -> ChatCompletionRequest:
+        """This request with its max_tokens cut to `most` (itself when within it)."""
+        limit = self.output_token_limit
+        if most is None or limit is None or limit <= most:
+            return self
+        changes = {
+            name: most
+            for name in ("max_tokens", "max_completion_tokens")
+            if isinstance(getattr(self, name), int)
+        }
+        return msgspec.structs.replace(self, **changes)
 
 
 CHAT_REQUEST_FIELDS = frozenset(ChatCompletionRequest.__struct_fields__)

@@ -54,7 +54,7 @@ def payload_error(payload: Any) -> UpstreamError:
 def _parse(body: bytes) -> tuple[str | None, str | None]:
     try:
         payload = msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None, None
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):

@@ -236,7 +236,7 @@ def _arguments(arguments: str, where: str) -> Json:
         return {}
     try:
         value = msgspec.json.decode(arguments)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         value = None
     if not isinstance(value, dict):
         raise unsupported(f"`{where}` must be a JSON object to send it to Anthropic", where)

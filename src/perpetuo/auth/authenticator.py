@@ -1,8 +1,9 @@
 """Turn the credential on a request into a Principal, from memory.
 
 Each refusal has its own code and message: a missing key, an unknown key, a revoked,
-expired or rotated-away key (401), a request from an address or site the key does not allow
-(403). Scope and model restrictions are checked later, where the endpoint and model are known.
+expired or rotated-away key (401), a request from an address or site the key does not allow,
+or a key whose owner was disabled or left the workspace (403). Scope and model restrictions
+are checked later, where the endpoint and model are known.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ class Authenticator:
         return record.principal
 
 
+OWNER_REFUSALS = {
+    "disabled": "This API key's owner has been disabled on this server, so the key no longer "
+    "works. Ask a workspace admin for a key of your own or a service key.",
+    "removed": "This API key's owner is no longer a member of this workspace, so the key no "
+    "longer works. Ask a workspace admin for a key of your own or a service key.",
+}
+
+
 def check_usable(record: KeyRecord, headers: Mapping[str, str], client_ip: str) -> None:
     now = time.time()
     if record.revoked:
@@ -74,6 +83,8 @@ def check_usable(record: KeyRecord, headers: Mapping[str, str], client_ip: str) 
             "This API key was rotated and its grace period has ended; use the new key.",
             ErrorCode.API_KEY_ROTATED,
         )
+    if record.owner is not None and record.owner != "active":
+        raise forbidden(OWNER_REFUSALS[record.owner], ErrorCode.KEY_OWNER_DISABLED)
     if record.networks is not None and not _address_allowed(client_ip, record):
         raise forbidden(
             "This API key may not be used from this IP address.", ErrorCode.IP_NOT_ALLOWED

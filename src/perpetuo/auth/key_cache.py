@@ -4,6 +4,10 @@ A key is read from the database the first time it is seen, then served from memo
 its entry expires or is invalidated (locally at once; from other instances through the
 invalidation feed). Unknown hashes are remembered briefly too, so random keys cannot turn
 into a database load. Concurrent misses for one key share a single query.
+
+The record carries the owner's standing, read with the key: disabling the owner or removing
+them from the workspace marks their keys changed, which drops them here (see changes.py),
+so the refusal needs no query per request.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class KeyRecord:
     networks: tuple[IPNetwork, ...] | None
     referer_domains: tuple[str, ...] | None
     limits: dict[str, Any]
+    owner: str | None = None  # the owner's standing (owner_standing); None: a service key
 
     @classmethod
     def from_row(cls, row: Any, matched_hash: str) -> KeyRecord:
@@ -59,7 +64,21 @@ class KeyRecord:
             if row.referer_domains
             else None,
             limits=limits,
+            owner=owner_standing(row),
         )
+
+
+def owner_standing(row: Any) -> str | None:
+    """ "active", "disabled" or "removed" (no longer in the key's workspace) for a key with an
+    owner; None for a service key, which belongs to its workspace. A row read without the
+    owner's columns (store.repos.api_keys.with_owner) counts as active."""
+    if row.owner_id is None:
+        return None
+    if getattr(row, "owner_disabled_at", None) is not None:
+        return "disabled"
+    if not getattr(row, "owner_in_workspace", True):
+        return "removed"
+    return "active"
 
 
 def _split_policies(stored: dict[str, Any] | None) -> tuple[dict[str, Any], Any, Any]:

@@ -2,6 +2,11 @@
 
 Members manage the keys they own; admins and owners manage every key of the workspace;
 viewers only read. Every change is audited and reaches every instance's key cache.
+
+A key works only while its owner may act in its workspace: disabling the owner, or removing
+them from the workspace, stops their keys (and re-enabling or re-adding them restores the
+keys). Service keys have no owner and belong to the workspace: admins create them (or the
+master key and the CLI, whose keys have no owner either), and they outlive any one person.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
 
 from perpetuo.auth import api_keys as keygen
+from perpetuo.auth.key_cache import owner_standing
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
@@ -119,6 +124,11 @@ class KeyRestrictions(BaseModel):
 class KeyCreate(KeyRestrictions):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     environment: Literal["live", "test"] = "live"
+    service: bool = Field(
+        default=False,
+        description="A service key belongs to the workspace, not to its creator, and keeps "
+        "working when they leave or are disabled (admins and owners only)",
+    )
 
 
 class KeyUpdate(KeyRestrictions):
@@ -126,11 +136,16 @@ class KeyUpdate(KeyRestrictions):
 
 
 def status_of(row: Any, now: dt.datetime | None = None) -> str:
+    """active | revoked | expired | owner_disabled | owner_removed (the owner was disabled,
+    or is no longer in the key's workspace: the key is refused until that changes)."""
     now = now or utcnow()
     if row.revoked_at is not None:
         return "revoked"
     if row.expires_at is not None and row.expires_at <= now:
         return "expired"
+    owner = owner_standing(row)
+    if owner is not None and owner != "active":
+        return f"owner_{owner}"
     return "active"
 
 
@@ -141,6 +156,7 @@ def key_view(row: Any) -> dict[str, Any]:
         "object": "api_key",
         "workspace_id": row.workspace_id,
         "owner_id": row.owner_id,
+        "owner_status": owner_standing(row),  # active | disabled | removed; null: service key
         "name": row.name,
         "environment": row.environment,
         "prefix": row.prefix,
@@ -203,7 +219,7 @@ async def create_key(
         **_restriction_values(spec),
         "id": key_id,
         "workspace_id": workspace_id,
-        "owner_id": actor.user_id,
+        "owner_id": None if spec.service else actor.user_id,
         "name": spec.name,
         "environment": spec.environment,
         "prefix": new.display_prefix,
@@ -211,7 +227,9 @@ async def create_key(
         "key_hash": keygen.key_hash(plane.keys.api_key_hmac, new.plaintext),
     }
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.MEMBER)
+        role = await require_role(conn, actor, workspace_id, Role.MEMBER)
+        if spec.service and role < Role.ADMIN:
+            raise forbidden("Only workspace admins and owners create service keys.")
         await repo.insert_key(conn, values)
         row = await repo.get(conn, workspace_id, key_id)
         view = key_view(row)
@@ -243,7 +261,10 @@ async def list_keys(
     async with plane.db.connect() as conn:
         await require_role(conn, actor, workspace_id, Role.VIEWER)
         query = newest_first(
-            select(api_keys).where(api_keys.c.workspace_id == workspace_id), api_keys, cursor, limit
+            repo.with_owner().where(api_keys.c.workspace_id == workspace_id),
+            api_keys,
+            cursor,
+            limit,
         )
         return to_page((await conn.execute(query)).all(), limit)
 
@@ -323,8 +344,8 @@ async def rotate_key(
         raise invalid("The grace period must be between 0 and 30 days.", "grace_seconds")
     async with plane.db.begin() as conn:
         row = await _manageable(conn, actor, workspace_id, key_id)
-        if status_of(row) != "active":
-            raise invalid(f"A {status_of(row)} key cannot be rotated.")
+        if (status := status_of(row)) != "active":
+            raise invalid(f"This key cannot be rotated (its status is {status}).")
         new = keygen.generate(row.environment)
         before = key_view(row)
         await repo.update_key(
@@ -353,6 +374,13 @@ async def rotate_key(
         )
     await plane.changes.publish(KEY, key_id)
     return after, new.plaintext
+
+
+async def owner_changed(plane: ControlPlane, key_ids: list[str]) -> None:
+    """After the transaction that changed an owner's standing (store.repos.api_keys.touch_owned
+    marked their keys): drop the keys from every instance's cache now."""
+    for key_id in key_ids:
+        await plane.changes.publish(KEY, key_id)
 
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")

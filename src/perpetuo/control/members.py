@@ -7,6 +7,9 @@ The rules, for an actor with role A acting on a member whose role is T:
 - anyone may leave, or lower their own role;
 - a workspace always keeps at least one owner.
 Platform super-administrators and the master key act as owners.
+
+A member who leaves or is removed keeps their API keys, but the keys stop working (403
+`key_owner_disabled`) on every instance until they are a member again.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
+from perpetuo.control.api_keys import owner_changed
 from perpetuo.control.errors import conflict, forbidden, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.store.pagination import Page, newest_first, to_page
+from perpetuo.store.repos.api_keys import touch_owned
 from perpetuo.store.schema import memberships, users, workspaces
 from perpetuo.store.timeutil import iso
 
@@ -162,6 +167,7 @@ async def remove_member(plane: ControlPlane, actor: Actor, workspace_id: str, us
                 memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id
             )
         )
+        keys = await touch_owned(conn, user_id, workspace_id)
         await audit.record(
             conn,
             actor,
@@ -170,4 +176,6 @@ async def remove_member(plane: ControlPlane, actor: Actor, workspace_id: str, us
             target_type="member",
             target_id=user_id,
             before=member_view(row),
+            after={"api_keys_affected": len(keys)},
         )
+    await owner_changed(plane, keys)

@@ -1,7 +1,8 @@
 """Platform administration of accounts: list every user, disable and re-enable them.
 
 Only platform super-administrators (or the master key) may. Disabling ends every session
-of the account at once; its workspaces and memberships are kept for when it is enabled.
+of the account at once and stops its API keys on every instance (they answer 403
+`key_owner_disabled`); its workspaces, memberships and keys are kept for when it is enabled.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from sqlalchemy import select, update
 from perpetuo.control import audit, sessions
 from perpetuo.control.accounts import normalize_email, user_view
 from perpetuo.control.actor import Actor
+from perpetuo.control.api_keys import owner_changed
 from perpetuo.control.errors import forbidden, invalid, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.store.pagination import Page, newest_first, to_page
+from perpetuo.store.repos.api_keys import touch_owned
 from perpetuo.store.schema import users
 from perpetuo.store.timeutil import utcnow
 
@@ -54,6 +57,7 @@ async def set_disabled(
             .values(disabled_at=utcnow() if disabled else None)
         )
         ended = await sessions.revoke_all(conn, user_id) if disabled else 0
+        keys = await touch_owned(conn, user_id)
         after = user_view((await conn.execute(select(users).where(users.c.id == user_id))).first())
         await audit.record(
             conn,
@@ -63,6 +67,7 @@ async def set_disabled(
             target_type="user",
             target_id=user_id,
             before=user_view(row),
-            after={**after, "sessions_revoked": ended},
+            after={**after, "sessions_revoked": ended, "api_keys_affected": len(keys)},
         )
+    await owner_changed(plane, keys)
     return after

@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     API_KEY_REVOKED = "api_key_revoked"
     API_KEY_EXPIRED = "api_key_expired"
     API_KEY_ROTATED = "api_key_rotated"
+    KEY_OWNER_DISABLED = "key_owner_disabled"  # its owner was disabled or left the workspace
     IP_NOT_ALLOWED = "ip_not_allowed"
     REFERER_NOT_ALLOWED = "referer_not_allowed"
     MODEL_NOT_ALLOWED = "model_not_allowed"

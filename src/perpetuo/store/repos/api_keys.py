@@ -1,4 +1,8 @@
-"""API key rows: lookup by hash for the data plane, and the control plane's CRUD."""
+"""API key rows: lookup by hash for the data plane, and the control plane's CRUD.
+
+Every read of a key carries its owner's standing (`owner_disabled_at`, `owner_in_workspace`),
+so the data plane caches it with the key and the control plane shows it.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,53 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, Select, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from perpetuo.store.schema import api_keys
+from perpetuo.store.schema import api_keys, memberships, users
 from perpetuo.store.timeutil import utcnow
 
 
+def with_owner() -> Select[Any]:
+    """Key rows plus their owner's standing: disabled or not, and still in the key's
+    workspace (platform administrators count as in every workspace). No owner: both null."""
+    member = exists().where(
+        memberships.c.workspace_id == api_keys.c.workspace_id,
+        memberships.c.user_id == api_keys.c.owner_id,
+    )
+    return select(
+        api_keys,
+        users.c.disabled_at.label("owner_disabled_at"),
+        or_(users.c.is_superadmin, member).label("owner_in_workspace"),
+    ).select_from(api_keys.outerjoin(users, users.c.id == api_keys.c.owner_id))
+
+
 async def find_by_hash(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
-    query = select(api_keys).where(
+    query = with_owner().where(
         or_(api_keys.c.key_hash == key_hash, api_keys.c.previous_hash == key_hash)
     )
     return (await conn.execute(query)).first()
 
 
 async def get(conn: AsyncConnection, workspace_id: str, key_id: str) -> Row[Any] | None:
-    query = select(api_keys).where(api_keys.c.workspace_id == workspace_id, api_keys.c.id == key_id)
+    query = with_owner().where(api_keys.c.workspace_id == workspace_id, api_keys.c.id == key_id)
     return (await conn.execute(query)).first()
+
+
+async def touch_owned(
+    conn: AsyncConnection, owner_id: str, workspace_id: str | None = None
+) -> list[str]:
+    """Mark the owner's keys (in one workspace, or everywhere) as changed, so every instance
+    re-reads them with the owner's new standing; returns their ids."""
+    query = select(api_keys.c.id).where(api_keys.c.owner_id == owner_id)
+    if workspace_id is not None:
+        query = query.where(api_keys.c.workspace_id == workspace_id)
+    key_ids = list((await conn.execute(query)).scalars())
+    if key_ids:
+        await conn.execute(
+            update(api_keys).where(api_keys.c.id.in_(key_ids)).values(updated_at=utcnow())
+        )
+    return key_ids
 
 
 async def find_by_id_or_prefix(conn: AsyncConnection, value: str) -> list[Row[Any]]:

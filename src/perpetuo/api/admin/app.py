@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from perpetuo import __version__
 from perpetuo.api.admin.routes import (
@@ -109,8 +110,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         field = ".".join(loc[1:] if loc and loc[0] in ("query", "path", "header") else loc)
         message = first.get("msg", "Invalid value")
         if first.get("type") == "json_invalid":
-            message, field = "The request body is not valid JSON.", ""
-        elif first.get("type") == "extra_forbidden":
+            return _render(_not_json())
+        if first.get("type") == "extra_forbidden":
             message = "Unknown field."
         text = f"{field}: {message}" if field else message
         return _render(
@@ -124,9 +125,42 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's bare 400 when a body cannot even be decoded (e.g. not UTF-8): to the
+            # client it is the same mistake as malformed JSON, so it gets the same answer.
+            return _render(_not_json())
+        message, headers = str(exc.detail), dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; several routes
+            # (GET and POST of one collection) share a path, and `Allow` must list them all.
+            allowed = ", ".join(allowed_methods(request))
+            path = request.url.path
+            message = f"Method {request.method} is not allowed on {path} (allowed: {allowed})."
+            headers["Allow"] = allowed
         code = {404: ErrorCode.ROUTE_NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(
             exc.status_code, "http_error"
         )
         kind = ErrorType.NOT_FOUND if exc.status_code == 404 else ErrorType.INVALID_REQUEST
-        return _render(GatewayError(exc.status_code, str(exc.detail), type=kind, code=code))
+        return _render(
+            GatewayError(exc.status_code, message, type=kind, code=code, headers=headers)
+        )
+
+
+def _not_json() -> GatewayError:
+    return GatewayError(
+        422,
+        "The request body is not valid JSON.",
+        type=ErrorType.INVALID_REQUEST,
+        code=ErrorCode.INVALID_JSON,
+    )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 from sqlalchemy import select
 
 from perpetuo.auth.authenticator import bearer_token
@@ -16,6 +17,12 @@ from perpetuo.control.plane import ControlPlane
 from perpetuo.store.schema import sessions, users
 from perpetuo.store.timeutil import utcnow
 
+# Only declares the scheme in the OpenAPI schema; `current_actor` reads the header itself.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An access token from /api/auth/login (or /signup, /refresh), or the master key",
+)
+
 
 def plane(request: Request) -> ControlPlane:
     return request.app.state.plane
@@ -25,7 +32,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def current_actor(request: Request) -> Actor:
+async def current_actor(request: Request, _: Annotated[Any, Depends(bearer_scheme)]) -> Actor:
     control: ControlPlane = request.app.state.plane
     token = bearer_token({k.lower(): v for k, v in request.headers.items()})
     if token is None:

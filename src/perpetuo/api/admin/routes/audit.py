@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, page
+from perpetuo.api.admin.responses import PLATFORM, WORKSPACE_ROLE
 from perpetuo.control import audit_query as service
 
 router = APIRouter(tags=["Audit log"])
@@ -30,7 +31,11 @@ def filters(
 FiltersDep = Annotated[service.AuditFilters, Depends(filters)]
 
 
-@router.get("/api/workspaces/{workspace_id}/audit", summary="A workspace's audit trail (admins)")
+@router.get(
+    "/api/workspaces/{workspace_id}/audit",
+    summary="A workspace's audit trail (admins)",
+    responses=WORKSPACE_ROLE,
+)
 async def workspace_audit(
     workspace_id: str,
     actor: ActorDep,
@@ -45,7 +50,11 @@ async def workspace_audit(
     return page(result, service.audit_view)
 
 
-@router.get("/api/admin/audit", summary="Platform-level audit entries (super-administrators)")
+@router.get(
+    "/api/admin/audit",
+    summary="Platform-level audit entries (super-administrators)",
+    responses=PLATFORM,
+)
 async def platform_audit(
     actor: ActorDep,
     plane: PlaneDep,

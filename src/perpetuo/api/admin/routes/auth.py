@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep, client_ip
 from perpetuo.api.admin.envelope import one
+from perpetuo.api.admin.responses import errors
 from perpetuo.auth.authenticator import bearer_token
 from perpetuo.auth.tokens import InvalidToken, verify_access_token
 from perpetuo.control import accounts as service
@@ -40,22 +41,40 @@ def _session_id(request: Request) -> str | None:
         return None
 
 
-@router.post("/signup", status_code=201, summary="Create an account; returns tokens")
+@router.post(
+    "/signup",
+    status_code=201,
+    summary="Create an account; returns tokens",
+    responses=errors(403, 404, 409, 410, 422),
+)
 async def signup(body: service.UserCreate, plane: PlaneDep, request: Request) -> dict[str, Any]:
     return one(await service.signup(plane, body, _client(request)))
 
 
-@router.post("/login", summary="Sign in with email and password; returns tokens")
+@router.post(
+    "/login",
+    summary="Sign in with email and password; returns tokens",
+    responses=errors(401, 403, 422, 429),
+)
 async def login(body: service.Login, plane: PlaneDep, request: Request) -> dict[str, Any]:
     return one(await service.login(plane, body, _client(request)))
 
 
-@router.post("/refresh", summary="New tokens for a refresh token (which then stops working)")
+@router.post(
+    "/refresh",
+    summary="New tokens for a refresh token (which then stops working)",
+    responses=errors(401, 422),
+)
 async def refresh(body: service.Refresh, plane: PlaneDep, request: Request) -> dict[str, Any]:
     return one(await service.refresh(plane, body, _client(request)))
 
 
-@router.post("/logout", status_code=204, summary="Sign out: end the session")
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="Sign out: end the session",
+    responses=errors(401, 422),
+)
 async def logout(
     plane: PlaneDep, request: Request, body: Annotated[Logout | None, Body()] = None
 ) -> Response:
@@ -64,12 +83,16 @@ async def logout(
     return Response(status_code=204)
 
 
-@router.get("/me", summary="The signed-in account and its workspaces")
+@router.get("/me", summary="The signed-in account and its workspaces", responses=errors(401))
 async def get_me(actor: ActorDep, plane: PlaneDep) -> dict[str, Any]:
     return one(await service.me(plane, actor))
 
 
-@router.patch("/me", summary="Change one's name or password (ends one's other sessions)")
+@router.patch(
+    "/me",
+    summary="Change one's name or password (ends one's other sessions)",
+    responses=errors(401, 403, 422, 429),
+)
 async def update_me(
     body: service.ProfileUpdate, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:

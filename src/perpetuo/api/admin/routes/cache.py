@@ -8,9 +8,12 @@ from fastapi import APIRouter, Query, Request
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import one
+from perpetuo.api.admin.responses import WORKSPACE, WORKSPACE_ROLE
 from perpetuo.control import response_cache as service
 
-router = APIRouter(prefix="/api/workspaces/{workspace_id}/cache", tags=["Response cache"])
+router = APIRouter(
+    prefix="/api/workspaces/{workspace_id}/cache", tags=["Response cache"], responses=WORKSPACE
+)
 AliasParam = Annotated[
     str | None, Query(max_length=200, description="Only this alias's answers (default: all)")
 ]
@@ -24,7 +27,11 @@ async def cache_stats(
     return one(await service.cache_stats(plane, cache, actor, workspace_id))
 
 
-@router.delete("", summary="Purge the workspace's cached answers, or one alias's (admins)")
+@router.delete(
+    "",
+    summary="Purge the workspace's cached answers, or one alias's (admins)",
+    responses=WORKSPACE_ROLE,
+)
 async def purge_cache(
     workspace_id: str,
     request: Request,

@@ -8,12 +8,17 @@ from fastapi import APIRouter, Request, Response
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
+from perpetuo.api.admin.responses import WORKSPACE, WORKSPACE_ROLE, errors
 from perpetuo.control import credentials as service
 from perpetuo.control.connection_test import test_connection
 
 router = APIRouter(
-    prefix="/api/workspaces/{workspace_id}/credentials", tags=["Provider credentials"]
+    prefix="/api/workspaces/{workspace_id}/credentials",
+    tags=["Provider credentials"],
+    responses=WORKSPACE,
 )
+# Storing or using a secret needs the admin role and the server's encryption key.
+WITH_SECRET = {**WORKSPACE_ROLE, **errors(503)}
 
 
 @router.get("", summary="List provider credentials (masked)")
@@ -29,7 +34,10 @@ async def list_credentials(
 
 
 @router.post(
-    "", status_code=201, summary="Store a provider credential (encrypted; never shown again)"
+    "",
+    status_code=201,
+    summary="Store a provider credential (encrypted; never shown again)",
+    responses=WITH_SECRET,
 )
 async def create_credential(
     workspace_id: str, body: service.CredentialCreate, actor: ActorDep, plane: PlaneDep
@@ -44,7 +52,12 @@ async def get_credential(
     return one(await service.get_credential(plane, actor, workspace_id, credential_id))
 
 
-@router.delete("/{credential_id}", status_code=204, summary="Delete a provider credential")
+@router.delete(
+    "/{credential_id}",
+    status_code=204,
+    summary="Delete a provider credential",
+    responses=WORKSPACE_ROLE,
+)
 async def delete_credential(
     workspace_id: str, credential_id: str, actor: ActorDep, plane: PlaneDep
 ) -> Response:
@@ -52,7 +65,11 @@ async def delete_credential(
     return Response(status_code=204)
 
 
-@router.post("/{credential_id}/test", summary="Test the connection with this credential")
+@router.post(
+    "/{credential_id}/test",
+    summary="Test the connection with this credential",
+    responses=WITH_SECRET,
+)
 async def test_credential(
     workspace_id: str, credential_id: str, actor: ActorDep, plane: PlaneDep, request: Request
 ) -> dict[str, Any]:

@@ -8,9 +8,12 @@ from fastapi import APIRouter
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
+from perpetuo.api.admin.responses import WORKSPACE_ROLE
 from perpetuo.control import credits as service
 
-router = APIRouter(prefix="/api/workspaces/{workspace_id}/credits", tags=["Credits"])
+router = APIRouter(
+    prefix="/api/workspaces/{workspace_id}/credits", tags=["Credits"], responses=WORKSPACE_ROLE
+)
 
 
 @router.get("", summary="Credit balance and ledger entries, newest first (admins)")

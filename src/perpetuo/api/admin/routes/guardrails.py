@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import one
+from perpetuo.api.admin.responses import WORKSPACE
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Role
 from perpetuo.control.errors import invalid
@@ -19,7 +20,8 @@ from perpetuo.control.workspaces import effective_settings, get_row
 from perpetuo.guardrails.evaluate import evaluate
 from perpetuo.guardrails.policy import GuardrailPolicy, resolve
 
-router = APIRouter(prefix="/api/guardrails", tags=["Guardrails"])
+# With `workspace_id` in the body, the caller needs a role in that workspace.
+router = APIRouter(prefix="/api/guardrails", tags=["Guardrails"], responses=WORKSPACE)
 
 
 class GuardrailTest(BaseModel):

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Response
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
+from perpetuo.api.admin.responses import WORKSPACE_ROLE, errors
 from perpetuo.control import invites as service
 
-router = APIRouter(tags=["Invites"])
+# Managing invites needs the admin role; accepting one, being the person invited.
+router = APIRouter(tags=["Invites"], responses=WORKSPACE_ROLE)
 PREFIX = "/api/workspaces/{workspace_id}/invites"
 
 
@@ -26,7 +28,12 @@ async def list_invites(
     return page(result, service.invite_view)
 
 
-@router.post(PREFIX, status_code=201, summary="Invite someone by email (the token is shown once)")
+@router.post(
+    PREFIX,
+    status_code=201,
+    summary="Invite someone by email (the token is shown once)",
+    responses=errors(409),
+)
 async def create_invite(
     workspace_id: str, body: service.InviteCreate, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:
@@ -34,7 +41,9 @@ async def create_invite(
     return one({**view, "token": token})
 
 
-@router.delete(PREFIX + "/{invite_id}", status_code=204, summary="Revoke an invite")
+@router.delete(
+    PREFIX + "/{invite_id}", status_code=204, summary="Revoke an invite", responses=errors(409)
+)
 async def revoke_invite(
     workspace_id: str, invite_id: str, actor: ActorDep, plane: PlaneDep
 ) -> Response:
@@ -42,7 +51,11 @@ async def revoke_invite(
     return Response(status_code=204)
 
 
-@router.post("/api/invites/accept", summary="Accept an invite sent to your email address")
+@router.post(
+    "/api/invites/accept",
+    summary="Accept an invite sent to your email address",
+    responses=errors(409, 410),
+)
 async def accept_invite(
     body: service.InviteAccept, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:

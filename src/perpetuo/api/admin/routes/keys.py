@@ -9,9 +9,12 @@ from pydantic import BaseModel, Field
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
+from perpetuo.api.admin.responses import WORKSPACE, WORKSPACE_ROLE
 from perpetuo.control import api_keys as service
 
-router = APIRouter(prefix="/api/workspaces/{workspace_id}/keys", tags=["API keys"])
+router = APIRouter(
+    prefix="/api/workspaces/{workspace_id}/keys", tags=["API keys"], responses=WORKSPACE
+)
 
 
 class Rotate(BaseModel):
@@ -32,7 +35,12 @@ async def list_keys(
     return page(result, service.key_view)
 
 
-@router.post("", status_code=201, summary="Create an API key (the key is shown once)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an API key (the key is shown once)",
+    responses=WORKSPACE_ROLE,
+)
 async def create_key(
     workspace_id: str, body: service.KeyCreate, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:
@@ -47,21 +55,27 @@ async def get_key(
     return one(await service.get_key(plane, actor, workspace_id, key_id))
 
 
-@router.patch("/{key_id}", summary="Update an API key's name, restrictions or limits")
+@router.patch(
+    "/{key_id}",
+    summary="Update an API key's name, restrictions or limits",
+    responses=WORKSPACE_ROLE,
+)
 async def update_key(
     workspace_id: str, key_id: str, body: service.KeyUpdate, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:
     return one(await service.update_key(plane, actor, workspace_id, key_id, body))
 
 
-@router.post("/{key_id}/revoke", summary="Revoke an API key")
+@router.post("/{key_id}/revoke", summary="Revoke an API key", responses=WORKSPACE_ROLE)
 async def revoke_key(
     workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:
     return one(await service.revoke_key(plane, actor, workspace_id, key_id))
 
 
-@router.delete("/{key_id}", summary="Revoke an API key (the record is kept)")
+@router.delete(
+    "/{key_id}", summary="Revoke an API key (the record is kept)", responses=WORKSPACE_ROLE
+)
 async def delete_key(
     workspace_id: str, key_id: str, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:
@@ -69,7 +83,9 @@ async def delete_key(
 
 
 @router.post(
-    "/{key_id}/rotate", summary="Rotate: a new secret, the old one valid for a grace period"
+    "/{key_id}/rotate",
+    summary="Rotate: a new secret, the old one valid for a grace period",
+    responses=WORKSPACE_ROLE,
 )
 async def rotate_key(
     workspace_id: str,

@@ -8,9 +8,12 @@ from fastapi import APIRouter, Response
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
+from perpetuo.api.admin.responses import WORKSPACE, WORKSPACE_ROLE, errors
 from perpetuo.control import members as service
 
-router = APIRouter(prefix="/api/workspaces/{workspace_id}/members", tags=["Members"])
+router = APIRouter(
+    prefix="/api/workspaces/{workspace_id}/members", tags=["Members"], responses=WORKSPACE
+)
 
 
 @router.get("", summary="List members")
@@ -25,7 +28,9 @@ async def list_members(
     return page(result, service.member_view)
 
 
-@router.patch("/{user_id}", summary="Change a member's role")
+@router.patch(
+    "/{user_id}", summary="Change a member's role", responses={**WORKSPACE_ROLE, **errors(409)}
+)
 async def change_role(
     workspace_id: str, user_id: str, body: service.RoleChange, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:
@@ -33,7 +38,10 @@ async def change_role(
 
 
 @router.delete(
-    "/{user_id}", status_code=204, summary="Remove a member (or leave, with your own id)"
+    "/{user_id}",
+    status_code=204,
+    summary="Remove a member (or leave, with your own id)",
+    responses={**WORKSPACE_ROLE, **errors(409)},
 )
 async def remove_member(
     workspace_id: str, user_id: str, actor: ActorDep, plane: PlaneDep

@@ -8,9 +8,14 @@ from fastapi import APIRouter, Request, Response
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one
+from perpetuo.api.admin.responses import WORKSPACE, WORKSPACE_ROLE, errors
 from perpetuo.control import models as service
 
-router = APIRouter(prefix="/api/workspaces/{workspace_id}/models", tags=["Workspace models"])
+router = APIRouter(
+    prefix="/api/workspaces/{workspace_id}/models",
+    tags=["Workspace models"],
+    responses=WORKSPACE,
+)
 
 
 async def _disabled(request: Request, workspace_id: str) -> dict[str, str]:
@@ -36,7 +41,9 @@ async def list_models(
     }
 
 
-@router.post("", status_code=201, summary="Add an alias")
+@router.post(
+    "", status_code=201, summary="Add an alias", responses={**WORKSPACE_ROLE, **errors(409)}
+)
 async def create_model(
     workspace_id: str, body: service.ModelCreate, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:
@@ -51,14 +58,20 @@ async def get_model(
     return one(service.model_view(row, (await _disabled(request, workspace_id)).get(alias)))
 
 
-@router.put("/{alias:path}", summary="Replace an alias's deployments and settings")
+@router.put(
+    "/{alias:path}",
+    summary="Replace an alias's deployments and settings",
+    responses=WORKSPACE_ROLE,
+)
 async def replace_model(
     workspace_id: str, alias: str, body: service.ModelSpec, actor: ActorDep, plane: PlaneDep
 ) -> dict[str, Any]:
     return one(await service.replace_model(plane, actor, workspace_id, alias, body))
 
 
-@router.delete("/{alias:path}", status_code=204, summary="Delete an alias")
+@router.delete(
+    "/{alias:path}", status_code=204, summary="Delete an alias", responses=WORKSPACE_ROLE
+)
 async def delete_model(workspace_id: str, alias: str, actor: ActorDep, plane: PlaneDep) -> Response:
     await service.delete_model(plane, actor, workspace_id, alias)
     return Response(status_code=204)

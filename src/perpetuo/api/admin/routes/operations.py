@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import one
+from perpetuo.api.admin.responses import PLATFORM
 from perpetuo.config.loader import ConfigError
 from perpetuo.control import audit
 from perpetuo.control.errors import forbidden, invalid
 
-router = APIRouter(prefix="/api/admin", tags=["Operations"])
+router = APIRouter(prefix="/api/admin", tags=["Operations"], responses=PLATFORM)
 
 
 @router.post("/reload", summary="Reload the configuration file (platform administrators)")

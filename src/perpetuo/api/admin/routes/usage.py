@@ -13,9 +13,12 @@ from fastapi.responses import StreamingResponse
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
+from perpetuo.api.admin.responses import WORKSPACE, json_errors
 from perpetuo.control import analytics
 
-router = APIRouter(prefix="/api/workspaces/{workspace_id}", tags=["Usage and logs"])
+router = APIRouter(
+    prefix="/api/workspaces/{workspace_id}", tags=["Usage and logs"], responses=WORKSPACE
+)
 
 Since = Annotated[dt.datetime | None, Query(description="Start (ISO 8601; default: 7 days ago)")]
 Until = Annotated[dt.datetime | None, Query(description="End, exclusive (default: now)")]
@@ -121,7 +124,16 @@ async def search_logs(
     return page(result, analytics.log_view)
 
 
-@router.get("/logs/export.csv", summary="Export matching request logs as CSV")
+class CSVResponse(StreamingResponse):
+    media_type = "text/csv"  # also what the schema documents for the 200 answer
+
+
+@router.get(
+    "/logs/export.csv",
+    summary="Export matching request logs as CSV",
+    response_class=CSVResponse,
+    responses=json_errors(*WORKSPACE),
+)
 async def export_logs(
     workspace_id: str,
     actor: ActorDep,
@@ -129,15 +141,13 @@ async def export_logs(
     filters: LogFilters,
     since: Since = None,
     until: Until = None,
-) -> StreamingResponse:
+) -> CSVResponse:
     rows = await analytics.export_logs(
         plane, actor, workspace_id, since=since, until=until, filters=filters
     )
     name = f"perpetuo-logs-{workspace_id}.csv"
-    return StreamingResponse(
-        csv_chunks(rows),
-        media_type="text/csv",
-        headers={"content-disposition": f'attachment; filename="{name}"'},
+    return CSVResponse(
+        csv_chunks(rows), headers={"content-disposition": f'attachment; filename="{name}"'}
     )
 
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
+from perpetuo.api.admin.responses import PLATFORM, errors
 from perpetuo.control import users as service
 from perpetuo.control.accounts import user_view
 
-router = APIRouter(prefix="/api/admin/users", tags=["Platform administration"])
+router = APIRouter(prefix="/api/admin/users", tags=["Platform administration"], responses=PLATFORM)
 
 
 @router.get("", summary="List every account")
@@ -26,11 +27,15 @@ async def list_users(
     return page(result, user_view)
 
 
-@router.post("/{user_id}/disable", summary="Disable an account and end its sessions")
+@router.post(
+    "/{user_id}/disable",
+    summary="Disable an account and end its sessions",
+    responses=errors(404),
+)
 async def disable_user(user_id: str, actor: ActorDep, plane: PlaneDep) -> dict[str, Any]:
     return one(await service.set_disabled(plane, actor, user_id, True))
 
 
-@router.post("/{user_id}/enable", summary="Enable a disabled account")
+@router.post("/{user_id}/enable", summary="Enable a disabled account", responses=errors(404))
 async def enable_user(user_id: str, actor: ActorDep, plane: PlaneDep) -> dict[str, Any]:
     return one(await service.set_disabled(plane, actor, user_id, False))

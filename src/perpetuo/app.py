@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from perpetuo.api.asgi import GatewayApp
+from perpetuo.api.http import TrustedProxies
 from perpetuo.auth.authenticator import Authenticator
 from perpetuo.auth.credential_crypto import Keyring
 from perpetuo.auth.key_cache import KeyCache, KeyRecord
@@ -127,4 +128,4 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     logs.configure(settings.log_level, settings.log_format, settings.log_levels)
     if config is None:
         config = load_config(settings.config)
-    return GatewayApp(build_gateway(settings, config))
+    return GatewayApp(build_gateway(settings, config), TrustedProxies(settings.trusted_proxies))

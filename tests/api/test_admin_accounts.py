@@ -164,14 +164,15 @@ async def test_profile_and_password_change(api):
     assert (await login(api.http, "ned@example.com", "Brand-new-pass-1")).status_code == 200
 
 
-async def test_sign_in_throttled_per_account(sqlite_api):
+async def test_sign_in_throttled_per_account_and_address(sqlite_api):
     await signup(sqlite_api, "oz@example.com")
     for _ in range(5):
         assert (
             await login(sqlite_api.http, "oz@example.com", "wrong-password-1")
         ).status_code == 401
-    async with sqlite_api.client("10.7.7.7") as elsewhere:
-        locked = await login(elsewhere, "oz@example.com", GOOD)  # even the right password
+    locked = await login(sqlite_api.http, "oz@example.com", GOOD)  # even the right password
+    async with sqlite_api.client("10.7.7.7") as elsewhere:  # but only from that address
+        assert (await login(elsewhere, "oz@example.com", GOOD)).status_code == 200
     assert locked.status_code == 429
     assert 1 <= int(locked.headers["retry-after"]) <= 900
     assert error_of(locked)["code"] == "rate_limit_exceeded"

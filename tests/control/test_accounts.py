@@ -155,7 +155,7 @@ async def test_password_change_needs_the_current_one_and_ends_other_sessions(pla
 
 async def test_wrong_current_password_counts_toward_the_throttle(plane):
     user_id = await make_user(plane, "jo@example.com")
-    plane.throttle.account_limit = 2
+    plane.throttle.pair_limit = 2
     actor = Actor(kind="user", user_id=user_id, ip="10.0.0.9")
     wrong = accounts.ProfileUpdate(password="New-password-99", current_password="guess-guess-1")
     for _ in range(2):

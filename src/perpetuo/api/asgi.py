@@ -18,6 +18,7 @@ from perpetuo.api.http import (
     Scope,
     Send,
     StreamingResponse,
+    TrustedProxies,
     error_response,
 )
 from perpetuo.pipeline.context import RequestContext
@@ -66,8 +67,9 @@ def request_id_for(headers: dict[str, str]) -> str:
 class GatewayApp:
     """The ASGI application. `gateway` is built by the factory and closed at shutdown."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, proxies: TrustedProxies | None = None) -> None:
         self.gateway = gateway
+        self.proxies = proxies  # None: the peer is the client (in-process tests)
         self._admin: Any = None
         self._ui: Any = None
 
@@ -88,6 +90,8 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if self.proxies is not None:
+                self.proxies.apply(scope)  # one client address for every part of the app
             path = scope["path"]
             if path.startswith(ADMIN_PREFIXES):
                 await self.admin_app()(scope, receive, send)

@@ -2,13 +2,16 @@
 
 A full framework's request/response objects cost more per request than the whole routing
 decision; these do only what the data plane needs, including streaming with prompt
-cancellation when the client goes away.
+cancellation when the client goes away. `TrustedProxies` decides every request's client
+address (and scheme) once, for the data plane, the admin API and the dashboard alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -28,6 +31,86 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to buffer the stream
 ]
+
+
+class TrustedProxies:
+    """Peers whose X-Forwarded-For and X-Forwarded-Proto are believed (PERPETUO_TRUSTED_PROXIES:
+    addresses or CIDRs, comma-separated, or `*` for any peer).
+
+    Each proxy appends the address it received the request from, so only the right end of
+    X-Forwarded-For is written by proxies we trust; anything to its left is whatever the
+    client sent. The client is the right-most address that is not a trusted proxy: a client
+    cannot choose it by sending a made-up chain. With `*` the peer is trusted but the chain's
+    entries are not, so the client is the right-most entry (one proxy layer)."""
+
+    def __init__(self, spec: str) -> None:
+        entries = [e.strip() for e in spec.split(",") if e.strip()]
+        self.any_peer = "*" in entries
+        self._networks = tuple(_network(e) for e in entries if e != "*")
+        self._trusted = functools.lru_cache(maxsize=4096)(self._is_trusted)
+
+    def _is_trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._networks)
+
+    def trusts(self, host: str) -> bool:
+        return bool(host) and len(host) <= 64 and self._trusted(host)
+
+    def client(self, peer: str, forwarded_for: list[str]) -> str:
+        """The client's address, given the connecting peer and the X-Forwarded-For values."""
+        if not forwarded_for or not (self.any_peer or self.trusts(peer)):
+            return peer
+        hops = [_host_of(hop) for value in forwarded_for for hop in value.split(",")]
+        hops = [hop for hop in hops if hop]
+        if not hops:
+            return peer
+        if self.any_peer and not self._networks:
+            return hops[-1]
+        for hop in reversed(hops):
+            if not self.trusts(hop):
+                return hop
+        return hops[0]  # every hop is a trusted proxy: the client is one of ours
+
+    def apply(self, scope: Scope) -> None:
+        """Rewrite the ASGI scope's client (and scheme) from a trusted peer's headers."""
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        if not (self.any_peer or self.trusts(peer)):
+            return
+        forwarded: list[str] = []
+        proto = None
+        for name, value in scope.get("headers") or ():
+            if name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-proto":
+                proto = value.decode("latin-1").strip().lower()
+        if forwarded:
+            scope["client"] = (self.client(peer, forwarded), 0)
+        if proto in ("http", "https"):
+            scope["scheme"] = proto
+
+
+def _network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"PERPETUO_TRUSTED_PROXIES: {entry!r} is not an IP address, a CIDR range or *"
+        ) from None
+
+
+def _host_of(hop: str) -> str:
+    """An X-Forwarded-For entry without its port ("1.2.3.4:80", "[::1]:80"), at most 64
+    characters (the longest address a log column keeps)."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        hop = hop[1 : hop.find("]")] if "]" in hop else hop[1:]
+    elif hop.count(":") == 1:
+        hop = hop.split(":", 1)[0]
+    return hop[:64]
 
 
 class Request:

@@ -1,9 +1,15 @@
-"""Sign-in throttling against password guessing: failures counted per account and per client IP.
+"""Sign-in throttling against password guessing, without handing anyone a lockout weapon.
 
-Failures are kept in a sliding window. While an account (or an address) has reached its
-limit, sign-in is refused before the password is even checked, and the caller learns how
-long to wait. A successful sign-in clears the account's count (not the address's: one
-address guessing many accounts stays throttled).
+Failures are counted in a sliding window under three keys:
+- per (account, client address): past `pair_limit` failures that address waits before it may
+  try that account again, twice as long after each further failure;
+- per client address, whatever the accounts: past `ip_limit` failures, the same backoff;
+- per account, from every address: past `account_alert` failures the account is under
+  attack, and every address that has failed on it even once must back off.
+No count is kept that can refuse a source that has not failed: the right password from an
+address with no failures always gets through, so nobody can lock an administrator out by
+guessing at their account. A success clears its (account, address) count only, so one
+address guessing many accounts stays throttled.
 
 Two stores behind one interface: in memory (a single instance) and Redis (shared by every
 instance). If Redis cannot be reached the Redis store falls back to its own in-memory store
@@ -26,9 +32,12 @@ from typing import Any, Protocol
 
 log = logging.getLogger("perpetuo.auth.throttle")
 
-ACCOUNT_LIMIT = 5  # failed sign-ins per account ...
-IP_LIMIT = 20  # ... and per client address ...
-WINDOW_SECONDS = 15 * 60.0  # ... within this sliding window
+PAIR_LIMIT = 5  # failed sign-ins per (account, address) before backoff starts ...
+IP_LIMIT = 20  # ... per address, across accounts ...
+ACCOUNT_ALERT = 50  # ... per account from all addresses: then any address that failed waits
+WINDOW_SECONDS = 15 * 60.0  # ... counted within this sliding window
+BASE_DELAY = 30.0  # seconds: the first wait past a limit, doubled for each further failure
+MAX_DELAY = WINDOW_SECONDS  # and never more than this
 
 REDIS_PREFIX = "perpetuo:login:"
 REDIS_TIMEOUT = 0.5  # seconds, per socket operation
@@ -41,8 +50,8 @@ class ThrottleStore(Protocol):
 
     async def hit(self, key: str, now: float, window: float) -> None: ...
 
-    async def wait_seconds(self, key: str, now: float, window: float, limit: int) -> float:
-        """How long until `key` is under `limit` again; 0 when it already is."""
+    async def failures(self, key: str, now: float, window: float) -> tuple[int, float]:
+        """How many failures `key` has in the window, and when the latest was (0 if none)."""
         ...
 
     async def clear(self, key: str) -> None: ...
@@ -50,11 +59,13 @@ class ThrottleStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _wait(stamps: list[float], now: float, window: float, limit: int) -> float:
-    """Stamps ascending and inside the window: the lock lifts when all but limit-1 expire."""
-    if len(stamps) < limit:
+def backoff(count: int, latest: float, now: float, limit: int) -> float:
+    """Seconds still to wait after `count` failures (the latest at `latest`): none below
+    `limit`, then BASE_DELAY doubling with each failure past it, at most MAX_DELAY."""
+    if count < limit:
         return 0.0
-    return max(0.0, stamps[len(stamps) - limit] + window - now)
+    delay = min(BASE_DELAY * 2.0 ** min(count - limit, 32), MAX_DELAY)
+    return max(0.0, latest + delay - now)
 
 
 class MemoryThrottleStore:
@@ -83,9 +94,9 @@ class MemoryThrottleStore:
             stamps = self._hits[key] = deque()
         stamps.append(now)
 
-    async def wait_seconds(self, key: str, now: float, window: float, limit: int) -> float:
+    async def failures(self, key: str, now: float, window: float) -> tuple[int, float]:
         stamps = self._live(key, now, window)
-        return _wait(list(stamps), now, window, limit) if stamps else 0.0
+        return (len(stamps), stamps[-1]) if stamps else (0, 0.0)
 
     async def clear(self, key: str) -> None:
         self._hits.pop(key, None)
@@ -155,23 +166,20 @@ class RedisThrottleStore:
         else:
             self._recovered()
 
-    async def wait_seconds(self, key: str, now: float, window: float, limit: int) -> float:
+    async def failures(self, key: str, now: float, window: float) -> tuple[int, float]:
         name = REDIS_PREFIX + key
 
         def build(pipe: Any) -> None:
             pipe.zremrangebyscore(name, "-inf", now - window)
             pipe.zcard(name)
-            # The limit-th newest failure: when it leaves the window, the key is under limit.
-            pipe.zrange(name, -limit, -limit, withscores=True)
+            pipe.zrange(name, -1, -1, withscores=True)  # the latest failure
 
         result = await self._run(build)
         if result is None:
-            return await self._fallback.wait_seconds(key, now, window, limit)
+            return await self._fallback.failures(key, now, window)
         self._recovered()
-        count, edge = int(result[1]), result[2]
-        if count < limit or not edge:
-            return 0.0
-        return max(0.0, float(edge[0][1]) + window - now)
+        count, latest = int(result[1]), result[2]
+        return (count, float(latest[0][1])) if count and latest else (0, 0.0)
 
     async def clear(self, key: str) -> None:
         await self._fallback.clear(key)
@@ -193,42 +201,53 @@ def ip_key(ip: str) -> str:
     return "ip:" + ip
 
 
+def pair_key(email: str, ip: str | None) -> str:
+    return f"{account_key(email)}@{ip or '-'}"
+
+
 class LoginThrottle:
     def __init__(
         self,
         store: ThrottleStore | None = None,
         *,
-        account_limit: int = ACCOUNT_LIMIT,
+        pair_limit: int = PAIR_LIMIT,
         ip_limit: int = IP_LIMIT,
+        account_alert: int = ACCOUNT_ALERT,
         window: float = WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store: ThrottleStore = store or MemoryThrottleStore()
-        self.account_limit = account_limit
+        self.pair_limit = pair_limit
         self.ip_limit = ip_limit
+        self.account_alert = account_alert
         self.window = window
         self._clock = clock
 
     async def retry_after(self, email: str, ip: str | None) -> float:
-        """Seconds the caller must wait before trying to sign in again; 0 if it may now."""
+        """Seconds this address must wait before trying this account again; 0 if it may now.
+        Always 0 for an address that has not failed (on this account, or often elsewhere)."""
         now = self._clock()
-        wait = await self.store.wait_seconds(
-            account_key(email), now, self.window, self.account_limit
-        )
+        count, latest = await self.store.failures(pair_key(email, ip), now, self.window)
+        wait = backoff(count, latest, now, self.pair_limit)
+        if count and wait == 0.0:
+            # This address has failed here: if the account is under attack, it backs off too.
+            total, _ = await self.store.failures(account_key(email), now, self.window)
+            if total >= self.account_alert:
+                wait = backoff(count, latest, now, 1)
         if ip:
-            wait = max(
-                wait, await self.store.wait_seconds(ip_key(ip), now, self.window, self.ip_limit)
-            )
+            ip_count, ip_latest = await self.store.failures(ip_key(ip), now, self.window)
+            wait = max(wait, backoff(ip_count, ip_latest, now, self.ip_limit))
         return wait
 
     async def failed(self, email: str, ip: str | None) -> None:
         now = self._clock()
+        await self.store.hit(pair_key(email, ip), now, self.window)
         await self.store.hit(account_key(email), now, self.window)
         if ip:
             await self.store.hit(ip_key(ip), now, self.window)
 
-    async def succeeded(self, email: str) -> None:
-        await self.store.clear(account_key(email))
+    async def succeeded(self, email: str, ip: str | None) -> None:
+        await self.store.clear(pair_key(email, ip))
 
     async def aclose(self) -> None:
         await self.store.aclose()

@@ -85,8 +85,7 @@ def serve(
         lifespan="on",
         access_log=False,
         server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
+        proxy_headers=False,  # the application reads X-Forwarded-* itself (api/http.py)
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
     )

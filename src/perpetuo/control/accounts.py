@@ -1,9 +1,10 @@
 """People: accounts, sign-up, sign-in, token refresh, sign-out, and one's own profile.
 
 Passwords are hashed with argon2id off the event loop (a hash takes a noticeable fraction
-of a second of CPU). Sign-in is throttled per account and per client address (see
-auth/throttle.py) before any password is checked, and an unknown address costs the same
-hash verification as a known one, so timing does not reveal which accounts exist.
+of a second of CPU). Sign-in is throttled per (account, client address) and per client
+address (see auth/throttle.py) before any password is checked, never for an address that has
+not failed; an unknown email address costs the same hash verification as a known one, so
+timing does not reveal which accounts exist.
 """
 
 from __future__ import annotations
@@ -230,7 +231,8 @@ async def _check_signup_allowed(
 async def _check_password(
     plane: ControlPlane, email: str, ip: str | None, stored_hash: str | None, password: str
 ) -> bool:
-    """Throttled verification: 429 while locked; a failure counts against account and IP."""
+    """Throttled verification: 429 while this address must back off from this account; a
+    failure counts against the (account, address) pair, the account and the address."""
     wait = await plane.throttle.retry_after(email, ip)
     if wait > 0:
         raise too_many(
@@ -240,7 +242,7 @@ async def _check_password(
     if not ok or stored_hash is None:
         await plane.throttle.failed(email, ip)
         return False
-    await plane.throttle.succeeded(email)
+    await plane.throttle.succeeded(email, ip)
     return True
 
 

@@ -25,7 +25,7 @@ def ensure_master_key(data_dir: Path) -> tuple[str, bool]:
     existing = read_master_key(data_dir)
     if existing:
         return existing, False
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we create it
     key = "pk_master_" + secrets.token_urlsafe(32)
     path = master_key_file(data_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -50,7 +50,7 @@ def load_server_secret(configured: str | None, data_dir: Path, *, create: bool) 
     except FileNotFoundError:
         if not create:
             raise
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we create it
     value = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:

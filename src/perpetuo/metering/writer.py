@@ -81,7 +81,7 @@ class UsageWriter:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self.spill_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._task = asyncio.create_task(self._run(), name="usage-writer")
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
@@ -169,7 +169,7 @@ class UsageWriter:
         """Append to this process's spill file and fsync: on disk before we let go of them."""
         if not batch:
             return
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self.spill_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = b"".join(encode_record(record) + b"\n" for record in batch)
         fd = os.open(
             self.spill_dir / self._spill_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600

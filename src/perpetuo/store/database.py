@@ -1,7 +1,14 @@
-"""The database handle: one async engine per process, with per-engine settings."""
+"""The database handle: one async engine per process, with per-engine settings.
+
+An SQLite database is private to the account that runs the gateway: its directory is made
+0700 when we create it, and the database file 0600 before SQLite opens it. SQLite gives the
+`-wal` and `-shm` files it creates the mode of the database file; files left by an older
+version are tightened at start-up.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +29,8 @@ class Database:
         options: dict[str, Any] = {"echo": echo, "json_serializer": _json_text}
         if self.is_sqlite:
             database = self.url.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if database and database != ":memory:" and not database.startswith("file:"):
+                make_private(Path(database))
             options["connect_args"] = {"timeout": 15}
         else:
             options.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
@@ -51,6 +58,18 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def make_private(path: Path) -> None:
+    """The database file (created if absent) and its WAL and shared-memory files: 0600."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
+        except (FileNotFoundError, PermissionError):
+            continue  # absent, or not ours to change (a read-only deployment)
 
 
 def _json_text(value: Any) -> str:

@@ -56,7 +56,7 @@ def test_readiness_reports_each_check(mocks, tmp_path):
         "models": {"gpt-4o-mini": config["models"]["gpt-4o-mini"]},
     }
     with GatewayProcess(config, tmp_path, env=env) as gateway:
-        body = httpx.get(f"{gateway.url}/health/ready").json()
+        body = httpx.get(f"{gateway.url}/health/ready", headers=AUTH).json()
     assert body["status"] == "ready"
     assert body["checks"]["store"]["ok"] is True and body["checks"]["store"]["latency_ms"] >= 0
     assert body["checks"]["redis"] == {"configured": False}
@@ -72,8 +72,9 @@ def test_readiness_follows_the_store(mocks, tmp_path):
         with GatewayProcess(config, tmp_path, env=env) as gw:
             assert httpx.get(f"{gw.url}/health/ready").status_code == 200
             pg.stop_server()
-            down = httpx.get(f"{gw.url}/health/ready", timeout=10)
+            down = httpx.get(f"{gw.url}/health/ready", headers=AUTH, timeout=10)
             assert down.status_code == 503 and down.json()["checks"]["store"]["ok"] is False
+            assert down.json()["status"] == "not_ready"
             assert httpx.get(f"{gw.url}/health/live").status_code == 200
             pg.start_server()
             eventually(lambda: httpx.get(f"{gw.url}/health/ready").raise_for_status(), timeout=10)

@@ -135,7 +135,8 @@ def chat(sdk: openai.OpenAI, model: str, **kw: Any) -> Any:
 
 
 def deployments(gw: GatewayProcess) -> dict[str, Any]:
-    ready = httpx.get(f"{gw.url}/health/ready").json()
+    operator = {"authorization": f"Bearer {MASTER_KEY}"}  # the detail is for operators
+    ready = httpx.get(f"{gw.url}/health/ready", headers=operator).json()
     return ready["checks"]["routing"]["deployments"]
 
 

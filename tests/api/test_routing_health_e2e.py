@@ -62,7 +62,8 @@ def checked(probed, tmp_path_factory) -> Iterator[GatewayProcess]:
 
 
 def ready(gw: GatewayProcess) -> tuple[int, dict[str, Any]]:
-    response = httpx.get(f"{gw.url}/health/ready")
+    operator = {"authorization": f"Bearer {MASTER_KEY}"}  # the detail is for operators
+    response = httpx.get(f"{gw.url}/health/ready", headers=operator)
     return response.status_code, response.json()["checks"]["routing"]
 
 

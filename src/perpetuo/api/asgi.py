@@ -36,7 +36,7 @@ for prefix in ("/v1", ""):
     ROUTES[f"{prefix}/chat/completions"] = {"POST": dataplane.chat_completions}
     ROUTES[f"{prefix}/embeddings"] = {"POST": dataplane.embeddings}
     ROUTES[f"{prefix}/models"] = {"GET": dataplane.list_models}
-ROUTES["/health/live"] = {"GET": health.live}
+ROUTES["/health"] = ROUTES["/health/live"] = {"GET": health.live}
 ROUTES["/health/ready"] = {"GET": health.ready}
 ROUTES["/metrics"] = {"GET": health.metrics}
 # Model ids may contain slashes ("meta-llama/Llama-3.1-8B"), so these match by prefix.
@@ -46,7 +46,7 @@ PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
 )
 
 # Probes and scrapes are not requests worth a log line, a span or a metric each.
-QUIET_ENDPOINTS = frozenset({"/health/live", "/health/ready", "/metrics"})
+QUIET_ENDPOINTS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 
 # Everything under these goes to the admin API (a FastAPI app, built on first use).
 ADMIN_PREFIXES = ("/api/", "/docs", "/openapi.json")

@@ -1,4 +1,9 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the metrics scrape.
+
+Probes answer anyone with a status only. The readiness detail (every alias, deployment and
+breaker state, store and Redis latencies) is for operators: it needs the master key, the
+metrics token or a platform administrator's access token as a bearer token.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +20,15 @@ from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, unauthori
 
 
 async def live(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    """GET /health and /health/live: the process serves requests."""
     return json_response({"status": "ok"})
 
 
 async def ready(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
     """200 when the store answers, Redis answers (if configured) and every alias has a
-    deployment whose circuit is not open; 503 otherwise. Each check reports its state and
-    latency; the routing detail names each deployment's breaker state, latency, error rate
-    and in-flight count."""
+    deployment whose circuit is not open; 503 otherwise. For operators each check reports
+    its state and latency; the routing detail names each deployment's breaker state,
+    latency, error rate and in-flight count."""
     changes = gw.plane.changes
     store = await _timed(gw.plane.db.ping)
     redis = await _timed(changes.ping_redis) if changes.redis_url else {"configured": False}
@@ -34,9 +40,26 @@ async def ready(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
         "routing": {"ok": routing_ok, "aliases": aliases, **detail},
     }
     ok = all(check.get("ok", True) for check in checks.values())
-    return json_response(
-        {"status": "ready" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
-    )
+    body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
+    if await _operator(gw, request):
+        body["checks"] = checks
+    return json_response(body, status=200 if ok else 503)
+
+
+async def _operator(gw: Gateway, request: Request) -> bool:
+    """Whether the caller may see the readiness detail (never an error: probes carry no
+    credentials and must keep getting their status)."""
+    token = bearer_token(request.headers)
+    if not token:
+        return False
+    for secret in (gw.master_key, gw.metrics_token):
+        if secret and hmac.compare_digest(token.encode(), secret.encode()):
+            return True
+    if token.count(".") != 2:  # not shaped like an access token (a JWT)
+        return False
+    from perpetuo.control.sessions import is_platform_admin  # JWT support: loaded on use
+
+    return await is_platform_admin(gw.plane, token)
 
 
 async def _timed(probe: Callable[[], Awaitable[float | None]]) -> dict[str, Any]:

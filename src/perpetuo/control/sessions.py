@@ -24,7 +24,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.api_keys import token_hash
-from perpetuo.auth.tokens import issue_access_token
+from perpetuo.auth.tokens import InvalidToken, issue_access_token, verify_access_token
 from perpetuo.control.errors import unauthorized
 from perpetuo.control.plane import ControlPlane
 from perpetuo.store.ids import new_id
@@ -164,3 +164,30 @@ async def revoke_all(conn: AsyncConnection, user_id: str, *, keep: str | None = 
         query = query.where(sessions.c.id != keep)
     result = await conn.execute(query.values(revoked_at=utcnow()))
     return int(result.rowcount or 0)
+
+
+async def is_platform_admin(plane: ControlPlane, access_token: str) -> bool:
+    """True for a live access token of an enabled platform administrator (for operator-only
+    detail outside the admin API, such as readiness)."""
+    try:
+        claims = verify_access_token(plane.keys.jwt_signing, access_token)
+    except InvalidToken:
+        return False
+    async with plane.db.connect() as conn:
+        row = (
+            await conn.execute(
+                select(users.c.is_superadmin, users.c.disabled_at, sessions.c.revoked_at)
+                .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
+                .where(
+                    sessions.c.id == claims.session_id,
+                    users.c.id == claims.user_id,
+                    sessions.c.expires_at > utcnow(),
+                )
+            )
+        ).first()
+    return (
+        row is not None
+        and bool(row.is_superadmin)
+        and row.disabled_at is None
+        and row.revoked_at is None
+    )

@@ -1,19 +1,28 @@
-"""A mock of Anthropic's Messages API (`POST /v1/messages`), per the public reference.
+"""A mock of Anthropic's Messages API (`POST /v1/messages`, `POST /v1/messages/count_tokens`,
+`GET /v1/models`), per the public reference.
 
-It authenticates with `x-api-key`, requires `anthropic-version`, and validates what a
-translating gateway could get wrong: unknown top-level fields, a missing max_tokens, a
-"system" role inside messages, turns that do not alternate user/assistant starting with
-user (the API once rejected these; today it merges them, and we must not rely on that),
-tool_result blocks without the matching tool_use just before them, and empty text blocks.
-Answers are JSON messages or SSE streams with the documented event sequence, ping included.
+It authenticates with `x-api-key` (or a bearer token), requires `anthropic-version` (and accepts any
+`anthropic-beta`), and validates what a translating gateway could get wrong: unknown
+top-level fields, a missing max_tokens, a "system" role inside messages, turns that do not
+alternate user/assistant starting with user (the API once rejected these; today it merges
+them, and we must not rely on that), tool_result blocks without the matching tool_use just
+before them, empty text blocks, and extended thinking as the API checks it: the budget, a
+thinking block sent back without its signature or with a signature the mock did not make,
+and a tool-use turn replayed without the thinking block that opened it.
+Answers are JSON messages or SSE streams with the documented event sequence, ping included;
+with `thinking` on, they open with a signed thinking block (streamed as thinking_delta then
+signature_delta).
 
 Triggers in the last user text: "trigger context overflow" -> 400 prompt is too long;
 "trigger overloaded" -> 529 overloaded_error; "trigger stream error" -> an `error` event
-after the first text delta; "trigger cache hit" -> non-zero prompt-cache usage.
+after the first delta; "trigger cache hit" -> non-zero prompt-cache usage; "trigger redacted
+thinking" (with thinking on) -> a redacted_thinking block after the thinking block.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -21,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from perpetuo.providers.anthropic.request import JSON_TOOL
-from tests.mocks.brain import Conversation, Reply, Tool, reply
+from tests.mocks.brain import Conversation, Reply, Tool, count_tokens, reply
 from tests.mocks.server import MockUpstream, sse
 
 API_KEY = "sk-ant-test"
@@ -29,6 +38,12 @@ TOP_LEVEL_FIELDS = frozenset(
     {"model", "messages", "max_tokens", "metadata", "stop_sequences", "stream", "system"}
     | {"temperature", "top_k", "top_p", "tools", "tool_choice", "thinking", "service_tier"}
     | {"container", "mcp_servers", "output_config", "cache_control", "inference_geo"}
+    | {"context_management", "speed"}
+)
+# count_tokens takes the prompt only: max_tokens, stream and sampling are extra inputs there.
+COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
+    | {"output_config", "cache_control", "context_management", "speed"}
 )
 BLOCK_TYPES = {
     "user": {"text", "image", "document", "tool_result", "search_result"},
@@ -36,6 +51,12 @@ BLOCK_TYPES = {
 }
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+SIGNATURE_PREFIX = b"anthropic-mock-signature:"
+MIN_THINKING_BUDGET = 1024
+MODELS = [  # newest first, as the API lists them
+    ("claude-3-5-sonnet-latest", "Claude Sonnet 3.5", "2024-10-22T00:00:00Z"),
+    ("claude-3-5-haiku-latest", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"),
+]
 
 
 class Invalid(Exception):
@@ -53,16 +74,17 @@ def anthropic_error(
 # --- validation ----------------------------------------------------------------------------
 
 
-def validate(body: Any) -> None:
+def validate(body: Any, counting: bool = False) -> None:
+    """A /v1/messages body, or with `counting` a /v1/messages/count_tokens one."""
     if not isinstance(body, dict):
         raise Invalid("The request body is not valid JSON.")
     for name in body:
-        if name not in TOP_LEVEL_FIELDS:
+        if name not in (COUNT_FIELDS if counting else TOP_LEVEL_FIELDS):
             raise Invalid(f"{name}: Extra inputs are not permitted")
-    for name in ("model", "messages", "max_tokens"):
+    for name in ("model", "messages") if counting else ("model", "messages", "max_tokens"):
         if name not in body:
             raise Invalid(f"{name}: Field required")
-    if not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1:
+    if not counting and (not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1):
         raise Invalid("max_tokens: Input should be greater than or equal to 1")
     temperature = body.get("temperature", 1)
     if not isinstance(temperature, int | float) or not 0 <= temperature <= 1:
@@ -71,6 +93,7 @@ def validate(body: Any) -> None:
         raise Invalid("metadata: only user_id is permitted")
     validate_messages(body["messages"])
     validate_tools(body.get("tools"), body.get("tool_choice"))
+    validate_thinking(body)
 
 
 def blocks_of(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -137,6 +160,14 @@ def validate_block(block: Any, role: str, where: str) -> None:
             raise Invalid(f"{where}.source: Input tag does not match 'base64', 'url'")
     if kind == "tool_use" and not isinstance(block.get("input"), dict):
         raise Invalid(f"{where}.input: Input should be a valid dictionary")
+    if kind == "thinking":
+        signature = block.get("signature")
+        if not isinstance(signature, str) or not signature:
+            raise Invalid(f"{where}.signature: Field required")
+        if signature != thinking_signature(str(block.get("thinking", ""))):
+            raise Invalid(f"{where}: Invalid `signature` in `thinking` block")
+    if kind == "redacted_thinking" and not is_mock_signed(block.get("data")):
+        raise Invalid(f"{where}: Invalid `data` in `redacted_thinking` block")
 
 
 def validate_tools(tools: Any, choice: Any) -> None:
@@ -154,11 +185,69 @@ def validate_tools(tools: Any, choice: Any) -> None:
         raise Invalid(f"tool_choice: Tool '{choice.get('name')}' not found in tools")
 
 
+def thinking_on(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def validate_thinking(body: dict[str, Any]) -> None:
+    thinking = body.get("thinking")
+    if thinking is None:
+        return
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "disabled", "adaptive"):
+        raise Invalid("thinking: Input tag does not match 'enabled', 'disabled', 'adaptive'")
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < MIN_THINKING_BUDGET:
+            raise Invalid(
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+            )
+        if "max_tokens" in body and body["max_tokens"] <= budget:
+            raise Invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
+    if not thinking_on(body):
+        return
+    if body.get("temperature", 1) != 1:
+        raise Invalid("`temperature` may only be set to 1 when thinking is enabled")
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        raise Invalid("Thinking may not be enabled when tool_choice forces tool use.")
+    # A tool round trip continues the turn that called the tool: it must keep its thinking.
+    messages = body["messages"]
+    last, previous = messages[-1], messages[-2] if len(messages) > 1 else None
+    answers_tools = any(b["type"] == "tool_result" for b in blocks_of(last))
+    if previous is not None and previous.get("role") == "assistant" and answers_tools:
+        first = blocks_of(previous)[0]["type"]
+        if first not in ("thinking", "redacted_thinking"):
+            raise Invalid(
+                f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or "
+                f"`redacted_thinking`, but found `{first}`. When `thinking` is enabled, a "
+                "final `assistant` message must start with a thinking block (preceeding the "
+                "lastmost set of `tool_use` and `tool_result` blocks). We recommend you "
+                "include thinking blocks from previous turns. To avoid this requirement, "
+                "disable `thinking`."
+            )
+
+
+def thinking_signature(thought: str) -> str:
+    """Like Anthropic's: proves the text is the model's, unchanged (the mock checks it)."""
+    digest = hashlib.sha256(thought.encode()).hexdigest()[:32].encode()
+    return base64.b64encode(SIGNATURE_PREFIX + digest).decode()
+
+
+def is_mock_signed(data: Any) -> bool:
+    try:
+        return isinstance(data, str) and base64.b64decode(data).startswith(SIGNATURE_PREFIX)
+    except ValueError:
+        return False
+
+
 # --- the conversation ----------------------------------------------------------------------
 
 
 def conversation(body: dict[str, Any]) -> Conversation:
-    conv = Conversation(max_tokens=body["max_tokens"], stop=list(body.get("stop_sequences", [])))
+    conv = Conversation(
+        max_tokens=body.get("max_tokens"), stop=list(body.get("stop_sequences", []))
+    )
     system = body.get("system") or ""
     conv.system = system if isinstance(system, str) else " ".join(b["text"] for b in system)
     for message in body["messages"]:
@@ -206,10 +295,21 @@ def tool_result_text(content: Any) -> str:
     return str(content or "")
 
 
-def answer(conv: Conversation) -> tuple[Reply, list[dict[str, Any]], str, str | None]:
+def answer(
+    conv: Conversation, thinking: bool = False
+) -> tuple[Reply, list[dict[str, Any]], str, str | None]:
     """(reply, content blocks, stop_reason, stop_sequence)."""
     out = reply(conv)
     blocks: list[dict[str, Any]] = []
+    if thinking:
+        thought = f"Let me think about: {conv.last_tool_result or conv.last_user_text}"
+        blocks.append(
+            {"type": "thinking", "thinking": thought, "signature": thinking_signature(thought)}
+        )
+        out.completion_tokens += count_tokens(thought)
+        if "trigger redacted thinking" in conv.last_user_text:
+            data = base64.b64encode(SIGNATURE_PREFIX + b"redacted").decode()
+            blocks.append({"type": "redacted_thinking", "data": data})
     if (conv.json_schema is not None or conv.json_object) and out.finish == "stop":
         blocks.append(tool_use("toolu_mock_json", JSON_TOOL, json.loads(out.text)))
         return out, blocks, "tool_use", None
@@ -250,15 +350,54 @@ class AnthropicMock(MockUpstream):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_get("/v1/models", self.models)
 
-    async def messages(self, request: web.Request) -> web.StreamResponse:
-        recorded = await self.record(request)
-        if request.headers.get("x-api-key") != self.api_key:
+    def refused(self, request: web.Request) -> web.Response | None:
+        """The API's answer to a request without a valid key or version header."""
+        # Current SDKs send the key as a bearer token, older ones (and the gateway) x-api-key.
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_key not in (request.headers.get("x-api-key"), bearer):
             return anthropic_error(401, "authentication_error", "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return anthropic_error(
                 400, "invalid_request_error", "anthropic-version: header is required"
             )
+        return None
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        recorded = await self.record(request)
+        if (refusal := self.refused(request)) is not None:
+            return refusal
+        try:
+            validate(recorded.body, counting=True)
+        except Invalid as exc:
+            return anthropic_error(400, "invalid_request_error", str(exc))
+        # The same count a /v1/messages call reports as its input tokens.
+        return web.json_response({"input_tokens": reply(conversation(recorded.body)).prompt_tokens})
+
+    async def models(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        if (refusal := self.refused(request)) is not None:
+            return refusal
+        limit = int(request.query.get("limit", "20"))
+        data = [
+            {"type": "model", "id": id_, "display_name": name, "created_at": created}
+            for id_, name, created in MODELS[:limit]
+        ]
+        return web.json_response(
+            {
+                "data": data,
+                "has_more": len(MODELS) > limit,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self.record(request)
+        if (refusal := self.refused(request)) is not None:
+            return refusal
         fault = self.take_fault()
         if (faulted := await self.apply_fault(request, fault)) is not None:
             return faulted
@@ -276,7 +415,7 @@ class AnthropicMock(MockUpstream):
             )
         if "trigger overloaded" in conv.last_user_text:
             return anthropic_error(529, "overloaded_error", "Overloaded")
-        out, blocks, reason, stop_sequence = answer(conv)
+        out, blocks, reason, stop_sequence = answer(conv, thinking_on(body))
         message = {
             "id": f"msg_mock{len(self.requests)}",
             "type": "message",
@@ -299,10 +438,9 @@ def stream(message: dict[str, Any], out: Reply, fail: bool) -> list[bytes]:
     start["usage"] = {**message["usage"], "output_tokens": 1}
     events = [sse({"type": "message_start", "message": start}, "message_start")]
     for index, block in enumerate(message["content"]):
-        opened = {**block, "input": {}} if block["type"] == "tool_use" else {**block, "text": ""}
         events.append(
             sse(
-                {"type": "content_block_start", "index": index, "content_block": opened},
+                {"type": "content_block_start", "index": index, "content_block": opened(block)},
                 "content_block_start",
             )
         )
@@ -329,9 +467,27 @@ def stream(message: dict[str, Any], out: Reply, fail: bool) -> list[bytes]:
     return events
 
 
+def opened(block: dict[str, Any]) -> dict[str, Any]:
+    """A block as content_block_start gives it: empty, filled by the deltas that follow."""
+    if block["type"] == "tool_use":
+        return {**block, "input": {}}
+    if block["type"] == "thinking":
+        return {**block, "thinking": "", "signature": ""}
+    if block["type"] == "text":
+        return {**block, "text": ""}
+    return block  # redacted_thinking comes whole
+
+
 def block_deltas(block: dict[str, Any], out: Reply) -> list[dict[str, Any]]:
     if block["type"] == "text":
         return [{"type": "text_delta", "text": piece} for piece in out.text_pieces()]
+    if block["type"] == "thinking":
+        words = block["thinking"].split(" ")
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        signature = {"type": "signature_delta", "signature": block["signature"]}
+        return [{"type": "thinking_delta", "thinking": piece} for piece in pieces] + [signature]
+    if block["type"] == "redacted_thinking":
+        return []
     arguments = json.dumps(block["input"], separators=(",", ":"), ensure_ascii=False)
     half = len(arguments) // 2
     pieces = ["", arguments[:half], arguments[half:]]  # the API opens with an empty piece

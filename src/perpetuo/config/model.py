@@ -39,6 +39,30 @@ class HealthCheckConfig(_Strict):
 
 
 class ProviderConfig(_Strict):
+class UpstreamLimitsConfig(_Strict):
+    """What one upstream response may make the gateway hold or believe. Past a size limit
+    the attempt ends with `upstream_response_too_large` (another deployment may serve).
+    Under a provider, only the keys given there replace the global ones."""
+
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=32 * 1024 * 1024, description="A whole non-streamed body (decoded)"
+    )
+    max_event_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=1024 * 1024, description="One SSE line, and one stream event's data"
+    )
+    max_decompressed_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024 * 1024, description="All gzip/deflate output of one response"
+    )
+    max_decompression_ratio: Annotated[int, Field(ge=2)] = Field(
+        default=200, description="Decoded over compressed size (judged past the first MiB)"
+    )
+    max_retry_after: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=60.0,
+        description="Upstream Retry-After is cut to this many seconds: how long a deployment "
+        "is set aside and what clients are told",
+    )
+
+
     """A named upstream connection: where it is, how to authenticate, how long to wait."""
 
     type: str = Field(
@@ -58,6 +82,9 @@ class ProviderConfig(_Strict):
         default=None, description="Active health checks; off when absent"
     )
 
+    upstream_limits: UpstreamLimitsConfig | None = Field(
+        default=None, description="Overrides of the global upstream_limits for this provider"
+    )
 
 class PriceConfig(_Strict):
     """USD per million tokens; overrides the pricing catalog for one deployment."""
@@ -161,6 +188,7 @@ class HealthStatsConfig(_Strict):
     window: Annotated[float, Field(gt=0)] = Field(
         default=60.0, description="Seconds of outcomes behind error rates"
     )
+    upstream_limits: UpstreamLimitsConfig = Field(default_factory=UpstreamLimitsConfig)
     latency_alpha: Annotated[float, Field(gt=0, le=1)] = 0.3
     stale_after: Annotated[float, Field(gt=0)] = Field(
         default=300.0, description="A latency older than this counts as unmeasured"

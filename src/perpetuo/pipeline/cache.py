@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,10 +162,11 @@ async def embed(gw: Gateway, ctx: RequestContext, text: str) -> tuple[Any, str]:
 def store(gw: Gateway, ctx: RequestContext, body: dict[str, Any]) -> None:
     """Keep a complete answer (as the client gets it, before reversible masking)."""
     run: CacheRun | None = ctx.cache
-    if run is None or run.hit or not run.store or not worth_caching(body):
+    if run is None or run.hit or not run.store:
         return
-    answer = CachedAnswer(body=body, pieces=None)
-    _persist(gw, ctx, run, answer)
+    with _miss_on_failure(ctx):
+        if worth_caching(body):
+            _persist(gw, ctx, run, CachedAnswer(body=body, pieces=None))
 
 
 def store_stream(
@@ -172,9 +175,19 @@ def store_stream(
     run: CacheRun | None = ctx.cache
     if run is None or run.hit or not run.store:
         return
-    answer = collector.answer(usage.to_openai())
-    if answer is not None:
-        _persist(gw, ctx, run, answer)
+    with _miss_on_failure(ctx):
+        answer = collector.answer(usage.to_openai())
+        if answer is not None:
+            _persist(gw, ctx, run, answer)
+
+
+@contextmanager
+def _miss_on_failure(ctx: RequestContext) -> Iterator[None]:
+    """A store that fails leaves the answer uncached; the request itself goes on."""
+    try:
+        yield
+    except Exception as exc:
+        log.warning("caching the answer of %s failed: %s", ctx.request_id, type(exc).__name__)
 
 
 def _persist(gw: Gateway, ctx: RequestContext, run: CacheRun, answer: CachedAnswer) -> None:

@@ -40,6 +40,22 @@ from perpetuo.transport.client import HTTPClient
 log = logging.getLogger("perpetuo.gateway")
 
 
+def _step(what: str, step: Callable[..., object], *args: Any) -> None:
+    """Run one after-response step; a failure is logged by kind only (its message could
+    quote request data or credentials) and goes no further."""
+    try:
+        step(*args)
+    except Exception as exc:
+        ctx = args[-1]
+        log.error(
+            "%s failed after request %s: %s",
+            what,
+            getattr(ctx, "request_id", "?"),
+            type(exc).__name__,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+
+
 @dataclass(slots=True)
 class Gateway:
     config: GatewayConfig
@@ -103,18 +119,19 @@ class Gateway:
 
     def record(self, ctx: RequestContext) -> None:
         """Everything that happens once a request is over, none of it I/O on this path:
-        its trace span, metrics, access log line and request-log record (queued)."""
-        self._settle(ctx)
-        self.tracing.finish(ctx)
+        its trace span, metrics, access log line and request-log record (queued). Each step
+        stands alone: one that fails is logged and the request-log record is still written."""
+        _step("settling limits", self._settle, ctx)
+        _step("tracing", self.tracing.finish, ctx)
         if self.metrics is not None:
-            self.metrics.observe(ctx)
+            _step("metrics", self.metrics.observe, ctx)
             if ctx.cache is not None or ctx.guardrails is not None:
-                observe_features(self.metrics, ctx)
-        logs.access(ctx)
+                _step("feature metrics", observe_features, self.metrics, ctx)
+        _step("access log", logs.access, ctx)
         record = build_record(ctx)
         if record is not None:
             if ctx.cache is not None:
-                note_cache(record, ctx)
+                _step("cache outcome", note_cache, record, ctx)
             self.usage.emit(record)
 
     @staticmethod

@@ -8,6 +8,7 @@ builds an UpstreamCall and reads bytes it is given, so it is testable as plain f
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import struct
 import time
@@ -20,12 +21,15 @@ import msgspec
 
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.usage import clamp_counts
+from perpetuo.transport.caps import ResponseCaps
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.transport.sse import SSEEvent
 from perpetuo.transport.url import URL, Timeouts
 
 Json = dict[str, Any]
 
+log = logging.getLogger("perpetuo.upstream")
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -38,6 +42,7 @@ class Target:
     api_key: str | None = field(default=None, repr=False)
     api_version: str | None = None
     organization: str | None = None
+    caps: ResponseCaps = field(default_factory=ResponseCaps)  # what a response may send
     project: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -128,22 +133,56 @@ def json_headers(*pairs: tuple[str, str]) -> list[tuple[str, str]]:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from retry-after-ms, retry-after (seconds or HTTP date)."""
+    """Seconds to wait, from retry-after-ms, retry-after (seconds or HTTP date), bounded."""
     if ms := headers.get("retry-after-ms"):
+RETRY_AFTER_CEILING = 3600.0  # no upstream sets a deployment aside longer, whatever is set
+
+
+def bounded_wait(seconds: float | None, limit: float = RETRY_AFTER_CEILING) -> float | None:
+    """The one clamp for waits an upstream asks for: None stays None (and NaN becomes it),
+    negative is 0, nothing is longer than `limit` (upstream_limits.max_retry_after)."""
+    if seconds is None or seconds != seconds:
+        return None
+    return 0.0 if seconds < 0 else seconds if seconds <= limit else limit
+
+
         try:
-            return max(0.0, float(ms) / 1000)
+def checked_usage(usage: Any, target: Target) -> Any:
+    """An upstream's usage object with its numbers clamped in place (schema/usage.py); one
+    out of range is logged as an upstream anomaly, once a minute per deployment."""
+    if isinstance(usage, dict) and (bad := clamp_counts(usage)) is not None:
+        _anomaly(target, f"usage {bad} out of range, clamped")
+    return usage
+
+
+_ANOMALY_INTERVAL = 60.0
+_last_anomaly: dict[str, float] = {}
+
+
+def _anomaly(target: Target, what: str) -> None:
+    deployment = f"{target.provider_name}/{target.model}"
+    now = time.monotonic()
+    if now - _last_anomaly.get(deployment, -_ANOMALY_INTERVAL) < _ANOMALY_INTERVAL:
+        return
+    if len(_last_anomaly) > 10_000:  # tenants' deployments come and go: stay bounded
+        _last_anomaly.clear()
+    _last_anomaly[deployment] = now
+    log.warning("upstream anomaly from deployment %s: %s", deployment, what)
+
+
+            return bounded_wait(float(ms) / 1000)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return bounded_wait(float(value))
     except ValueError:
         pass
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+        return bounded_wait(parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

@@ -16,6 +16,7 @@ from perpetuo.providers.base import (
     ProviderAdapter,
     Target,
     UpstreamCall,
+    checked_usage,
     decode_object,
     encode_json,
     floats_to_base64,
@@ -128,6 +129,7 @@ class OpenAIAdapter(ProviderAdapter):
             raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "upstream response has no choices")
         data.setdefault("object", "chat.completion")
         data.setdefault("model", target.model)
+        checked_usage(data.get("usage"), target)  # forwarded as is: clamped in place
         return data
 
     async def chat_stream(
@@ -144,12 +146,15 @@ class OpenAIAdapter(ProviderAdapter):
                 raise _error_in_body(chunk["error"])
             yield chunk
 
+            if usage := chunk.get("usage"):
+                checked_usage(usage, target)
     def embeddings_response(self, body: bytes, target: Target, request: EmbeddingRequest) -> Json:
         data = decode_object(body)
         if not isinstance(data.get("data"), list):
             raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "upstream response has no data")
         if request.wants_base64 and self.quirks.float_embeddings_only:
             for item in data["data"]:
+        checked_usage(data.get("usage"), target)
                 if isinstance(item, dict) and isinstance(item.get("embedding"), list):
                     item["embedding"] = floats_to_base64(item["embedding"])
         return data

@@ -8,6 +8,7 @@ deployment's health, and what the client is told.
 | auth (our provider credential rejected) | yes | no | opens the breaker at once |
 | not_found (upstream model missing) | yes | no | yes |
 | rate_limit, overloaded, server, timeout, connect, bad_response | yes | yes | yes |
+| response_too_large (past the deployment's caps) | yes | no | yes |
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from perpetuo.schema.errors import (
 from perpetuo.transport.errors import (
     ConnectError,
     ConnectionClosed,
+    ResponseTooLarge,
     TransportError,
     UpstreamTimeout,
 )
@@ -73,6 +75,8 @@ def from_transport(exc: TransportError) -> UpstreamError:
         return UpstreamError(K.TIMEOUT, str(exc))
     if isinstance(exc, ConnectError | ConnectionClosed):
         return UpstreamError(K.CONNECT, str(exc))
+    if isinstance(exc, ResponseTooLarge):
+        return UpstreamError(K.TOO_LARGE, str(exc))
     return UpstreamError(K.BAD_RESPONSE, str(exc))
 
 
@@ -123,6 +127,13 @@ def to_client_error(error: UpstreamError, *, expose_message: bool = True) -> Gat
             "The upstream provider rejected the gateway's credentials for this model.",
             type=ErrorType.UPSTREAM,
             code=ErrorCode.UPSTREAM_AUTH,
+        )
+    if kind is K.TOO_LARGE:
+        return GatewayError(
+            502,
+            "The upstream provider sent a response larger than the gateway accepts.",
+            type=ErrorType.UPSTREAM,
+            code=ErrorCode.UPSTREAM_RESPONSE_TOO_LARGE,
         )
     if kind is K.BAD_RESPONSE:
         return GatewayError(

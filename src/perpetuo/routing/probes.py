@@ -14,7 +14,7 @@ import contextlib
 import logging
 
 from perpetuo.config.model import HealthCheckConfig
-from perpetuo.providers.base import UpstreamCall
+from perpetuo.providers.base import UpstreamCall, bounded_wait
 from perpetuo.routing.classify import counts_against_health, from_transport
 from perpetuo.routing.health import RoutingState
 from perpetuo.routing.table import Deployment, RoutingTable
@@ -110,6 +110,7 @@ class HealthChecker:
             health.breaker.hasten(now)
         elif counts_against_health(error.kind):
             log.info("health check of %s failed: %s", dep.id, error.kind)
+            error.retry_after = bounded_wait(error.retry_after, dep.target.caps.max_retry_after)
             health.record_failure(error, now)
 
 

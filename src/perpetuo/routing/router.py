@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from perpetuo.config.model import RoutingConfig
-from perpetuo.providers.base import Json, UpstreamCall
+from perpetuo.providers.base import Json, UpstreamCall, bounded_wait
 from perpetuo.routing.admission import admit, capacity_wait
 from perpetuo.routing.backoff import RetryPolicy
 from perpetuo.routing.breaker import BreakerState
@@ -125,7 +125,7 @@ class Router:
             response = await self._send(dep, record, call)
             if response.status >= 300:
                 await self._read_success(dep, response)  # raises the classified error
-            decoder = SSEDecoder(response.iter_bytes())
+            decoder = SSEDecoder(response.iter_bytes(), dep.target.caps.max_event_bytes)
             chunks = dep.adapter.chat_stream(aiter(decoder), dep.target)
             try:
                 first = await anext(chunks)
@@ -355,6 +355,8 @@ class Router:
             return result
         record.finish(error.status, str(error.kind))
         health.failed(error, self.state.clock())
+        # Parking the deployment and the client's Retry-After both read this: bound it once.
+        error.retry_after = bounded_wait(error.retry_after, dep.target.caps.max_retry_after)
         raise error
 
     # -- helpers ---------------------------------------------------------------------------
@@ -385,6 +387,7 @@ class Router:
             headers,
             call.body,
             target.timeouts,
+            caps=target.caps,
             deadline=record.deadline,
             verify_tls=target.verify_tls,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from perpetuo.providers.base import Json
+from perpetuo.providers.base import Json, bounded_wait
 from perpetuo.routing.health import RoutingState
 from perpetuo.routing.job import RouteJob
 from perpetuo.routing.table import Deployment
@@ -59,6 +59,8 @@ class OpenStream:
         health = state.health(self.deployment.id)
         self.attempt.finish(200, None if error is None else str(error.kind))
         if error is not None:
+            caps = self.deployment.target.caps
+            error.retry_after = bounded_wait(error.retry_after, caps.max_retry_after)
             health.failed(error, now)
         elif completed:
             health.succeeded(now)

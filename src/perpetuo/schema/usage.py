@@ -1,10 +1,17 @@
-"""Token usage in one normalized form, whatever the provider called its fields."""
+"""Token usage in one normalized form, whatever the provider called its fields.
+
+Counts come from upstreams and are untrusted: every reader goes through `token_count` (and
+whole usage objects through `clamp_counts`), so a negative or absurd figure never reaches
+limits, metrics, prices or the request log.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from msgspec import Struct
+
+MAX_TOKENS = 100_000_000  # far past any context window: a larger count is not believed
 
 
 class Usage(Struct):
@@ -42,8 +49,8 @@ class Usage(Struct):
         """Read an OpenAI-format usage object; None when absent or malformed."""
         if not isinstance(usage, dict):
             return None
-        prompt = _int(usage.get("prompt_tokens"))
-        completion = _int(usage.get("completion_tokens"))
+        prompt = token_count(usage.get("prompt_tokens"))
+        completion = token_count(usage.get("completion_tokens"))
         if prompt is None and completion is None:
             return None
         prompt_details = usage.get("prompt_tokens_details") or {}
@@ -51,9 +58,9 @@ class Usage(Struct):
         return cls(
             prompt_tokens=prompt or 0,
             completion_tokens=completion or 0,
-            cached_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
-            cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")) or 0,
-            reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
+            cached_tokens=token_count(_get(prompt_details, "cached_tokens")) or 0,
+            cache_write_tokens=token_count(_get(prompt_details, "cache_write_tokens")) or 0,
+            reasoning_tokens=token_count(_get(completion_details, "reasoning_tokens")) or 0,
         )
 
 
@@ -61,5 +68,32 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def token_count(value: Any) -> int | None:
+    """A token count as reported upstream, made safe to add and bill: None unless it is an
+    integer, 0 for a negative one, MAX_TOKENS at most."""
+    if type(value) is not int:  # bool is an int subclass and is not a count
+        return None
+    return 0 if value < 0 else value if value <= MAX_TOKENS else MAX_TOKENS
+
+
+def clamp_counts(usage: dict[str, Any]) -> str | None:
+    """Clamp in place every number of an upstream usage object and of the objects in it
+    (details): below 0 to 0, past MAX_TOKENS to it. The name of the first number that was
+    out of range, or None. OpenAI's total_tokens is made the sum again after a clamp."""
+    bad = None
+    for name, value in usage.items():
+        kind = type(value)
+        if kind is int or kind is float:
+            if not 0 <= value <= MAX_TOKENS:  # NaN fails this too
+                usage[name] = kind(MAX_TOKENS if value > MAX_TOKENS else 0)
+                bad = bad or name
+        elif kind is dict:
+            for inner, number in value.items():
+                kind = type(number)
+                if (kind is int or kind is float) and not 0 <= number <= MAX_TOKENS:
+                    value[inner] = kind(MAX_TOKENS if number > MAX_TOKENS else 0)
+                    bad = bad or f"{name}.{inner}"
+    if bad is not None and "total_tokens" in usage:
+        prompt = token_count(usage.get("prompt_tokens")) or 0
+        usage["total_tokens"] = prompt + (token_count(usage.get("completion_tokens")) or 0)
+    return bad

@@ -34,7 +34,8 @@ class Inflater:
     """Incremental gzip or deflate decoding that never produces more than `limit` bytes.
 
     Output is asked for with `max_length`, so a bomb is stopped after at most one step of
-    output instead of after inflating whole; compressed bytes are counted as they arrive."""
+    output instead of after inflating whole; the ratio compares output with the compressed
+    bytes consumed so far."""
 
     __slots__ = ("_decoder", "_limit", "_ratio", "compressed", "decompressed")
 
@@ -54,26 +55,24 @@ class Inflater:
         return Inflater(encoding, limit, ratio) if encoding in ("gzip", "deflate") else None
 
     def inflate(self, data: bytes) -> bytes:
-        """All of `data` decoded at once (for bodies that are kept whole anyway)."""
-        self.compressed += len(data)
-        room = self._limit - self.decompressed
-        out = self._decoder.decompress(data, room + 1)
-        self._count(len(out), room)
-        return out
+        """All of `data` decoded (for bodies kept whole), still judged step by step."""
+        pieces = list(self.stream(data))
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def stream(self, data: bytes) -> Iterator[bytes]:
         """`data` decoded in pieces of at most STREAM_STEP bytes."""
-        self.compressed += len(data)
         decoder = self._decoder
         while True:
             room = self._limit - self.decompressed
             out = decoder.decompress(data, min(STREAM_STEP, room + 1))
+            tail = decoder.unconsumed_tail
+            self.compressed += len(data) - len(tail)  # what this step consumed
             self._count(len(out), room)
             if out:
                 yield out
-            data = decoder.unconsumed_tail
-            if not data:
+            if not tail:
                 return
+            data = tail
 
     def flush(self) -> bytes:
         """What the decoder still holds (at most its window: every input was drained)."""

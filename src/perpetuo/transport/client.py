@@ -12,20 +12,22 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 import httptools
 
 from perpetuo.transport.errors import (
+from perpetuo.transport.caps import ResponseCaps
     ConnectError,
     ConnectionClosed,
     ProtocolError,
     TransportError,
+    ResponseTooLarge,
     UpstreamTimeout,
 )
 from perpetuo.transport.url import URL, Origin, Timeouts
+from perpetuo.transport.response import DEFAULT_CAPS, UpstreamResponse
 
 _HIGH_WATER = 256 * 1024  # pause reading the socket when this much body is unread
 _FORBIDDEN_HEADER_CHARS = str.maketrans("", "", "\r\n\0")
@@ -33,6 +35,9 @@ _FORBIDDEN_HEADER_CHARS = str.maketrans("", "", "\r\n\0")
 
 class _Connection(asyncio.Protocol):
     """One upstream connection; carries one exchange at a time."""
+_MAX_HEAD = 64 * 1024  # status line and headers: an endless head is refused, not buffered
+
+__all__ = ["HTTPClient", "UpstreamResponse"]
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
@@ -55,6 +60,7 @@ class _Connection(asyncio.Protocol):
         self._buffered = 0
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
+        self.head_bytes = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -74,6 +80,10 @@ class _Connection(asyncio.Protocol):
         # A response delimited by connection close ends here.
         if self.headers_done and not self.message_done and not self._has_framing():
             self.on_message_complete()
+        if not self.headers_done:  # everything so far was head (httptools buffers it)
+            self.head_bytes += len(data)
+            if self.head_bytes > _MAX_HEAD:
+                self._fail(ResponseTooLarge("response head", _MAX_HEAD))
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -190,86 +200,6 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
 
-class UpstreamResponse:
-    """Status and headers of an upstream answer; the body is read or streamed on demand."""
-
-    __slots__ = ("_client", "_conn", "_deadline", "_decoder", "_read_timeout", "headers", "status")
-
-    def __init__(
-        self, client: HTTPClient, conn: _Connection, read_timeout: float, deadline: float
-    ) -> None:
-        self._client = client
-        self._conn: _Connection | None = conn
-        self._read_timeout = read_timeout
-        self._deadline = deadline
-        self.status = conn.status
-        self.headers = dict(conn.headers)  # later duplicates win; fine for what we read
-        encoding = self.headers.get("content-encoding", "").lower()
-        self._decoder = (
-            zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
-            if encoding in ("gzip", "deflate")
-            else None
-        )
-
-    async def _next(self, conn: _Connection) -> bytes | None:
-        """The next body piece, waiting at most the read timeout (and never past the deadline)."""
-        loop_time = conn._loop.time()
-        limit = loop_time + self._read_timeout
-        if limit < self._deadline:
-            return await conn.next_chunk(limit, "read")
-        return await conn.next_chunk(self._deadline, "total")
-
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
-        """Body pieces as they arrive."""
-        conn = self._conn
-        if conn is None:
-            return
-        try:
-            while (chunk := await self._next(conn)) is not None:
-                if self._decoder is not None:
-                    chunk = self._decoder.decompress(chunk)
-                    if not chunk:
-                        continue
-                yield chunk
-            if self._decoder is not None and (tail := self._decoder.flush()):
-                yield tail
-        finally:
-            self.close()
-
-    async def read(self) -> bytes:
-        """The whole body."""
-        conn = self._conn
-        if conn is None:
-            return b""
-        pieces: list[bytes] = []
-        try:
-            while (chunk := await self._next(conn)) is not None:
-                pieces.append(chunk)
-        finally:
-            self.close()
-        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        if self._decoder is not None:
-            body = self._decoder.decompress(body) + self._decoder.flush()
-        return body
-
-    def has_buffered(self) -> bool:
-        """True when body bytes have arrived that were not read yet."""
-        conn = self._conn
-        return conn is not None and bool(conn._chunks)
-
-    def close(self) -> None:
-        """Return the connection to the pool if the exchange completed, else drop it."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            self._client._release(conn)
-
-    async def __aenter__(self) -> UpstreamResponse:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-
 class HTTPClient:
     """Keep-alive connection pools keyed by origin, shared by every upstream call."""
 
@@ -294,7 +224,7 @@ class HTTPClient:
         """Send a request and wait for the response head.
 
         `deadline` (event-loop time) bounds the whole exchange, body included; the
-        timeouts bound each phase within it."""
+        timeouts bound each phase within it. `caps` bound what the response may make us hold."""
         timeouts = timeouts or Timeouts()
         loop = asyncio.get_running_loop()
         if deadline is None:
@@ -318,7 +248,7 @@ class HTTPClient:
             except BaseException:
                 conn.abort()
                 raise
-            return UpstreamResponse(self, conn, timeouts.read, deadline)
+            return UpstreamResponse(self, conn, timeouts.read, deadline, caps)
         raise AssertionError("unreachable")
 
     async def _acquire(
@@ -360,6 +290,7 @@ class HTTPClient:
             return
         conn.idle_since = time.monotonic()
         idle.append(conn)
+        caps: ResponseCaps = DEFAULT_CAPS,
 
     def _ssl_context(self, verify: bool) -> ssl.SSLContext:
         context = self._ssl_contexts.get(verify)

@@ -75,12 +75,12 @@ class AnthropicAdapter(ProviderAdapter):
         return UpstreamCall(self.messages_url(target), self.headers(target), encode_json(body))
 
     def chat_response(self, body: bytes, target: Target) -> Json:
-        return translate_response(body, target.model)
+        return translate_response(body, target)
 
     async def chat_stream(
         self, events: AsyncIterator[SSEEvent], target: Target
     ) -> AsyncIterator[Json]:
-        translator = StreamTranslator(target.model)
+        translator = StreamTranslator(target)
         async for event in events:
             if not event.data:
                 continue

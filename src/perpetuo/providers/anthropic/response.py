@@ -14,9 +14,9 @@ import msgspec
 
 from perpetuo.providers.anthropic.errors import payload_error
 from perpetuo.providers.anthropic.request import JSON_TOOL
-from perpetuo.providers.base import Json, decode_object, now
+from perpetuo.providers.base import Json, Target, checked_usage, decode_object, now
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
-from perpetuo.schema.usage import Usage
+from perpetuo.schema.usage import Usage, token_count
 
 FINISH_REASONS: dict[str, str] = {
     "end_turn": "stop",
@@ -57,8 +57,7 @@ def usage_of(usage: Any) -> Usage:
 
 
 def _count(usage: Json, name: str) -> int:
-    value = usage.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return token_count(usage.get(name)) or 0
 
 
 def _encode(value: Any) -> str:
@@ -68,7 +67,7 @@ def _encode(value: Any) -> str:
 # --- complete responses --------------------------------------------------------------------
 
 
-def translate_response(body: bytes, model: str) -> Json:
+def translate_response(body: bytes, target: Target) -> Json:
     data = decode_object(body)
     if data.get("type") == "error":
         raise payload_error(data)
@@ -102,7 +101,7 @@ def translate_response(body: bytes, model: str) -> Json:
         "id": data.get("id") or "msg_unknown",
         "object": "chat.completion",
         "created": now(),
-        "model": data.get("model") or model,
+        "model": data.get("model") or target.model,
         "choices": [
             {
                 "index": 0,
@@ -111,7 +110,7 @@ def translate_response(body: bytes, model: str) -> Json:
                 "finish_reason": finish_reason(data.get("stop_reason"), bool(calls)),
             }
         ],
-        "usage": usage_of(data.get("usage")).to_openai(),
+        "usage": usage_of(checked_usage(data.get("usage"), target)).to_openai(),
     }
 
 
@@ -132,9 +131,10 @@ class StreamTranslator:
     Feed each event's decoded data to `feed`; `finished` says whether message_stop arrived.
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, target: Target) -> None:
         self.id = "msg_unknown"
-        self.model = model
+        self.target = target
+        self.model = target.model
         self.created = now()
         self.usage: Json = {}
         self.finished = False
@@ -212,6 +212,7 @@ class StreamTranslator:
     def _add_usage(self, usage: Any) -> None:
         # message_delta counts are cumulative, so later values replace earlier ones.
         if isinstance(usage, dict):
+            checked_usage(usage, self.target)
             self.usage.update({k: v for k, v in usage.items() if v is not None})
 
 

@@ -18,6 +18,7 @@ from perpetuo.providers.base import (
     ProviderAdapter,
     Target,
     UpstreamCall,
+    checked_usage,
     decode_object,
     encode_json,
     floats_to_base64,
@@ -30,6 +31,7 @@ from perpetuo.providers.gemini.response import completion, stream_chunks
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.schema.usage import token_count
 from perpetuo.transport.sse import SSEEvent
 from perpetuo.transport.url import URL
 
@@ -126,9 +128,9 @@ class GeminiAdapter(ProviderAdapter):
             vector = floats_to_base64(values) if request.wants_base64 else values
             items.append({"object": "embedding", "index": index, "embedding": vector})
         result: Json = {"object": "list", "data": items, "model": target.model}
-        meta = data.get("usageMetadata")
-        prompt = meta.get("promptTokenCount") if isinstance(meta, dict) else None
-        if isinstance(prompt, int):
+        meta = checked_usage(data.get("usageMetadata"), target)
+        prompt = token_count(meta.get("promptTokenCount")) if isinstance(meta, dict) else None
+        if prompt is not None:
             result["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
         return result
 

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from perpetuo.providers.base import (
+    bounded_wait,
     looks_like_context_overflow,
     redact_secrets,
     retry_after,
@@ -107,5 +108,5 @@ def retry_delay(details: list[dict[str, Any]]) -> float | None:
             delay = detail.get("retryDelay")
             match = _DURATION.match(delay) if isinstance(delay, str) else None
             if match:
-                return float(match.group(1))
+                return bounded_wait(float(match.group(1)))
     return None

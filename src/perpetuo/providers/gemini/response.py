@@ -18,11 +18,18 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from perpetuo.providers.base import Json, Target, decode_object, encode_json, now
+from perpetuo.providers.base import (
+    Json,
+    Target,
+    checked_usage,
+    decode_object,
+    encode_json,
+    now,
+)
 from perpetuo.providers.gemini.errors import error_in_body
 from perpetuo.providers.gemini.toolids import make_call_id
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
-from perpetuo.schema.usage import Usage
+from perpetuo.schema.usage import Usage, token_count
 from perpetuo.transport.sse import SSEEvent
 
 FINISH_REASONS: dict[str, str] = {
@@ -78,7 +85,7 @@ def completion(data: Json, target: Target) -> Json:
         "model": data.get("modelVersion") or target.model,
         "choices": sorted(choices, key=lambda c: c["index"]),
     }
-    if (usage := read_usage(data.get("usageMetadata"))) is not None:
+    if (usage := read_usage(checked_usage(data.get("usageMetadata"), target))) is not None:
         body["usage"] = usage.to_openai()
     return body
 
@@ -165,8 +172,7 @@ def read_usage(meta: Any) -> Usage | None:
         return None
 
     def count(name: str) -> int:
-        value = meta.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+        return token_count(meta.get(name)) or 0
 
     if "promptTokenCount" not in meta and "candidatesTokenCount" not in meta:
         return None
@@ -212,6 +218,7 @@ class StreamTranslator:
 
     def __init__(self, target: Target) -> None:
         self.id = ""
+        self.target = target
         self.model = target.model
         self.created = now()
         self.started: set[int] = set()  # candidates whose role was sent
@@ -227,7 +234,8 @@ class StreamTranslator:
             self.id = _response_id(data)
         if isinstance(data.get("modelVersion"), str):
             self.model = data["modelVersion"]
-        self.usage = read_usage(data.get("usageMetadata")) or self.usage
+        meta = checked_usage(data.get("usageMetadata"), self.target)
+        self.usage = read_usage(meta) or self.usage
         choices = [c for cand in data.get("candidates") or () if (c := self._choice(cand))]
         return self._envelope(choices) if choices else None
 

@@ -38,7 +38,6 @@ class HealthCheckConfig(_Strict):
     )
 
 
-class ProviderConfig(_Strict):
 class UpstreamLimitsConfig(_Strict):
     """What one upstream response may make the gateway hold or believe. Past a size limit
     the attempt ends with `upstream_response_too_large` (another deployment may serve).
@@ -63,6 +62,7 @@ class UpstreamLimitsConfig(_Strict):
     )
 
 
+class ProviderConfig(_Strict):
     """A named upstream connection: where it is, how to authenticate, how long to wait."""
 
     type: str = Field(
@@ -81,10 +81,10 @@ class UpstreamLimitsConfig(_Strict):
     health_check: HealthCheckConfig | None = Field(
         default=None, description="Active health checks; off when absent"
     )
-
     upstream_limits: UpstreamLimitsConfig | None = Field(
         default=None, description="Overrides of the global upstream_limits for this provider"
     )
+
 
 class PriceConfig(_Strict):
     """USD per million tokens; overrides the pricing catalog for one deployment."""
@@ -188,7 +188,6 @@ class HealthStatsConfig(_Strict):
     window: Annotated[float, Field(gt=0)] = Field(
         default=60.0, description="Seconds of outcomes behind error rates"
     )
-    upstream_limits: UpstreamLimitsConfig = Field(default_factory=UpstreamLimitsConfig)
     latency_alpha: Annotated[float, Field(gt=0, le=1)] = 0.3
     stale_after: Annotated[float, Field(gt=0)] = Field(
         default=300.0, description="A latency older than this counts as unmeasured"
@@ -216,6 +215,7 @@ class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelAliasConfig] = Field(default_factory=dict)
     cache: ResponseCacheConfig = Field(default_factory=ResponseCacheConfig)
+    upstream_limits: UpstreamLimitsConfig = Field(default_factory=UpstreamLimitsConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:

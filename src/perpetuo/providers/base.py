@@ -21,15 +21,15 @@ import msgspec
 
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import clamp_counts
 from perpetuo.transport.caps import ResponseCaps
-from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.transport.sse import SSEEvent
 from perpetuo.transport.url import URL, Timeouts
 
 Json = dict[str, Any]
-
 log = logging.getLogger("perpetuo.upstream")
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -42,11 +42,11 @@ class Target:
     api_key: str | None = field(default=None, repr=False)
     api_version: str | None = None
     organization: str | None = None
-    caps: ResponseCaps = field(default_factory=ResponseCaps)  # what a response may send
     project: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     verify_tls: bool = True
+    caps: ResponseCaps = field(default_factory=ResponseCaps)  # what a response may send
 
 
 @dataclass(slots=True)
@@ -132,9 +132,6 @@ def json_headers(*pairs: tuple[str, str]) -> list[tuple[str, str]]:
     return [("content-type", "application/json"), ("accept-encoding", "gzip"), *pairs]
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from retry-after-ms, retry-after (seconds or HTTP date), bounded."""
-    if ms := headers.get("retry-after-ms"):
 RETRY_AFTER_CEILING = 3600.0  # no upstream sets a deployment aside longer, whatever is set
 
 
@@ -146,7 +143,26 @@ def bounded_wait(seconds: float | None, limit: float = RETRY_AFTER_CEILING) -> f
     return 0.0 if seconds < 0 else seconds if seconds <= limit else limit
 
 
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from retry-after-ms, retry-after (seconds or HTTP date), bounded."""
+    if ms := headers.get("retry-after-ms"):
         try:
+            return bounded_wait(float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return bounded_wait(float(value))
+    except ValueError:
+        pass
+    try:
+        return bounded_wait(parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def checked_usage(usage: Any, target: Target) -> Any:
     """An upstream's usage object with its numbers clamped in place (schema/usage.py); one
     out of range is logged as an upstream anomaly, once a minute per deployment."""
@@ -168,22 +184,6 @@ def _anomaly(target: Target, what: str) -> None:
         _last_anomaly.clear()
     _last_anomaly[deployment] = now
     log.warning("upstream anomaly from deployment %s: %s", deployment, what)
-
-
-            return bounded_wait(float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return bounded_wait(float(value))
-    except ValueError:
-        pass
-    try:
-        return bounded_wait(parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 _SECRET_PATTERNS = re.compile(

@@ -127,9 +127,9 @@ class OpenAIAdapter(ProviderAdapter):
             raise _error_in_body(data["error"])
         if not isinstance(data.get("choices"), list):
             raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "upstream response has no choices")
+        checked_usage(data.get("usage"), target)  # forwarded as is: clamped in place
         data.setdefault("object", "chat.completion")
         data.setdefault("model", target.model)
-        checked_usage(data.get("usage"), target)  # forwarded as is: clamped in place
         return data
 
     async def chat_stream(
@@ -144,17 +144,17 @@ class OpenAIAdapter(ProviderAdapter):
             chunk = decode_object(data, "stream event")
             if "error" in chunk and "choices" not in chunk:
                 raise _error_in_body(chunk["error"])
-            yield chunk
-
             if usage := chunk.get("usage"):
                 checked_usage(usage, target)
+            yield chunk
+
     def embeddings_response(self, body: bytes, target: Target, request: EmbeddingRequest) -> Json:
         data = decode_object(body)
         if not isinstance(data.get("data"), list):
             raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "upstream response has no data")
+        checked_usage(data.get("usage"), target)
         if request.wants_base64 and self.quirks.float_embeddings_only:
             for item in data["data"]:
-        checked_usage(data.get("usage"), target)
                 if isinstance(item, dict) and isinstance(item.get("embedding"), list):
                     item["embedding"] = floats_to_base64(item["embedding"])
         return data

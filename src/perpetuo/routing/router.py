@@ -353,10 +353,10 @@ class Router:
                 record.finish(200)
                 health.succeeded(self.state.clock(), (record.latency_ms or 0.0) / 1000)
             return result
-        record.finish(error.status, str(error.kind))
-        health.failed(error, self.state.clock())
         # Parking the deployment and the client's Retry-After both read this: bound it once.
         error.retry_after = bounded_wait(error.retry_after, dep.target.caps.max_retry_after)
+        record.finish(error.status, str(error.kind))
+        health.failed(error, self.state.clock())
         raise error
 
     # -- helpers ---------------------------------------------------------------------------
@@ -387,9 +387,9 @@ class Router:
             headers,
             call.body,
             target.timeouts,
-            caps=target.caps,
             deadline=record.deadline,
             verify_tls=target.verify_tls,
+            caps=target.caps,
         )
 
     @staticmethod

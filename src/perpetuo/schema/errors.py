@@ -58,8 +58,8 @@ class ErrorCode(StrEnum):
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_BAD_RESPONSE = "upstream_bad_response"
-    NO_DEPLOYMENT = "no_deployment_available"
     UPSTREAM_RESPONSE_TOO_LARGE = "upstream_response_too_large"
+    NO_DEPLOYMENT = "no_deployment_available"
     DEPLOYMENT_CAPACITY = "deployment_capacity_exceeded"
     INTERNAL = "internal_error"
     # Gateway limits, budgets and credits (see docs/limits.md).
@@ -149,8 +149,8 @@ class UpstreamErrorKind(StrEnum):
     TIMEOUT = "timeout"
     CONNECT = "connect"  # could not connect, or connection reset
     BAD_RESPONSE = "bad_response"  # upstream answered with something unreadable
-
     TOO_LARGE = "response_too_large"  # upstream sent more than the deployment's caps allow
+
 
 class UpstreamError(Exception):
     """A failed upstream attempt. `message` is safe to show the client when the kind is theirs."""

@@ -17,27 +17,27 @@ from collections.abc import Iterable
 
 import httptools
 
-from perpetuo.transport.errors import (
 from perpetuo.transport.caps import ResponseCaps
+from perpetuo.transport.errors import (
     ConnectError,
     ConnectionClosed,
     ProtocolError,
-    TransportError,
     ResponseTooLarge,
+    TransportError,
     UpstreamTimeout,
 )
-from perpetuo.transport.url import URL, Origin, Timeouts
 from perpetuo.transport.response import DEFAULT_CAPS, UpstreamResponse
+from perpetuo.transport.url import URL, Origin, Timeouts
 
 _HIGH_WATER = 256 * 1024  # pause reading the socket when this much body is unread
 _FORBIDDEN_HEADER_CHARS = str.maketrans("", "", "\r\n\0")
+_MAX_HEAD = 64 * 1024  # status line and headers: an endless head is refused, not buffered
+
+__all__ = ["HTTPClient", "UpstreamResponse"]
 
 
 class _Connection(asyncio.Protocol):
     """One upstream connection; carries one exchange at a time."""
-_MAX_HEAD = 64 * 1024  # status line and headers: an endless head is refused, not buffered
-
-__all__ = ["HTTPClient", "UpstreamResponse"]
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
@@ -55,12 +55,12 @@ __all__ = ["HTTPClient", "UpstreamResponse"]
         self.message_done = False
         self.keep_alive = False
         self.got_bytes = False
+        self.head_bytes = 0
         self.error: TransportError | None = None
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
-        self.head_bytes = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -75,15 +75,15 @@ __all__ = ["HTTPClient", "UpstreamResponse"]
             self._fail(ProtocolError("upstream attempted a protocol upgrade"))
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"invalid HTTP response from upstream: {exc}"))
+        if not self.headers_done:  # everything so far was head (httptools buffers it)
+            self.head_bytes += len(data)
+            if self.head_bytes > _MAX_HEAD:
+                self._fail(ResponseTooLarge("response head", _MAX_HEAD))
 
     def eof_received(self) -> bool | None:
         # A response delimited by connection close ends here.
         if self.headers_done and not self.message_done and not self._has_framing():
             self.on_message_complete()
-        if not self.headers_done:  # everything so far was head (httptools buffers it)
-            self.head_bytes += len(data)
-            if self.head_bytes > _MAX_HEAD:
-                self._fail(ResponseTooLarge("response head", _MAX_HEAD))
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -220,6 +220,7 @@ class HTTPClient:
         *,
         deadline: float | None = None,
         verify_tls: bool = True,
+        caps: ResponseCaps = DEFAULT_CAPS,
     ) -> UpstreamResponse:
         """Send a request and wait for the response head.
 
@@ -290,7 +291,6 @@ class HTTPClient:
             return
         conn.idle_since = time.monotonic()
         idle.append(conn)
-        caps: ResponseCaps = DEFAULT_CAPS,
 
     def _ssl_context(self, verify: bool) -> ssl.SSLContext:
         context = self._ssl_contexts.get(verify)

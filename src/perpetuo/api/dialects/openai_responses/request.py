@@ -66,17 +66,17 @@ def decode(body: bytes) -> DialectRequest:
     if not isinstance(model, str) or not model:
         raise _missing("model") if model is None else _invalid("model", "expected a string")
     messages = items_to_messages(_input(data), _instructions(data), native_only=notes)
-    for name in ("conversation", "prompt"):  # server-side state only OpenAI holds
-        if data.get(name) is not None:
-            notes.append(name)
-    if data.get("background") is True:
-        notes.append("background")
     chat = ChatCompletionRequest(model=model, messages=messages)
     _sampling(data, chat)
     _identity(data, chat)
     _tools(data, chat, notes)
     _text_config(data, chat)
     _reasoning(data, chat)
+    for name in ("conversation", "prompt"):  # server-side state only OpenAI holds
+        if data.get(name) is not None:
+            notes.append(name)
+    if data.get("background") is True:
+        notes.append("background")
     return DialectRequest(raw=data, chat=chat, native_only=notes)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.guardrails.policy import GuardrailPolicy
@@ -105,6 +106,11 @@ class DeploymentConfig(_Strict):
     tpm: Annotated[int, Field(gt=0)] | None = None
     max_parallel: Annotated[int, Field(gt=0)] | None = None
     price: PriceConfig | None = None
+    max_output_tokens: Annotated[int, Field(gt=0)] | None = Field(
+        default=None,
+        description="Most tokens one answer may have (else the pricing catalog's figure); "
+        "a larger max_tokens is cut to it",
+    )
 
 
 class ModelAliasConfig(_Strict):
@@ -209,6 +215,45 @@ class RoutingConfig(_Strict):
     )
 
 
+class EgressConfig(_Strict):
+    """Where the gateway may connect for tenants (workspace credentials, connection tests,
+    webhooks). Providers defined in this file are trusted and never checked."""
+
+    allow_http: bool = Field(
+        default=False, description="Allow plain-http tenant URLs (https only when false)"
+    )
+    allow_private: bool = Field(
+        default=False,
+        description="Allow tenant URLs on private, loopback and CGNAT addresses (link-local "
+        "and metadata addresses stay refused unless listed in allow_cidrs)",
+    )
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description='When set, tenant URLs may only name these hosts (exact or "*.suffix")',
+    )
+    deny_hosts: list[str] = Field(default_factory=list, description="Hosts always refused")
+    allow_cidrs: list[str] = Field(
+        default_factory=list, description="Networks always allowed (e.g. an internal vLLM subnet)"
+    )
+    deny_cidrs: list[str] = Field(default_factory=list, description="Networks always refused")
+    max_hops: Annotated[int, Field(ge=1, le=20)] = Field(
+        default=3,
+        description="Requests that already passed through this many gateways are refused (508)",
+    )
+
+    @field_validator("allow_cidrs", "deny_cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("allow_hosts", "deny_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        return [h.strip().rstrip(".").lower() for h in value if h.strip()]
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
@@ -216,6 +261,7 @@ class GatewayConfig(_Strict):
     models: dict[str, ModelAliasConfig] = Field(default_factory=dict)
     cache: ResponseCacheConfig = Field(default_factory=ResponseCacheConfig)
     upstream_limits: UpstreamLimitsConfig = Field(default_factory=UpstreamLimitsConfig)
+    egress: EgressConfig = Field(default_factory=EgressConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import struct
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -19,11 +18,13 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from perpetuo.guardrails.scrub import scrub
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import clamp_counts
 from perpetuo.transport.caps import ResponseCaps
+from perpetuo.transport.egress import EgressPolicy
 from perpetuo.transport.sse import SSEEvent
 from perpetuo.transport.url import URL, Timeouts
 
@@ -46,6 +47,8 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     verify_tls: bool = True
+    # Set for deployments a tenant configured: every connection is checked by the policy.
+    egress: EgressPolicy | None = None
     caps: ResponseCaps = field(default_factory=ResponseCaps)  # what a response may send
 
 
@@ -107,7 +110,7 @@ encode_json = msgspec.json.Encoder().encode
 def decode_json(body: bytes | str, what: str = "response") -> Any:
     try:
         return _json_decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec: invalid UTF-8 is the latter
         raise UpstreamError(
             UpstreamErrorKind.BAD_RESPONSE, f"upstream sent an unreadable {what}"
         ) from None
@@ -186,15 +189,10 @@ def _anomaly(target: Target, what: str) -> None:
     log.warning("upstream anomaly from deployment %s: %s", deployment, what)
 
 
-_SECRET_PATTERNS = re.compile(
-    r"(sk-(?:ant-|proj-)?[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{20,}|pk_(?:live|test)_[A-Za-z0-9]{6,}"
-    r"|Bearer\s+[A-Za-z0-9._\-]{8,}|key=[A-Za-z0-9_\-]{12,})"
-)
-
-
 def redact_secrets(text: str) -> str:
-    """Mask anything shaped like a credential before it reaches a client or a log."""
-    return _SECRET_PATTERNS.sub("[redacted]", text)
+    """Mask anything shaped like a credential or a path before it reaches a client or a log
+    (the guardrails' secret detectors, plus assignments, bearer tokens and file paths)."""
+    return scrub(text)
 
 
 def status_kind(status: int) -> UpstreamErrorKind:
@@ -208,6 +206,8 @@ def status_kind(status: int) -> UpstreamErrorKind:
         return UpstreamErrorKind.CONTEXT_LENGTH
     if status == 429:
         return UpstreamErrorKind.RATE_LIMIT
+    if status == 508:  # a gateway upstream saw this request loop: retrying would loop again
+        return UpstreamErrorKind.INVALID_REQUEST
     if status in (503, 529):
         return UpstreamErrorKind.OVERLOADED
     if status >= 500:
@@ -236,7 +236,7 @@ def openai_style_error(status: int, headers: Mapping[str, str], body: bytes) -> 
     message, code, param, err_type = f"upstream returned HTTP {status}", None, None, None
     try:
         payload = _json_decode(body) if body else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         payload = None
     if isinstance(payload, dict):
         error = payload.get("error", payload)
@@ -260,10 +260,10 @@ def openai_style_error(status: int, headers: Mapping[str, str], body: bytes) -> 
         kind = UpstreamErrorKind.AUTH  # our account is out of credit: another deployment may serve
     return UpstreamError(
         kind,
-        redact_secrets(message),
+        redact_secrets(message[:2000]),
         status=status,
-        param=param if isinstance(param, str) else None,
-        code=code_text,
+        param=redact_secrets(param[:200]) if isinstance(param, str) else None,
+        code=redact_secrets(code_text[:100]) if code_text is not None else None,
         retry_after=retry_after(headers),
     )
 

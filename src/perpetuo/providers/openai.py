@@ -25,6 +25,7 @@ from perpetuo.providers.base import (
 )
 from perpetuo.providers.presets import OpenAIQuirks
 from perpetuo.schema.chat import (
+    AssistantMessage,
     ChatCompletionRequest,
     DeveloperMessage,
     StreamOptions,
@@ -77,15 +78,16 @@ class OpenAIAdapter(ProviderAdapter):
         if not quirks.max_completion_tokens and isinstance(request.max_completion_tokens, int):
             changes["max_tokens"] = request.max_completion_tokens
             changes["max_completion_tokens"] = msgspec.UNSET
-        if not quirks.developer_role and any(
-            isinstance(m, DeveloperMessage) for m in request.messages
-        ):
-            changes["messages"] = [
+        messages = request.messages
+        if not quirks.developer_role and any(isinstance(m, DeveloperMessage) for m in messages):
+            messages = changes["messages"] = [
                 SystemMessage(content=m.content, name=m.name)
                 if isinstance(m, DeveloperMessage)
                 else m
-                for m in request.messages
+                for m in messages
             ]
+        if any(_carries_reasoning(m) for m in messages):
+            changes["messages"] = [_without_reasoning(m) for m in messages]
         for name in quirks.unsupported:
             value = getattr(request, name, None)
             if value is not None and value is not msgspec.UNSET and value is not False:
@@ -158,6 +160,20 @@ class OpenAIAdapter(ProviderAdapter):
                 if isinstance(item, dict) and isinstance(item.get("embedding"), list):
                     item["embedding"] = floats_to_base64(item["embedding"])
         return data
+
+
+def _carries_reasoning(message: Any) -> bool:
+    unset = msgspec.UNSET
+    return isinstance(message, AssistantMessage) and (
+        message.thinking_blocks is not unset or message.reasoning_content is not unset
+    )
+
+
+def _without_reasoning(message: Any) -> Any:
+    """Chat Completions takes no reasoning back: earlier turns' reasoning stays here."""
+    if not _carries_reasoning(message):
+        return message
+    return _replace(message, thinking_blocks=msgspec.UNSET, reasoning_content=msgspec.UNSET)
 
 
 def _error_in_body(error: Any) -> UpstreamError:

@@ -99,7 +99,8 @@ class Router:
         job = RouteJob(request.is_stream, request, self.config.default_output_tokens)
 
         async def attempt(dep: Deployment, record: Attempt) -> Served:
-            call = dep.adapter.chat_request(request, dep.target, extras)
+            fitted = request.with_output_limit(dep.max_output_tokens)
+            call = dep.adapter.chat_request(fitted, dep.target, extras)
             response = await self._send(dep, record, call)
             body = dep.adapter.chat_response(await self._read_success(dep, response), dep.target)
             self._settle_tokens(dep, job, body)
@@ -121,7 +122,8 @@ class Router:
         job = RouteJob(request.is_stream, request, self.config.default_output_tokens)
 
         async def attempt(dep: Deployment, record: Attempt) -> OpenStream:
-            call = dep.adapter.chat_request(request, dep.target, extras)
+            fitted = request.with_output_limit(dep.max_output_tokens)
+            call = dep.adapter.chat_request(fitted, dep.target, extras)
             response = await self._send(dep, record, call)
             if response.status >= 300:
                 await self._read_success(dep, response)  # raises the classified error
@@ -389,6 +391,7 @@ class Router:
             target.timeouts,
             deadline=record.deadline,
             verify_tls=target.verify_tls,
+            egress=target.egress,
             caps=target.caps,
         )
 

@@ -116,6 +116,13 @@ class AssistantMessage(Struct, tag="assistant", tag_field="role", **_PART):
     tool_calls: list[ToolCall] | UnsetType | None = UNSET
     function_call: FunctionCall | UnsetType | None = UNSET
     audio: AssistantAudioRef | UnsetType | None = UNSET
+    # Not OpenAI's: the model's reasoning from an earlier turn, as answers carry it. Only the
+    # provider that made a block can use it (its signature proves that), so each adapter
+    # replays the blocks of its own kind verbatim and leaves the others out. Kinds:
+    #   {"type": "thinking", "thinking", "signature"}, {"type": "redacted_thinking", "data"}
+    #   (Anthropic); {"type": "reasoning", "id", "encrypted_content", "summary"} (OpenAI).
+    reasoning_content: str | UnsetType | None = UNSET
+    thinking_blocks: list[dict[str, Any]] | UnsetType | None = UNSET
 
 
 class ToolMessage(Struct, tag="tool", tag_field="role", **_PART):

@@ -51,6 +51,7 @@ class ErrorCode(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     ROUTE_NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    LOOP_DETECTED = "loop_detected"
     RATE_LIMITED = "rate_limit_exceeded"
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_AUTH = "upstream_authentication_failed"

@@ -329,3 +329,24 @@ semantic_cache_entries = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_semantic_cache_entries_workspace", "workspace_id", "seq"),
 )
+
+# Responses API answers kept for `previous_response_id`, retrieval and input-item listing.
+# `workspace_id` is NULL for requests made with the master key (the platform's own scope).
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE")),
+    Column("key_id", String(40)),
+    Column("previous_id", String(80)),  # the response this one continued
+    Column("alias", String(200), nullable=False),
+    Column("deployment", String(400)),  # who served it: native continuation needs the same one
+    Column("upstream_id", String(200)),  # the provider's own response id (native lane only)
+    Column("instructions", JsonValue),
+    Column("input_items", JsonValue, nullable=False),  # this turn's input, as items
+    Column("response", JsonValue, nullable=False),  # the response object (output included)
+    _created(),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_stored_responses_workspace", "workspace_id", "created_at"),
+    Index("ix_stored_responses_expires", "expires_at"),
+)

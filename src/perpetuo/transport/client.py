@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import httptools
 
 from perpetuo.transport.caps import ResponseCaps
+from perpetuo.transport.egress import EgressPolicy
 from perpetuo.transport.errors import (
     ConnectError,
     ConnectionClosed,
@@ -29,6 +30,9 @@ from perpetuo.transport.errors import (
 from perpetuo.transport.response import DEFAULT_CAPS, UpstreamResponse
 from perpetuo.transport.url import URL, Origin, Timeouts
 
+# Trusted calls pool by origin; policy-checked (tenant) calls apart, so a connection a
+# trusted call opened to an internal address is never handed to a tenant's request.
+PoolKey = Origin | tuple[Origin, str]
 _HIGH_WATER = 256 * 1024  # pause reading the socket when this much body is unread
 _FORBIDDEN_HEADER_CHARS = str.maketrans("", "", "\r\n\0")
 _MAX_HEAD = 64 * 1024  # status line and headers: an endless head is refused, not buffered
@@ -39,8 +43,9 @@ __all__ = ["HTTPClient", "UpstreamResponse"]
 class _Connection(asyncio.Protocol):
     """One upstream connection; carries one exchange at a time."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, pool_key: PoolKey | None = None) -> None:
         self.origin = origin
+        self.pool_key: PoolKey = origin if pool_key is None else pool_key
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -204,7 +209,7 @@ class HTTPClient:
     """Keep-alive connection pools keyed by origin, shared by every upstream call."""
 
     def __init__(self, *, max_idle_per_origin: int = 256, idle_timeout: float = 60.0) -> None:
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[PoolKey, list[_Connection]] = {}
         self._max_idle = max_idle_per_origin
         self._idle_timeout = idle_timeout
         self._ssl_contexts: dict[bool, ssl.SSLContext] = {}
@@ -220,19 +225,23 @@ class HTTPClient:
         *,
         deadline: float | None = None,
         verify_tls: bool = True,
+        egress: EgressPolicy | None = None,
         caps: ResponseCaps = DEFAULT_CAPS,
     ) -> UpstreamResponse:
         """Send a request and wait for the response head.
 
         `deadline` (event-loop time) bounds the whole exchange, body included; the
-        timeouts bound each phase within it. `caps` bound what the response may make us hold."""
+        timeouts bound each phase within it. With `egress` (tenant-supplied URLs), the
+        host is resolved and checked by the policy, and only a checked address is dialled;
+        such connections live in pools of their own, never shared with trusted calls.
+        `caps` bound what the response may make us hold (see transport/caps.py)."""
         timeouts = timeouts or Timeouts()
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + (timeouts.total or 86400.0)
         head = _encode_head(method, url, headers, len(body))
         for attempt in (1, 2):
-            conn, reused = await self._acquire(url.origin, timeouts, verify_tls)
+            conn, reused = await self._acquire(url.origin, timeouts, verify_tls, egress)
             conn.send(head, body)
             first_byte = loop.time() + timeouts.first_byte
             try:
@@ -253,11 +262,12 @@ class HTTPClient:
         raise AssertionError("unreachable")
 
     async def _acquire(
-        self, origin: Origin, timeouts: Timeouts, verify_tls: bool
+        self, origin: Origin, timeouts: Timeouts, verify_tls: bool, egress: EgressPolicy | None
     ) -> tuple[_Connection, bool]:
         if self._closed:
             raise ConnectError("HTTP client is closed")
-        idle = self._idle.get(origin)
+        key: PoolKey = origin if egress is None else (origin, "egress")
+        idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
             conn = idle.pop()
@@ -268,24 +278,47 @@ class HTTPClient:
         ssl_context = self._ssl_context(verify_tls) if origin.is_tls else None
         try:
             async with asyncio.timeout(timeouts.connect):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(origin),
-                    origin.host,
-                    origin.port,
-                    ssl=ssl_context,
-                    server_hostname=origin.host if ssl_context else None,
-                )
+                if egress is None:
+                    addresses = [origin.host]
+                else:  # dial only what the policy checked: no second lookup to rebind
+                    addresses = await egress.resolve(origin.host, origin.port)
+                conn = await self._connect(loop, key, origin, addresses, ssl_context)
         except TimeoutError:
             raise UpstreamTimeout("connect") from None
         except (OSError, ssl.SSLError) as exc:
             raise ConnectError(f"cannot connect to {origin.host_header}: {exc}") from None
         return conn, False
 
+    @staticmethod
+    async def _connect(
+        loop: asyncio.AbstractEventLoop,
+        key: PoolKey,
+        origin: Origin,
+        addresses: list[str],
+        ssl_context: ssl.SSLContext | None,
+    ) -> _Connection:
+        """The first of `addresses` that accepts a connection (TLS names the origin host)."""
+        error: OSError | None = None
+        for address in addresses:
+            try:
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(origin, key),
+                    address,
+                    origin.port,
+                    ssl=ssl_context,
+                    server_hostname=origin.host if ssl_context else None,
+                )
+                return conn
+            except OSError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
     def _release(self, conn: _Connection) -> None:
         if not conn.reusable or self._closed:
             conn.abort()
             return
-        idle = self._idle.setdefault(conn.origin, [])
+        idle = self._idle.setdefault(conn.pool_key, [])
         if len(idle) >= self._max_idle:
             conn.abort()
             return

@@ -67,7 +67,7 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> Upst
     as streamGenerateContent sends without `alt=sse`)."""
     try:
         payload: Any = msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         payload = None
     if isinstance(payload, list) and payload:
         payload = payload[0]

@@ -270,7 +270,7 @@ def _arguments(arguments: str, param: str) -> Json:
         return {}
     try:
         value = _json_decode(arguments)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise unsupported("tool call arguments are not valid JSON", param) from None
     if not isinstance(value, dict):
         raise unsupported("tool call arguments must be a JSON object", param)
@@ -281,7 +281,7 @@ def function_response(name: str, text: str) -> Json:
     """A functionResponse part; Gemini wants the response as an object."""
     try:
         value: Any = _json_decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         value = text
     response = value if isinstance(value, dict) else {"result": value}
     return {"functionResponse": {"name": name, "response": response}}

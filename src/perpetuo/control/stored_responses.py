@@ -1,0 +1,211 @@
+"""Stored Responses API answers: what `previous_response_id`, `GET /v1/responses/{id}` and
+its input items read.
+
+Answers are kept in memory at once (so a follow-up sent the moment an answer ends finds it
+on this instance) and written to the database in batches by a background task, off the
+request path. Reads look in memory, then in the database. Every read and delete is scoped
+to the caller's workspace: an id from another workspace is simply not found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from perpetuo.store.database import Database
+from perpetuo.store.schema import stored_responses
+from perpetuo.store.timeutil import utcnow
+
+log = logging.getLogger("perpetuo.responses")
+
+DEFAULT_RETENTION = dt.timedelta(days=30)
+MAX_CHAIN = 1000  # previous_response_id links followed at most (a cycle or abuse ends here)
+
+
+@dataclass(slots=True)
+class StoredResponse:
+    id: str
+    workspace_id: str | None
+    alias: str
+    input_items: list[Any]
+    response: dict[str, Any]
+    key_id: str | None = None
+    previous_id: str | None = None
+    deployment: str | None = None
+    upstream_id: str | None = None
+    instructions: Any = None
+    created_at: dt.datetime = field(default_factory=utcnow)
+    expires_at: dt.datetime | None = None
+
+    @property
+    def output_items(self) -> list[Any]:
+        output = self.response.get("output")
+        return output if isinstance(output, list) else []
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workspace_id": self.workspace_id,
+            "key_id": self.key_id,
+            "previous_id": self.previous_id,
+            "alias": self.alias,
+            "deployment": self.deployment,
+            "upstream_id": self.upstream_id,
+            "instructions": self.instructions,
+            "input_items": self.input_items,
+            "response": self.response,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at or self.created_at + DEFAULT_RETENTION,
+        }
+
+    @classmethod
+    def from_row(cls, row: Any) -> StoredResponse:
+        return cls(
+            id=row.id,
+            workspace_id=row.workspace_id,
+            key_id=row.key_id,
+            previous_id=row.previous_id,
+            alias=row.alias,
+            deployment=row.deployment,
+            upstream_id=row.upstream_id,
+            instructions=row.instructions,
+            input_items=row.input_items,
+            response=row.response,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+
+class ResponseStore:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        memory_entries: int = 2000,
+        batch_size: int = 200,
+        flush_interval: float = 0.05,
+    ) -> None:
+        self.db = db
+        self._recent: OrderedDict[str, StoredResponse] = OrderedDict()
+        self._memory_entries = memory_entries
+        self._pending: list[StoredResponse] = []
+        self._deleted: set[str] = set()  # deleted while a write may still be queued
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def put(self, stored: StoredResponse) -> None:
+        """Keep `stored` now; it reaches the database with the next batch."""
+        self._remember(stored)
+        self._pending.append(stored)
+        if len(self._pending) >= self._batch_size:
+            self._wake.set()
+
+    def _remember(self, stored: StoredResponse) -> None:
+        self._recent[stored.id] = stored
+        self._recent.move_to_end(stored.id)
+        while len(self._recent) > self._memory_entries:
+            self._recent.popitem(last=False)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        rows = [s.row() for s in batch if s.id not in self._deleted]
+        try:
+            if rows:
+                async with self.db.begin() as conn:
+                    await conn.execute(insert(stored_responses), rows)
+        except Exception as exc:  # the answers stay readable from memory meanwhile
+            log.warning("storing %d responses failed, retrying: %s", len(rows), exc)
+            self._pending[:0] = batch
+            await asyncio.sleep(1.0)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for _ in range(3):
+            if not self._pending:
+                break
+            await self.flush()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get(self, workspace_id: str | None, response_id: str) -> StoredResponse | None:
+        if response_id in self._deleted:
+            return None
+        stored = self._recent.get(response_id)
+        if stored is None:
+            async with self.db.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(stored_responses).where(stored_responses.c.id == response_id)
+                    )
+                ).first()
+            if row is None:
+                return None
+            stored = StoredResponse.from_row(row)
+        if stored.workspace_id != workspace_id:
+            return None  # another workspace's: it does not exist for this caller
+        if stored.expires_at is not None and stored.expires_at <= utcnow():
+            return None
+        return stored
+
+    async def chain(self, workspace_id: str | None, response_id: str) -> list[StoredResponse]:
+        """The conversation that ends with `response_id`, oldest first; [] if it is unknown."""
+        found: list[StoredResponse] = []
+        current: str | None = response_id
+        seen: set[str] = set()
+        while current is not None and current not in seen and len(found) < MAX_CHAIN:
+            seen.add(current)
+            stored = await self.get(workspace_id, current)
+            if stored is None:
+                if not found:
+                    return []
+                break  # an older link expired or was deleted: the rest still stands
+            found.append(stored)
+            current = stored.previous_id
+        found.reverse()
+        return found
+
+    async def delete(self, workspace_id: str | None, response_id: str) -> bool:
+        if await self.get(workspace_id, response_id) is None:
+            return False
+        self._deleted.add(response_id)
+        self._recent.pop(response_id, None)
+        async with self.db.begin() as conn:
+            await conn.execute(delete(stored_responses).where(stored_responses.c.id == response_id))
+        return True
+
+    async def prune(self) -> int:
+        """Drop expired answers; the number removed."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                delete(stored_responses).where(stored_responses.c.expires_at <= utcnow())
+            )
+        self._deleted.clear()
+        return result.rowcount or 0

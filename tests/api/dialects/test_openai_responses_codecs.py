@@ -415,14 +415,15 @@ def test_text_answer_is_a_response_the_sdk_reads():
     assert (response.user, response.truncation, response.created_at) == ("u", "auto", 1.7e9)
 
 
-def test_parallel_tool_calls_become_function_call_items_with_the_chat_ids():
+@pytest.mark.parametrize("content", [None, ""])
+def test_parallel_tool_calls_become_function_call_items_with_the_chat_ids(content):
     calls = [
         {"id": "call_P", "type": "function",
          "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
         {"id": "call_R", "type": "function",
          "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}},
     ]  # fmt: skip
-    message = {"role": "assistant", "content": None, "tool_calls": calls}
+    message = {"role": "assistant", "content": content, "tool_calls": calls}
     body = encode(chat_body(message, "tool_calls"), USAGE, model="m", request=request(input="x"))
     response = Response.model_validate(body)
     assert [item.type for item in response.output] == ["function_call", "function_call"]

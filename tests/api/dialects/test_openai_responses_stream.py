@@ -264,6 +264,14 @@ def test_refusal_stream():
     same_as_complete(events, request(), chunks)
 
 
+def test_empty_answer_is_one_empty_message():
+    chunks = [chunk({"role": "assistant", "content": ""}), chunk({}, "stop")]
+    events = run(request(), chunks)
+    assert [i["type"] for i in final(events)["output"]] == ["message"]
+    assert sdk_text(events) == ""
+    same_as_complete(events, request(), chunks)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_random_chunkings_keep_every_invariant(seed):
     """Text, reasoning and parallel calls cut at random places, deltas interleaved."""

@@ -38,11 +38,12 @@ def encode(
     incomplete = finish in INCOMPLETE_REASONS
     output: list[Json] = reasoning_items(message, response_id, wants_summary(request))
     calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
-    text, refusal = message.get("content"), message.get("refusal")
-    if text is not None or refusal or not calls:
+    refusal = message.get("refusal")
+    text = _plain(message.get("content"))
+    if text or refusal or not calls:  # no empty message beside tool calls, as streams do
         parts = []
-        if text is not None or not refusal:
-            parts.append(output_text(_plain(text), _logprobs(choice.get("logprobs"))))
+        if text or not refusal:
+            parts.append(output_text(text, _logprobs(choice.get("logprobs"))))
         if refusal:
             parts.append({"type": "refusal", "refusal": refusal})
         status = "incomplete" if incomplete and not calls else "completed"

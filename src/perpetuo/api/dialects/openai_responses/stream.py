@@ -89,6 +89,8 @@ class StreamEncoder:
             return []
         events = self._start({})
         self._ended = True
+        if error is None and not self._calls and all(i["type"] != "message" for i in self.output):
+            events += self._part("output_text")[0]  # an empty answer is an empty message
         incomplete = error is None and self.finish_reason in INCOMPLETE_REASONS
         closing = "incomplete" if error is not None or incomplete else "completed"
         events += self._close_reasoning()
@@ -156,6 +158,20 @@ class StreamEncoder:
         return [*events, self._done(index)]
 
     def _text_delta(self, kind: str, text: str, logprobs: Any) -> list[Json]:
+        events, part = self._part(kind)
+        if kind == "output_text":
+            pieces = logprobs.get("content") if isinstance(logprobs, dict) else None
+            pieces = pieces if isinstance(pieces, list) else []
+            part["text"] += text
+            part["logprobs"].extend(pieces)
+            events.append(self._part_event("output_text.delta", kind, delta=text, logprobs=pieces))
+        else:
+            part["refusal"] += text
+            events.append(self._part_event("refusal.delta", kind, delta=text))
+        return events
+
+    def _part(self, kind: str) -> tuple[list[Json], Json]:
+        """The open message's part of this kind, opening the message and part as needed."""
         events = []
         if self._message is None:
             events += self._close_reasoning()
@@ -168,17 +184,7 @@ class StreamEncoder:
             self._parts[kind] = len(content)
             content.append(part)
             events.append(self._part_event("content_part.added", kind, part=copy.deepcopy(part)))
-        part = content[self._parts[kind]]
-        if kind == "output_text":
-            pieces = logprobs.get("content") if isinstance(logprobs, dict) else None
-            pieces = pieces if isinstance(pieces, list) else []
-            part["text"] += text
-            part["logprobs"].extend(pieces)
-            events.append(self._part_event("output_text.delta", kind, delta=text, logprobs=pieces))
-        else:
-            part["refusal"] += text
-            events.append(self._part_event("refusal.delta", kind, delta=text))
-        return events
+        return events, content[self._parts[kind]]
 
     def _close_message(self, status: str) -> list[Json]:
         if self._message is None:

@@ -188,6 +188,9 @@ def _log_query(
     return query
 
 
+BODY_FIELDS = ("request_body", "response_body")  # see pipeline/bodies.py
+
+
 def log_view(row: Any, *, full: bool = False) -> dict[str, Any]:
     view = {
         "id": row.id,
@@ -248,7 +251,7 @@ async def get_log(
     plane: ControlPlane, actor: Actor, workspace_id: str, request_id: str
 ) -> dict[str, Any]:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        role = await require_role(conn, actor, workspace_id, Role.VIEWER)
         row = (
             await conn.execute(
                 select(request_logs).where(
@@ -258,7 +261,10 @@ async def get_log(
         ).first()
     if row is None:
         raise not_found("Request log")
-    return log_view(row, full=True)
+    view = log_view(row, full=True)
+    if role < Role.ADMIN and view["detail"]:  # prompts and answers: admins and owners only
+        view["detail"] = {k: v for k, v in view["detail"].items() if k not in BODY_FIELDS}
+    return view
 
 
 async def export_logs(

@@ -8,7 +8,7 @@ from typing import Any
 
 from perpetuo.metering.recorder import cost_micros
 from perpetuo.metering.tokens import completion_text, estimate_usage
-from perpetuo.pipeline import cache, guardrails, limits
+from perpetuo.pipeline import bodies, cache, guardrails, limits
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.replay import CachedStream, served_body
 from perpetuo.pipeline.runtime import Gateway
@@ -26,6 +26,7 @@ class ChatReply:
     deployment: Deployment | None  # None: served from the cache
 
 
+@bodies.logged  # keeps the request and response bodies when the workspace asks for it
 async def chat_completion(
     gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest, extras: dict[str, Any]
 ) -> ChatReply | ChatStream | CachedStream:

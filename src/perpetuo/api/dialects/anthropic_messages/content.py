@@ -112,7 +112,7 @@ def decode_messages(messages: Any, out: Decoded) -> None:
             raise invalid(f"{where}.role", "Input should be 'user' or 'assistant'")
         content = message.get("content")
         if role == "system":
-            # Not Anthropic's documented form, but clients send it: a system turn in place.
+            # Newer API versions (and many clients) put system turns among the messages.
             out.add(
                 {"role": "system", "content": system_content(content, f"{where}.content")}, where
             )

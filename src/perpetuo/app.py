@@ -21,6 +21,7 @@ from perpetuo.control.changes import (
 )
 from perpetuo.control.outbound import policy_for
 from perpetuo.control.plane import ControlPlane
+from perpetuo.control.stored_responses import ResponseStore
 from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.limits import build_limit_engine
 from perpetuo.metering.writer import UsageWriter
@@ -64,7 +65,7 @@ def key_loader(db: Database):
 def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     source = str(settings.config) if settings.config else "config"
     table = RoutingTable.build(config, source)
-    client = HTTPClient()
+    client = HTTPClient(max_buffered_bytes=config.upstream_limits.max_buffered_bytes)
     master = settings.master_key.get_secret_value() if settings.master_key else None
     if master is None:
         master = read_master_key(settings.data_dir)
@@ -99,6 +100,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         tracing=Tracing(settings.otlp_endpoint),
         limits=limits,
         cache=cache,
+        responses=ResponseStore(plane.db),
         metrics=GatewayMetrics(set(table.aliases), set(config.providers))
         if settings.metrics_enabled
         else None,

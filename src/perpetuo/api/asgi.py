@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from random import getrandbits
 from typing import Any
 
-from perpetuo.api import dataplane, health
+from perpetuo.api import dataplane, health, messages, responses
 from perpetuo.api.http import (
     ClientGone,
     Receive,
@@ -36,14 +36,27 @@ for prefix in ("/v1", ""):
     ROUTES[f"{prefix}/chat/completions"] = {"POST": dataplane.chat_completions}
     ROUTES[f"{prefix}/embeddings"] = {"POST": dataplane.embeddings}
     ROUTES[f"{prefix}/models"] = {"GET": dataplane.list_models}
+    ROUTES[f"{prefix}/responses"] = {"POST": responses.create}
+    ROUTES[f"{prefix}/messages"] = {"POST": messages.messages}
+    ROUTES[f"{prefix}/messages/count_tokens"] = {"POST": messages.count_tokens}
+ROUTES["/"] = {"GET": health.live, "HEAD": health.live}  # clients probe the base URL at start
 ROUTES["/health"] = ROUTES["/health/live"] = {"GET": health.live}
 ROUTES["/health/ready"] = {"GET": health.ready}
 ROUTES["/metrics"] = {"GET": health.metrics}
 # Model ids may contain slashes ("meta-llama/Llama-3.1-8B"), so these match by prefix.
+STORED_RESPONSE: dict[str, Handler] = {m: responses.stored for m in ("GET", "DELETE", "POST")}
 PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
     ("/v1/models/", {"GET": dataplane.retrieve_model}),
     ("/models/", {"GET": dataplane.retrieve_model}),
+    ("/v1/responses/", STORED_RESPONSE),
+    ("/responses/", STORED_RESPONSE),
 )
+# Endpoints whose clients expect another error shape than OpenAI's.
+ERROR_SHAPES: dict[str, Callable[[GatewayError, str], Response]] = {
+    path: messages.render_error
+    for prefix in ("/v1", "")
+    for path in (f"{prefix}/messages", f"{prefix}/messages/count_tokens")
+}
 
 # Probes and scrapes are not requests worth a log line, a span or a metric each.
 QUIET_ENDPOINTS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
@@ -121,10 +134,11 @@ class GatewayApp:
             if gateway.metrics is not None:
                 gateway.metrics.in_flight.inc()
         response: Response | StreamingResponse
+        shape = ERROR_SHAPES.get(request.path)
         try:
             response = await self._dispatch(request, ctx)
         except GatewayError as exc:
-            response = error_response(exc)
+            response = shape(exc, request_id) if shape else error_response(exc)
             ctx.finish(exc.status, str(exc.code) if exc.code else None)
         except ClientGone:
             ctx.finish(499, "client_disconnected")
@@ -139,7 +153,8 @@ class GatewayApp:
                 type(exc).__name__,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
-            response = error_response(internal_error(request_id))
+            failure = internal_error(request_id)
+            response = shape(failure, request_id) if shape else error_response(failure)
             ctx.finish(500, str(ErrorCode.INTERNAL))
         try:
             await response.send(send, receive, extra)

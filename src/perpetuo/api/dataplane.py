@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 
+from perpetuo.api.dialects.anthropic_messages import models as anthropic_models
 from perpetuo.api.http import (
     SSE_HEADERS,
     Request,
@@ -63,8 +64,10 @@ async def list_models(gw: Gateway, request: Request, ctx: RequestContext) -> Res
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     gw.require_scope(ctx.principal, "models:read")
     state = await gw.workspace(ctx.principal)
-    data = [_model_object(alias.name) for alias in gw.visible_aliases(state, ctx.principal)]
-    return json_response({"object": "list", "data": data})
+    names = [alias.name for alias in gw.visible_aliases(state, ctx.principal)]
+    if anthropic_models.wants_anthropic_shape(request.headers):  # Anthropic's SDK models.list()
+        return json_response(anthropic_models.models_page(names, _STARTED_AT))
+    return json_response({"object": "list", "data": [_model_object(n) for n in names]})
 
 
 async def retrieve_model(gw: Gateway, request: Request, ctx: RequestContext) -> Response:

@@ -14,6 +14,7 @@ from perpetuo.pipeline.replay import CachedStream, served_body
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.pipeline.shaping import OutputShaper
 from perpetuo.pipeline.stream import ChatStream
+from perpetuo.providers.base import NativeRequest
 from perpetuo.routing.table import Alias, Deployment
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.errors import ErrorCode, bad_request
@@ -22,15 +23,22 @@ from perpetuo.schema.usage import Usage
 
 @dataclass(slots=True)
 class ChatReply:
-    body: dict[str, Any]
+    body: dict[str, Any]  # chat form
     deployment: Deployment | None  # None: served from the cache
+    raw: bytes | None = None  # the provider's own answer, on the native lane
 
 
 @bodies.logged  # keeps the request and response bodies when the workspace asks for it
 async def chat_completion(
-    gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest, extras: dict[str, Any]
+    gw: Gateway,
+    ctx: RequestContext,
+    request: ChatCompletionRequest,
+    extras: dict[str, Any],
+    native: NativeRequest | None = None,
 ) -> ChatReply | ChatStream | CachedStream:
-    """An authenticated request in; an OpenAI-format completion, or a stream of chunks, out."""
+    """An authenticated request in; an OpenAI-format completion, or a stream of chunks, out.
+    `native`: the client's own body when it wrote a provider format (Messages, Responses):
+    deployments of that format get it as it is, unless guardrails rewrite the exchange."""
     principal = ctx.principal
     assert principal is not None, "authenticated at ingress"
     gw.require_scope(principal, "chat")
@@ -50,6 +58,7 @@ async def chat_completion(
     routing = {
         "lookup": gw.alias_lookup(ctx.workspace),
         "default_strategy": ctx.workspace.settings.get("default_strategy"),
+        "native": guardrails.native_lane(ctx, native),  # None: translate for every deployment
     }
 
     if request.is_stream:
@@ -65,7 +74,7 @@ async def chat_completion(
     guardrails.filter_output(ctx, served.body)  # block or redact the answer
     cache.store(gw, ctx, served.body)  # off the response path
     guardrails.restore(ctx, served.body)  # reversible masking: the caller's values back
-    return ChatReply(served.body, served.deployment)
+    return ChatReply(served.body, served.deployment, served.raw)
 
 
 def check_extra_params(alias: Alias, extras: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from perpetuo.guardrails.injection import HEURISTIC, InjectionClassifier
 from perpetuo.guardrails.policy import INJECTION, ResolvedPolicy, resolve
 from perpetuo.guardrails.stream import StreamFilter
 from perpetuo.pipeline.context import RequestContext
+from perpetuo.providers.base import NativeRequest
 from perpetuo.routing.table import Alias
 from perpetuo.schema.chat import ChatCompletionRequest, TextPart, ToolMessage, UserMessage
 from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError
@@ -41,6 +42,28 @@ class GuardrailRun:
         if not self.policy.output and not self.vault.restorable:
             return None
         return StreamFilter(self.policy.output, self.vault, self.report)
+
+
+def native_lane(ctx: RequestContext, native: NativeRequest | None) -> NativeRequest | None:
+    """The native request, unless guardrails rewrite what goes upstream (input redaction)
+    or what comes back (output policy, restoring masked values): those work on the chat
+    form, so every deployment then gets the translated request."""
+    run: GuardrailRun | None = ctx.guardrails
+    if native is None or run is None:
+        return native
+    rewritten = any(action != "log" for (d, _, action) in run.report.counts if d == "input")
+    if not (rewritten or run.policy.output or run.vault.restorable):
+        return native
+    if native.native_only:
+        raise GatewayError(
+            400,
+            f"{', '.join(native.native_only)} cannot be used under this workspace's guardrail "
+            "policy, which rewrites requests or answers.",
+            type=ErrorType.INVALID_REQUEST,
+            code=ErrorCode.UNSUPPORTED_PARAMETER,
+            param=native.native_only[0].split(" ", 1)[0],
+        )
+    return None
 
 
 def policy_for(ctx: RequestContext, alias: Alias) -> ResolvedPolicy | None:

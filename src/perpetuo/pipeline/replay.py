@@ -31,6 +31,7 @@ class CachedStream:
 
     deployment = None
     failed = False
+    raw_events = None  # replayed from the chat form: every dialect encodes it
 
     def __init__(self, ctx: RequestContext, run: CacheRun, request: ChatCompletionRequest):
         self.ctx = ctx

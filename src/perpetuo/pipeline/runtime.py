@@ -21,6 +21,7 @@ from perpetuo.control.changes import CONFIG
 from perpetuo.control.key_usage import flush_last_used
 from perpetuo.control.outbound import policy_for
 from perpetuo.control.plane import ControlPlane
+from perpetuo.control.stored_responses import ResponseStore
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
 from perpetuo.guardrails.injection import HEURISTIC, InjectionClassifier
 from perpetuo.limits import LimitEngine
@@ -70,6 +71,7 @@ class Gateway:
     tracing: Tracing
     limits: LimitEngine
     cache: ResponseCache
+    responses: ResponseStore  # stored Responses API answers (previous_response_id)
     injection_classifier: InjectionClassifier = HEURISTIC
     metrics: GatewayMetrics | None = None
     metrics_token: str | None = None
@@ -185,6 +187,7 @@ class Gateway:
         self.plane.changes.subscribe(CONFIG, self._reload_on_change)
         await self.plane.changes.start()
         await self.usage.start()
+        await self.responses.start()
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
         self._tasks.append(asyncio.create_task(self._prune_logs_forever()))
         await self.router.start()  # active health checks, where configured
@@ -208,6 +211,7 @@ class Gateway:
         while True:
             try:
                 await prune_request_logs(self.plane.db)
+                await self.responses.prune()
             except Exception as exc:
                 log.warning("request-log retention pass failed: %s", exc)
             await asyncio.sleep(interval)
@@ -230,6 +234,7 @@ class Gateway:
             await asyncio.gather(*self._settling, return_exceptions=True)
         await self.limits.aclose()
         await self.usage.stop()
+        await self.responses.aclose()
         self.tracing.shutdown()
         await flush_last_used(self.plane.db, self.keys)
         await self.client.aclose()

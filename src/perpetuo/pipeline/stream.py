@@ -7,6 +7,7 @@ OpenAI-format error event.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.errors import UpstreamError
 from perpetuo.schema.usage import Usage
 from perpetuo.transport.errors import TransportError
+from perpetuo.transport.sse import SSEEvent
 
 Json = dict[str, Any]
 
@@ -44,6 +46,11 @@ class ChatStream:
     @property
     def deployment(self) -> Deployment:
         return self.opened.deployment
+
+    @property
+    def raw_events(self) -> deque[SSEEvent] | None:
+        """The provider's events as they arrived (native lane), for forwarding as they are."""
+        return self.opened.raw
 
     def more_ready(self) -> bool:
         """True when the next chunk is already available: the caller may hold its write."""

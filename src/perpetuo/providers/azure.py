@@ -11,11 +11,14 @@ from perpetuo.providers.presets import OpenAIQuirks
 from perpetuo.transport.url import URL
 
 DEFAULT_API_VERSION = "2024-10-21"
+# The Responses API is not on the older dated versions: this one is used for it when the
+# provider's api_version is older (Azure documents it as the first to serve /responses).
+RESPONSES_API_VERSION = "2025-04-01-preview"
 
 
 class AzureOpenAIAdapter(OpenAIAdapter):
     def __init__(self) -> None:
-        super().__init__("azure", OpenAIQuirks())
+        super().__init__("azure", OpenAIQuirks(responses_api=True))
 
     def validate_target(self, target: Target) -> None:
         if not target.base_url.origin.host:
@@ -47,3 +50,11 @@ class AzureOpenAIAdapter(OpenAIAdapter):
 
     def embeddings_url(self, target: Target) -> URL:
         return self._url(target, "embeddings")
+
+    def responses_url(self, target: Target) -> URL:
+        version = target.api_version or DEFAULT_API_VERSION
+        if version == "v1":
+            return target.base_url.join("openai/v1/responses")
+        # The deployment is named in the body's `model`, not in the path, for /responses.
+        version = max(version, RESPONSES_API_VERSION)
+        return target.base_url.join("openai/responses", f"api-version={version}")

@@ -52,6 +52,34 @@ class Target:
     caps: ResponseCaps = field(default_factory=ResponseCaps)  # what a response may send
 
 
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A client request written in a provider wire format (an ingress dialect). Deployments
+    that speak that format get it as sent, with only the routing fields rewritten (the native
+    lane); the others get the translated chat form."""
+
+    format: str  # "anthropic_messages" | "openai_responses"
+    body: dict[str, Any]  # the client's JSON object
+    headers: tuple[tuple[str, str], ...] = ()  # the format's own headers (anthropic-beta, ...)
+    native_only: tuple[str, ...] = ()  # what a translated attempt cannot serve
+    # (deployment id, body): what that one deployment gets instead of `body`, e.g. a
+    # continuation of a conversation whose state lives on that deployment's provider.
+    pinned: tuple[str, dict[str, Any]] | None = None
+
+    def body_for(self, deployment_id: str) -> dict[str, Any]:
+        pinned = self.pinned
+        return pinned[1] if pinned is not None and pinned[0] == deployment_id else self.body
+
+    def refuse_translation(self, provider: str) -> UpstreamError:
+        """Why a deployment of another format cannot serve this request."""
+        features = ", ".join(self.native_only)
+        return unsupported(
+            f"{features} cannot be translated for provider {provider!r}: route this model to "
+            f"a deployment that speaks the {self.format} format",
+            self.native_only[0].split(" ", 1)[0],
+        )
+
+
 @dataclass(slots=True)
 class UpstreamCall:
     """An HTTP request ready to send."""
@@ -100,6 +128,29 @@ class ProviderAdapter:
         """A cheap authenticated request (listing models) to check reachability and the key."""
         raise unsupported(f"provider type {self.type!r} offers no probe")
 
+    # -- the native lane: a client dialect that is this provider's own wire format ---------
+
+    def speaks(self, native_format: str) -> bool:
+        """Can requests in `native_format` be forwarded to this provider as they are?"""
+        return False
+
+    def native_call(
+        self, native: NativeRequest, body: Json, target: Target, max_output: int | None
+    ) -> UpstreamCall:
+        """The client's `body` with the upstream model (and a too-large output limit) swapped."""
+        raise NotImplementedError
+
+    def native_response(self, native_format: str, body: bytes, target: Target) -> Json:
+        """The chat-form view of a native answer (metering, guardrails, the cache)."""
+        raise NotImplementedError
+
+    def native_stream(
+        self, native_format: str, events: AsyncIterator[SSEEvent], target: Target
+    ) -> AsyncIterator[Json]:
+        """Chat chunks for the events of a native stream (the events reach the client as
+        they are; these are for metering, guardrails and the cache)."""
+        raise NotImplementedError
+
 
 # --- shared helpers ------------------------------------------------------------------------
 
@@ -121,6 +172,16 @@ def decode_object(body: bytes | str, what: str = "response") -> Json:
     if not isinstance(value, dict):
         raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, f"upstream {what} is not a JSON object")
     return value
+
+
+def with_model(body: Json, model: str, limit_field: str, max_output: int | None) -> bytes:
+    """A native body for one deployment: its upstream model, and the output limit cut to
+    what the model can produce (the rest exactly as the client sent it)."""
+    changes: Json = {"model": model}
+    limit = body.get(limit_field)
+    if max_output is not None and isinstance(limit, int) and limit > max_output:
+        changes[limit_field] = max_output
+    return encode_json({**body, **changes})
 
 
 def unsupported(message: str, param: str | None = None) -> UpstreamError:

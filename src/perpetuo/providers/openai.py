@@ -11,8 +11,10 @@ from typing import Any
 
 import msgspec
 
+from perpetuo.providers import openai_responses as responses_format
 from perpetuo.providers.base import (
     Json,
+    NativeRequest,
     ProviderAdapter,
     Target,
     UpstreamCall,
@@ -22,6 +24,7 @@ from perpetuo.providers.base import (
     floats_to_base64,
     json_headers,
     unsupported,
+    with_model,
 )
 from perpetuo.providers.presets import OpenAIQuirks
 from perpetuo.schema.chat import (
@@ -36,6 +39,7 @@ from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.transport.sse import SSEEvent
 
 _replace = msgspec.structs.replace
+RESPONSES = "openai_responses"  # the Responses API as a client dialect
 
 
 class OpenAIAdapter(ProviderAdapter):
@@ -149,6 +153,38 @@ class OpenAIAdapter(ProviderAdapter):
             if usage := chunk.get("usage"):
                 checked_usage(usage, target)
             yield chunk
+
+    # -- the native lane: Responses API clients -----------------------------------------
+
+    def speaks(self, native_format: str) -> bool:
+        return native_format == RESPONSES and self.quirks.responses_api
+
+    def responses_url(self, target: Target) -> Any:
+        return target.base_url.join("responses")
+
+    def native_call(
+        self, native: NativeRequest, body: Json, target: Target, max_output: int | None
+    ) -> UpstreamCall:
+        payload = with_model(body, target.model, "max_output_tokens", max_output)
+        return UpstreamCall(self.responses_url(target), self.auth_headers(target), payload)
+
+    def native_response(self, native_format: str, body: bytes, target: Target) -> Json:
+        return responses_format.to_chat(body, target)
+
+    async def native_stream(
+        self, native_format: str, events: AsyncIterator[SSEEvent], target: Target
+    ) -> AsyncIterator[Json]:
+        translator = responses_format.ResponsesStreamToChat(target)
+        async for event in events:
+            if not event.data or event.data == "[DONE]":
+                continue
+            for chunk in translator.feed(decode_object(event.data, "stream event")):
+                yield chunk
+            if translator.finished:
+                return
+        raise UpstreamError(
+            UpstreamErrorKind.BAD_RESPONSE, "upstream stream ended before it completed"
+        )
 
     def embeddings_response(self, body: bytes, target: Target, request: EmbeddingRequest) -> Json:
         data = decode_object(body)

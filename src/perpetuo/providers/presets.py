@@ -18,10 +18,11 @@ class OpenAIQuirks:
     dropped: tuple[str, ...] = ()  # parameters the host rejects but that only hint: omit
     renames: dict[str, str] = field(default_factory=dict)  # our name -> the host's name
     float_embeddings_only: bool = False  # cannot return base64 embeddings itself
+    responses_api: bool = False  # serves OpenAI's Responses API (/responses) natively
 
 
 OPENAI_PRESETS: dict[str, OpenAIQuirks] = {
-    "openai": OpenAIQuirks(api_base="https://api.openai.com/v1"),
+    "openai": OpenAIQuirks(api_base="https://api.openai.com/v1", responses_api=True),
     "openai-compatible": OpenAIQuirks(),
     "vllm": OpenAIQuirks(
         developer_role=False,

@@ -10,11 +10,12 @@ to the same one after a backoff). Every attempt feeds the deployment's health.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from perpetuo.config.model import RoutingConfig
-from perpetuo.providers.base import Json, UpstreamCall, bounded_wait
+from perpetuo.providers.base import Json, NativeRequest, UpstreamCall, bounded_wait
 from perpetuo.routing.admission import admit, capacity_wait
 from perpetuo.routing.backoff import RetryPolicy
 from perpetuo.routing.breaker import BreakerState
@@ -31,7 +32,7 @@ from perpetuo.routing.health import RoutingState, readiness
 from perpetuo.routing.job import RouteJob
 from perpetuo.routing.probes import HealthChecker
 from perpetuo.routing.strategies import STRATEGIES, Choice, configured_order
-from perpetuo.routing.streams import OpenStream, Served
+from perpetuo.routing.streams import OpenStream, Served, teed
 from perpetuo.routing.table import Alias, Deployment, RoutingTable
 from perpetuo.routing.trace import Attempt, RoutingTrace
 from perpetuo.schema.chat import ChatCompletionRequest
@@ -40,7 +41,7 @@ from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import Usage
 from perpetuo.transport.client import HTTPClient, UpstreamResponse
 from perpetuo.transport.errors import TransportError
-from perpetuo.transport.sse import SSEDecoder
+from perpetuo.transport.sse import SSEDecoder, SSEEvent
 
 __all__ = ["OpenStream", "Router", "Served"]
 
@@ -95,14 +96,25 @@ class Router:
         *,
         default_strategy: str | None = None,
         lookup: Lookup | None = None,
+        native: NativeRequest | None = None,
     ) -> Served:
+        """`native`: the request as the client wrote it in a provider format; deployments
+        that speak that format get it as it is (the native lane)."""
         job = RouteJob(request.is_stream, request, self.config.default_output_tokens)
 
         async def attempt(dep: Deployment, record: Attempt) -> Served:
-            fitted = request.with_output_limit(dep.max_output_tokens)
-            call = dep.adapter.chat_request(fitted, dep.target, extras)
+            adapter, target = dep.adapter, dep.target
+            if native is not None and adapter.speaks(native.format):
+                call = adapter.native_call(
+                    native, native.body_for(dep.id), target, dep.max_output_tokens
+                )
+                raw = await self._read_success(dep, await self._send(dep, record, call))
+                body = adapter.native_response(native.format, raw, target)
+                self._settle_tokens(dep, job, body)
+                return Served(body, dep, raw)
+            call = self._translated_call(dep, request, extras, native)
             response = await self._send(dep, record, call)
-            body = dep.adapter.chat_response(await self._read_success(dep, response), dep.target)
+            body = adapter.chat_response(await self._read_success(dep, response), target)
             self._settle_tokens(dep, job, body)
             return Served(body, dep)
 
@@ -117,18 +129,33 @@ class Router:
         *,
         default_strategy: str | None = None,
         lookup: Lookup | None = None,
+        native: NativeRequest | None = None,
     ) -> OpenStream:
-        """A stream whose first chunk arrived; failures before it fall over transparently."""
+        """A stream whose first chunk arrived; failures before it fall over transparently.
+        On the native lane the provider's events are also kept, to be forwarded as they are."""
         job = RouteJob(request.is_stream, request, self.config.default_output_tokens)
 
         async def attempt(dep: Deployment, record: Attempt) -> OpenStream:
-            fitted = request.with_output_limit(dep.max_output_tokens)
-            call = dep.adapter.chat_request(fitted, dep.target, extras)
+            adapter, target = dep.adapter, dep.target
+            lane = native is not None and adapter.speaks(native.format)
+            if lane:
+                assert native is not None
+                call = adapter.native_call(
+                    native, native.body_for(dep.id), target, dep.max_output_tokens
+                )
+            else:
+                call = self._translated_call(dep, request, extras, native)
             response = await self._send(dep, record, call)
             if response.status >= 300:
                 await self._read_success(dep, response)  # raises the classified error
-            decoder = SSEDecoder(response.iter_bytes(), dep.target.caps.max_event_bytes)
-            chunks = dep.adapter.chat_stream(aiter(decoder), dep.target)
+            decoder = SSEDecoder(response.iter_bytes(), target.caps.max_event_bytes)
+            raw: deque[SSEEvent] | None = None
+            if lane:
+                assert native is not None
+                raw = deque()
+                chunks = adapter.native_stream(native.format, teed(aiter(decoder), raw), target)
+            else:
+                chunks = adapter.chat_stream(aiter(decoder), target)
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:
@@ -141,7 +168,7 @@ class Router:
                 response.close()
                 raise
             record.first_token()
-            return OpenStream(dep, record, first, chunks, response, decoder, self.state, job)
+            return OpenStream(dep, record, first, chunks, response, decoder, self.state, job, raw)
 
         return await self._route(trace, alias, job, attempt, default_strategy, lookup)
 
@@ -163,6 +190,15 @@ class Router:
             return Served(dep.adapter.embeddings_response(body, dep.target, request), dep)
 
         return await self._route(trace, alias, job, attempt, default_strategy, lookup)
+
+    @staticmethod
+    def _translated_call(
+        dep: Deployment, request: ChatCompletionRequest, extras: Json, native: NativeRequest | None
+    ) -> UpstreamCall:
+        if native is not None and native.native_only:
+            raise native.refuse_translation(dep.provider)  # another deployment may speak it
+        fitted = request.with_output_limit(dep.max_output_tokens)
+        return dep.adapter.chat_request(fitted, dep.target, extras)
 
     # -- choosing --------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,15 +13,16 @@ from perpetuo.routing.table import Deployment
 from perpetuo.routing.trace import Attempt
 from perpetuo.schema.errors import UpstreamError
 from perpetuo.transport.client import UpstreamResponse
-from perpetuo.transport.sse import SSEDecoder
+from perpetuo.transport.sse import SSEDecoder, SSEEvent
 
 
 @dataclass(slots=True)
 class Served:
     """A complete (non-streamed) answer and who gave it."""
 
-    body: Json
+    body: Json  # chat form
     deployment: Deployment
+    raw: bytes | None = None  # the provider's own answer, on the native lane
 
 
 @dataclass(slots=True)
@@ -36,6 +38,9 @@ class OpenStream:
     decoder: SSEDecoder
     state: RoutingState
     job: RouteJob
+    # The native lane: the provider's events as they arrived, drained by whoever forwards
+    # them (the chunks above are their chat-form view). None on the translated lane.
+    raw: deque[SSEEvent] | None = None
     finished: bool = False
 
     def more_ready(self) -> bool:
@@ -76,3 +81,10 @@ class OpenStream:
         if aclose is not None:
             await aclose()
         self.response.close()
+
+
+async def teed(events: AsyncIterator[SSEEvent], sink: deque[SSEEvent]) -> AsyncIterator[SSEEvent]:
+    """`events`, each also kept in `sink` (the native lane forwards them as they came)."""
+    async for event in events:
+        sink.append(event)
+        yield event

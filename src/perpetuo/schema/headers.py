@@ -7,6 +7,7 @@ ATTEMPTS = "x-perpetuo-attempts"
 FALLBACK = "x-perpetuo-fallback"
 ROUTE = "x-perpetuo-route"
 TAGS = "x-perpetuo-tags"
+COUNT_KIND = "x-perpetuo-token-count"  # count_tokens answers: exact | estimate
 HOPS = "x-perpetuo-hops"  # gateways a request has passed through: refused past a limit
 CACHE = "x-perpetuo-cache"  # hit | semantic-hit | miss
 CACHE_SIMILARITY = "x-perpetuo-cache-similarity"

@@ -28,12 +28,14 @@ from perpetuo.providers.anthropic.request import translate_request
 from perpetuo.providers.anthropic.response import StreamTranslator, translate_response
 from perpetuo.providers.base import (
     Json,
+    NativeRequest,
     ProviderAdapter,
     Target,
     UpstreamCall,
     decode_object,
     encode_json,
     json_headers,
+    with_model,
 )
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
@@ -45,6 +47,8 @@ __all__ = ["DEFAULT_API_VERSION", "AnthropicAdapter"]
 DEFAULT_API_VERSION = "2023-06-01"
 API_KEY_HEADER = "x-api-key"
 VERSION_HEADER = "anthropic-version"
+BETA_HEADER = "anthropic-beta"
+MESSAGES = "anthropic_messages"  # the Messages API as a client dialect
 
 
 class AnthropicAdapter(ProviderAdapter):
@@ -96,3 +100,31 @@ class AnthropicAdapter(ProviderAdapter):
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return http_error(status, headers, body)
+
+    # -- the native lane: Messages API clients -------------------------------------------
+
+    def speaks(self, native_format: str) -> bool:
+        return native_format == MESSAGES
+
+    def native_call(
+        self, native: NativeRequest, body: Json, target: Target, max_output: int | None
+    ) -> UpstreamCall:
+        headers = self.headers(target)
+        given = dict(native.headers)
+        if version := given.get(VERSION_HEADER):  # the client's version wins over ours
+            headers = [(n, v) for n, v in headers if n != VERSION_HEADER]
+            headers.append((VERSION_HEADER, version))
+        if beta := given.get(BETA_HEADER):
+            ours = [v for n, v in headers if n == BETA_HEADER]
+            headers = [(n, v) for n, v in headers if n != BETA_HEADER]
+            headers.append((BETA_HEADER, ",".join([*ours, beta])))
+        payload = with_model(body, target.model, "max_tokens", max_output)
+        return UpstreamCall(self.messages_url(target), headers, payload)
+
+    def native_response(self, native_format: str, body: bytes, target: Target) -> Json:
+        return translate_response(body, target)
+
+    def native_stream(
+        self, native_format: str, events: AsyncIterator[SSEEvent], target: Target
+    ) -> AsyncIterator[Json]:
+        return self.chat_stream(events, target)

@@ -4,6 +4,7 @@ sign-in throttling and data-plane IP allowlists alike."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -123,3 +124,20 @@ def test_client_address_is_the_right_most_untrusted_hop(spec, peer, chain, clien
 def test_a_bad_trusted_proxies_entry_is_named():
     with pytest.raises(ValueError, match="PERPETUO_TRUSTED_PROXIES: 'nonsense'"):
         TrustedProxies("127.0.0.1, nonsense")
+
+
+def test_the_dashboard_sign_in_reads_the_same_client_address(gateway):
+    def attempt(password: str, forwarded_for: str) -> int:
+        with httpx.Client(base_url=gateway.url, timeout=30) as browser:
+            page = browser.get("/ui/login", headers={"x-forwarded-for": forwarded_for})
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+            reply = browser.post(
+                "/ui/login",
+                data={"email": ADMIN, "password": password, "csrf_token": csrf},
+                headers={"x-forwarded-for": forwarded_for, "origin": gateway.url},
+            )
+            return reply.status_code
+
+    codes = [attempt("wrong-password-1", f"10.9.{i}.1, 203.0.113.201") for i in range(6)]
+    assert codes == [401] * 5 + [429]  # the rotating left part is not the client
+    assert attempt(PASSWORD, "203.0.113.201, 198.51.100.50") == 303  # another real client

@@ -31,6 +31,9 @@ SECRET_FIELDS = frozenset(
 )
 
 
+TARGET_ID_MAX: int = audit_log.c.target_id.type.length  # type: ignore[attr-defined]
+
+
 def mask(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: "***" if k in SECRET_FIELDS else mask(v) for k, v in value.items()}
@@ -58,7 +61,8 @@ async def record(
             actor_id=actor.audit_id,
             action=action,
             target_type=target_type,
-            target_id=target_id,
+            # Ids a person chose (aliases) can outgrow the column; before/after keep them whole.
+            target_id=target_id[:TARGET_ID_MAX] if target_id else target_id,
             before=mask(before) if before is not None else None,
             after=mask(after) if after is not None else None,
             ip=actor.ip,

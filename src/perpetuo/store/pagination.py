@@ -31,12 +31,25 @@ def encode_cursor(created_at: dt.datetime, ident: Any) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """The (time, id) a cursor holds, the time in UTC; BadCursor for anything else, since
+    a client may send any text (a cursor is opaque to it, not trusted by us)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, ident = raw.split("|", 1)
-        return dt.datetime.fromisoformat(stamp), ident
-    except (ValueError, UnicodeDecodeError):
+        when = dt.datetime.fromisoformat(stamp)
+        return (when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)), ident
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise BadCursor("invalid pagination cursor") from None
+
+
+def _integer_id(ident: str) -> int:
+    try:
+        value = int(ident)
+    except ValueError:
+        raise BadCursor("invalid pagination cursor") from None
+    if not -(2**63) <= value < 2**63:  # what a BIGINT holds
+        raise BadCursor("invalid pagination cursor")
+    return value
 
 
 def newest_first(query: Select[Any], table: Table, cursor: str | None, limit: int) -> Select[Any]:
@@ -44,7 +57,7 @@ def newest_first(query: Select[Any], table: Table, cursor: str | None, limit: in
     created, ident = table.c.created_at, table.c.id
     if cursor:
         stamp, last = decode_cursor(cursor)
-        last_id: Any = int(last) if isinstance(ident.type, Integer) else last
+        last_id: Any = _integer_id(last) if isinstance(ident.type, Integer) else last
         query = query.where(or_(created < stamp, and_(created == stamp, ident < last_id)))
     return query.order_by(created.desc(), ident.desc()).limit(limit + 1)
 

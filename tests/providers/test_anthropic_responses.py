@@ -55,6 +55,8 @@ def test_text_response_with_cache_usage():
         "content": "Hello there",
         "refusal": None,
         "reasoning_content": "hmm",
+        # The signed block itself, for the next turn to replay to Anthropic.
+        "thinking_blocks": [{"type": "thinking", "thinking": "hmm", "signature": "s"}],
     }
     assert choice["finish_reason"] == "stop"
     assert out["usage"]["prompt_tokens"] == 117

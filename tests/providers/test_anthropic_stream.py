@@ -194,7 +194,12 @@ async def test_thinking_deltas_become_reasoning_content():
             *finish("max_tokens", 9),
         ]
     )
-    assert deltas(chunks)[1:] == [{"reasoning_content": "Let me think"}, {}]
+    signed = {"type": "thinking", "thinking": "Let me think", "signature": "EqQB"}
+    assert deltas(chunks)[1:] == [
+        {"reasoning_content": "Let me think"},
+        {"thinking_blocks": [signed]},  # the whole signed block, once its signature arrived
+        {},
+    ]
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
 
 

@@ -28,6 +28,7 @@ from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.usage import Usage
 
 log = logging.getLogger("perpetuo.cache")
+NO_CACHE = "-"  # the dialect of a request that must not be cached
 
 
 @dataclass(slots=True)
@@ -66,17 +67,21 @@ async def lookup(
     alias: Alias,
     request: ChatCompletionRequest,
     extras: dict[str, Any],
+    dialect: str = "",
 ) -> CacheRun | None:
-    """The hit, if any (also kept on `ctx.cache`); None on a miss or with caching off."""
+    """The hit, if any (also kept on `ctx.cache`); None on a miss or with caching off.
+    `dialect`: answers are kept apart per client dialect (Messages, Responses, chat)."""
     policy = policy_for(ctx, alias)
     directive = ctx.cache_directive
     if policy is None or (directive is not None and not directive.store and not directive.lookup):
         return None
-    if not cacheable(request):
+    if not cacheable(request) or dialect == NO_CACHE:
         return None
     principal = ctx.principal
     assert principal is not None
     fingerprint = ctx.guardrails.policy.fingerprint if ctx.guardrails is not None else ""
+    if dialect:
+        fingerprint = f"{fingerprint}|{dialect}"
     key = request_key(principal.workspace_id or "-", alias.name, request, extras, fingerprint)
     ttl = directive.ttl_seconds if directive and directive.ttl_seconds else policy.ttl_seconds
     run = ctx.cache = CacheRun(key, policy, directive.store if directive else True, ttl)

@@ -9,6 +9,7 @@ from typing import Any
 from perpetuo.metering.recorder import cost_micros
 from perpetuo.metering.tokens import completion_text, estimate_usage
 from perpetuo.pipeline import bodies, cache, guardrails, limits
+from perpetuo.pipeline.cache import NO_CACHE
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.replay import CachedStream, served_body
 from perpetuo.pipeline.runtime import Gateway
@@ -48,7 +49,7 @@ async def chat_completion(
     request = request.with_output_limit(alias.max_output_tokens)  # what limits may reserve
     check_extra_params(alias, extras)
     await guardrails.check_input(ctx, alias, request, gw.injection_classifier)  # block, redact
-    hit = await cache.lookup(gw, ctx, alias, request, extras)  # exact, then semantic
+    hit = await cache.lookup(gw, ctx, alias, request, extras, dialect_of(native))
     if hit is not None:
         await limits.admit_cached(gw, ctx)  # counts toward request rates, spends no tokens
         if request.is_stream:
@@ -75,6 +76,14 @@ async def chat_completion(
     cache.store(gw, ctx, served.body)  # off the response path
     guardrails.restore(ctx, served.body)  # reversible masking: the caller's values back
     return ChatReply(served.body, served.deployment, served.raw)
+
+
+def dialect_of(native: NativeRequest | None) -> str:
+    """The cache's dialect partition. Requests using what only one provider format can
+    serve (server tools, ...) are not cached: their answers depend on more than the chat form."""
+    if native is None:
+        return ""
+    return NO_CACHE if native.native_only else native.format
 
 
 def check_extra_params(alias: Alias, extras: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import pytest
 from openai.types.responses import Response
 
 from perpetuo.api.dialects.openai_responses.response import encode
+from perpetuo.schema.reasoning import unseal
 from perpetuo.schema.usage import Usage
 from tests.api.dialects.test_openai_responses_codecs import REASONING, WEATHER, request
 
@@ -92,7 +93,12 @@ def test_reasoning_blocks_come_first_verbatim_and_summaries_only_when_asked():
                                                "signature": "anthropic-sig"}]}  # fmt: skip
     body = encode(chat_body(message), USAGE, model="m", request=request(input="x"))
     assert body["output"][0] == REASONING  # encrypted_content kept for the next turn
-    assert [i["type"] for i in body["output"]] == ["reasoning", "message"]
+    assert [i["type"] for i in body["output"]] == ["reasoning", "reasoning", "message"]
+    # Anthropic's signed thinking rides sealed in a reasoning item, to come back next turn;
+    # its text is no summary unless summaries were asked for.
+    sealed = body["output"][1]
+    assert sealed["summary"] == []
+    assert unseal(sealed["encrypted_content"]) == message["thinking_blocks"][1]
     Response.model_validate(body)
 
     thought_only = {"role": "assistant", "content": "Sunny.", "reasoning_content": "Thought."}

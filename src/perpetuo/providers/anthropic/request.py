@@ -32,6 +32,7 @@ from perpetuo.schema.chat import (
     is_set,
     text_of,
 )
+from perpetuo.schema.reasoning import FOREIGN_KINDS, unseal
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often omit it
 MAX_TEMPERATURE = 1.0  # Anthropic's range is 0..1 where OpenAI's is 0..2
@@ -53,7 +54,6 @@ DROPPED = frozenset(
         "prompt_cache_key",
         "prompt_cache_retention",
         "safety_identifier",
-        "reasoning_effort",  # extended thinking is configured with the `thinking` extra
         "verbosity",
         "prediction",
         "stream_options",  # usage is always reported on Anthropic streams
@@ -87,6 +87,7 @@ _TOOL_CHOICES: dict[str, Json] = {
 
 MAPPED = frozenset(
     {"model", "messages", "stream", "max_tokens", "max_completion_tokens", "user"}
+    | {"reasoning_effort"}
     | {"tools", "tool_choice", "parallel_tool_calls", "response_format"}
     | set(_SAMPLING)
 )
@@ -115,8 +116,35 @@ def translate_request(request: ChatCompletionRequest, model: str, extras: Json) 
     body.update(translate_tools(request, extras))
     if request.is_stream:
         body["stream"] = True
+    if "thinking" not in extras:
+        _thinking_for_effort(body, request)
     body.update(extras)  # alias-allowed Anthropic parameters (top_k, thinking, ...) verbatim
     return body
+
+
+# reasoning_effort -> extended thinking's budget_tokens ("minimal" and "none": no thinking).
+THINKING_BUDGETS = {"low": 2048, "medium": 8192, "high": 24576}
+MIN_THINKING_BUDGET = 1024  # Anthropic's minimum
+
+
+def _thinking_for_effort(body: Json, request: ChatCompletionRequest) -> None:
+    """Extended thinking for a reasoning_effort, within Anthropic's rules: the budget stays
+    below max_tokens (raised by the budget when the client set no limit), temperature and
+    top_k are left out, and forced tool use (which thinking forbids) wins over thinking."""
+    budget = THINKING_BUDGETS.get(request.reasoning_effort)  # type: ignore[arg-type]
+    choice = body.get("tool_choice") or {}
+    if budget is None or choice.get("type") in ("any", "tool"):
+        return
+    if request.output_token_limit is None:
+        body["max_tokens"] = DEFAULT_MAX_TOKENS + budget
+    budget = min(budget, body["max_tokens"] - 1)
+    if budget < MIN_THINKING_BUDGET:
+        return
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    body.pop("temperature", None)
+    body.pop("top_k", None)
+    if body.get("top_p", 1.0) < 0.95:
+        body.pop("top_p")
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -212,7 +240,7 @@ def _assistant_blocks(message: AssistantMessage, index: int) -> list[Json]:
         text = "".join(p.text if isinstance(p, TextPart) else p.refusal for p in content)
     else:
         text = content if isinstance(content, str) else ""
-    blocks = _text_block(text)
+    blocks = [*_thinking(message.thinking_blocks), *_text_block(text)]
     if is_set(message.function_call):
         raise unsupported("legacy `function_call` messages are not supported", "messages")
     for j, call in enumerate(message.tool_calls or ()):
@@ -227,6 +255,21 @@ def _assistant_blocks(message: AssistantMessage, index: int) -> list[Json]:
                 "input": _arguments(call.function.arguments, f"{where}.function.arguments"),
             }
         )
+    return blocks
+
+
+def _thinking(given: Any) -> list[Json]:
+    """Earlier turns' thinking, replayed first and verbatim (their signatures prove them):
+    Anthropic's own blocks, also when another dialect carried them sealed. Reasoning other
+    providers made means nothing here and is left out."""
+    blocks: list[Json] = []
+    for block in given if isinstance(given, list) else ():
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") in FOREIGN_KINDS:
+            blocks.append(block)
+        elif (sealed := unseal(block.get("encrypted_content"))) is not None:
+            blocks.append(sealed)
     return blocks
 
 

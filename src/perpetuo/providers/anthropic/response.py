@@ -1,8 +1,10 @@
 """Anthropic Message and stream events -> OpenAI chat.completion and chunks.
 
 Text blocks become `content`, tool_use blocks `tool_calls` (input re-encoded as a JSON
-string), thinking blocks `reasoning_content`. A tool_use of the gateway's JSON tool is the
-answer to a response_format request, so it becomes `content` and the finish reason "stop".
+string), thinking blocks `reasoning_content` plus the blocks themselves, signed, in
+`thinking_blocks` (the next turn must replay them to Anthropic). A tool_use of the gateway's
+JSON tool is the answer to a response_format request, so it becomes `content` and the finish
+reason "stop".
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def translate_response(body: bytes, target: Target) -> Json:
         raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "upstream message has no content")
     texts: list[str] = []
     thoughts: list[str] = []
+    blocks: list[Json] = []  # thinking with signatures, verbatim: the next turn replays them
     calls: list[Json] = []
     json_answer: str | None = None
     for block in content:
@@ -84,6 +87,9 @@ def translate_response(body: bytes, target: Target) -> Json:
             texts.append(str(block.get("text", "")))
         elif kind == "thinking":
             thoughts.append(str(block.get("thinking", "")))
+            blocks.append(block)
+        elif kind == "redacted_thinking":
+            blocks.append(block)
         elif kind == "tool_use" and block.get("name") == JSON_TOOL:
             json_answer = _encode(block.get("input", {}))
         elif kind == "tool_use":
@@ -97,6 +103,8 @@ def translate_response(body: bytes, target: Target) -> Json:
         message["tool_calls"] = calls
     if thoughts:
         message["reasoning_content"] = "".join(thoughts)
+    if blocks:
+        message["thinking_blocks"] = blocks
     return {
         "id": data.get("id") or "msg_unknown",
         "object": "chat.completion",
@@ -140,6 +148,7 @@ class StreamTranslator:
         self.finished = False
         self._json_blocks: set[int] = set()  # content indexes of JSON-tool blocks
         self._tool_index: dict[int, int] = {}  # content index -> OpenAI tool call index
+        self._thinking: dict[int, list[str]] = {}  # content index -> thinking text so far
 
     def feed(self, event: Json) -> Iterator[Json]:
         handler = _HANDLERS.get(str(event.get("type")))
@@ -177,6 +186,10 @@ class StreamTranslator:
             yield self._chunk({"tool_calls": [call]})
         elif kind == "text" and block.get("text"):
             yield self._chunk({"content": block["text"]})
+        elif kind == "thinking":
+            self._thinking[index] = [str(block.get("thinking") or "")]
+        elif kind == "redacted_thinking":
+            yield self._chunk({"thinking_blocks": [block]})  # it arrives whole
 
     def _block_delta(self, event: Json) -> Iterator[Json]:
         index, delta = event.get("index"), event.get("delta") or {}
@@ -184,7 +197,14 @@ class StreamTranslator:
         if kind == "text_delta":
             yield self._chunk({"content": delta.get("text", "")})
         elif kind == "thinking_delta":
-            yield self._chunk({"reasoning_content": delta.get("thinking", "")})
+            piece = delta.get("thinking", "")
+            self._thinking.setdefault(index, []).append(str(piece))
+            yield self._chunk({"reasoning_content": piece})
+        elif kind == "signature_delta":
+            # The block is complete with its signature: what the next turn must send back.
+            text = "".join(self._thinking.pop(index, []))
+            block = {"type": "thinking", "thinking": text, "signature": delta.get("signature", "")}
+            yield self._chunk({"thinking_blocks": [block]})
         elif kind == "input_json_delta" and delta.get("partial_json"):
             piece = delta["partial_json"]
             if index in self._json_blocks:
@@ -192,7 +212,7 @@ class StreamTranslator:
             elif index in self._tool_index:
                 call = {"index": self._tool_index[index], "function": {"arguments": piece}}
                 yield self._chunk({"tool_calls": [call]})
-        # signature_delta and citations_delta have no OpenAI counterpart.
+        # citations_delta has no chat counterpart.
 
     def _message_delta(self, event: Json) -> Iterator[Json]:
         self._add_usage(event.get("usage"))

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from perpetuo.api.dialects.base import DialectRequest
+from perpetuo.schema.reasoning import FOREIGN_KINDS, as_reasoning_item
 from perpetuo.schema.usage import Usage
 
 Json = dict[str, Any]
@@ -89,12 +90,18 @@ def wants_summary(request: DialectRequest) -> bool:
 
 
 def reasoning_items(message: Json, response_id: str, summarize: bool) -> list[Json]:
+    """OpenAI's reasoning items as they came; another provider's signed reasoning (Anthropic's
+    thinking) sealed in a reasoning item's encrypted_content, to come back next turn."""
     blocks = message.get("thinking_blocks")
-    items = [
-        dict(block)
-        for block in (blocks if isinstance(blocks, list) else [])
-        if isinstance(block, dict) and block.get("type") == "reasoning"
-    ]
+    items = []
+    for block in blocks if isinstance(blocks, list) else []:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "reasoning":
+            items.append(dict(block))
+        elif block.get("type") in FOREIGN_KINDS:
+            rs_id = item_id("rs", response_id, len(items))
+            items.append(as_reasoning_item(block, rs_id, summarize))
     thought = message.get("reasoning_content")
     if not items and summarize and isinstance(thought, str) and thought:
         items.append(summary_item(item_id("rs", response_id, 0), thought))

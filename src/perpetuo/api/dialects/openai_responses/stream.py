@@ -27,6 +27,7 @@ from perpetuo.api.dialects.openai_responses.response import (
     wants_summary,
 )
 from perpetuo.schema.errors import GatewayError
+from perpetuo.schema.reasoning import FOREIGN_KINDS, as_reasoning_item
 from perpetuo.schema.usage import Usage
 
 Json = dict[str, Any]
@@ -72,6 +73,9 @@ class StreamEncoder:
         for block in delta.get("thinking_blocks") or []:
             if isinstance(block, dict) and block.get("type") == "reasoning":
                 events += self._reasoning_block(block)
+            elif isinstance(block, dict) and block.get("type") in FOREIGN_KINDS:
+                rs_id = item_id("rs", self.id, len(self.output))
+                events += self._reasoning_block(as_reasoning_item(block, rs_id, self.summarize))
         if isinstance(text := delta.get("content"), str) and text:
             events += self._text_delta("output_text", text, choice.get("logprobs"))
         if isinstance(refusal := delta.get("refusal"), str) and refusal:

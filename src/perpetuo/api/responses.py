@@ -24,6 +24,7 @@ from perpetuo.api.dialects.base import DialectRequest
 from perpetuo.api.dialects.openai_responses import errors as response_errors
 from perpetuo.api.dialects.openai_responses import request as responses_request
 from perpetuo.api.dialects.openai_responses import response as responses_response
+from perpetuo.api.dialects.openai_responses.items import listed_item
 from perpetuo.api.dialects.openai_responses.stream import StreamEncoder
 from perpetuo.api.dialects.sse import dialect_events
 from perpetuo.api.http import (
@@ -270,10 +271,7 @@ def _items_page(item: StoredResponse, query: bytes) -> Json:
     if order not in ("asc", "desc"):
         raise bad_request("Invalid 'order': expected 'asc' or 'desc'.", param="order")
     items = [
-        {**entry, "id": entry.get("id") or f"{item.id}_in{index}"}
-        if isinstance(entry, dict)
-        else entry
-        for index, entry in enumerate(item.input_items)
+        listed_item(entry, f"{item.id}_in{index}") for index, entry in enumerate(item.input_items)
     ]
     if order == "desc":
         items.reverse()

@@ -36,6 +36,7 @@ from perpetuo.schema.chat import (
 )
 from perpetuo.schema.embeddings import EmbeddingRequest
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.schema.reasoning import unseal
 from perpetuo.transport.sse import SSEEvent
 
 _replace = msgspec.structs.replace
@@ -165,6 +166,7 @@ class OpenAIAdapter(ProviderAdapter):
     def native_call(
         self, native: NativeRequest, body: Json, target: Target, max_output: int | None
     ) -> UpstreamCall:
+        body = _without_foreign_reasoning(body)
         payload = with_model(body, target.model, "max_output_tokens", max_output)
         return UpstreamCall(self.responses_url(target), self.auth_headers(target), payload)
 
@@ -210,6 +212,24 @@ def _without_reasoning(message: Any) -> Any:
     if not _carries_reasoning(message):
         return message
     return _replace(message, thinking_blocks=msgspec.UNSET, reasoning_content=msgspec.UNSET)
+
+
+def _without_foreign_reasoning(body: Json) -> Json:
+    """The body without reasoning items that carry another provider's sealed thinking (an
+    earlier turn Anthropic served): OpenAI refuses encrypted content it did not make, and
+    that thinking means nothing to it."""
+    items = body.get("input")
+    if not isinstance(items, list) or not any(map(_foreign_reasoning, items)):
+        return body
+    return {**body, "input": [item for item in items if not _foreign_reasoning(item)]}
+
+
+def _foreign_reasoning(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and item.get("type") == "reasoning"
+        and unseal(item.get("encrypted_content")) is not None
+    )
 
 
 def _error_in_body(error: Any) -> UpstreamError:

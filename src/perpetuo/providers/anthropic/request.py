@@ -133,7 +133,7 @@ def _thinking_for_effort(body: Json, request: ChatCompletionRequest) -> None:
     top_k are left out, and forced tool use (which thinking forbids) wins over thinking."""
     budget = THINKING_BUDGETS.get(request.reasoning_effort)  # type: ignore[arg-type]
     choice = body.get("tool_choice") or {}
-    if budget is None or choice.get("type") in ("any", "tool"):
+    if budget is None or choice.get("type") in ("any", "tool") or _continues_unthought(body):
         return
     if request.output_token_limit is None:
         body["max_tokens"] = DEFAULT_MAX_TOKENS + budget
@@ -145,6 +145,18 @@ def _thinking_for_effort(body: Json, request: ChatCompletionRequest) -> None:
     body.pop("top_k", None)
     if body.get("top_p", 1.0) < 0.95:
         body.pop("top_p")
+
+
+def _continues_unthought(body: Json) -> bool:
+    """Does this request answer tool calls of a turn that opened without thinking (one
+    another provider served)? A tool-use loop is one assistant turn with one thinking
+    setting, and Anthropic refuses thinking that starts in the middle of it."""
+    turns = body["messages"]
+    if len(turns) < 2 or turns[-2]["role"] != "assistant":
+        return False
+    if not any(block["type"] == "tool_result" for block in turns[-1]["content"]):
+        return False
+    return turns[-2]["content"][0]["type"] not in FOREIGN_KINDS
 
 
 # --- messages ------------------------------------------------------------------------------

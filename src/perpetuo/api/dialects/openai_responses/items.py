@@ -275,6 +275,32 @@ def _text(obj: Json, name: str, at: str, empty: bool = False) -> str:
     raise invalid(f"{at}.{name}", "expected a string" if empty else "expected a non-empty string")
 
 
+def listed_item(item: Any, item_id: str) -> Any:
+    """An input item as the API lists it (`GET /v1/responses/{id}/input_items`): typed, with
+    an id and a status, a message's plain-string content as one text part; the "easy" forms
+    clients send would break SDKs that read the listed item's parts."""
+    if not isinstance(item, dict):
+        return item
+    listed = {**item, "id": item.get("id") or item_id}
+    kind = item.get("type") or ("message" if "role" in item else None)
+    if kind == "message":
+        listed["type"] = "message"
+        if isinstance(content := item.get("content"), str):
+            assistant = item.get("role") == "assistant"
+            part = _output_text(content) if assistant else {"type": "input_text", "text": content}
+            listed["content"] = [part]
+    if kind in _WITH_STATUS:
+        listed.setdefault("status", "completed")
+    return listed
+
+
+_WITH_STATUS = frozenset({"message", "function_call", "function_call_output", "custom_tool_call"})
+
+
+def _output_text(text: str) -> Json:
+    return {"type": "output_text", "text": text, "annotations": []}
+
+
 def missing(param: str) -> GatewayError:
     return bad_request(
         f"Missing required parameter: '{param}'.", param=param, code=ErrorCode.MISSING_PARAMETER

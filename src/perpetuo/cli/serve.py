@@ -17,6 +17,7 @@ def register(cli: typer.Typer) -> None:
     cli.command()(serve)
     cli.command("check-config")(check_config)
     cli.command()(version)
+    cli.command("demo-upstream")(demo_upstream)
 
 
 def serve(
@@ -30,6 +31,7 @@ def serve(
 
     from perpetuo.app import build_control_plane
     from perpetuo.auth.master_key import ensure_master_key, master_key_file
+    from perpetuo.cli.banner import banner, key_warnings
     from perpetuo.config import ConfigError, load_config
     from perpetuo.control.bootstrap import StartupError, prepare_store
     from perpetuo.routing.table import RoutingTable
@@ -37,13 +39,15 @@ def serve(
     settings = settings_for(config)
     try:
         gateway_config = load_config(settings.config)
-        RoutingTable.build(gateway_config, str(settings.config or "config"))
+        table = RoutingTable.build(gateway_config, str(settings.config or "config"))
     except ConfigError as exc:
         fail(str(exc))
     if settings.master_key is None:
         _, created = ensure_master_key(settings.data_dir)
         where = master_key_file(settings.data_dir)
-        typer.echo(f"master key {'written to' if created else 'read from'} {where}", err=True)
+        master = f"{where} ({'created now' if created else 'kept from before'})"
+    else:
+        master = "from PERPETUO_MASTER_KEY"
 
     async def prepare() -> None:
         plane = build_control_plane(settings)
@@ -64,6 +68,17 @@ def serve(
     port = port or gateway_config.server.port or settings.port
     settings = settings.model_copy(update={"host": host, "port": port})
     os.environ["PERPETUO_HOST"], os.environ["PERPETUO_PORT"] = host, str(port)
+    for line in banner(
+        config_file=str(settings.config or "none (no providers, no models)"),
+        aliases=len(table.aliases),
+        host=host,
+        port=port,
+        master_key=master,
+        demo=any(p.type == "demo" for p in gateway_config.providers.values()),
+    ):
+        typer.echo(line, err=True)
+    for line in key_warnings(gateway_config):
+        typer.echo(line, err=True)
     if workers > 1:
         _prepare_workers(settings)
     if workers == 1:
@@ -113,6 +128,18 @@ def check_config(
     typer.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
     for row in rows:
         typer.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+def demo_upstream(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8099,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+) -> None:
+    """Run the demo provider alone: an OpenAI-compatible server with deterministic answers
+    (chat, streaming, tool calls, structured output, embeddings), for testing applications."""
+    from perpetuo.demo.server import run_standalone
+
+    typer.echo(f"demo upstream: http://{host}:{port}/v1 (any API key is accepted)", err=True)
+    run_standalone(host, port)
 
 
 def version() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from perpetuo.config.model import GatewayConfig, ReferenceProblem
+from perpetuo.config.model import GatewayConfig, KeySource, ReferenceProblem
 
 # ${NAME} or ${NAME:-default}; $${...} is a literal "${...}".
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -53,9 +53,10 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str]) -> GatewayConfig
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(source, None, "the top level must be a mapping")
+    sources = key_variables(raw, env)
     raw = _interpolate(raw, "", source, env)
     try:
-        return GatewayConfig.model_validate(raw)
+        config = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         ctx_error = (err.get("ctx") or {}).get("error")
@@ -67,6 +68,23 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str]) -> GatewayConfig
             problem = "unknown field"
         extra = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise ConfigError(source, field or None, problem + extra) from None
+    config._key_variables = sources
+    return config
+
+
+def key_variables(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, KeySource]:
+    """Providers whose api_key is one `${VAR}`: which variable, and whether it is set and
+    non-empty (for start-up warnings and errors that name the variable, never its value)."""
+    found: dict[str, KeySource] = {}
+    providers = raw.get("providers")
+    for name, spec in (providers.items() if isinstance(providers, dict) else ()):
+        value = spec.get("api_key") if isinstance(spec, dict) else None
+        match = _VAR.fullmatch(value) if isinstance(value, str) else None
+        if match and not match.group(1):
+            variable = match.group(2)
+            state = "empty" if env.get(variable) == "" else "set" if variable in env else "unset"
+            found[str(name)] = KeySource(variable, state)
+    return found
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.guardrails.policy import GuardrailPolicy
@@ -61,6 +69,11 @@ class UpstreamLimitsConfig(_Strict):
         description="Upstream Retry-After is cut to this many seconds: how long a deployment "
         "is set aside and what clients are told",
     )
+    max_buffered_bytes: Annotated[int, Field(ge=1024 * 1024)] = Field(
+        default=64 * 1024 * 1024,
+        description="Global only, read at start: all large bodies being read at once, "
+        "together (each body's first MiB uncounted)",
+    )
 
 
 class ProviderConfig(_Strict):
@@ -85,6 +98,13 @@ class ProviderConfig(_Strict):
     upstream_limits: UpstreamLimitsConfig | None = Field(
         default=None, description="Overrides of the global upstream_limits for this provider"
     )
+
+    @field_validator("upstream_limits")
+    @classmethod
+    def _per_response_only(cls, value: UpstreamLimitsConfig | None) -> UpstreamLimitsConfig | None:
+        if value is not None and "max_buffered_bytes" in value.model_fields_set:
+            raise ValueError("max_buffered_bytes is a global limit (upstream_limits at the top)")
+        return value
 
 
 class PriceConfig(_Strict):
@@ -254,6 +274,13 @@ class EgressConfig(_Strict):
         return [h.strip().rstrip(".").lower() for h in value if h.strip()]
 
 
+class KeySource(NamedTuple):
+    """Where a provider's api_key came from: `${variable}`, and its state at load time."""
+
+    variable: str
+    state: Literal["set", "empty", "unset"]
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
@@ -262,6 +289,8 @@ class GatewayConfig(_Strict):
     cache: ResponseCacheConfig = Field(default_factory=ResponseCacheConfig)
     upstream_limits: UpstreamLimitsConfig = Field(default_factory=UpstreamLimitsConfig)
     egress: EgressConfig = Field(default_factory=EgressConfig)
+    # provider -> the variable its api_key is read from (set by the loader).
+    _key_variables: dict[str, KeySource] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:

@@ -23,6 +23,7 @@ from perpetuo.control.outbound import policy_for
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.stored_responses import ResponseStore
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
+from perpetuo.demo.server import embedded_if_used
 from perpetuo.guardrails.injection import HEURISTIC, InjectionClassifier
 from perpetuo.limits import LimitEngine
 from perpetuo.metering.recorder import build_record
@@ -183,6 +184,8 @@ class Gateway:
 
     async def start(self) -> None:
         """Background work: cross-instance change feed, batched key last-used writes."""
+        if (demo := embedded_if_used()) is not None:
+            await demo.start()  # `type: demo` providers answer from this process
         await self.limits.start()
         self.plane.changes.subscribe(CONFIG, self._reload_on_change)
         await self.plane.changes.start()
@@ -238,4 +241,6 @@ class Gateway:
         self.tracing.shutdown()
         await flush_last_used(self.plane.db, self.keys)
         await self.client.aclose()
+        if (demo := embedded_if_used()) is not None:
+            await demo.aclose()
         await self.plane.db.dispose()

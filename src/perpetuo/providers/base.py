@@ -49,6 +49,9 @@ class Target:
     verify_tls: bool = True
     # Set for deployments a tenant configured: every connection is checked by the policy.
     egress: EgressPolicy | None = None
+    # Why this deployment cannot be called at all ("no API key configured (VAR is empty)"):
+    # attempts fail at once with this message instead of calling upstream.
+    key_problem: str | None = None
     caps: ResponseCaps = field(default_factory=ResponseCaps)  # what a response may send
 
 
@@ -95,6 +98,7 @@ class ProviderAdapter:
 
     type: ClassVar[str] = ""
     default_api_base: ClassVar[str | None] = None
+    requires_key: bool = True  # calls without an API key cannot succeed
     supports_embeddings: ClassVar[bool] = False
 
     def chat_request(

@@ -50,6 +50,7 @@ class OpenAIAdapter(ProviderAdapter):
         self.type = type_name  # type: ignore[misc]
         self.quirks = quirks
         self.default_api_base = quirks.api_base  # type: ignore[misc]
+        self.requires_key = quirks.requires_key
 
     # -- requests --------------------------------------------------------------------------
 

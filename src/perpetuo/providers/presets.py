@@ -19,18 +19,23 @@ class OpenAIQuirks:
     renames: dict[str, str] = field(default_factory=dict)  # our name -> the host's name
     float_embeddings_only: bool = False  # cannot return base64 embeddings itself
     responses_api: bool = False  # serves OpenAI's Responses API (/responses) natively
+    requires_key: bool = True  # hosted services need one; local servers usually do not
 
 
 OPENAI_PRESETS: dict[str, OpenAIQuirks] = {
     "openai": OpenAIQuirks(api_base="https://api.openai.com/v1", responses_api=True),
-    "openai-compatible": OpenAIQuirks(),
+    "openai-compatible": OpenAIQuirks(requires_key=False),
+    # Perpetuo's built-in demo provider (perpetuo/demo): local, deterministic, no key.
+    "demo": OpenAIQuirks(requires_key=False),
     "vllm": OpenAIQuirks(
+        requires_key=False,
         developer_role=False,
         dropped=("store", "metadata", "service_tier", "prompt_cache_key", "safety_identifier"),
         float_embeddings_only=False,
     ),
     "ollama": OpenAIQuirks(
         api_base="http://127.0.0.1:11434/v1",
+        requires_key=False,
         max_completion_tokens=False,
         developer_role=False,
         dropped=("store", "metadata", "service_tier", "user", "prompt_cache_key"),

@@ -11,6 +11,8 @@ from perpetuo.transport.caps import ResponseCaps
 from perpetuo.transport.egress import EgressPolicy
 from perpetuo.transport.url import URL, Timeouts
 
+DEMO = "demo"
+
 
 def _build_registry() -> dict[str, ProviderAdapter]:
     registry: dict[str, ProviderAdapter] = {
@@ -48,6 +50,10 @@ def build_target(
     the policy every connection must pass (tenant-configured providers only)."""
     adapter = adapter_for(provider.type)
     base = provider.api_base or adapter.default_api_base
+    if provider.type == DEMO and not base:
+        from perpetuo.demo.server import embedded  # the demo server of this process
+
+        base = embedded().url
     if not base:
         raise ValueError(f"api_base is required for provider type {provider.type!r}")
     timeouts_cfg = deployment.timeouts or provider.timeouts
@@ -80,7 +86,7 @@ def response_caps(
     limits: UpstreamLimitsConfig, override: UpstreamLimitsConfig | None = None
 ) -> ResponseCaps:
     """The global upstream limits with the keys a provider set laid over them."""
-    values = limits.model_dump()
+    values = limits.model_dump(exclude={"max_buffered_bytes"})  # process-wide, not per call
     if override is not None:
         values.update({name: getattr(override, name) for name in override.model_fields_set})
     return ResponseCaps(**values)

@@ -25,6 +25,7 @@ from perpetuo.routing.classify import (
     from_transport,
     is_retryable,
     is_transient,
+    not_configured,
     to_client_error,
 )
 from perpetuo.routing.fallbacks import FallbackChain
@@ -375,6 +376,8 @@ class Router:
         health = self.state.health(dep.id)
         health.begin()
         try:
+            if dep.target.key_problem is not None:  # nothing to call upstream with
+                raise not_configured(dep.target.key_problem)
             result = await attempt_fn(dep, record)
         except UpstreamError as exc:
             error = exc
@@ -393,6 +396,8 @@ class Router:
             return result
         # Parking the deployment and the client's Retry-After both read this: bound it once.
         error.retry_after = bounded_wait(error.retry_after, dep.target.caps.max_retry_after)
+        if error.provider is None:  # the client's error names who failed, and where
+            error.provider, error.endpoint = dep.provider, dep.target.base_url.origin.host_header
         record.finish(error.status, str(error.kind))
         health.failed(error, self.state.clock())
         raise error

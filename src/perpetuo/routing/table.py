@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from perpetuo.config.loader import ConfigError
 from perpetuo.config.model import (
@@ -74,6 +74,20 @@ class Alias:
         return frozenset(self.config.extra_params)
 
 
+def with_key_problem(target: Target, config: GatewayConfig, name: str) -> Target:
+    """The target, marked unusable when its provider needs an API key and has none, saying
+    which variable was meant to hold it (never a value)."""
+    if target.api_key is not None or not adapter_for(target.provider_type).requires_key:
+        return target
+    source = config._key_variables.get(name)
+    if source is None:
+        problem = "no API key configured (api_key is not set in the config)"
+    else:
+        state = "not set" if source.state == "unset" else source.state
+        problem = f"no API key configured ({source.variable} is {state})"
+    return replace(target, key_problem=problem)
+
+
 class RoutingTable:
     def __init__(self, aliases: dict[str, Alias]) -> None:
         self.aliases = aliases
@@ -109,6 +123,7 @@ class RoutingTable:
                     target = build_target(
                         dep.provider, provider, dep, egress, config.upstream_limits
                     )
+                    target = with_key_problem(target, config, dep.provider)
                 except ValueError as exc:
                     field = f"models.{alias_name}.deployments[{i}]"
                     raise ConfigError(source, field, f"provider {dep.provider!r}: {exc}") from None

@@ -63,6 +63,7 @@ class ErrorCode(StrEnum):
     NO_DEPLOYMENT = "no_deployment_available"
     DEPLOYMENT_CAPACITY = "deployment_capacity_exceeded"
     INTERNAL = "internal_error"
+    PROVIDER_NOT_CONFIGURED = "provider_not_configured"
     # Gateway limits, budgets and credits (see docs/limits.md).
     RATE_LIMIT_REQUESTS = "rate_limit_requests"
     RATE_LIMIT_TOKENS = "rate_limit_tokens"
@@ -151,6 +152,7 @@ class UpstreamErrorKind(StrEnum):
     CONNECT = "connect"  # could not connect, or connection reset
     BAD_RESPONSE = "bad_response"  # upstream answered with something unreadable
     TOO_LARGE = "response_too_large"  # upstream sent more than the deployment's caps allow
+    NOT_CONFIGURED = "not_configured"  # the deployment lacks what a call needs (an API key)
 
 
 class UpstreamError(Exception):
@@ -173,6 +175,11 @@ class UpstreamError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        # Set by the router when the attempt fails: who failed, at which host:port (the
+        # client's error names them), and a cause the gateway phrased itself.
+        self.provider: str | None = None
+        self.endpoint: str | None = None
+        self.cause: str | None = None
 
     def __repr__(self) -> str:
         return f"UpstreamError({self.kind}, status={self.status}, {self.message!r})"

@@ -5,6 +5,7 @@ connection is dropped, and another deployment may still serve."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -13,8 +14,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from perpetuo.transport.caps import RATIO_FLOOR, Inflater
+from perpetuo.config.model import ProviderConfig
+from perpetuo.transport.caps import RATIO_FLOOR, Inflater, ResponseCaps
+from perpetuo.transport.client import HTTPClient
 from perpetuo.transport.errors import ResponseTooLarge
+from perpetuo.transport.url import URL
 from tests.mocks.hostile_mock import HostileMock, MiB, config_for, gzip_of
 from tests.support.gateway import MASTER_KEY, GatewayProcess
 
@@ -211,3 +215,37 @@ def test_an_honest_compressed_body_decodes_whole():
     payload = gzip_of([body])
     out = b"".join(inflater.inflate(payload[i : i + 100]) for i in range(0, len(payload), 100))
     assert out + inflater.flush() == body
+
+
+# -- many large bodies at once ------------------------------------------------------------------
+
+
+async def test_large_bodies_read_at_once_share_one_budget(hostile):
+    hostile.body_bytes = 8 * MiB
+    client = HTTPClient(max_buffered_bytes=10 * MiB)  # one 8 MiB body fits, four do not
+    caps = ResponseCaps(max_body_bytes=32 * MiB)
+    url = URL.parse(f"{hostile.url}/v1/chat/completions")
+
+    async def read(model: str) -> bytes:
+        body = json.dumps({"model": model, "messages": HELLO}).encode()
+        response = await client.request(
+            "POST", url, [("content-type", "application/json")], body, caps=caps
+        )
+        return await response.read()
+
+    try:
+        results = await asyncio.gather(
+            *(read("huge-body") for _ in range(4)), read("ok"), return_exceptions=True
+        )
+        refused = [r for r in results[:4] if isinstance(r, ResponseTooLarge)]
+        assert refused and all(r.what == "total of large bodies being read" for r in refused)
+        assert b"Hello there." in results[4]  # a small answer never waits on the budget
+        assert client.body_budget.used == 0  # every refused or finished read gave it back
+        assert len(await read("huge-body")) > 8 * MiB - 1024  # alone, one fits again
+    finally:
+        await client.aclose()
+
+
+def test_the_shared_budget_is_global_only():
+    with pytest.raises(ValueError, match="max_buffered_bytes is a global limit"):
+        ProviderConfig(type="openai", upstream_limits={"max_buffered_bytes": 2 * MiB})

@@ -16,6 +16,7 @@ from perpetuo.transport.errors import ResponseTooLarge
 MiB = 1024 * 1024
 RATIO_FLOOR = 1 * MiB  # ratios are judged past this much output: small bodies vary widely
 STREAM_STEP = 256 * 1024  # most output one decompress call makes while streaming
+UNCOUNTED_BYTES = 1 * MiB  # each body's first MiB is its own: small answers never wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +88,25 @@ class Inflater:
         total = self.decompressed = self.decompressed + produced
         if total > RATIO_FLOOR and total > self._ratio * self.compressed:
             raise ResponseTooLarge("decompression ratio", self._ratio)
+
+
+class BodyBudget:
+    """Bytes of large non-streamed bodies held at once by every upstream call together.
+
+    One body may not pass its deployment's cap; this bounds the sum, so that many large
+    answers at once (a hostile upstream asked concurrently) cannot add up past it. Only the
+    part of each body beyond UNCOUNTED_BYTES counts; the body that would overdraw is refused."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, amount: int) -> None:
+        if self.used + amount > self.limit:
+            raise ResponseTooLarge("total of large bodies being read", self.limit)
+        self.used += amount
+
+    def give_back(self, amount: int) -> None:
+        self.used -= amount

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import httptools
 
-from perpetuo.transport.caps import ResponseCaps
+from perpetuo.transport.caps import BodyBudget, ResponseCaps
 from perpetuo.transport.egress import EgressPolicy
 from perpetuo.transport.errors import (
     ConnectError,
@@ -208,7 +208,14 @@ class _Connection(asyncio.Protocol):
 class HTTPClient:
     """Keep-alive connection pools keyed by origin, shared by every upstream call."""
 
-    def __init__(self, *, max_idle_per_origin: int = 256, idle_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_idle_per_origin: int = 256,
+        idle_timeout: float = 60.0,
+        max_buffered_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.body_budget = BodyBudget(max_buffered_bytes)  # see transport/caps.py
         self._idle: dict[PoolKey, list[_Connection]] = {}
         self._max_idle = max_idle_per_origin
         self._idle_timeout = idle_timeout

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from perpetuo.transport.caps import Inflater, ResponseCaps
+from perpetuo.transport.caps import UNCOUNTED_BYTES, Inflater, ResponseCaps
 from perpetuo.transport.errors import ResponseTooLarge, UpstreamTimeout
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ class UpstreamResponse:
                 caps.max_decompression_ratio,
             )
         pieces: list[bytes] = []
-        size = 0
+        size = counted = 0
+        budget = self._client.body_budget
         try:
             declared = self.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -120,6 +121,9 @@ class UpstreamResponse:
                 size += len(chunk)
                 if size > limit:
                     raise ResponseTooLarge("body", limit)
+                if size > UNCOUNTED_BYTES:  # a large body: it shares one budget with the rest
+                    budget.take(size - UNCOUNTED_BYTES - counted)
+                    counted = size - UNCOUNTED_BYTES
                 pieces.append(chunk)
             if inflater is not None:
                 pieces.append(inflater.flush())
@@ -128,6 +132,8 @@ class UpstreamResponse:
             conn.abort()
             raise
         finally:
+            if counted:
+                budget.give_back(counted)
             self.close()
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 

@@ -197,12 +197,19 @@ def main() -> None:
             }
         )
     finally:
-        gateway.terminate()
-        gateway.wait(30)
-        for proc in (canary, hostile):
-            proc.terminate()
-            proc.wait(10)
+        for proc in (gateway, canary, hostile):
+            stop(proc)
     report(rows, args, PINNED)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """Terminate, and kill what does not stop in time (a stalled gateway may not)."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace, pinned: bool) -> None:

@@ -9,7 +9,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from perpetuo.config.model import ProviderConfig
 from perpetuo.transport.caps import RATIO_FLOOR, Inflater, ResponseCaps
 from perpetuo.transport.client import HTTPClient
 from perpetuo.transport.errors import ResponseTooLarge
+from perpetuo.transport.sse import SSEDecoder
 from perpetuo.transport.url import URL
 from tests.mocks.hostile_mock import HostileMock, MiB, config_for, gzip_of
 from tests.support.gateway import MASTER_KEY, GatewayProcess
@@ -249,3 +250,15 @@ async def test_large_bodies_read_at_once_share_one_budget(hostile):
 def test_the_shared_budget_is_global_only():
     with pytest.raises(ValueError, match="max_buffered_bytes is a global limit"):
         ProviderConfig(type="openai", upstream_limits={"max_buffered_bytes": 2 * MiB})
+
+
+async def test_an_event_of_many_short_lines_is_held_to_the_cap_too():
+    async def network() -> AsyncIterator[bytes]:
+        line = b"data: " + b"y" * 1000 + b"\n"
+        while True:  # data lines that never end the event
+            yield line * 64
+
+    with pytest.raises(ResponseTooLarge) as caught:
+        async for _ in SSEDecoder(network(), max_event_bytes=256 * 1024):
+            pass
+    assert caught.value.what == "SSE event"

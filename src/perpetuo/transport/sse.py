@@ -117,6 +117,7 @@ class SSEDecoder:
         if name == "data":
             self._data_size += len(value) + 1
             if self._data_size > self._limit:
+                self._data.clear()
                 raise ResponseTooLarge("SSE event", self._limit)
             self._data.append(value)
         elif name == "event":

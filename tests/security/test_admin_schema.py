@@ -52,8 +52,11 @@ def fuzz(
     headers: dict[str, str] | None = None,
     parameters: dict[str, str] | None = None,
     operations: list[dict[str, Any]] | None = None,
+    mode: str = "all",
 ) -> FuzzRun:
-    """One schemathesis run (fuzzing phase, valid and invalid data) over every operation."""
+    """One schemathesis run of the fuzzing phase over every operation; `mode` "all" sends
+    valid and invalid data, "positive" only valid (to get past validation to the checks of
+    who may do what)."""
     config = SchemathesisConfig.from_dict(
         {
             "seed": 20261204,
@@ -62,7 +65,12 @@ def fuzz(
             "parameters": parameters or {},
             "auth": {"auto-signup": False},  # a caller without credentials stays without
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
-            "generation": {"max-examples": examples, "deterministic": True, "database": "none"},
+            "generation": {
+                "mode": mode,
+                "max-examples": examples,
+                "deterministic": True,
+                "database": "none",
+            },
             "phases": {
                 "examples": {"enabled": False},
                 "coverage": {"enabled": False},
@@ -184,7 +192,7 @@ def _created(response: httpx.Response, name: str = "id") -> str:
 def test_platform_admin_gets_only_documented_answers(callers: Callers) -> None:
     run = fuzz(
         callers.url,
-        examples=6,
+        examples=5,
         headers=callers.bearer(callers.admin),
         parameters={"path.workspace_id": callers.admin_ws},
         operations=[
@@ -205,6 +213,7 @@ def test_viewer_is_refused_as_documented(callers: Callers) -> None:
     run = fuzz(
         callers.url,
         examples=4,
+        mode="positive",
         headers=callers.bearer(callers.viewer),
         parameters={"path.workspace_id": callers.viewer_ws},
         operations=[{"include-name": LOGOUT, "enabled": False}],
@@ -213,7 +222,7 @@ def test_viewer_is_refused_as_documented(callers: Callers) -> None:
     platform = [label for label in run.statuses if label.split()[1].startswith("/api/admin/")]
     assert platform, run.statuses
     for label in platform:  # never allowed, always refused with the documented 403
-        assert 403 in run.statuses[label] and max(run.statuses[label]) < 500, label
+        assert 403 in run.statuses[label], (label, run.statuses[label])
         assert not any(200 <= s < 300 for s in run.statuses[label]), (label, run.statuses[label])
     assert 403 in run.statuses["POST /api/workspaces/{workspace_id}/keys"], run.statuses
 
@@ -226,14 +235,13 @@ def test_callers_without_an_admin_credential_get_documented_401s(
     run = fuzz(
         callers.url,
         examples=2,
+        mode="positive",
         headers=headers,
         parameters={"path.workspace_id": callers.viewer_ws},
     )
     assert not run.failures, _report(run)
     for label in callers.secured():
-        # 422 only for a body that is not even JSON: it is read before the caller is known.
-        assert 401 in run.statuses[label], (label, run.statuses[label])
-        assert run.statuses[label] <= {401, 422}, (label, run.statuses[label])
+        assert run.statuses[label] == {401}, (label, run.statuses[label])
 
 
 def test_undeclared_methods_answer_405_with_the_allowed_ones(callers: Callers) -> None:

@@ -28,7 +28,7 @@ class ErrorBody(BaseModel):
 
 
 DESCRIPTIONS = {
-    401: "Not signed in: no, an unknown, or an ended access token",
+    401: "Not signed in: no credential, or a wrong or ended one (token, password)",
     403: "Signed in, but the role or the server's policy does not allow this",
     404: "No such resource, or a workspace the caller has no role in",
     409: "Conflicts with the current state (a duplicate, the last owner, ...)",
@@ -51,8 +51,8 @@ def json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"description": DESCRIPTIONS[code], "content": content} for code in statuses}
 
 
-# What routes have in common, by who may call them. 422 is on every route: a body or a
-# parameter can always be malformed, and FastAPI's own 422 schema is not what we answer.
+# What routes have in common, by who may call them. 422 is on every route that takes a body
+# or a parameter (either can be malformed); FastAPI's own 422 schema is not what we answer.
 SIGNED_IN = errors(401, 422)  # any signed-in caller (or the master key)
 PLATFORM = errors(401, 403, 422)  # platform administrators only
 WORKSPACE = errors(401, 404, 422)  # any role in the workspace (no role: 404, as if none)

@@ -4,6 +4,7 @@ machine with no provider keys. The time it takes is written to test-artifacts/."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -63,14 +64,15 @@ def test_readme_first_command_then_first_request(tmp_path):
         )
         elapsed = time.monotonic() - started
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(serve.pid, signal.SIGTERM)
         serve.wait(30)
         log.close()
     assert '"content":"[demo]' in answer.stdout, answer.stdout + answer.stderr
     said = (tmp_path / "serve.log").read_text()
     # It said what it was doing, what it loaded, and where things are.
-    assert "perpetuo: installing Python packages from uv.lock" in said
-    assert "config:     examples/perpetuo.example.yaml" in said
+    assert "perpetuo: installing the runtime packages from uv.lock" in said
+    assert re.search(r"config: +\S*examples/perpetuo\.example\.yaml \(\d+ model aliases\)", said)
     assert f"dashboard:  http://127.0.0.1:{port}/ui" in said
     assert "OPENAI_API_KEY is not set" in said
     ARTIFACTS.mkdir(exist_ok=True)

@@ -157,7 +157,9 @@ async def _with_history(
         history.extend(_replayable(stored.output_items))
     expanded = {k: v for k, v in raw.items() if k != "previous_response_id"}
     expanded["input"] = [*history, *current]
+    # The chat form holds the whole conversation; the answer echoes what the client sent.
     full = responses_request.decode(_encode(expanded))
+    full.raw = raw
     last = chain[-1]
     pinned = (last.deployment, raw) if last.upstream_id and last.deployment else None
     native = NativeRequest(DIALECT, expanded, native_only=tuple(full.native_only), pinned=pinned)

@@ -6,6 +6,10 @@ non-streaming and streaming chat at several concurrency levels; reports ratios, 
 CPU per request, idle and peak memory, and start-up time to ready. Then the routing
 scenarios (bench/routing.py): a 3-deployment alias against the 1-deployment one, and
 failover from an upstream failing 30% of requests.
+
+`--dialects` adds Responses and Messages clients, pass-through and translated, to every
+(mode, concurrency) cell, with chat measured again after them (bench/dialects.py); it makes
+the run about four times longer.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import routing
+from bench import dialects, routing
 from bench.report import render_markdown, write_docs
 from bench.system import (
     free_port,
@@ -59,6 +63,7 @@ def loadgen(
     stream: bool,
     key: str,
     model: str = "gpt-4o-mini",
+    dialect: str = "chat",
 ) -> dict[str, Any]:
     cmd = [
         sys.executable,
@@ -73,6 +78,8 @@ def loadgen(
         "1",
         "--model",
         model,
+        "--dialect",
+        dialect,
     ]
     if stream:
         cmd.append("--stream")
@@ -89,6 +96,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per scenario")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--write-docs", action="store_true", help="update docs/performance.md")
+    parser.add_argument(
+        "--dialects", action="store_true", help="also Responses and Messages, on both lanes"
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -110,13 +120,33 @@ def main() -> None:
     config["routing"] = extra["routing"]
     config["providers"].update(extra["providers"])
     config["models"].update(extra["models"])
+    if args.dialects:
+        extra = dialects.config(mock_port)
+        config["providers"].update(extra["providers"])
+        config["models"].update(extra["models"])
     gateway, startup_s = start_gateway(config, workdir, gw_port)
     try:
         time.sleep(1.0)
         idle_rss = process_memory_kib(gateway.pid)["VmRSS"]
         direct_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
         gateway_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-        rows = []
+        bases = (f"http://127.0.0.1:{mock_port}/v1", f"http://127.0.0.1:{gw_port}/v1")
+        if args.dialects:
+            dialects.check(bases[1], MASTER_KEY)
+        rows, dialect_rows, chat_cpu = [], [], {}
+
+        def dialect_loadgen(
+            url: str, c: int, stream: bool, key: str, alias: str, d: str
+        ) -> dict[str, Any]:
+            return loadgen(url, c, args.duration, stream, key, alias, d)
+
+        def chat_cpu_per_request(stream: bool, concurrency: int) -> float | None:
+            cpu_before = process_cpu_seconds(gateway.pid)
+            via = loadgen(gateway_url, concurrency, args.duration, stream, MASTER_KEY)
+            served = via["requests"] * (1 + 1 / args.duration)
+            used = process_cpu_seconds(gateway.pid) - cpu_before
+            return used * 1000 / served if served else None
+
         for stream in (False, True):
             for concurrency in levels:
                 direct = loadgen(direct_url, concurrency, args.duration, stream, "")
@@ -142,6 +172,28 @@ def main() -> None:
                     f"errors {via['errors']} cpu/req {cpu:.3f} ms",
                     flush=True,
                 )
+                if not args.dialects:
+                    continue
+                cell = dialects.run_cell(
+                    gateway.pid,
+                    stream,
+                    concurrency,
+                    bases,
+                    MASTER_KEY,
+                    args.duration,
+                    dialect_loadgen,
+                )
+                after = chat_cpu_per_request(stream, concurrency)
+                chat_cpu[(rows[-1]["mode"], concurrency)] = (cpu + after) / 2 if after else cpu
+                for row in cell:
+                    print(
+                        f"  {row['scenario']:24} {row['gateway']['rps']:8.0f} rps "
+                        f"p50 {row['gateway']['p50_ms']:.3f} ms errors {row['gateway']['errors']} "
+                        f"cpu/req {row['gateway_cpu_ms_per_request']:.3f} ms",
+                        flush=True,
+                    )
+                print(f"  chat again cpu/req {after or 0:.3f} ms", flush=True)
+                dialect_rows += cell
         routing_rows = routing.run(
             gateway.pid,
             args.duration,
@@ -168,6 +220,10 @@ def main() -> None:
         "peak_rss_mib": memory["VmHWM"] / 1024,
         "duration_s": args.duration,
         "rows": rows,
+        "dialect_rows": dialect_rows,
+        "chat_cpu_ms_per_request": [
+            {"mode": m, "concurrency": c, "cpu_ms": v} for (m, c), v in chat_cpu.items()
+        ],
         "routing_rows": routing_rows,
         "router_overhead_us": overhead,
     }

@@ -15,17 +15,29 @@ import uvloop
 
 from perpetuo.transport import URL, HTTPClient, Timeouts
 
+PROMPT = "Hello, how are you doing today? Tell me a short story."
+DIALECTS = ("chat", "responses", "messages")
 
-def body(stream: bool, model: str = "gpt-4o-mini") -> bytes:
-    data = {
-        "model": model,
-        "messages": [
-            {"role": "user", "content": "Hello, how are you doing today? Tell me a short story."}
-        ],
-    }
+
+def body(stream: bool, model: str = "gpt-4o-mini", dialect: str = "chat") -> bytes:
+    """The same one-turn question in the client dialect's own shape."""
+    data: dict = {"model": model}
+    if dialect == "responses":
+        data["input"] = PROMPT
+    else:
+        data["messages"] = [{"role": "user", "content": PROMPT}]
+    if dialect == "messages":
+        data["max_tokens"] = 1024
     if stream:
         data["stream"] = True
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+def auth_headers(key: str, dialect: str) -> list[tuple[str, str]]:
+    """As the dialect's SDK sends its key (Anthropic's: `x-api-key` and a version)."""
+    if dialect == "messages":
+        return [("x-api-key", key), ("anthropic-version", "2023-06-01")]
+    return [("authorization", f"Bearer {key}")]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -44,16 +56,15 @@ async def run(
     key: str,
     model: str = "gpt-4o-mini",
     keys: list[str] | None = None,
+    dialect: str = "chat",
 ) -> dict:
     client = HTTPClient()
     target = URL.parse(url)
     base = [("content-type", "application/json")]
     # Many keys: each request uses the next one, as many callers sharing a gateway would.
-    key_headers = [
-        [*base, ("authorization", f"Bearer {k}")] for k in keys or ([key] if key else [])
-    ]
+    key_headers = [[*base, *auth_headers(k, dialect)] for k in keys or ([key] if key else [])]
     turn = 0
-    payload = body(stream, model)
+    payload = body(stream, model, dialect)
     timeouts = Timeouts(connect=5, first_byte=30, read=30, total=60)
     latencies: list[float] = []
     ttfts: list[float] = []
@@ -113,6 +124,7 @@ def main() -> None:
     parser.add_argument("--key", default="")
     parser.add_argument("--model", default="gpt-4o-mini", help="the alias to ask for")
     parser.add_argument("--keys-file", default="", help="one API key per line, used in turn")
+    parser.add_argument("--dialect", choices=DIALECTS, default="chat", help="the body's shape")
     args = parser.parse_args()
     keys = None
     if args.keys_file:
@@ -129,6 +141,7 @@ def main() -> None:
             args.key,
             args.model,
             keys,
+            args.dialect,
         )
     )
     result["wall_s"] = time.monotonic() - started

@@ -1,4 +1,6 @@
-"""A fast OpenAI-format upstream for benchmarks: canned answers, keep-alive, no framework.
+"""A fast upstream for benchmarks: canned answers, keep-alive, no framework. It serves OpenAI
+chat completions, and by path OpenAI's Responses API (`/v1/responses`) and Anthropic's
+Messages API (`/v1/messages`), with the same answer in each format (bench/mock_dialects.py).
 
 Streaming answers are sent as chunked SSE, one event per HTTP chunk, all at once, so the
 measured time to first token is the gateway's, not the mock's.
@@ -16,6 +18,8 @@ import random
 
 import httptools
 import uvloop
+
+from bench import mock_dialects
 
 _COMPLETION = json.dumps(
     {
@@ -90,15 +94,26 @@ STREAM_RESPONSE = (
     + _stream_body()
 )
 
+# By the path's last segment; anything else is chat completions.
+_ANSWERS = {
+    b"responses": (mock_dialects.RESPONSES_JSON, mock_dialects.RESPONSES_STREAM),
+    b"messages": (mock_dialects.MESSAGES_JSON, mock_dialects.MESSAGES_STREAM),
+}
+
 
 class _Protocol(asyncio.Protocol):
     fail_rate = 0.0
+    answered = 0
     _random = random.Random(42).random
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.parser = httptools.HttpRequestParser(self)
         self.body = b""
+        self.url = b""
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url  # may come in pieces
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -111,11 +126,18 @@ class _Protocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         streaming = b'"stream":true' in self.body
-        self.body = b""
+        path = self.url.rsplit(b"?", 1)[0]
+        self.body = self.url = b""
         if self.fail_rate and self._random() < self.fail_rate:
             self.transport.write(ERROR_RESPONSE)  # type: ignore[attr-defined]
             return
-        self.transport.write(STREAM_RESPONSE if streaming else JSON_RESPONSE)  # type: ignore[attr-defined]
+        name = path.rsplit(b"/", 1)[-1]
+        json_answer, stream_answer = _ANSWERS.get(name, (JSON_RESPONSE, STREAM_RESPONSE))
+        answer = stream_answer if streaming else json_answer
+        if name == b"responses":
+            _Protocol.answered += 1
+            answer = mock_dialects.numbered(answer, _Protocol.answered)
+        self.transport.write(answer)  # type: ignore[attr-defined]
 
 
 async def serve(port: int) -> None:

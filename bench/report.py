@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bench import dialects
+
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
@@ -38,6 +40,11 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"| {_fmt(ttft_direct)} | {_fmt(ttft_via)} | {added_ttft} "
             f"| {row['gateway_cpu_ms_per_request']:.3f} | {via['errors']} |"
         )
+    if results.get("dialect_rows"):
+        chat_cpu = {
+            (r["mode"], r["concurrency"]): r["cpu_ms"] for r in results["chat_cpu_ms_per_request"]
+        }
+        lines += ["", *dialects.render(results["dialect_rows"], chat_cpu)]
     if results.get("routing_rows"):
         lines += ["", *render_routing(results["routing_rows"])]
     if results.get("router_overhead_us"):

@@ -122,6 +122,9 @@ class GatewayApp:
         request = Request(scope, receive)
         request_id = request_id_for(request.headers)
         extra = [(H.REQUEST_ID.encode(), request_id.encode())]
+        shape = ERROR_SHAPES.get(request.path)
+        if shape is not None:  # Anthropic's SDKs read the id from Anthropic's header name
+            extra.append((b"request-id", request_id.encode()))
         ctx = RequestContext(
             request_id,
             endpoint=request.path,
@@ -134,7 +137,6 @@ class GatewayApp:
             if gateway.metrics is not None:
                 gateway.metrics.in_flight.inc()
         response: Response | StreamingResponse
-        shape = ERROR_SHAPES.get(request.path)
         try:
             response = await self._dispatch(request, ctx)
         except GatewayError as exc:

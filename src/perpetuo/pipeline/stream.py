@@ -108,6 +108,9 @@ class ChatStream:
             yield guardrails.stream_blocked(ctx, exc)
         except (UpstreamError, TransportError) as exc:
             error = exc if isinstance(exc, UpstreamError) else from_transport(exc)
+            if error.provider is None:  # the client's error names who failed
+                error.provider = opened.deployment.provider
+                error.endpoint = opened.deployment.target.base_url.origin.host_header
             failure = error
             self.failed = True
             client_error = to_client_error(error)

@@ -94,7 +94,8 @@ def from_transport(exc: TransportError) -> UpstreamError:
         return error
     if isinstance(exc, ConnectionClosed):
         error = UpstreamError(K.CONNECT, str(exc))
-        error.cause = "{endpoint} closed the connection before answering"
+        when = "before answering" if exc.before_response else "in the middle of its answer"
+        error.cause = "{endpoint} closed the connection " + when
         return error
     if isinstance(exc, ResponseTooLarge):
         return UpstreamError(K.TOO_LARGE, str(exc))

@@ -101,7 +101,7 @@ async def fill(api: AdminAPI, t: Tenant) -> None:
             "name": t.marker,
             "provider_type": "openai",
             "api_key": "sk-unreachable-1234",
-            "api_base": "http://127.0.0.1:9/v1",
+            "api_base": "https://unreachable.invalid/v1",  # reserved: never resolves
         },
     )
     alias = f"alias-{t.marker}"

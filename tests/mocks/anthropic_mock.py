@@ -9,6 +9,7 @@ them, and we must not rely on that), tool_result blocks without the matching too
 before them, empty text blocks, and extended thinking as the API checks it: the budget, a
 thinking block sent back without its signature or with a signature the mock did not make,
 and a tool-use turn replayed without the thinking block that opened it.
+Structured outputs (`output_config.format` json_schema) answer with the JSON in a text block.
 Answers are JSON messages or SSE streams with the documented event sequence, ping included;
 with `thinking` on, they open with a signed thinking block (streamed as thinking_delta then
 signature_delta).
@@ -173,16 +174,23 @@ def validate_block(block: Any, role: str, where: str) -> None:
 def validate_tools(tools: Any, choice: Any) -> None:
     names = set()
     for i, tool in enumerate(tools or []):
+        names.add(tool.get("name"))
+        if not custom(tool):
+            continue  # a server tool (web_search_20250305, ...): no input schema
         schema = tool.get("input_schema")
         if not isinstance(schema, dict) or schema.get("type") != "object":
             raise Invalid(f"tools.{i}.custom.input_schema: Field required (type 'object')")
-        names.add(tool.get("name"))
     if choice is None:
         return
     if choice.get("type") not in ("auto", "any", "tool", "none"):
         raise Invalid("tool_choice: Input tag does not match 'auto', 'any', 'tool', 'none'")
     if choice["type"] == "tool" and choice.get("name") not in names:
         raise Invalid(f"tool_choice: Tool '{choice.get('name')}' not found in tools")
+
+
+def custom(tool: dict[str, Any]) -> bool:
+    """A tool the client runs (server tools carry a versioned type instead)."""
+    return tool.get("type") in (None, "custom")
 
 
 def thinking_on(body: dict[str, Any]) -> bool:
@@ -270,12 +278,20 @@ def conversation(body: dict[str, Any]) -> Conversation:
     conv.tool_choice = {"any": "required", "tool": choice.get("name")}.get(
         choice["type"], choice["type"]
     )
-    for tool in body.get("tools") or []:
+    if (fmt := output_format(body)) is not None:
+        conv.json_schema = fmt.get("schema") or {}
+    for tool in filter(custom, body.get("tools") or []):
         if tool["name"] == JSON_TOOL:
             json_mode(conv, tool["input_schema"], forced=conv.tool_choice == JSON_TOOL)
         else:
             conv.tools.append(Tool(tool["name"], tool["input_schema"]))
     return conv
+
+
+def output_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Structured outputs' json_schema format, when the request sets one."""
+    fmt = (body.get("output_config") or {}).get("format")
+    return fmt if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
 
 
 def json_mode(conv: Conversation, schema: dict[str, Any], forced: bool) -> None:
@@ -296,9 +312,10 @@ def tool_result_text(content: Any) -> str:
 
 
 def answer(
-    conv: Conversation, thinking: bool = False
+    conv: Conversation, thinking: bool = False, structured: bool = False
 ) -> tuple[Reply, list[dict[str, Any]], str, str | None]:
-    """(reply, content blocks, stop_reason, stop_sequence)."""
+    """(reply, content blocks, stop_reason, stop_sequence); `structured`: the JSON answer
+    goes in a text block (structured outputs) rather than through the gateway's JSON tool."""
     out = reply(conv)
     blocks: list[dict[str, Any]] = []
     if thinking:
@@ -310,7 +327,8 @@ def answer(
         if "trigger redacted thinking" in conv.last_user_text:
             data = base64.b64encode(SIGNATURE_PREFIX + b"redacted").decode()
             blocks.append({"type": "redacted_thinking", "data": data})
-    if (conv.json_schema is not None or conv.json_object) and out.finish == "stop":
+    json_tool = conv.json_schema is not None or conv.json_object
+    if json_tool and not structured and out.finish == "stop":
         blocks.append(tool_use("toolu_mock_json", JSON_TOOL, json.loads(out.text)))
         return out, blocks, "tool_use", None
     if out.text:
@@ -415,7 +433,8 @@ class AnthropicMock(MockUpstream):
             )
         if "trigger overloaded" in conv.last_user_text:
             return anthropic_error(529, "overloaded_error", "Overloaded")
-        out, blocks, reason, stop_sequence = answer(conv, thinking_on(body))
+        structured = output_format(body) is not None
+        out, blocks, reason, stop_sequence = answer(conv, thinking_on(body), structured)
         message = {
             "id": f"msg_mock{len(self.requests)}",
             "type": "message",

@@ -1,7 +1,8 @@
 """Mock upstream servers: an aiohttp app on a loopback port, run in a background thread.
 
 Tests script faults (status codes, delays, resets, cut streams) and read back what the
-gateway sent. Each provider mock subclasses MockUpstream and speaks that provider's format.
+gateway sent and the bytes each answer carried. Each provider mock subclasses MockUpstream
+and speaks that provider's format.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Recorded:
 class MockUpstream:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.answers: list[bytes] = []  # each answer's body as sent (a stream's events joined)
         self.faults: deque[Fault] = deque()
         self.default_fault: Fault | None = None  # applies to every request when set
         self.port = 0
@@ -66,7 +68,7 @@ class MockUpstream:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._keep_answer])
             self.routes(app)
             self._runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(self._runner.setup())
@@ -91,6 +93,7 @@ class MockUpstream:
 
     def reset(self) -> None:
         self.requests.clear()
+        self.answers.clear()
         self.faults.clear()
         self.default_fault = None
         self.disconnects = 0
@@ -103,6 +106,13 @@ class MockUpstream:
         return self.requests[-1]
 
     # -- helpers for subclasses ------------------------------------------------------------
+
+    @web.middleware
+    async def _keep_answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            self.answers.append(response.body)
+        return response
 
     async def record(self, request: web.Request) -> Recorded:
         raw = await request.read()
@@ -156,6 +166,8 @@ class MockUpstream:
             status=200, headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
         )
         await response.prepare(request)
+        self.answers.append(b"")
+        slot = len(self.answers) - 1
         try:
             for index, event in enumerate(events):
                 if fault and fault.cut_after is not None and index >= fault.cut_after:
@@ -163,6 +175,7 @@ class MockUpstream:
                         request.transport.abort()
                     return response
                 await response.write(event)
+                self.answers[slot] += event
                 if fault and fault.event_delay:
                     await asyncio.sleep(fault.event_delay)
             await response.write_eof()

@@ -132,14 +132,20 @@ async def attack(url: str, model: str, stop_at: float, outcomes: Counter[str]) -
 
 
 async def run_attacks(url: str, duration: float) -> Counter[str]:
+    """Every attacking client for `duration` seconds; requests still open then are dropped
+    (a stalled gateway would otherwise stretch the attack past the canary's window)."""
     outcomes: Counter[str] = Counter()
     stop_at = time.monotonic() + duration
     clients = [
-        attack(url, model, stop_at, outcomes)
+        asyncio.create_task(attack(url, model, stop_at, outcomes))
         for model, count in ATTACKS.items()
         for _ in range(count)
     ]
-    await asyncio.gather(*clients)
+    _, pending = await asyncio.wait(clients, timeout=duration)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    outcomes["dropped at the end"] += len(pending)
     return outcomes
 
 
@@ -183,9 +189,9 @@ def main() -> None:
         quiet = result_of(loadgen(url, 1, args.duration))
         rows.append({"phase": "canary alone (c=1)", "peak": peak_mib(gateway.pid), **quiet})
         cpu = process_cpu_seconds(gateway.pid)
-        probe = loadgen(url, 1, args.duration)
-        time.sleep(0.2)
-        outcomes = asyncio.run(run_attacks(url, args.duration + 1.5))
+        probe = loadgen(url, 1, args.duration)  # after its 1 s warm-up, it measures...
+        time.sleep(0.5)
+        outcomes = asyncio.run(run_attacks(url, args.duration + 1.0))  # ...inside the attack
         during = result_of(probe)
         rows.append(
             {

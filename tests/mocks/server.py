@@ -37,6 +37,7 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""  # the body's bytes as they arrived
 
 
 class MockUpstream:
@@ -121,7 +122,7 @@ class MockUpstream:
         except ValueError:
             body = raw
         entry = Recorded(
-            request.method, request.path, dict(request.query), dict(request.headers), body
+            request.method, request.path, dict(request.query), dict(request.headers), body, raw
         )
         self.requests.append(entry)
         return entry

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 
 from perpetuo.providers.anthropic.errors import http_error
-from perpetuo.providers.anthropic.request import translate_request
+from perpetuo.providers.anthropic.request import MIN_THINKING_BUDGET, translate_request
 from perpetuo.providers.anthropic.response import StreamTranslator, translate_response
 from perpetuo.providers.base import (
     Json,
@@ -118,6 +118,7 @@ class AnthropicAdapter(ProviderAdapter):
             ours = [v for n, v in headers if n == BETA_HEADER]
             headers = [(n, v) for n, v in headers if n != BETA_HEADER]
             headers.append((BETA_HEADER, ",".join([*ours, beta])))
+        body = _thinking_within(body, max_output)
         payload = with_model(body, target.model, "max_tokens", max_output)
         return UpstreamCall(self.messages_url(target), headers, payload)
 
@@ -128,3 +129,18 @@ class AnthropicAdapter(ProviderAdapter):
         self, native_format: str, events: AsyncIterator[SSEEvent], target: Target
     ) -> AsyncIterator[Json]:
         return self.chat_stream(events, target)
+
+
+def _thinking_within(body: Json, max_output: int | None) -> Json:
+    """A thinking budget that fitted under the client's max_tokens, cut to fit under the
+    deployment's smaller limit (Anthropic refuses a budget that is not below max_tokens).
+    A budget above the client's own limit (interleaved thinking allows one) is left as is."""
+    limit, thinking = body.get("max_tokens"), body.get("thinking")
+    if max_output is None or not isinstance(limit, int) or not isinstance(thinking, dict):
+        return body
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or not max_output <= budget < limit:
+        return body
+    if max_output - 1 < MIN_THINKING_BUDGET:
+        return body  # no budget fits: Anthropic says so
+    return {**body, "thinking": {**thinking, "budget_tokens": max_output - 1}}

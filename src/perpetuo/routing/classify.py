@@ -98,7 +98,11 @@ def from_transport(exc: TransportError) -> UpstreamError:
         error.cause = "{endpoint} closed the connection " + when
         return error
     if isinstance(exc, ResponseTooLarge):
-        return UpstreamError(K.TOO_LARGE, str(exc))
+        error = UpstreamError(K.TOO_LARGE, str(exc))
+        error.cause = (
+            f"{{endpoint}} sent more than the gateway accepts ({exc.what} over {exc.limit} bytes)"
+        )
+        return error
     return UpstreamError(K.BAD_RESPONSE, str(exc))
 
 
@@ -186,7 +190,7 @@ def _upstream_failure(error: UpstreamError) -> GatewayError | None:
     if kind is K.TOO_LARGE:
         return GatewayError(
             502,
-            "The upstream provider sent a response larger than the gateway accepts.",
+            described(error, "the upstream provider sent more than the gateway accepts"),
             type=ErrorType.UPSTREAM,
             code=ErrorCode.UPSTREAM_RESPONSE_TOO_LARGE,
         )

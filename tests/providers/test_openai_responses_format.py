@@ -49,18 +49,20 @@ def post(mock: OpenAIMock, **body: Any) -> httpx.Response:
     )
 
 
+async def reads(raw: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(raw), 7):  # small reads: events cut across them
+        yield raw[i : i + 7]
+
+
 async def chunks_of(mock: OpenAIMock, **body: Any) -> tuple[list[dict[str, Any]], bool]:
-    """The chat chunks of a streamed answer, and whether the stream reached its end."""
+    """The chat chunks of a streamed answer, and whether the stream reached its end. As on
+    the native lane, only the events the translator wants are decoded."""
     raw = post(mock, stream=True, **body).content
-
-    async def reads() -> AsyncIterator[bytes]:
-        for i in range(0, len(raw), 7):  # small reads: events cut across them
-            yield raw[i : i + 7]
-
     translator = ResponsesStreamToChat(TARGET)
     chunks = []
-    async for event in decode_sse(reads()):
-        chunks += translator.feed(json.loads(event.data))
+    async for event in decode_sse(reads(raw)):
+        if translator.wants(event.event):
+            chunks += translator.feed(json.loads(event.data))
     return chunks, translator.finished
 
 
@@ -196,6 +198,24 @@ async def test_mid_stream_failure_raises_instead_of_ending(mock):
     with pytest.raises(UpstreamError) as caught:
         await chunks_of(mock, input="trigger stream error please")
     assert caught.value.kind is K.SERVER
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"input": "tell me", **REASONED}, {"input": "a b c d e", "max_output_tokens": 2}],
+)
+async def test_events_left_undecoded_would_make_no_chunks(mock, body):
+    """The native lane skips decoding the events `wants` refuses by name: each of them,
+    decoded anyway, makes nothing."""
+    raw = post(mock, stream=True, **body).content
+    translator, skipped = ResponsesStreamToChat(TARGET), []
+    async for event in decode_sse(reads(raw)):
+        made = translator.feed(json.loads(event.data))
+        if not translator.wants(event.event):
+            skipped.append(event.event)
+            assert made == [], event.event
+    assert "response.output_text.done" in skipped or "response.content_part.done" in skipped
+    assert translator.finished
 
 
 def test_arguments_sent_only_whole_still_arrive():

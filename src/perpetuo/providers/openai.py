@@ -179,7 +179,7 @@ class OpenAIAdapter(ProviderAdapter):
     ) -> AsyncIterator[Json]:
         translator = responses_format.ResponsesStreamToChat(target)
         async for event in events:
-            if not event.data or event.data == "[DONE]":
+            if not event.data or event.data == "[DONE]" or not translator.wants(event.event):
                 continue
             for chunk in translator.feed(decode_object(event.data, "stream event")):
                 yield chunk

@@ -206,6 +206,12 @@ class ResponsesStreamToChat:
         handler = _HANDLERS.get(str(event.get("type")))
         return handler(self, event) if handler else []
 
+    @staticmethod
+    def wants(name: str) -> bool:
+        """Can an event of this SSE name make chunks? Those that cannot (part and text
+        *.done events repeat the deltas, and may hold the whole text) need not be decoded."""
+        return not name or name in _HANDLERS
+
     def _chunk(self, delta: Json, finish: str | None = None) -> Json:
         return {
             "id": self.id,

@@ -79,9 +79,14 @@ def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(req: Any, chunks: list[dict[str, Any]], usage: Usage | None = USAGE, error=None):
     encoder = StreamEncoder("gpt-5", req, response_id="resp_test")
-    events = [event for c in chunks for event in encoder.feed(c)]
-    events += encoder.finish(usage, error)
+    events: list[dict[str, Any]] = []
+    sent: list[str] = []  # each event as written the moment it was returned
+    for c in [*chunks, None]:
+        batch = encoder.feed(c) if c is not None else encoder.finish(usage, error)
+        events += batch
+        sent += [json.dumps(event) for event in batch]
     assert encoder.finish(usage, error) == [] and encoder.feed(chunk({"content": "x"})) == []
+    assert [json.dumps(event) for event in events] == sent, "an event changed after it was sent"
     check(events)
     return events
 

@@ -32,10 +32,14 @@ def event_bytes(event: Json) -> bytes:
 
 
 def raw_bytes(event: SSEEvent) -> bytes:
-    """A provider's event as it came (data lines split as SSE requires)."""
-    head = f"event: {event.event}\n" if event.event else ""
-    data = "".join(f"data: {line}\n" for line in event.data.split("\n"))
-    return (head + data + "\n").encode()
+    """A provider's event as it came (data lines split as SSE requires), in one formatting
+    step: this runs for every event of every native stream."""
+    data = event.data
+    if "\n" in data:
+        data = data.replace("\n", "\ndata: ")
+    if event.event:
+        return f"event: {event.event}\ndata: {data}\n\n".encode()
+    return f"data: {data}\n\n".encode()
 
 
 # The provider's own terminal failure events: replaced by ours, which say the same thing in

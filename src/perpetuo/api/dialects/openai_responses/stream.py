@@ -6,11 +6,15 @@ response.completed / response.incomplete (the whole object, as `encode` would re
 on failure, `error` then response.failed. Every event carries a strictly increasing
 sequence_number. Reasoning and message items close when the next item opens; tool calls
 stay open until the end, so parallel calls whose deltas interleave each keep their item.
+
+An event never changes once returned: the events that show an item or part still growing
+(`*.added`) carry a copy of it as it stands; done events and the final response show it
+finished, when it no longer changes, and share it. Growing text is kept as a list of pieces
+and joined when its part or item closes (appending to a string copies it every time).
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -51,16 +55,21 @@ class StreamEncoder:
         self._message: int | None = None
         self._parts: dict[str, int] = {}  # open message's part kind -> content_index
         self._calls: dict[int, int] = {}  # chat tool call index -> output_index
+        # Text of what is open, joined when it closes: the open message's parts (by kind),
+        # the open reasoning summary, and each call's arguments (by output_index).
+        self._part_text: dict[str, list[str]] = {}
+        self._summary_text: list[str] = []
+        self._call_text: dict[int, list[str]] = {}
 
     # -- input ------------------------------------------------------------------------------
 
     def feed(self, chunk: Json) -> list[Json]:
         if self._ended:
             return []
-        events = self._start(chunk)
+        events = [] if self._started else self._start(chunk)
         if isinstance(tier := chunk.get("service_tier"), str):
             self.service_tier = tier
-        if (usage := Usage.from_openai(chunk.get("usage"))) is not None:
+        if "usage" in chunk and (usage := Usage.from_openai(chunk["usage"])) is not None:
             self.usage = usage
         choices = chunk.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices else None
@@ -121,9 +130,10 @@ class StreamEncoder:
             self._reasoning = index
             part = {"type": "summary_text", "text": ""}
             events.append(self._item_event("reasoning_summary_part.added", index, part=part))
-            self.output[index]["summary"].append(part)
+            self.output[index]["summary"].append(dict(part))  # its text is set on closing
+            self._summary_text = []
         index = self._reasoning
-        self.output[index]["summary"][0]["text"] += text
+        self._summary_text.append(text)
         events.append(self._item_event("reasoning_summary_text.delta", index, delta=text))
         return events
 
@@ -153,6 +163,7 @@ class StreamEncoder:
             return []
         self._reasoning = None
         part = self.output[index]["summary"][0]
+        part["text"] = "".join(self._summary_text)
         events = [
             self._item_event("reasoning_summary_text.done", index, text=part["text"]),
             self._item_event("reasoning_summary_part.done", index, part=part),
@@ -163,14 +174,13 @@ class StreamEncoder:
 
     def _text_delta(self, kind: str, text: str, logprobs: Any) -> list[Json]:
         events, part = self._part(kind)
+        self._part_text[kind].append(text)
         if kind == "output_text":
             pieces = logprobs.get("content") if isinstance(logprobs, dict) else None
             pieces = pieces if isinstance(pieces, list) else []
-            part["text"] += text
             part["logprobs"].extend(pieces)
             events.append(self._part_event("output_text.delta", kind, delta=text, logprobs=pieces))
         else:
-            part["refusal"] += text
             events.append(self._part_event("refusal.delta", kind, delta=text))
         return events
 
@@ -186,8 +196,9 @@ class StreamEncoder:
         if kind not in self._parts:
             part = output_text("") if kind == "output_text" else {"type": "refusal", "refusal": ""}
             self._parts[kind] = len(content)
+            self._part_text[kind] = []
             content.append(part)
-            events.append(self._part_event("content_part.added", kind, part=copy.deepcopy(part)))
+            events.append(self._part_event("content_part.added", kind, part=_snapshot(part)))
         return events, content[self._parts[kind]]
 
     def _close_message(self, status: str) -> list[Json]:
@@ -196,13 +207,14 @@ class StreamEncoder:
         events = []
         for kind, position in self._parts.items():
             part = self.output[self._message]["content"][position]
+            part["text" if kind == "output_text" else "refusal"] = "".join(self._part_text[kind])
             if kind == "output_text":
                 done = {"text": part["text"], "logprobs": part["logprobs"]}
                 events.append(self._part_event("output_text.done", kind, **done))
             else:
                 events.append(self._part_event("refusal.done", kind, refusal=part["refusal"]))
             events.append(self._part_event("content_part.done", kind, part=part))
-        index, self._message, self._parts = self._message, None, {}
+        index, self._message, self._parts, self._part_text = self._message, None, {}, {}
         item = self.output[index]
         item["status"] = status
         return [*events, self._done(index)]
@@ -225,16 +237,15 @@ class StreamEncoder:
                 item = {"id": item_id("fc", self.id, index), "type": "function_call"}
                 item.update(status="in_progress", arguments="", call_id=call_id, name=name)
             self._calls[position] = self._open(item)
+            self._call_text[index] = []
             events += self._added(index)
         index = self._calls[position]
-        item = self.output[index]
         piece = body.get("input" if custom else "arguments")
         if isinstance(piece, str) and piece:
-            if item["type"] == "custom_tool_call":
-                item["input"] += piece
+            self._call_text[index].append(piece)
+            if self.output[index]["type"] == "custom_tool_call":
                 kind = "custom_tool_call_input.delta"
             else:
-                item["arguments"] += piece
                 kind = "function_call_arguments.delta"
             events.append(self._item_event(kind, index, None, delta=piece))
         return events
@@ -246,6 +257,7 @@ class StreamEncoder:
             kind, field = "custom_tool_call_input.done", "input"
         else:
             kind, field = "function_call_arguments.done", "arguments"
+        item[field] = "".join(self._call_text.pop(index))
         done = self._item_event(kind, index, None, **{field: item[field]})
         return [done, self._done(index)]
 
@@ -260,7 +272,7 @@ class StreamEncoder:
         shell = self._response("in_progress", None, output=[])
         return [
             self._event("response.created", response=shell),
-            self._event("response.in_progress", response=copy.deepcopy(shell)),
+            self._event("response.in_progress", response={**shell, "output": []}),
         ]
 
     def _response(self, status: str, usage: Usage | None, *, output: list[Json]) -> Json:
@@ -270,7 +282,7 @@ class StreamEncoder:
             response_id=self.id,
             created_at=self.created_at,
             status=status,
-            output=copy.deepcopy(output),
+            output=list(output),  # items are finished when a response object is made
             usage=usage,
             finish=self.finish_reason,
             service_tier=self.service_tier,
@@ -281,7 +293,7 @@ class StreamEncoder:
         return len(self.output) - 1
 
     def _added(self, index: int) -> list[Json]:
-        item = copy.deepcopy(self.output[index])
+        item = _snapshot(self.output[index])
         return [self._event("response.output_item.added", output_index=index, item=item)]
 
     def _done(self, index: int) -> Json:
@@ -309,4 +321,14 @@ class StreamEncoder:
     def _event(self, kind: str, **fields: Any) -> Json:
         event = {"type": kind, "sequence_number": self._seq, **fields}
         self._seq += 1
-        return copy.deepcopy(event) if "item" in fields or "part" in fields else event
+        return event
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of JSON data as it stands (dicts and lists copied, strings and numbers shared):
+    much cheaper than copy.deepcopy, which a stream would otherwise pay on every item."""
+    if isinstance(value, dict):
+        return {key: _snapshot(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_snapshot(item) for item in value]
+    return value

@@ -60,3 +60,15 @@ async def test_closed_signup(tmp_path):
         assert (await signup(api, "root@example.com")).status_code == 201
         refused = await signup(api, "late@example.com")
         assert refused.status_code == 403 and "closed" in refused.json()["error"]["message"]
+
+
+async def test_a_bad_invitation_creates_no_account_even_with_open_signup(tmp_path):
+    async with admin_api(
+        f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", tmp_path, signup="open"
+    ) as api:
+        await signup(api, "root@example.com")
+        refused = await signup(api, "eve@example.com", invite_token="not-a-real-invitation")
+        assert refused.status_code == 403
+        # Nothing was made: the address is still free for a sign-up without the bad token.
+        retried = await signup(api, "eve@example.com")
+        assert retried.status_code == 201, retried.text

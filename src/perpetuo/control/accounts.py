@@ -161,6 +161,9 @@ async def signup(plane: ControlPlane, spec: UserCreate, client: ClientInfo) -> d
         async with plane.db.begin() as conn:
             # The very first account administers the platform (sign-up is how it is made).
             first = await claim_platform(conn, plane, user_id)
+            if spec.invite_token and not await _invite_pending(conn, email, spec.invite_token):
+                # Checked before the account exists: a bad invite creates nothing.
+                raise forbidden("This invitation is not valid for this email address.")
             if not first:
                 await _check_signup_allowed(conn, plane, email, spec.invite_token)
             row = await _insert_user(conn, user_id, email, spec, password_hash, first)
@@ -211,21 +214,26 @@ async def _check_signup_allowed(
     if policy == "open":
         return
     if policy == "invite" and invite_token:
-        from perpetuo.auth.api_keys import token_hash
-        from perpetuo.control.invites import status_of
-        from perpetuo.store.schema import invites
-
-        row = (
-            await conn.execute(
-                select(invites).where(invites.c.token_hash == token_hash(invite_token.strip()))
-            )
-        ).first()
-        if row is not None and row.email == email and status_of(row) == "pending":
+        if await _invite_pending(conn, email, invite_token):
             return
         raise forbidden("This invitation is not valid for this email address.")
     if policy == "invite":
         raise forbidden("Sign-up on this server needs an invitation: ask a workspace admin.")
     raise forbidden("Sign-up is closed on this server: ask an administrator for an account.")
+
+
+async def _invite_pending(conn: AsyncConnection, email: str, invite_token: str) -> bool:
+    """Is `invite_token` a pending invitation for `email`?"""
+    from perpetuo.auth.api_keys import token_hash
+    from perpetuo.control.invites import status_of
+    from perpetuo.store.schema import invites
+
+    row = (
+        await conn.execute(
+            select(invites).where(invites.c.token_hash == token_hash(invite_token.strip()))
+        )
+    ).first()
+    return row is not None and row.email == email and status_of(row) == "pending"
 
 
 async def _check_password(

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.api.cache_support import Tenant
+from tests.mocks.server import Fault
 from tests.support.gateway import MASTER_KEY
 
 ALIASES = {"openai": "gpt-4o-mini", "azure": "azure-v1-gpt", "anthropic": "claude"}
@@ -138,6 +139,30 @@ def test_stream_with_a_function_call(client, alias):
     pieces = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
     assert "".join(pieces) == call.arguments == '{"city":"weather in Oslo"}'
     assert call.name == "get_weather" and call.call_id
+
+
+@pytest.mark.parametrize(
+    "alias,fault",
+    [
+        ("gpt-4o-mini", None),  # OpenAI's own error events (the mock's "trigger stream error")
+        ("claude", None),  # Anthropic's error event, through the chat form
+        ("gemini-flash", Fault(cut_after=2)),  # the connection drops mid-answer
+    ],
+)
+def test_a_mid_stream_failure_ends_with_error_then_response_failed(client, mocks, alias, fault):
+    if fault is not None:
+        upstream(mocks, alias).fail_next(fault)
+    with client.responses.stream(model=alias, input="trigger stream error now") as stream:
+        events = list(stream)
+    kinds = [event.type for event in events]
+    assert kinds[0] == "response.created" and "response.output_text.delta" in kinds
+    assert kinds[-2:] == ["error", "response.failed"] and "response.completed" not in kinds
+    # The gateway's failure events continue the stream: numbered on, naming its response.
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    failed = events[-1].response
+    assert failed.id == events[0].response.id and failed.status == "failed"
+    assert failed.error.code == "server_error" and failed.error.message
+    assert events[-2].message == failed.error.message
 
 
 # -- structured output ----------------------------------------------------------------------

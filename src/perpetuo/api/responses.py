@@ -86,11 +86,15 @@ async def create(
             keep(answer, False)
         return json_response(answer, headers=headers)
     encoder = StreamEncoder(model, decoded)
+    forwarded = _Forwarded({"id": encoder.id, "model": model})
 
-    def failed(error: GatewayError) -> list[Json]:
-        return response_errors.stream_events(error, {"id": encoder.id, "model": model})
+    def failed(error: GatewayError) -> list[Json]:  # a native stream's failure
+        return response_errors.stream_events(
+            error, forwarded.response, sequence_number=forwarded.count
+        )
 
     def observe(kind: str, data: str) -> None:  # native events: keep the final response
+        forwarded.see(kind, data)
         if keep is not None and kind in TERMINAL:
             final = _decode(data)
             if isinstance(final.get("response"), dict):
@@ -98,6 +102,22 @@ async def create(
 
     events = dialect_events(result, ctx, _Keeping(encoder, keep), failed, observe)
     return StreamingResponse(events, [*SSE_HEADERS, *headers], on_close=result.on_close)
+
+
+class _Forwarded:
+    """What a native stream has sent so far, so that the failure events replacing the
+    provider's continue its numbering and name its response."""
+
+    def __init__(self, response: Json) -> None:
+        self.count = 0
+        self.response = response
+
+    def see(self, kind: str, data: str) -> None:
+        self.count += 1
+        if kind == "response.created":
+            created = _decode(data).get("response")
+            if isinstance(created, dict):
+                self.response = created
 
 
 class _Keeping:
@@ -213,7 +233,7 @@ def _keeper(gw: Gateway, ctx: RequestContext, raw: Json, current: list[Any]) -> 
 
 async def stored(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
     """GET/DELETE /v1/responses/{id}, GET .../input_items, POST .../cancel."""
-    ctx.endpoint = "responses"
+    ctx.endpoint = "stored_responses"  # not an inference call: not in the request log
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     gw.require_scope(ctx.principal, "chat")
     rest = request.path.split("/responses/", 1)[1]

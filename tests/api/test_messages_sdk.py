@@ -228,11 +228,16 @@ def test_count_tokens(claude, mocks, alias):
         assert not upstream(mocks, alias).requests  # nothing was sent to count
 
 
-def test_models_list_in_anthropics_shape(claude):
+def test_models_list_and_retrieve_in_anthropics_shape(claude):
     models = list(claude.models.list())
     ids = [model.id for model in models]
     assert {"claude", "gpt-4o-mini", "azure-v1-gpt", "gemini-flash"} <= set(ids)
     assert all(model.type == "model" and model.created_at for model in models)
+    one = claude.models.retrieve("claude")
+    assert (one.id, one.type, one.display_name) == ("claude", "model", "claude")
+    assert one.created_at == next(m for m in models if m.id == "claude").created_at
+    with pytest.raises(anthropic.NotFoundError):
+        claude.models.retrieve("no-such-model")
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ async def retrieve_model(gw: Gateway, request: Request, ctx: RequestContext) -> 
     if not name:
         raise model_not_found(name)
     alias = gw.resolve_alias(await gw.workspace(ctx.principal), ctx.principal, name)
+    if anthropic_models.wants_anthropic_shape(request.headers):  # Anthropic's models.retrieve
+        return json_response(anthropic_models.model_object(alias.name, _STARTED_AT))
     return json_response(_model_object(alias.name))
 
 

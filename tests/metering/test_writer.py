@@ -162,7 +162,7 @@ async def test_spill_files_of_others_wait_until_quiet_and_abandoned_replays_resu
     import os
 
     from perpetuo.metering.record import encode_record
-    from perpetuo.metering.writer import ABANDONED_AFTER, QUIET_BEFORE_REPLAY
+    from perpetuo.metering.spill import ABANDONED_AFTER, QUIET_BEFORE_REPLAY
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     db = Database(url)
@@ -180,8 +180,8 @@ async def test_spill_files_of_others_wait_until_quiet_and_abandoned_replays_resu
     older = time.time() - ABANDONED_AFTER - 5
     os.utime(abandoned, (older, older))
     writer = UsageWriter(db, spill)
-    await writer._replay_spills()
-    await writer._replay_spills()
+    await writer.replay_spills()
+    await writer.replay_spills()
     assert await count(db) == 2  # records 2 and 3; record 1's file is left to its writer
     assert fresh.exists() and not quiet.exists() and not list(spill.glob("*replaying*"))
     await db.dispose()

@@ -18,12 +18,14 @@ from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.errors import invalid, not_found
 from perpetuo.control.plane import ControlPlane
+from perpetuo.metering.compact import expand_trace
 from perpetuo.metering.rollup import SUMS, percentile
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.schema import LATENCY_COLUMNS, request_logs, usage_rollups
 from perpetuo.store.timeutil import iso, utcnow
 
-GroupBy = Literal["alias", "provider", "model", "key", "user", "tag"]
+# endpoint: the API (dialect) the client spoke: chat, responses, messages or embeddings.
+GroupBy = Literal["endpoint", "alias", "provider", "model", "key", "user", "tag"]
 Granularity = Literal["hour", "day"]
 MAX_RANGE = dt.timedelta(days=400)
 
@@ -156,7 +158,7 @@ _BREAKDOWN_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "
 
 # -- request logs ------------------------------------------------------------------------------
 
-LOG_FILTERS = ("key_id", "user_id", "alias", "provider", "model", "error_code", "cache")
+LOG_FILTERS = ("endpoint", "key_id", "user_id", "alias", "provider", "model", "error_code", "cache")
 
 
 def _log_query(
@@ -222,7 +224,10 @@ def log_view(row: Any, *, full: bool = False) -> dict[str, Any]:
     }
     if full:
         view.update(
-            client_ip=row.client_ip, user_agent=row.user_agent, trace=row.trace, detail=row.detail
+            client_ip=row.client_ip,
+            user_agent=row.user_agent,
+            trace=expand_trace(row.trace, row),
+            detail=row.detail,
         )
     return view
 

@@ -45,14 +45,6 @@ class RequestRecord(msgspec.Struct, omit_defaults=True):
         """Refused or failed, including a stream that broke after its first chunk."""
         return self.status >= 400 or self.error_code is not None
 
-    def row(self) -> dict[str, Any]:
-        """Column values for the request_logs table."""
-        import datetime as dt
-
-        values = msgspec.structs.asdict(self)
-        values["created_at"] = dt.datetime.fromtimestamp(self.created_at, dt.UTC)
-        return values
-
 
 encode_record = msgspec.json.Encoder().encode
 decode_record = msgspec.json.Decoder(RequestRecord).decode

@@ -1,11 +1,16 @@
-"""The request-log writer: off the request path, in batches, and never losing a record.
+"""The request-log writer: off the request path, in batches, bounded, and never losing a
+record quietly.
 
-Requests hand records to `emit` (no I/O, no await). A background task writes them in
-batches (by size or after `flush_interval`), each batch in one transaction with its rollups.
-If the database fails, the batch is retried briefly and then appended to a local spill file
-(fsynced); spill files are replayed once the database answers again. Shutdown writes what
-is queued, or spills it. Replays are idempotent: a record whose id is already stored is
-skipped and not counted twice in rollups.
+Requests hand records to `emit` (an append: no I/O, no lock, no encoding). A thread of the
+writer's own turns them into rows and writes them through a bulk sink (store/bulk/), one
+transaction per batch of up to `batch_size` rows with their rollups folded in memory; on
+the event loop's thread it would be starved whenever the gateway is busy. What waits in
+memory is bounded by bytes and age; past that, and whenever the database fails, records
+are appended to a spill file (fsynced), and replayed from there once the database answers:
+one replay chunk between live batches, so both progress. Replays are idempotent (rows carry
+their request id; one already stored is skipped and not counted twice in rollups). When
+the spill reaches its cap the writer reports itself full (readiness fails) and the records
+that fit nowhere are dropped and counted, with an error logged at most once a minute.
 """
 
 from __future__ import annotations
@@ -13,25 +18,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
+import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from perpetuo.metering.record import RequestRecord, decode_record, encode_record
-from perpetuo.metering.rollup import fold
+from perpetuo.metering.record import RequestRecord, encode_record
+from perpetuo.metering.rows import rollup_rows, to_row
+from perpetuo.metering.spill import Replay, SpillDir
+from perpetuo.store.bulk import RequestLogSink, open_sink
 from perpetuo.store.database import Database
-from perpetuo.store.repos.usage import add_to_rollups, insert_logs, insert_new_logs
 
 log = logging.getLogger("perpetuo.usage")
 
-SPILL_SUFFIX = ".jsonl"
-QUIET_BEFORE_REPLAY = 120.0  # seconds without appends before another process's file is replayed
-ABANDONED_AFTER = 600.0  # a replay claimed this long ago by a process that died
+PROBE_INTERVAL = 1.0  # seconds between attempts while the database is failing
+RESCAN_INTERVAL = 1.0  # seconds between looks at the spill directory
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """How much may wait, and when the writer counts as degraded or full."""
+
+    queue_max_bytes: int = 64 * 1024 * 1024
+    queue_max_age: float = 30.0
+    spill_max_bytes: int = 2 * 1024**3
+    spill_max_age: float = 24 * 3600.0
+    degraded_after: float = 30.0  # writer lag (seconds) past which it reports degraded
+
+
+class EveryMinute:
+    """A log line at most once a minute per kind, saying how many it stands for."""
+
+    def __init__(self, period: float = 60.0) -> None:
+        self.period = period
+        self._last: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+
+    def log(self, level: int, kind: str, message: str, *args: Any) -> None:
+        self._count[kind] = self._count.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.period) >= self.period:
+            times = self._count.pop(kind)
+            self._last[kind] = now
+            suffix = f" ({times} times in the last minute)" if times > 1 else ""
+            log.log(level, message + suffix, *args)
 
 
 class UsageWriter:
@@ -40,39 +72,46 @@ class UsageWriter:
         db: Database,
         spill_dir: Path,
         *,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 0.5,
-        max_queue: int = 20_000,
+        bounds: Bounds | None = None,
         retry_delays: tuple[float, ...] = (0.1, 0.5),
+        lock_timeout: float = 2.0,
     ) -> None:
         self.db = db
-        self.spill_dir = spill_dir
+        self.bounds = bounds or Bounds()
+        self.spill = SpillDir(spill_dir, self.bounds.spill_max_bytes)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.max_queue = max_queue
         self.retry_delays = retry_delays
-        self._queue: deque[RequestRecord] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._spill_name = f"requests-{os.getpid()}-{secrets.token_hex(4)}{SPILL_SUFFIX}"
-        self._db_failing = False
-        # Figures for metrics and tests.
-        self.written = 0
+        self.lock_timeout = lock_timeout
+        self._queue: deque[tuple[float, RequestRecord]] = deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sink: RequestLogSink | None = None
+        self._replay: Replay | None = None
+        self._failing = False
+        self._next_probe = 0.0
+        self._next_rescan = 0.0
+        self._spill_full = False
+        self._inflight_since: float | None = None  # enqueue time of the batch being written
+        self._record_bytes = 1024.0  # running estimate, for the queue's byte bound
+        self._alerts = EveryMinute()
+        self._drain_deadline = float("inf")
+        # Figures for metrics and tests (written by the writer thread only).
+        self.written = 0  # rows inserted, live and replayed
         self.spilled = 0
-        self.replayed = 0
+        self.replayed = 0  # spilled records read back and committed
+        self.dropped = 0
         self.last_flush_seconds = 0.0
 
     # -- the request side --------------------------------------------------------------------
 
     def emit(self, record: RequestRecord) -> None:
-        self._queue.append(record)
-        if len(self._queue) >= self.batch_size:
+        self._queue.append((time.monotonic(), record))
+        if len(self._queue) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
-        if len(self._queue) > self.max_queue:
-            # The database is far behind: keep memory bounded, the disk keeps the records.
-            overflow = [self._queue.popleft() for _ in range(self.batch_size)]
-            self._spill(overflow)
 
     @property
     def queue_depth(self) -> int:
@@ -81,171 +120,288 @@ class UsageWriter:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.spill_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._task = asyncio.create_task(self._run(), name="usage-writer")
+        await asyncio.to_thread(self.spill.prepare)
+        self._thread = threading.Thread(target=self._run, name="request-log-writer", daemon=True)
+        self._thread.start()
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         """Write everything queued (for at most `drain_seconds`), spill the rest."""
-        deadline = time.monotonic() + drain_seconds
-        if self._task is not None:
-            # Let a write in progress finish: cancelling it mid-commit can leave its
-            # connection holding SQLite's write lock, and every later write then waits.
-            self._stopping = True
-            self._wake.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), drain_seconds)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-            self._task = None
-        while self._queue and time.monotonic() < deadline and not self._db_failing:
-            batch = self._take()
-            if not await self._write(batch, retry=False):
-                self._spill(batch)
-        if self._queue:
-            self._spill(self._take(len(self._queue)))
+        self._drain_deadline = time.monotonic() + drain_seconds
+        if self._thread is None:
+            await asyncio.to_thread(self._finish)
+            return
+        self._stopping.set()
+        self._wake.set()
+        await asyncio.to_thread(self._thread.join, drain_seconds + 2 * self.lock_timeout + 5)
+        self._thread = None
 
-    # -- background work ---------------------------------------------------------------------
+    async def replay_spills(self) -> int:
+        """Replay every spill file that may be replayed now; returns the records replayed."""
+        before = self.replayed
+        await asyncio.to_thread(self._replay_all)
+        return self.replayed - before
 
-    async def _run(self) -> None:
-        next_replay = 0.0
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+    # -- state, for metrics and readiness ----------------------------------------------------
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest record not yet in the database (queued, being written, spilled)."""
+        now = time.monotonic()
+        ages = [0.0]
+        with contextlib.suppress(IndexError):  # emptied meanwhile by the writer thread
+            ages.append(now - self._queue[0][0])
+        if (inflight := self._inflight_since) is not None:
+            ages.append(now - inflight)
+        if (oldest := self.spill.usage.oldest) is not None:
+            ages.append(time.time() - oldest)
+        return max(ages)
+
+    def state(self) -> str:
+        usage = self.spill.usage
+        stale = usage.oldest is not None and time.time() - usage.oldest > self.bounds.spill_max_age
+        if self._spill_full or stale:
+            return "full"
+        return "degraded" if self.lag_seconds() > self.bounds.degraded_after else "ok"
+
+    def health(self) -> dict[str, Any]:
+        state = self.state()
+        usage = self.spill.usage
+        return {
+            "ok": state != "full",
+            "state": state,
+            "lag_seconds": round(self.lag_seconds(), 3),
+            "queue_depth": self.queue_depth,
+            "spill_bytes": usage.bytes,
+            "spill_files": usage.files,
+            "dropped": self.dropped,
+        }
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_flush = time.monotonic() + self.flush_interval
+        while not self._stopping.is_set():
+            self._wake.wait(max(0.0, next_flush - time.monotonic()))
             self._wake.clear()
-            while self._queue and not self._stopping:
+            if self._stopping.is_set():
+                break
+            now = time.monotonic()
+            due = now >= next_flush
+            if due:
+                next_flush = now + self.flush_interval
+            try:
+                more = self._cycle(due)
+            except Exception:  # a bug here must not end the thread: records keep coming
+                log.exception("request log writer cycle failed")
+                more = False
+            if more:
+                self._wake.set()
+        self._finish()
+
+    def _cycle(self, due: bool) -> bool:
+        """One round: bounds, live batches, one replay chunk. True when replay work remains."""
+        now = time.monotonic()
+        if now >= self._next_rescan:
+            self._rescan(now)
+        self._bound_queue(now)
+        if self._failing:
+            if now < self._next_probe:
+                return False  # queued records wait for the next attempt (within the bounds)
+            self._next_probe = now + PROBE_INTERVAL
+            if self._queue:
                 batch = self._take()
-                try:
-                    written = await self._write(batch, retry=True)
-                except asyncio.CancelledError:
-                    # Shutdown mid-write: hand the batch back to stop() (a replay of rows
-                    # that did commit is harmless: ids are unique).
-                    self._queue.extendleft(reversed(batch))
-                    raise
-                if not written:
-                    self._spill(batch)
-                    break
-                if len(self._queue) < self.batch_size:
-                    # What arrived during the write waits for the next flush: writing it at
-                    # once would commit a handful of records per transaction under steady
-                    # traffic, a commit's fixed cost for each few requests.
-                    break
-            if self._stopping:
-                return  # stop() writes what is left
-            if not self._db_failing and time.monotonic() >= next_replay:
-                next_replay = time.monotonic() + 5.0
-                await self._replay_spills()
+                if not self._write(batch, retry=False):
+                    self._spill_records(batch)
+                    self._spill_queued()
+                    return False
+            elif not self._probe():
+                return False
+            log.info("request log writes succeed again")
+            self._failing = False
+        while self._queue and (due or len(self._queue) >= self.batch_size):
+            # What is left after full batches waits for the interval: writing it at once would
+            # commit a handful of records per transaction under steady traffic.
+            batch = self._take()
+            if not self._write(batch, retry=True):
+                self._spill_records(batch)
+                self._spill_queued()
+                return False
+        return self._replay_chunk()
+
+    def _finish(self) -> None:
+        """At stop: write what is queued until the drain deadline, spill the rest."""
+        if self._replay is not None:
+            self._replay.release()
+            self._replay = None
+        while self._queue and not self._failing and time.monotonic() < self._drain_deadline:
+            batch = self._take()
+            if not self._write(batch, retry=False):
+                self._spill_records(batch)
+        if self._queue:
+            self._spill_records(self._take(len(self._queue)), bounded=True)
+        self._close_sink()
 
     def _take(self, count: int | None = None) -> list[RequestRecord]:
         count = min(count or self.batch_size, len(self._queue))
-        return [self._queue.popleft() for _ in range(count)]
+        taken = [self._queue.popleft() for _ in range(count)]
+        if taken:
+            self._inflight_since = taken[0][0]
+        return [record for _, record in taken]
 
-    async def _write(self, batch: list[RequestRecord], *, retry: bool) -> bool:
+    def _write(self, batch: list[RequestRecord], *, retry: bool, fresh: bool = True) -> bool:
         delays = (*self.retry_delays, None) if retry else (None,)
-        for delay in delays:
-            started = time.perf_counter()
-            try:
-                await write_batch(self.db, batch)
-            except Exception as exc:
-                if not self._db_failing:
-                    log.warning("request log write failed (%s); will retry, then spill", exc)
-                self._db_failing = True
-                if delay is None:
-                    return False
-                await asyncio.sleep(delay)
-                continue
-            if self._db_failing:
-                log.info("request log writes succeed again")
-            self._db_failing = False
-            self.written += len(batch)
-            self.last_flush_seconds = time.perf_counter() - started
-            return True
-        return False
-
-    # -- spill files -------------------------------------------------------------------------
-
-    def _spill(self, batch: list[RequestRecord]) -> None:
-        """Append to this process's spill file and fsync: on disk before we let go of them."""
-        if not batch:
-            return
-        self.spill_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = b"".join(encode_record(record) + b"\n" for record in batch)
-        fd = os.open(
-            self.spill_dir / self._spill_name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-        )
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            for delay in delays:
+                started = time.perf_counter()
+                try:
+                    sink = self._sink or open_sink(self.db.url, lock_timeout=self.lock_timeout)
+                    self._sink = sink
+                    inserted = _write_records(sink, batch, fresh=fresh)
+                except Exception as exc:
+                    self._close_sink()
+                    self._note_failure(exc)
+                    if delay is None or self._stopping.wait(delay):
+                        return False
+                    continue
+                self.written += inserted
+                self.last_flush_seconds = time.perf_counter() - started
+                self._record_bytes += (len(encode_record(batch[0])) - self._record_bytes) * 0.1
+                return True
+            return False
         finally:
-            os.close(fd)
-        self.spilled += len(batch)
-        log.warning("spilled %d request log records to %s", len(batch), self.spill_dir)
+            self._inflight_since = None
 
-    async def _replay_spills(self) -> None:
-        """Replay this process's spill file, and others' once they have been quiet for a
-        while (their writer is gone, or has nothing more to add); a replay abandoned by a
-        process that died is taken up again later."""
-        now = time.time()
-        for stale in self.spill_dir.glob(f"*{SPILL_SUFFIX}.replaying-*"):
-            if now - _mtime(stale) > ABANDONED_AFTER:
-                with contextlib.suppress(OSError):
-                    stale.rename(stale.with_name(stale.name.split(".replaying-")[0]))
-        for path in sorted(self.spill_dir.glob(f"*{SPILL_SUFFIX}")):
-            if path.name != self._spill_name and now - _mtime(path) < QUIET_BEFORE_REPLAY:
-                continue  # another live writer may still be appending to it
-            claimed = path.with_name(f"{path.name}.replaying-{os.getpid()}")
-            try:
-                path.rename(claimed)  # atomic: one process replays each file
-            except OSError:
-                continue
-            if not await self._replay_file(claimed):
-                with contextlib.suppress(OSError):
-                    claimed.rename(path)  # give it back for a later attempt
-                return
+    def _note_failure(self, exc: Exception) -> None:
+        if not self._failing:
+            log.warning("request log write failed (%s); records go to the spill", exc)
+        else:
+            self._alerts.log(logging.WARNING, "failing", "request log writes still fail (%s)", exc)
+        self._failing = True
+        self._next_probe = time.monotonic() + PROBE_INTERVAL
 
-    async def _replay_file(self, path: Path) -> bool:
-        records = []
-        with path.open("rb") as handle:
-            for line in handle:
-                if line.endswith(b"\n"):  # a torn last line (crash mid-write) is skipped
-                    try:
-                        records.append(decode_record(line))
-                    except ValueError:
-                        log.error("unreadable line in spill file %s skipped", path)
-        for start in range(0, len(records), self.batch_size):
-            if not await self._write(records[start : start + self.batch_size], retry=False):
-                return False
-        self.replayed += len(records)
-        path.unlink()  # noqa: ASYNC240 (a local unlink; spill files are the rare degraded path)
-        log.info("replayed %d spilled request log records", len(records))
+    def _probe(self) -> bool:
+        try:
+            sink = self._sink or open_sink(self.db.url, lock_timeout=self.lock_timeout)
+            self._sink = sink
+            sink.ping()
+        except Exception:
+            self._close_sink()
+            return False
         return True
 
+    def _close_sink(self) -> None:
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            try:
+                sink.close()
+            except Exception as exc:
+                log.debug("closing the request log sink failed: %s", exc)
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return time.time()
+    # -- bounds and the spill ----------------------------------------------------------------
+
+    def _bound_queue(self, now: float) -> None:
+        """Records past the queue's byte or age bound go to the spill (oldest first)."""
+        queue = self._queue
+        excess = len(queue) - int(self.bounds.queue_max_bytes / self._record_bytes)
+        victims = [queue.popleft()[1] for _ in range(max(0, excess))]
+        cutoff = now - self.bounds.queue_max_age
+        while queue and queue[0][0] < cutoff:
+            victims.append(queue.popleft()[1])
+        if victims:
+            self._spill_records(victims, bounded=True)
+
+    def _spill_queued(self) -> None:
+        """While the database fails, what is queued goes to disk (while the spill has room)."""
+        if self._queue and not self._spill_full:
+            self._spill_records(self._take(len(self._queue)))
+            self._inflight_since = None
+
+    def _spill_records(self, records: list[RequestRecord], *, bounded: bool = False) -> None:
+        """To disk; when the spill is full, back to the queue, or (`bounded`: they are past
+        the queue's bounds) dropped and counted."""
+        if not records:
+            return
+        data = b"".join(encode_record(record) + b"\n" for record in records)
+        self._record_bytes = len(data) / len(records)
+        if self.spill.append(data):
+            self.spilled += len(records)
+            self._alerts.log(
+                logging.WARNING,
+                "spilled",
+                "request log is behind: %d records spilled to %s (%d bytes waiting)",
+                len(records),
+                self.spill.path,
+                self.spill.usage.bytes,
+            )
+            return
+        self._spill_full = True
+        if not bounded:
+            self._queue.extendleft((time.monotonic(), r) for r in reversed(records))
+            return
+        self.dropped += len(records)
+        self._alerts.log(
+            logging.ERROR,
+            "dropped",
+            "request log spill is full (%d bytes): %d records dropped; not ready until it drains",
+            self.spill.max_bytes,
+            len(records),
+        )
+
+    def _rescan(self, now: float) -> None:
+        self._next_rescan = now + RESCAN_INTERVAL
+        usage = self.spill.rescan()
+        if self._spill_full and usage.bytes < self.spill.max_bytes * 0.9:
+            self._spill_full = False
+
+    def _replay_chunk(self) -> bool:
+        """Replay up to one batch of spilled records; True when more is waiting."""
+        if self._replay is None:
+            if self.spill.usage.files == 0:
+                return False
+            self._replay = self.spill.claim_next()
+            if self._replay is None:
+                return False
+        records, end = self._replay.read(self.batch_size)
+        if not records:
+            replay, self._replay = self._replay, None
+            replay.finish()
+            if replay.unreadable:
+                log.error(
+                    "%d unreadable lines in spill file %s skipped",
+                    replay.unreadable,
+                    replay.original,
+                )
+            log.info("replayed spill file %s", replay.original.name)
+            self._rescan(time.monotonic())
+            return self.spill.usage.files > 0
+        if not self._write(records, retry=False, fresh=False):
+            self._replay.release()
+            self._replay = None
+            return False
+        self._replay.commit(end)
+        self.replayed += len(records)
+        return True
+
+    def _replay_all(self) -> None:
+        self._rescan(time.monotonic())
+        while self._replay_chunk():
+            pass
+        self._close_sink()
 
 
-async def write_batch(db: Database, batch: list[RequestRecord]) -> None:
-    """Logs and their rollups in one transaction: both or neither. Records are normally new,
-    so they are inserted plainly; if some were written before (a batch replayed after a
-    commit whose answer was lost), the batch is written again skipping those."""
-    rows = [record.row() for record in batch]
-    try:
-        async with db.begin() as conn:
-            await insert_new_logs(conn, rows)
-            await add_to_rollups(conn, _rollup_rows(batch))
-    except IntegrityError:
-        async with db.begin() as conn:
-            inserted = await insert_logs(conn, rows)
-            await add_to_rollups(conn, _rollup_rows([r for r in batch if r.id in inserted]))
+async def write_batch(db: Database, batch: list[RequestRecord]) -> int:
+    """Write `batch` at once through the writer's own path (for tools and tests); returns how
+    many rows were new."""
+
+    def write() -> int:
+        sink = open_sink(db.url)
+        try:
+            return _write_records(sink, batch, fresh=True)
+        finally:
+            sink.close()
+
+    return await asyncio.to_thread(write)
 
 
-def _rollup_rows(records: list[RequestRecord]) -> list[dict[str, Any]]:
-    return [
-        {"workspace_id": ws, "bucket": bucket, "dim": dim, "value": value, **counters}
-        for (ws, bucket, dim, value), counters in fold(records).items()
-    ]
+def _write_records(sink: RequestLogSink, batch: list[RequestRecord], *, fresh: bool) -> int:
+    rows = [to_row(record, sink.stamp) for record in batch]
+    return sink.write(rows, lambda picked: rollup_rows(batch, picked, sink.stamp), fresh=fresh)

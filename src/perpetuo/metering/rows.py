@@ -1,0 +1,52 @@
+"""Request records as the bulk sinks take them: tuples in column order, rollups as tuples.
+
+This runs on the writer's thread, not on the event loop: turning a record into a row (its
+timestamp, its JSON fields, the compacted trace) is most of a row's cost in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+
+from perpetuo.metering.compact import compact_trace
+from perpetuo.metering.record import RequestRecord
+from perpetuo.metering.rollup import fold
+from perpetuo.store.bulk import LOG_COLUMNS, ROLLUP_COUNTERS, Row
+
+_encode = msgspec.json.Encoder().encode
+_values = attrgetter(*LOG_COLUMNS)
+_CREATED = LOG_COLUMNS.index("created_at")
+_TAGS = LOG_COLUMNS.index("tags")
+_TRACE = LOG_COLUMNS.index("trace")
+_DETAIL = LOG_COLUMNS.index("detail")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else _encode(value).decode()
+
+
+def to_row(record: RequestRecord, stamp: Callable[[float], Any]) -> Row:
+    row = list(_values(record))
+    row[_CREATED] = stamp(record.created_at)
+    if record.tags is not None:
+        row[_TAGS] = _json(record.tags)
+    if record.trace is not None:
+        row[_TRACE] = _json(compact_trace(record.trace, record))
+    if record.detail is not None:
+        row[_DETAIL] = _json(record.detail)
+    return tuple(row)
+
+
+def rollup_rows(
+    records: Sequence[RequestRecord], indexes: Sequence[int] | None, stamp: Callable[[float], Any]
+) -> list[Row]:
+    """The rollup increments of `records` (only those at `indexes`, when given)."""
+    chosen = records if indexes is None else [records[i] for i in indexes]
+    return [
+        (workspace, stamp(bucket.timestamp()), dim, value, *(counts[n] for n in ROLLUP_COUNTERS))
+        for (workspace, bucket, dim, value), counts in fold(chosen).items()
+    ]

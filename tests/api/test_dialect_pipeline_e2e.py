@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from tests.api.cache_support import until
 from tests.api.dialects.matrix_support import (
     Answer,
     messages_answer,
@@ -214,10 +215,16 @@ def test_a_rewriting_policy_refuses_what_only_the_native_lane_carries(gw, mocks)
 # -- the cache ------------------------------------------------------------------------------
 
 
+def cache_entries(gw: GatewayProcess) -> int:
+    stats = httpx.get(f"{gw.url}/api/workspaces/ws_default/cache", headers=ADMIN, timeout=30)
+    return stats.json()["data"]["exact"]["entries"]
+
+
 def test_the_cache_hits_within_a_dialect_and_never_across(gw, mocks):
     body = messages("cached", "remember this answer")
     first = call(gw, "/v1/messages", body)
     assert first.headers["x-perpetuo-cache"] == "miss"
+    assert until(lambda: cache_entries(gw) == 1)  # answers are stored off the response path
     second = call(gw, "/v1/messages", body)
     assert second.headers["x-perpetuo-cache"] == "hit"
     assert second.json()["content"] == first.json()["content"]

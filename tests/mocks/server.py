@@ -175,8 +175,8 @@ class MockUpstream:
                     if request.transport is not None:
                         request.transport.abort()
                     return response
+                self.answers[slot] += event  # first: the client may have it all at once
                 await response.write(event)
-                self.answers[slot] += event
                 if fault and fault.event_delay:
                     await asyncio.sleep(fault.event_delay)
             await response.write_eof()

@@ -1,5 +1,6 @@
-"""Metering end to end: requests through the openai SDK become request-log records and
-rollups, queryable by time, model, key and tag, searchable, and exportable as CSV."""
+"""Metering end to end: requests through the openai and anthropic SDKs become request-log
+records and rollups, queryable by time, API, model, key and tag, searchable, and exportable
+as CSV."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import io
 import time
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -107,6 +109,52 @@ def test_requests_become_logs_and_rollups(gw, mocks):
     failed = get(gw, "/logs/export.csv", key_id=key["id"], error_code=errors_only[0]["error_code"])
     failed_rows = list(csv.DictReader(io.StringIO(failed.text)))
     assert failed_rows and {r["status"] for r in failed_rows} == {str(errors_only[0]["status"])}
+
+
+def test_each_request_is_logged_and_counted_under_its_api(gw):
+    """Chat Completions, Responses and Messages requests are logged with the API the client
+    spoke, on both lanes; the log filters on it and usage groups by it. Counting tokens and
+    reading a stored response are not inference requests and are not logged."""
+    key = httpx.post(f"{gw.url}{BASE}/keys", headers=ADMIN, json={"name": "dialects"}).json()
+    key = key["data"]
+    gpt = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key["key"], max_retries=0)
+    claude = anthropic.Anthropic(base_url=gw.url, api_key=key["key"], max_retries=0)
+    gpt.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
+    answer = gpt.responses.create(model="gpt-4o-mini", input="b")  # OpenAI: pass-through
+    list(gpt.responses.create(model="claude", input="c", stream=True))  # translated
+    turn = [{"role": "user", "content": "d"}]
+    claude.messages.create(model="claude", max_tokens=64, messages=turn)  # pass-through
+    with claude.messages.stream(model="gpt-4o-mini", max_tokens=64, messages=turn) as stream:
+        stream.get_final_message()  # translated
+    claude.messages.count_tokens(model="claude", messages=turn)
+    gpt.responses.retrieve(answer.id)
+
+    logs = wait_for_logs(gw, 5, key_id=key["id"])
+    time.sleep(1)  # anything logged by mistake (the count, the read) has arrived too
+    logs = get(gw, "/logs", key_id=key["id"]).json()["data"]
+    assert (
+        sorted(e["endpoint"] for e in logs) == ["chat", "messages", "messages"] + ["responses"] * 2
+    )
+    assert all(e["status"] == 200 and e["prompt_tokens"] > 0 for e in logs)
+    messages = get(gw, "/logs", key_id=key["id"], endpoint="messages").json()["data"]
+    assert {(e["endpoint"], e["provider"], e["stream"]) for e in messages} == {
+        ("messages", "anthropic-main", False),
+        ("messages", "openai-main", True),
+    }
+    exported = get(gw, "/logs/export.csv", key_id=key["id"], endpoint="responses")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["endpoint"] for r in rows] == ["responses", "responses"]
+
+    # Usage by API. Other tests of this module send chat requests only.
+    totals = {
+        r["group"]: r for r in get(gw, "/usage/breakdown", group_by="endpoint").json()["data"]
+    }
+    assert totals["responses"]["requests"] == 2 and totals["messages"]["requests"] == 2
+    assert totals["chat"]["requests"] >= 1
+    assert totals["messages"]["prompt_tokens"] == sum(e["prompt_tokens"] for e in messages)
+    series = get(gw, "/usage", group_by="endpoint").json()["data"]
+    assert sum(r["requests"] for r in series if r["group"] == "messages") == 2
+    assert {r["group"] for r in series} >= {"chat", "responses", "messages"}
 
 
 def test_query_validation(gw):

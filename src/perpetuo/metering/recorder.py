@@ -12,7 +12,9 @@ from perpetuo.schema.usage import Usage
 if TYPE_CHECKING:
     from perpetuo.pipeline.context import RequestContext
 
-LOGGED_ENDPOINTS = frozenset({"chat", "embeddings"})
+# Inference calls, named by the API (dialect) the client spoke; token counting and stored
+# responses' reads, deletes and lists are not logged.
+LOGGED_ENDPOINTS = frozenset({"chat", "responses", "messages", "embeddings"})
 
 
 def cost_micros(deployment: Deployment | None, usage: Usage | None) -> int:

@@ -1,7 +1,8 @@
 """Folding request records into hourly usage rollups, per dimension.
 
-Each request adds to one row per dimension it has: all, alias, provider, model, key, user,
-and one per tag. Percentiles come from the latency histogram kept in each row.
+Each request adds to one row per dimension it has: all, endpoint (the API the client spoke:
+chat, responses, messages or embeddings), alias, provider, model, key, user, and one per tag.
+Percentiles come from the latency histogram kept in each row.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SUMS = (  # counters that add up across rows; the latency histogram columns foll
     "latency_sum_ms",
 )
 COUNTERS = (*SUMS, *LATENCY_COLUMNS)
-DIMENSIONS = ("all", "alias", "provider", "model", "key", "user", "tag")
+DIMENSIONS = ("all", "endpoint", "alias", "provider", "model", "key", "user", "tag")
 
 
 def hour_of(epoch: float) -> dt.datetime:
@@ -41,6 +42,7 @@ def latency_column(latency_ms: float) -> str:
 def _dimensions(record: RequestRecord) -> list[tuple[str, str]]:
     dims = [("all", "")]
     for dim, value in (
+        ("endpoint", record.endpoint),
         ("alias", record.alias),
         ("provider", record.provider),
         ("model", record.model),

@@ -280,9 +280,8 @@ usage_rollups = Table(
     metadata,
     Column("workspace_id", String(40), primary_key=True),
     Column("bucket", UTCDateTime, primary_key=True),  # the hour
-    Column(
-        "dim", String(16), primary_key=True
-    ),  # all | alias | provider | model | key | user | tag
+    # all | endpoint | alias | provider | model | key | user | tag (metering/rollup.py)
+    Column("dim", String(16), primary_key=True),
     Column("value", String(200), primary_key=True),
     Column("requests", Integer, nullable=False, default=0),
     Column("errors", Integer, nullable=False, default=0),

@@ -46,7 +46,9 @@ async def usage(
     return {"data": rows, "next_cursor": None, "has_more": False}
 
 
-@router.get("/usage/breakdown", summary="Totals per model, provider, key, user or tag")
+@router.get(
+    "/usage/breakdown", summary="Totals per API (endpoint), model, provider, key, user or tag"
+)
 async def breakdown(
     workspace_id: str,
     actor: ActorDep,
@@ -62,6 +64,10 @@ async def breakdown(
 
 
 def _filters(
+    endpoint: Annotated[
+        str | None,
+        Query(description="The API the client spoke: chat, responses, messages, embeddings"),
+    ] = None,
     key_id: str | None = None,
     user_id: str | None = None,
     alias: str | None = None,
@@ -82,6 +88,7 @@ def _filters(
 
         raise invalid("`status` is ok, error, or an HTTP status code.", "status")
     return {
+        "endpoint": endpoint,
         "key_id": key_id,
         "user_id": user_id,
         "alias": alias,

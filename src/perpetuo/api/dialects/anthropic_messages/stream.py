@@ -84,8 +84,7 @@ class StreamEncoder:
         if self._done:
             return []
         events: list[Json] = []
-        usage = Usage.from_openai(chunk.get("usage"))
-        if usage is not None:
+        if "usage" in chunk and (usage := Usage.from_openai(chunk["usage"])) is not None:
             self._usage = usage
         if not self._started:
             events.append(self._message_start(chunk.get("id")))
@@ -144,8 +143,9 @@ class StreamEncoder:
         reasoning = delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
             self._reasoning.append(reasoning)
-        for block in thinking_blocks(delta.get("thinking_blocks")):
-            self._thinking(block, events)
+        if "thinking_blocks" in delta:
+            for block in thinking_blocks(delta["thinking_blocks"]):
+                self._thinking(block, events)
         for name in ("content", "refusal"):
             text = delta.get(name)
             if isinstance(text, str) and text:

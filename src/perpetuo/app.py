@@ -24,7 +24,7 @@ from perpetuo.control.plane import ControlPlane
 from perpetuo.control.stored_responses import ResponseStore
 from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.limits import build_limit_engine
-from perpetuo.metering.writer import UsageWriter
+from perpetuo.metering.writer import Bounds, UsageWriter
 from perpetuo.observability import logs
 from perpetuo.observability.metrics import GatewayMetrics
 from perpetuo.observability.tracing import Tracing
@@ -73,7 +73,8 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     plane.egress = policy_for(config.egress, settings.host, settings.port)
     keys = KeyCache(key_loader(plane.db))
     plane.changes.subscribe(KEY, keys.invalidate_key)
-    workspace_routes = WorkspaceRoutes(plane.db, plane.keyring, egress=plane.egress)
+    workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)
+    workspace_routes.set_policies(plane.egress, config.upstream_limits)
     limits = build_limit_engine(settings, plane.db, client)
     limits.alerts.egress = plane.egress
     plane.credit_listener = limits.credits_granted
@@ -96,7 +97,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         plane=plane,
         keys=keys,
         workspace_routes=workspace_routes,
-        usage=UsageWriter(plane.db, settings.data_dir / "spill"),
+        usage=request_log_writer(settings, plane.db),
         tracing=Tracing(settings.otlp_endpoint),
         limits=limits,
         cache=cache,
@@ -108,6 +109,23 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         config_path=settings.config,
         master_key=master,
         listen=(settings.host, settings.port),
+    )
+
+
+def request_log_writer(settings: Settings, db: Database) -> UsageWriter:
+    bounds = Bounds(
+        queue_max_bytes=settings.request_log_queue_max_bytes,
+        queue_max_age=settings.request_log_queue_max_age,
+        spill_max_bytes=settings.request_log_spill_max_bytes,
+        spill_max_age=settings.request_log_spill_max_age,
+        degraded_after=settings.request_log_degraded_after,
+    )
+    return UsageWriter(
+        db,
+        settings.data_dir / "spill",
+        batch_size=settings.request_log_batch_size,
+        flush_interval=settings.request_log_flush_interval,
+        bounds=bounds,
     )
 
 
@@ -127,7 +145,12 @@ def subscribe_cache(plane: ControlPlane, cache: ResponseCache) -> None:
 def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> GatewayApp:
     """The application; uvicorn calls this (as a factory) in every worker process."""
     settings = settings or Settings()
-    logs.configure(settings.log_level, settings.log_format, settings.log_levels)
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
+        settings.log_levels,
+        access=logs.AccessPolicy.from_settings(settings),
+    )
     if config is None:
         config = load_config(settings.config)
     return GatewayApp(build_gateway(settings, config), TrustedProxies(settings.trusted_proxies))

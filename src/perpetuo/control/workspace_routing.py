@@ -22,6 +22,7 @@ from perpetuo.config.model import (
     GatewayConfig,
     ModelAliasConfig,
     ProviderConfig,
+    UpstreamLimitsConfig,
 )
 from perpetuo.limits.plans import WorkspaceLimits
 from perpetuo.routing.table import Alias, RoutingTable
@@ -61,6 +62,7 @@ def build_table(
     credentials: dict[str, Any],
     keyring: Keyring | None,
     egress: EgressPolicy | None = None,
+    upstream_limits: UpstreamLimitsConfig | None = None,
 ) -> WorkspaceState:
     """Aliases from stored specs; deployments whose credential is gone are left out, and an
     alias left with none is listed as disabled with the reason."""
@@ -114,6 +116,8 @@ def build_table(
         )
     try:
         config = GatewayConfig(providers=providers, models=specs)
+        if upstream_limits is not None:  # the operator's caps hold for tenants' endpoints too
+            config = config.model_copy(update={"upstream_limits": upstream_limits})
         # A tenant's endpoints: every connection passes the egress policy.
         built = RoutingTable.build(config, "workspace", egress=egress or EgressPolicy())
     except (ConfigError, ValueError) as exc:
@@ -124,7 +128,11 @@ def build_table(
 
 
 async def load_table(
-    db: Database, keyring: Keyring | None, workspace_id: str, egress: EgressPolicy | None = None
+    db: Database,
+    keyring: Keyring | None,
+    workspace_id: str,
+    egress: EgressPolicy | None = None,
+    upstream_limits: UpstreamLimitsConfig | None = None,
 ) -> WorkspaceState:
     async with db.connect() as conn:
         settings = await conn.scalar(
@@ -145,7 +153,8 @@ async def load_table(
             )
         ).all()
     return _with_settings(
-        build_table(list(models), {row.id: row for row in creds}, keyring, egress), settings
+        build_table(list(models), {row.id: row for row in creds}, keyring, egress, upstream_limits),
+        settings,
     )
 
 
@@ -172,6 +181,7 @@ class WorkspaceRoutes:
         self._db = db
         self._keyring = keyring
         self.egress = egress or EgressPolicy()
+        self.upstream_limits: UpstreamLimitsConfig | None = None  # the operator's caps
         self._ttl = ttl
         self._tables: dict[str, tuple[WorkspaceState, float]] = {}
         self._flight: SingleFlight[WorkspaceState] = SingleFlight()
@@ -183,7 +193,9 @@ class WorkspaceRoutes:
         return await self._flight.run(workspace_id, lambda: self._load(workspace_id))
 
     async def _load(self, workspace_id: str) -> WorkspaceState:
-        table = await load_table(self._db, self._keyring, workspace_id, self.egress)
+        table = await load_table(
+            self._db, self._keyring, workspace_id, self.egress, self.upstream_limits
+        )
         self._tables[workspace_id] = (table, time.monotonic() + self._ttl)
         return table
 
@@ -195,8 +207,9 @@ class WorkspaceRoutes:
     def invalidate(self, workspace_id: str) -> None:
         self._tables.pop(workspace_id, None)
 
-    def set_egress(self, egress: EgressPolicy) -> None:
-        """A new policy (config reload): every table is rebuilt under it on next use."""
-        if egress != self.egress:
-            self.egress = egress
+    def set_policies(self, egress: EgressPolicy, upstream_limits: UpstreamLimitsConfig) -> None:
+        """The operator's egress policy and upstream caps (at start and on reload): every
+        table is rebuilt under them on next use when they changed."""
+        if egress != self.egress or upstream_limits != self.upstream_limits:
+            self.egress, self.upstream_limits = egress, upstream_limits
             self._tables.clear()

@@ -40,11 +40,14 @@ class EmbeddedDemo:
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
 
     async def aclose(self) -> None:
+        global _embedded
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._task, 5)
         self._socket.close()
+        if _embedded is self:  # a gateway built later in this process binds a new one
+            _embedded = None
 
 
 def run_standalone(host: str, port: int) -> None:

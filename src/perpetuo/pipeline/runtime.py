@@ -164,7 +164,7 @@ class Gateway:
         self.config, self.table = config, table
         egress = policy_for(config.egress, *self.listen)
         self.plane.egress = self.limits.alerts.egress = egress
-        self.workspace_routes.set_egress(egress)
+        self.workspace_routes.set_policies(egress, config.upstream_limits)
         if self.metrics is not None:
             self.metrics.aliases, self.metrics.providers = set(table.aliases), set(config.providers)
         log.info("configuration reloaded: %d aliases", len(table.aliases))
@@ -206,6 +206,18 @@ class Gateway:
                 spilled=self.usage.spilled,
                 flush_seconds=self.usage.last_flush_seconds,
                 breakers=breakers,
+            )
+            usage = self.usage
+            sampled_out, access_dropped = logs.access_counts()
+            self.metrics.refresh_request_log(
+                usage.health(),
+                {
+                    "written": usage.written,
+                    "replayed": usage.replayed,
+                    "dropped": usage.dropped,
+                    "sampled_out": sampled_out,
+                    "access_dropped": access_dropped,
+                },
             )
             await asyncio.sleep(interval)
 

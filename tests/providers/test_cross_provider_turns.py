@@ -11,8 +11,8 @@ import msgspec
 
 from perpetuo.providers.anthropic import MESSAGES, AnthropicAdapter
 from perpetuo.providers.base import NativeRequest, Target
-from perpetuo.providers.openai import RESPONSES
-from perpetuo.providers.registry import adapter_for
+from perpetuo.providers.openai import RESPONSES, OpenAIAdapter
+from perpetuo.providers.presets import OPENAI_PRESETS
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.reasoning import seal
 from perpetuo.transport.url import URL
@@ -56,7 +56,7 @@ def test_a_tool_turn_claude_opened_thinking_keeps_thinking():
 
 
 def test_sealed_thinking_is_not_sent_to_openai_and_everything_else_is():
-    adapter = adapter_for("openai")
+    adapter = OpenAIAdapter("openai", OPENAI_PRESETS["openai"])
     items = [
         {"role": "user", "content": "go"},
         {"type": "reasoning", "id": "rs_a", "summary": [], "encrypted_content": seal(THOUGHT)},

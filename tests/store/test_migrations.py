@@ -126,3 +126,58 @@ async def test_upgrading_an_older_database_keeps_its_data(store_url):
         assert actions == ["api_key.create", "credential.create"]
     finally:
         await db.dispose()
+
+
+async def test_request_logs_of_an_older_database_come_through_partitioning(store_url):
+    """A populated database at 0005 keeps every request-log row (and its rollups) through
+    0006; on PostgreSQL each day lands in its own partition, and the table takes new rows,
+    replays included, as before. Downgrading brings the rows back into one table."""
+    import datetime as dt
+
+    from sqlalchemy import func
+
+    from perpetuo.metering.record import RequestRecord
+    from perpetuo.metering.writer import write_batch
+    from perpetuo.store.schema import request_logs, usage_rollups
+
+    db = Database(store_url)
+    now = dt.datetime.now(dt.UTC)
+
+    def record(i: int, days_ago: int) -> RequestRecord:
+        stamp = (now - dt.timedelta(days=days_ago)).timestamp()
+        return RequestRecord(
+            id=f"req_{i}", workspace_id="ws_default", created_at=stamp, endpoint="chat", status=200
+        )
+
+    async def ids_and_requests() -> tuple[set[str], int]:
+        async with db.connect() as conn:
+            ids = set((await conn.execute(select(request_logs.c.id))).scalars())
+            requests = await conn.scalar(
+                select(func.sum(usage_rollups.c.requests)).where(usage_rollups.c.dim == "all")
+            )
+        return ids, int(requests or 0)
+
+    try:
+        await upgrade(db, "0005")
+        old = [record(i, days_ago=i % 3) for i in range(9)]
+        assert await write_batch(db, old) == 9
+        await upgrade(db)
+        assert await current_revision(db) == HEAD_REVISION
+        assert await ids_and_requests() == ({f"req_{i}" for i in range(9)}, 9)
+        if db.dialect == "postgresql":
+            async with db.connect() as conn:
+                parts = await conn.execute(
+                    text(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'request_logs'"
+                    )
+                )
+                days = {(now - dt.timedelta(days=d)).strftime("%Y%m%d") for d in range(3)}
+                assert {f"request_logs_p{d}" for d in days} <= set(parts.scalars())
+        # A replay of old rows next to new ones: one row each, rollups counted once.
+        assert await write_batch(db, [*old[:4], record(100, days_ago=0)]) == 1
+        assert await ids_and_requests() == ({*(f"req_{i}" for i in range(9)), "req_100"}, 10)
+        await downgrade(db, "0005")
+        assert (await ids_and_requests())[0] == {*(f"req_{i}" for i in range(9)), "req_100"}
+    finally:
+        await db.dispose()

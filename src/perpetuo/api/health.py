@@ -25,10 +25,11 @@ async def live(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
 
 
 async def ready(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
-    """200 when the store answers, Redis answers (if configured) and every alias has a
-    deployment whose circuit is not open; 503 otherwise. For operators each check reports
-    its state and latency; the routing detail names each deployment's breaker state,
-    latency, error rate and in-flight count."""
+    """200 when the store answers, Redis answers (if configured), every alias has a
+    deployment whose circuit is not open and the request log has room (its spill is below
+    its cap); 503 otherwise. A lagging request log shows as degraded without failing. For
+    operators each check reports its state and latency; the routing detail names each
+    deployment's breaker state, latency, error rate and in-flight count."""
     changes = gw.plane.changes
     store = await _timed(gw.plane.db.ping)
     redis = await _timed(changes.ping_redis) if changes.redis_url else {"configured": False}
@@ -38,6 +39,7 @@ async def ready(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
         "store": store,
         "redis": redis,
         "routing": {"ok": routing_ok, "aliases": aliases, **detail},
+        "request_log": gw.usage.health(),
     }
     ok = all(check.get("ok", True) for check in checks.values())
     body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}

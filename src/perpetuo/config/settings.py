@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,11 +61,83 @@ class Settings(BaseSettings):
         description="Peers (addresses or CIDRs, comma-separated, or *) whose X-Forwarded-For "
         "gives the client address, for IP allowlists, throttling and logs",
     )
+    request_log_batch_size: int = Field(
+        default=2000, ge=1, description="Request-log rows written per transaction, at most"
+    )
+    request_log_flush_interval: float = Field(
+        default=0.5, gt=0, description="Seconds a partial batch of request-log rows waits"
+    )
+    request_log_queue_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Request-log records kept in memory while the database is behind; past "
+        "this, the oldest go to the spill directory",
+    )
+    request_log_queue_max_age: float = Field(
+        default=30.0, gt=0, description="Seconds a request-log record may wait in memory"
+    )
+    request_log_spill_max_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1024,
+        description="Cap of the spill directory (records the database could not take yet); "
+        "at the cap the gateway reports not ready and records that fit nowhere are dropped "
+        "(counted and logged)",
+    )
+    request_log_spill_max_age: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="A spilled record older than this (seconds) makes the gateway not ready",
+    )
+    request_log_degraded_after: float = Field(
+        default=30.0,
+        gt=0,
+        description="Writer lag (seconds) past which readiness shows the request log degraded",
+    )
+    access_log_max_per_second: float = Field(
+        default=100.0,
+        ge=0,
+        description="Successful requests written to the access log per second, at most (the "
+        "rest are counted in a summary line each minute); errors are always written; 0: all",
+    )
+    access_log_routes: str = Field(
+        default="",
+        description='Per-route access log: a sampling rate or off, e.g. "chat=0.1,models=off"',
+    )
+    access_log_buffer_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Access-log lines waiting for stderr; past this the oldest are dropped",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"
+
+    @field_validator("access_log_routes")
+    @classmethod
+    def _check_access_routes(cls, value: str) -> str:
+        parse_access_routes(value)
+        return value
+
+    def access_routes(self) -> dict[str, float]:
+        return parse_access_routes(self.access_log_routes)
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'perpetuo.db').resolve()}"
+
+
+def parse_access_routes(text: str) -> dict[str, float]:
+    """ "chat=0.1,models=off" -> {"chat": 0.1, "models": 0.0}: each route's sampling rate."""
+    routes: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        route, _, value = item.partition("=")
+        value = value.strip().lower()
+        try:
+            rate = 0.0 if value == "off" else 1.0 if value == "on" else float(value)
+        except ValueError:
+            rate = -1.0
+        if not route.strip() or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{item!r}: expected route=rate (0 to 1), route=on or route=off")
+        routes[route.strip()] = rate
+    return routes

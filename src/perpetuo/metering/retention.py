@@ -1,7 +1,9 @@
 """Request-log retention: rows older than each workspace's `log_retention_days` go.
 
-Rollups are kept (they are small and make up the usage history). Deletes run in bounded
-batches so no long lock is held; several instances may prune at once harmlessly.
+Rollups are kept (they are small and make up the usage history). On PostgreSQL the days
+past every workspace's retention go as whole partitions; the rest (and everything on
+SQLite) is deleted in bounded batches so no long lock is held. Several instances may prune
+at once harmlessly.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
+from perpetuo.store.bulk import partitions
 from perpetuo.store.database import Database
 from perpetuo.store.schema import request_logs, workspaces
 from perpetuo.store.timeutil import utcnow
@@ -32,11 +35,34 @@ async def prune_request_logs(db: Database, now: dt.datetime | None = None) -> in
         if isinstance(row.settings, dict) and row.settings.get("log_retention_days")
     }
     removed = 0
+    if db.dialect == "postgresql":
+        longest = max([DEFAULT_DAYS, *custom.values()])
+        removed += await _drop_partitions(db, now - dt.timedelta(days=longest))
     for workspace_id, days in custom.items():
         removed += await _delete_older(db, now - dt.timedelta(days=days), workspace_id=workspace_id)
     removed += await _delete_older(db, now - dt.timedelta(days=DEFAULT_DAYS), exclude=set(custom))
     if removed:
         log.info("pruned %d request-log rows past retention", removed)
+    return removed
+
+
+async def _drop_partitions(db: Database, cutoff: dt.datetime) -> int:
+    """Drop the days whose rows are all older than `cutoff`; returns the rows they held."""
+    removed = 0
+    async with db.begin() as conn:
+        if not await conn.scalar(text(partitions.IS_PARTITIONED)):
+            return 0
+        names = (await conn.execute(text(partitions.LIST))).scalars().all()
+    for name in names:
+        day = partitions.day_of(name)
+        if (
+            day is None
+            or dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1) > cutoff
+        ):
+            continue
+        async with db.begin() as conn:
+            removed += int(await conn.scalar(text(f"SELECT count(*) FROM {name}")) or 0)  # noqa: S608
+            await conn.execute(text(partitions.drop_sql(day)))
     return removed
 
 

@@ -129,20 +129,20 @@ class Replay:
         self._handle.seek(self.offset)
         self.unreadable = 0
 
-    def read(self, count: int) -> tuple[list[RequestRecord], int]:
-        """Up to `count` records and the offset just past them."""
+    def read(self, count: int) -> tuple[list[RequestRecord], int, bool]:
+        """Up to `count` records, the offset just past them, and whether the file is done."""
         records: list[RequestRecord] = []
         position = self._handle.tell()
         while len(records) < count:
             line = self._handle.readline()
             if not line.endswith(b"\n"):  # the end, or a torn last line (crash mid-write)
-                break
+                return records, position, True
             position += len(line)
             try:
                 records.append(decode_record(line))
             except ValueError:
                 self.unreadable += 1
-        return records, position
+        return records, position, False
 
     def commit(self, offset: int) -> None:
         """Records before `offset` are in the database."""

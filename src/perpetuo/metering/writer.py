@@ -360,26 +360,23 @@ class UsageWriter:
             self._replay = self.spill.claim_next()
             if self._replay is None:
                 return False
-        records, end = self._replay.read(self.batch_size)
-        if not records:
-            replay, self._replay = self._replay, None
-            replay.finish()
-            if replay.unreadable:
-                log.error(
-                    "%d unreadable lines in spill file %s skipped",
-                    replay.unreadable,
-                    replay.original,
-                )
-            log.info("replayed spill file %s", replay.original.name)
-            self._rescan(time.monotonic())
-            return self.spill.usage.files > 0
-        if not self._write(records, retry=False, fresh=False):
-            self._replay.release()
-            self._replay = None
-            return False
-        self._replay.commit(end)
-        self.replayed += len(records)
-        return True
+        records, end, done = self._replay.read(self.batch_size)
+        if records:
+            if not self._write(records, retry=False, fresh=False):
+                self._replay.release()
+                self._replay = None
+                return False
+            self._replay.commit(end)
+            self.replayed += len(records)
+        if not done:
+            return True
+        replay, self._replay = self._replay, None
+        replay.finish()
+        if replay.unreadable:
+            log.error("%d unreadable lines skipped in %s", replay.unreadable, replay.original)
+        log.info("replayed spill file %s", replay.original.name)
+        self._rescan(time.monotonic())
+        return self.spill.usage.files > 0
 
     def _replay_all(self) -> None:
         self._rescan(time.monotonic())

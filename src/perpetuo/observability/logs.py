@@ -1,8 +1,12 @@
 """Structured logs: JSON lines (or readable text for development), written off the event loop.
 
 Records go through a queue to a background thread, so a slow terminal or log shipper never
-blocks request handling. Each request gets one line at info from the `perpetuo.access`
-logger, with ids (never keys), routing, status, latency and tokens.
+blocks request handling. Requests get one line each at info from the `perpetuo.access`
+logger, with ids (never keys), routing, status, latency and tokens: every failed request,
+and successful ones up to a rate (100 a second by default; the request log in the database
+has every request, and an access line per request under load would take as much room as
+it). Routes can be sampled or turned off. A minute's skipped lines are counted in one line;
+lines the output cannot take fast enough are dropped oldest first, within a byte budget.
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ import datetime as dt
 import logging
 import logging.handlers
 import queue
+import random
 import sys
 import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 if TYPE_CHECKING:
+    from perpetuo.config.settings import Settings
     from perpetuo.pipeline.context import RequestContext
 
 ACCESS = logging.getLogger("perpetuo.access")
@@ -65,7 +74,29 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(level: str = "info", fmt: str = "json", module_levels: str = "") -> None:
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    """Which requests get an access line (failures always, unless their route is off)."""
+
+    max_per_second: float = 100.0  # successful requests; 0: every one
+    routes: dict[str, float] = field(default_factory=dict)  # endpoint -> sampling rate
+    buffer_bytes: int = 8 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AccessPolicy:
+        return cls(
+            settings.access_log_max_per_second,
+            settings.access_routes(),
+            settings.access_log_buffer_bytes,
+        )
+
+
+def configure(
+    level: str = "info",
+    fmt: str = "json",
+    module_levels: str = "",
+    access: AccessPolicy | None = None,
+) -> None:
     """Root logging for the process. `module_levels`: "perpetuo.routing=debug,uvicorn=warning"."""
     global _listener
     if _listener is not None:
@@ -93,17 +124,33 @@ def configure(level: str = "info", fmt: str = "json", module_levels: str = "") -
     global _access_writer
     if _access_writer is not None:
         _access_writer.close()
-    _access_writer = AccessWriter(sys.stderr, fmt)
+    _access_writer = AccessWriter(sys.stderr, fmt, policy=access or AccessPolicy())
 
 
 class AccessWriter:
     """Request lines, encoded on the spot and written in batches by a small thread: one write
     every `interval` seconds instead of a LogRecord, a queue hop and a write per request."""
 
-    def __init__(self, stream: Any, fmt: str, interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        fmt: str,
+        interval: float = 0.1,
+        policy: AccessPolicy | None = None,
+        summary_every: float = 60.0,
+    ) -> None:
         self._stream = stream
         self._json = fmt == "json"
-        self._lines: list[bytes] = []
+        self.policy = policy or AccessPolicy()
+        self._lines: deque[bytes] = deque()
+        self._bytes = 0
+        self._tokens = self.policy.max_per_second
+        self._refilled = time.monotonic()
+        self.skipped = 0  # sampled out, since start
+        self.dropped = 0  # over the buffer budget, since start
+        self._reported = (0, 0)
+        self._summary_every = summary_every
+        self._next_summary = time.monotonic() + summary_every
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -111,6 +158,27 @@ class AccessWriter:
         )
         self._thread.start()
         atexit.register(self.close)
+
+    def wanted(self, route: str, failed: bool) -> bool:
+        """Whether this request gets a line: sampling per route, then the rate for successes."""
+        rate = self.policy.routes.get(route)
+        if rate == 0.0:
+            return False
+        if failed:
+            return True
+        if rate is not None and rate < 1.0 and random.random() >= rate:
+            self.skipped += 1
+            return False
+        limit = self.policy.max_per_second
+        if limit:
+            now = time.monotonic()
+            self._tokens = min(limit, self._tokens + (now - self._refilled) * limit)
+            self._refilled = now
+            if self._tokens < 1.0:
+                self.skipped += 1
+                return False
+            self._tokens -= 1.0
+        return True
 
     def write(self, message: str, fields: dict[str, Any]) -> None:
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
@@ -128,10 +196,25 @@ class AccessWriter:
             line = f"{now} INFO    {ACCESS.name}: {message} {extras}\n".encode()
         with self._lock:
             self._lines.append(line)
+            self._bytes += len(line)
+            while self._bytes > self.policy.buffer_bytes and self._lines:
+                self._bytes -= len(self._lines.popleft())  # the oldest go first
+                self.dropped += 1
+
+    def _summary(self) -> None:
+        """Once a minute, one line counting the lines skipped and dropped meanwhile."""
+        skipped, dropped = self.skipped - self._reported[0], self.dropped - self._reported[1]
+        self._reported = (self.skipped, self.dropped)
+        if skipped or dropped:
+            message = f"access log: {skipped} requests sampled out, {dropped} lines dropped"
+            self.write(message, {"sampled_out": skipped, "dropped": dropped})
 
     def flush(self) -> None:
+        if time.monotonic() >= self._next_summary:
+            self._next_summary = time.monotonic() + self._summary_every
+            self._summary()
         with self._lock:
-            lines, self._lines = self._lines, []
+            lines, self._lines, self._bytes = self._lines, deque(), 0
         if lines:
             buffer = getattr(self._stream, "buffer", None)
             try:
@@ -158,14 +241,23 @@ class AccessWriter:
 _access_writer: AccessWriter | None = None
 
 
+def access_counts() -> tuple[int, int]:
+    """Access lines sampled out and dropped since start (for metrics)."""
+    writer = _access_writer
+    return (writer.skipped, writer.dropped) if writer is not None else (0, 0)
+
+
 def access(ctx: RequestContext) -> None:
-    """The one line per request."""
-    if _access_writer is None or not ACCESS.isEnabledFor(logging.INFO):
+    """The request's line, if the access policy wants one."""
+    writer = _access_writer
+    if writer is None or not ACCESS.isEnabledFor(logging.INFO):
+        return
+    if not writer.wanted(ctx.endpoint, ctx.status >= 400 or ctx.error_code is not None):
         return
     principal = ctx.principal
     deployment = ctx.deployment
     usage = ctx.usage
-    _access_writer.write(
+    writer.write(
         f"{ctx.endpoint} {ctx.alias or '-'} {ctx.status}",
         {
             "request_id": ctx.request_id,

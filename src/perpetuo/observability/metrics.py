@@ -32,6 +32,7 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 WORKSPACE = "workspace"
 ENDPOINTS = frozenset({"chat", "embeddings", "models"})  # anything else (e.g. 404s): "other"
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+WRITER_STATES = {"ok": 0, "degraded": 1, "full": 2}
 
 
 def multiprocess_dir() -> str | None:
@@ -137,6 +138,58 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        # The request-log writer. The spill directory is shared by a host's workers, and each
+        # reports all of it: the max, not the sum.
+        self.writer_lag = Gauge(
+            "perpetuo_usage_writer_lag_seconds",
+            "Age of the oldest request-log record not yet in the database",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.writer_state = Gauge(
+            "perpetuo_usage_writer_state",
+            "Request-log writer: 0 ok, 1 degraded (lagging), 2 full (spill at its cap)",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.spill_bytes = Gauge(
+            "perpetuo_usage_spill_bytes",
+            "Spilled request-log bytes waiting to be replayed",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.spill_files = Gauge(
+            "perpetuo_usage_spill_files",
+            "Spill files waiting to be replayed",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.rows_written = Counter(
+            "perpetuo_usage_rows_written",
+            "Request-log rows inserted, live and replayed",
+            registry=r,
+        )
+        self.replayed = Counter(
+            "perpetuo_usage_replayed_records",
+            "Spilled request-log records replayed into the database",
+            registry=r,
+        )
+        self.dropped = Counter(
+            "perpetuo_usage_dropped_records",
+            "Request-log records dropped because memory and the spill were both full",
+            registry=r,
+        )
+        self.access_sampled_out = Counter(
+            "perpetuo_access_log_sampled_out",
+            "Requests left out of the access log by its sampling policy",
+            registry=r,
+        )
+        self.access_dropped = Counter(
+            "perpetuo_access_log_dropped_lines",
+            "Access-log lines dropped because the output could not keep up",
+            registry=r,
+        )
+        self._totals: dict[str, int] = {}
         self.breaker = Gauge(
             "perpetuo_circuit_breaker_state",
             "0 closed, 1 half-open, 2 open",
@@ -229,6 +282,25 @@ class GatewayMetrics:
         self.flush_seconds.set(flush_seconds)
         for deployment, state in breakers.items():
             self.breaker.labels(self._deployment(deployment)).set(BREAKER_STATES.get(state, 0))
+
+    def refresh_request_log(self, health: dict[str, Any], totals: dict[str, int]) -> None:
+        """The writer's `health()` and its running totals (counters advance by the change)."""
+        self.writer_lag.set(health["lag_seconds"])
+        self.writer_state.set(WRITER_STATES.get(health["state"], 0))
+        self.spill_bytes.set(health["spill_bytes"])
+        self.spill_files.set(health["spill_files"])
+        counters = {
+            "written": self.rows_written,
+            "replayed": self.replayed,
+            "dropped": self.dropped,
+            "sampled_out": self.access_sampled_out,
+            "access_dropped": self.access_dropped,
+        }
+        for name, counter in counters.items():
+            total = totals.get(name, 0)
+            if total > self._totals.get(name, 0):
+                counter.inc(total - self._totals.get(name, 0))
+            self._totals[name] = total
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text: this process's registry, or every worker's in multiprocess mode."""

@@ -238,6 +238,8 @@ LATENCY_BUCKETS_MS = (
 )
 LATENCY_COLUMNS = tuple(f"lat_{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1))
 
+# On PostgreSQL partitioned by day (store/bulk/partitions.py) with the primary key
+# (id, created_at), as partitioning requires: a record keeps its created_at when replayed.
 request_logs = Table(
     "request_logs",
     metadata,
@@ -273,6 +275,7 @@ request_logs = Table(
     Column("detail", JsonValue),  # optional: redacted bodies, guardrail findings
     Index("ix_request_logs_workspace_time", "workspace_id", "created_at"),
     Index("ix_request_logs_workspace_key_time", "workspace_id", "key_id", "created_at"),
+    postgresql_partition_by="RANGE (created_at)",
 )
 
 usage_rollups = Table(

@@ -99,7 +99,17 @@ def main() -> None:
     parser.add_argument(
         "--dialects", action="store_true", help="also Responses and Messages, on both lanes"
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="instead: the request-log soak (bench/soak.py)",
+    )
     args = parser.parse_args()
+    if args.soak:
+        from bench import soak
+
+        sys.exit(0 if soak.main(args.soak) else 1)
     levels = [int(c) for c in args.concurrency.split(",")]
 
     mock_port, gw_port, flaky_port = free_port(), free_port(), free_port()

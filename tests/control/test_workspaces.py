@@ -55,6 +55,8 @@ def person(user_id: str) -> Actor:
         ({"log_retention_days": 3651}, "log_retention_days"),
         ({"log_retention_days": "30"}, "log_retention_days"),
         ({"log_request_bodies": "yes"}, "log_request_bodies"),
+        ({"response_retention_days": 0}, "response_retention_days"),
+        ({"response_retention_days": 3651}, "response_retention_days"),
         ({"retention": 30}, "retention"),
     ],
 )
@@ -79,6 +81,7 @@ async def test_settings_patch_merge_reset_and_refresh_routing(plane):
         "default_strategy": "default",
         "log_retention_days": 7,
         "log_request_bodies": False,
+        "response_retention_days": 30,
         **LIMIT_DEFAULTS,
     }
     update_ = workspaces.WorkspaceUpdate.model_validate(
@@ -89,6 +92,7 @@ async def test_settings_patch_merge_reset_and_refresh_routing(plane):
         "default_strategy": "cheapest",
         "log_retention_days": 7,
         "log_request_bodies": True,
+        "response_retention_days": 30,
         **LIMIT_DEFAULTS,
     }
     async with plane.db.connect() as conn:

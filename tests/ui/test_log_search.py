@@ -27,7 +27,7 @@ async def _filled(tmp_path):
             id=f"req_{n:04d}",
             workspace_id=workspace_id,
             created_at=now - n * 900,  # every quarter hour for two days
-            endpoint="chat",
+            endpoint=("chat", "responses", "messages")[n % 3],
             status=429 if n % 7 == 0 else 200,
             alias="rare" if n % 40 == 0 else "common",
             fallback=n % 11 == 0,
@@ -59,9 +59,10 @@ async def test_filters_find_every_match_once_across_stops(tmp_path, monkeypatch)
         ({"status": 429}, [r.id for r in records if r.status == 429]),
         ({"alias": "rare"}, [r.id for r in records if r.alias == "rare"]),
         ({"fallback": True}, [r.id for r in records if r.fallback]),
+        ({"endpoint": "messages"}, [r.id for r in records if r.endpoint == "messages"]),
     ):
-        full = {name: None for name in ("key_id", "alias", "provider", "model", "error_code",
-                                        "cache", "status", "stream", "fallback")}  # fmt: skip
+        full = {name: None for name in ("endpoint", "key_id", "alias", "provider", "model",
+                                        "error_code", "cache", "status", "stream", "fallback")}  # fmt: skip
         seen, stops = await _everything(page, window, {**full, **filters})
         assert seen == wanted, filters  # newest first, none missed, none twice
         assert stops > 0, filters  # it did stop and go on

@@ -73,6 +73,9 @@ class WorkspaceSettings(BaseModel):
         default=30, description="How long request logs are kept"
     )
     log_request_bodies: bool = Field(default=False, description="Keep prompts and completions")
+    response_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=30, description="How long stored Responses API answers are kept"
+    )
     plan: Plan | None = Field(default=None, description="Plan tier (platform admins set it)")
     limits: RateLimits | None = Field(default=None, description="Overrides of the plan's limits")
     user_limits: RateLimits | None = Field(default=None, description="Limits of each user")
@@ -99,6 +102,7 @@ class SettingsPatch(BaseModel):
     default_strategy: DefaultStrategy | None = None
     log_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     log_request_bodies: bool | None = None
+    response_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     plan: Plan | None = None
     limits: RateLimits | None = None
     user_limits: RateLimits | None = None

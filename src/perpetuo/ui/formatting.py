@@ -95,7 +95,21 @@ def provider_choice(value: str, names: dict[str, str]) -> tuple[str, str]:
     return (value, names.get(value, value))
 
 
+# The APIs (dialects) a request can have been made in, by the request log's `endpoint`.
+API_NAMES = {
+    "chat": "Chat Completions",
+    "responses": "Responses",
+    "messages": "Messages",
+    "embeddings": "Embeddings",
+}
+
+
+def api_name(endpoint: Any) -> str:
+    return API_NAMES.get(str(endpoint), str(endpoint or "—"))
+
+
 FILTERS = {
+    "api_name": api_name,
     "provider_choice": provider_choice,
     "choices": choices,
     "usd": usd,

@@ -15,12 +15,13 @@ from perpetuo.control.errors import invalid
 from perpetuo.store.schema import usage_rollups
 from perpetuo.ui import log_search
 from perpetuo.ui.context import PageDep, WorkspacePage, show
+from perpetuo.ui.formatting import API_NAMES
 from perpetuo.ui.lookups import key_names, provider_names
 from perpetuo.ui.timerange import TimeRange, parse_range
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/logs")
 PAGE_SIZE = 50
-TEXT_FILTERS = ("key_id", "alias", "provider", "model", "error_code", "cache")
+TEXT_FILTERS = ("endpoint", "key_id", "alias", "provider", "model", "error_code", "cache")
 FLAG_FILTERS = ("stream", "fallback")
 
 
@@ -87,6 +88,7 @@ async def logs_page(
         choices=await _choices(page, window),
         keys=await key_names(page),
         providers=await provider_names(page),
+        apis=list(API_NAMES.items()),
     )
 
 

@@ -1,5 +1,6 @@
 """The playground: chat with an alias through the real data-plane pipeline, as one of the
-workspace's keys, and see how each reply was routed, its tokens and its cost.
+workspace's keys, in the client API of one's choice (Chat Completions, Responses, Messages:
+ui/playground_apis.py), and see how each reply was routed, its tokens and its cost.
 
 The browser never holds a key's plaintext (keys are shown once): it names a key of the
 workspace, and the request runs here on behalf of that key's principal, built from its
@@ -19,17 +20,18 @@ from sqlalchemy import select
 
 from perpetuo.api.asgi import request_id_for
 from perpetuo.api.http import encode_json
-from perpetuo.api.ingress import decode_chat_request
 from perpetuo.auth.authenticator import check_usable
 from perpetuo.auth.key_cache import KeyRecord
 from perpetuo.control.actor import Role
 from perpetuo.control.errors import forbidden, invalid, not_found
 from perpetuo.pipeline.chat import chat_completion
 from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.replay import CachedStream
 from perpetuo.pipeline.stream import ChatStream
 from perpetuo.schema.errors import GatewayError
 from perpetuo.store.repos import api_keys as key_rows
 from perpetuo.store.schema import api_keys
+from perpetuo.ui import playground_apis
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import SessionJson
 from perpetuo.ui.lookups import alias_names, provider_names
@@ -62,6 +64,7 @@ async def playground_page(page: PageDep) -> Response:
         keys=keys,
         key_choices=choices,
         aliases=aliases,
+        apis=list(playground_apis.APIS.items()),
     )
 
 
@@ -75,19 +78,6 @@ async def _principal_record(page: WorkspacePage, key_id: Any) -> KeyRecord:
     if page.role < Role.ADMIN and row.owner_id != page.visitor.user_id:
         raise forbidden("Members can only use the API keys they created.")
     return KeyRecord.from_row(row, row.key_hash)
-
-
-def _chat_body(body: dict[str, Any]) -> bytes:
-    payload: dict[str, Any] = {
-        "model": body.get("model"),
-        "messages": body.get("messages"),
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    for name in ("temperature", "max_tokens"):
-        if body.get(name) not in (None, ""):
-            payload[name] = body[name]
-    return encode_json(payload)
 
 
 def _error(exc: GatewayError) -> JSONResponse:
@@ -108,9 +98,10 @@ def _error(exc: GatewayError) -> JSONResponse:
 @router.post("/chat")
 async def chat(page: PageDep, body: SessionJson) -> Response:
     gateway, request = page.gateway, page.request
+    api = body.get("api")
     ctx = RequestContext(
         request_id_for({}),
-        endpoint="chat",
+        endpoint=api if api in playground_apis.APIS else "chat",  # the log's dialect
         client_ip=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", ""),
         tags=[TAG],
@@ -122,29 +113,37 @@ async def chat(page: PageDep, body: SessionJson) -> Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
         check_usable(record, headers, ctx.client_ip)
         ctx.principal = record.principal
-        chat_request, extras = decode_chat_request(_chat_body(body))
-        result = await chat_completion(gateway, ctx, chat_request, extras)
+        asked = playground_apis.build(body)
+        result = await chat_completion(gateway, ctx, asked.chat, asked.extras, native=asked.native)
     except GatewayError as exc:
         if ctx.principal is not None:  # an authenticated request that was refused: log it
             ctx.finish(exc.status, str(exc.code) if exc.code else None)
             gateway.record(ctx)
         return _error(exc)
-    assert isinstance(result, ChatStream)  # the playground always streams
+    assert isinstance(result, ChatStream | CachedStream)  # the playground always streams
     names = await provider_names(page)
     return StreamingResponse(
-        _events(page, ctx, result, names),
+        _events(page, ctx, result, asked, names),
         media_type="text/event-stream",
         headers={"x-request-id": ctx.request_id, "x-accel-buffering": "no"},
     )
 
 
-def summary(page: WorkspacePage, ctx: RequestContext, names: dict[str, str]) -> dict[str, Any]:
+def summary(
+    page: WorkspacePage,
+    ctx: RequestContext,
+    names: dict[str, str],
+    api: str = "Chat Completions",
+    lane: str | None = None,
+) -> dict[str, Any]:
     """How the reply was routed and what it cost, for the line under it."""
     trace = ctx.trace.as_dict()
     deployment = ctx.deployment
     usage = ctx.usage
     return {
         "request_id": ctx.request_id,
+        "api": api,
+        "lane": lane,
         "log_url": page.url(f"logs/{ctx.request_id}"),
         "alias": ctx.alias,
         "provider": names.get(deployment.provider, deployment.provider) if deployment else None,
@@ -164,16 +163,22 @@ def summary(page: WorkspacePage, ctx: RequestContext, names: dict[str, str]) -> 
 
 
 async def _events(
-    page: WorkspacePage, ctx: RequestContext, stream: ChatStream, names: dict[str, str]
+    page: WorkspacePage,
+    ctx: RequestContext,
+    stream: ChatStream | CachedStream,
+    asked: playground_apis.PlaygroundRequest,
+    names: dict[str, str],
 ) -> AsyncIterator[bytes]:
     completed = False
     try:
-        async for chunk in stream.chunks():
-            yield b"data: " + encode_json(chunk) + b"\n\n"
+        async for piece in playground_apis.events(asked, stream, ctx):
+            yield piece
         ctx.finish(200, ctx.error_code)
         completed = True
-        yield b"event: perpetuo\ndata: " + encode_json(summary(page, ctx, names)) + b"\n\n"
-        if not stream.failed:
+        lane = playground_apis.lane(asked, stream)
+        about = summary(page, ctx, names, asked.name, lane)
+        yield b"event: perpetuo\ndata: " + encode_json(about) + b"\n\n"
+        if asked.api == "chat" and not stream.failed:
             yield b"data: [DONE]\n\n"
     finally:
         stream.on_close(not completed)

@@ -1,5 +1,5 @@
-"""Usage and cost: charts over time, breakdowns by model, provider, key and user, and the
-workspace's budget and credit standing."""
+"""Usage and cost: charts over time, breakdowns by API (dialect), model, provider, key and
+user, and the workspace's budget and credit standing."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from perpetuo.control import analytics
 from perpetuo.ui.budget import budget_status
 from perpetuo.ui.charts import Series, axis_usd, bar_chart, line_chart, share_bar
 from perpetuo.ui.context import PageDep, WorkspacePage, show
-from perpetuo.ui.formatting import count, ms
+from perpetuo.ui.formatting import API_NAMES, count, ms
 from perpetuo.ui.lookups import key_names, provider_names, user_emails
 from perpetuo.ui.render import markup
 from perpetuo.ui.timerange import TimeRange, parse_range
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/usage")
 BREAKDOWNS = (
+    ("endpoint", "API", "By API"),
     ("alias", "Model", "By model"),
     ("provider", "Provider", "By provider"),
     ("key", "API key", "By API key"),
@@ -115,6 +116,7 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def _names(page: WorkspacePage) -> dict[str, dict[str, str]]:
     return {
+        "endpoint": API_NAMES,
         "key": await key_names(page),
         "user": await user_emails(page),
         "provider": await provider_names(page),

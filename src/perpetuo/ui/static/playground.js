@@ -1,5 +1,6 @@
-// Playground: send the conversation, read the server-sent events as they arrive, and show
-// each reply with how it was routed, its tokens and its cost.
+// Playground: send the conversation in the chosen API (Chat Completions, Responses or
+// Messages), read that API's server-sent events as they arrive, and show each reply with the
+// API it came in, how it was routed, its tokens and its cost.
 "use strict";
 
 (() => {
@@ -43,8 +44,33 @@
     return value >= 0.01 ? `$${value.toFixed(4)}` : `$${value.toFixed(6)}`;
   }
 
+  // The text an event of each API adds to the reply; an error event throws.
+  const TEXT_OF = {
+    chat(name, event) {
+      if (event.error) throw new Error(event.error.message || "The stream failed.");
+      return (event.choices || []).map((c) => (c.delta && c.delta.content) || "").join("");
+    },
+    responses(name, event) {
+      if (name === "error" || name === "response.failed") {
+        const error = event.message ? event : (event.response && event.response.error) || {};
+        throw new Error(error.message || "The stream failed.");
+      }
+      return name === "response.output_text.delta" ? event.delta || "" : "";
+    },
+    messages(name, event) {
+      if (name === "error") throw new Error((event.error && event.error.message) || "The stream failed.");
+      const delta = name === "content_block_delta" ? event.delta || {} : {};
+      return delta.type === "text_delta" ? delta.text || "" : "";
+    },
+  };
+
+  function apiLabel(summary) {
+    return summary.lane ? `${summary.api} (${summary.lane})` : summary.api;
+  }
+
   function describe(summary) {
     const parts = [
+      apiLabel(summary),
       `${summary.provider || "?"} · ${summary.model || "?"}`,
       `${summary.attempts} attempt${summary.attempts === 1 ? "" : "s"}`,
       summary.fallback ? "fallback used" : "no fallback",
@@ -59,6 +85,7 @@
     decision.replaceChildren();
     const facts = element("dl", "facts");
     const rows = [
+      ["API", apiLabel(summary)],
       ["Alias", summary.alias],
       ["Served by", `${summary.provider} / ${summary.model}`],
       ["Strategy", summary.strategy],
@@ -128,14 +155,14 @@
     const reply = addMessage("assistant", "");
     const body = reply.querySelector(".msg-body");
     reply.classList.add("streaming");
-    const messages = [];
-    const system = form.elements.system.value.trim();
-    if (system) messages.push({ role: "system", content: system });
-    messages.push(...history);
+    const api = form.elements.api.value;
+    const textOf = TEXT_OF[api] || TEXT_OF.chat;
     const payload = {
       key_id: form.elements.key_id.value,
       model: form.elements.model.value,
-      messages,
+      api,
+      system: form.elements.system.value.trim(),
+      messages: history.slice(),
       temperature: form.elements.temperature.value === "" ? null : Number(form.elements.temperature.value),
       max_tokens: form.elements.max_tokens.value === "" ? null : Number(form.elements.max_tokens.value),
     };
@@ -171,14 +198,11 @@
           showDecision(event);
           return;
         }
-        if (event.error) throw new Error(event.error.message || "The stream failed.");
-        for (const choice of event.choices || []) {
-          const piece = choice.delta && choice.delta.content;
-          if (piece) {
-            answer += piece;
-            body.textContent = answer;
-            log.scrollTop = log.scrollHeight;
-          }
+        const piece = textOf(name, event);
+        if (piece) {
+          answer += piece;
+          body.textContent = answer;
+          log.scrollTop = log.scrollHeight;
         }
       });
       history.push({ role: "assistant", content: answer });

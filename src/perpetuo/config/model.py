@@ -76,19 +76,74 @@ class UpstreamLimitsConfig(_Strict):
     )
 
 
+# Provider fields that only some types read: a field set on another type is a mistake.
+_CLOUD_FIELDS: dict[str, frozenset[str]] = {
+    "bedrock": frozenset(
+        {"region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+        | {"aws_profile", "credential_chain"}
+    ),
+    "vertex": frozenset(
+        {"location", "service_account_json", "service_account_file", "access_token"}
+        | {"credential_chain"}
+    ),
+}
+
+
 class ProviderConfig(_Strict):
     """A named upstream connection: where it is, how to authenticate, how long to wait."""
 
     type: str = Field(
-        description="openai, azure, anthropic, gemini, or an OpenAI-compatible preset"
+        description="openai, azure, anthropic, gemini, bedrock, vertex, or an "
+        "OpenAI-compatible preset"
     )
     api_base: str | None = Field(default=None, description="Base URL; defaults per type")
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The provider's API key (bedrock: a Bedrock API key, instead of AWS keys; "
+        "vertex: a service-account JSON key or an access token)",
+    )
     api_version: str | None = Field(
-        default=None, description="Azure `api-version` query value; Anthropic `anthropic-version`"
+        default=None,
+        description="Azure `api-version` query value; Anthropic `anthropic-version`; "
+        "Vertex AI API version (v1)",
     )
     organization: str | None = None
-    project: str | None = None
+    project: str | None = Field(
+        default=None, description="OpenAI project header; vertex: the Google Cloud project id"
+    )
+    # -- bedrock ---------------------------------------------------------------------------
+    region: str | None = Field(
+        default=None, description="bedrock: the AWS region (us-east-1); else from api_base"
+    )
+    aws_access_key_id: str | None = Field(default=None, description="bedrock: AWS access key")
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, description="bedrock: the access key's secret"
+    )
+    aws_session_token: SecretStr | None = Field(
+        default=None, description="bedrock: session token of temporary keys"
+    )
+    aws_profile: str | None = Field(
+        default=None, description="bedrock: a profile of the shared AWS credentials files"
+    )
+    credential_chain: bool = Field(
+        default=False,
+        description="bedrock, vertex: without credentials here, find them as the provider's "
+        "SDKs do (environment, shared files, container and instance roles; Google application "
+        "default credentials and the metadata server)",
+    )
+    # -- vertex ----------------------------------------------------------------------------
+    location: str | None = Field(
+        default=None, description="vertex: the Google Cloud location (us-central1, global)"
+    )
+    service_account_json: SecretStr | None = Field(
+        default=None, description="vertex: a service-account JSON key, as text"
+    )
+    service_account_file: str | None = Field(
+        default=None, description="vertex: the path of a service-account JSON key file"
+    )
+    access_token: SecretStr | None = Field(
+        default=None, description="vertex: an OAuth access token (it is not refreshed)"
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra upstream headers")
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     verify_tls: bool = True
@@ -105,6 +160,29 @@ class ProviderConfig(_Strict):
         if value is not None and "max_buffered_bytes" in value.model_fields_set:
             raise ValueError("max_buffered_bytes is a global limit (upstream_limits at the top)")
         return value
+
+    @model_validator(mode="after")
+    def _cloud_fields(self) -> ProviderConfig:
+        own = _CLOUD_FIELDS.get(self.type, frozenset())
+        for kind, fields in _CLOUD_FIELDS.items():
+            for name in sorted((fields - own) & self.model_fields_set):
+                raise ValueError(f"{name} applies to provider type {kind} only")
+        if self.type == "bedrock":
+            if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+                raise ValueError("aws_access_key_id and aws_secret_access_key go together")
+            if self.aws_session_token is not None and self.aws_access_key_id is None:
+                raise ValueError("aws_session_token needs aws_access_key_id and its secret")
+            if self.aws_profile is not None and self.aws_access_key_id is not None:
+                raise ValueError("set aws_profile or aws_access_key_id, not both")
+        if self.type == "vertex":
+            given = [
+                name
+                for name in ("service_account_json", "service_account_file", "access_token")
+                if getattr(self, name) is not None
+            ]
+            if len(given) > 1:
+                raise ValueError(f"set one of {', '.join(given)}, not several")
+        return self
 
 
 class PriceConfig(_Strict):

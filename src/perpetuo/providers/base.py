@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
@@ -25,11 +25,47 @@ from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import clamp_counts
 from perpetuo.transport.caps import ResponseCaps
 from perpetuo.transport.egress import EgressPolicy
-from perpetuo.transport.sse import SSEEvent
+from perpetuo.transport.sse import SSEDecoder, SSEEvent
 from perpetuo.transport.url import URL, Timeouts
+
+if TYPE_CHECKING:
+    from perpetuo.config.model import ProviderConfig
+    from perpetuo.transport.client import HTTPClient
 
 Json = dict[str, Any]
 log = logging.getLogger("perpetuo.upstream")
+
+
+class EventSource(Protocol):
+    """The events of a streamed answer, decoded from its body as the bytes arrive."""
+
+    def __aiter__(self) -> AsyncIterator[SSEEvent]: ...
+
+    def has_pending(self) -> bool:
+        """Are decoded events waiting (so the caller can read on without waiting)?"""
+        ...
+
+
+class CredentialSource(Protocol):
+    """Upstream credentials that live briefly and are fetched with I/O (OAuth tokens, cloud
+    instance roles). The router awaits `ready` before each attempt: it returns at once while
+    the cached credentials are fresh, and fetches new ones (one fetch for all waiters) when
+    they are missing or about to expire. Adapters then read them without I/O."""
+
+    async def ready(self, client: HTTPClient) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CloudAccess:
+    """What a deployment on a cloud platform needs beyond an API key, resolved once from its
+    provider's config: the region (or location), the default endpoint there, the project, and
+    the credentials. `problem` says why no call can be made (no credentials found)."""
+
+    region: str
+    endpoint: str
+    credentials: CredentialSource | None = None
+    project: str | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +89,9 @@ class Target:
     # attempts fail at once with this message instead of calling upstream.
     key_problem: str | None = None
     caps: ResponseCaps = field(default_factory=ResponseCaps)  # what a response may send
+    region: str | None = None  # AWS region or Google Cloud location (Bedrock, Vertex AI)
+    # Short-lived credentials (see CredentialSource); None for providers with a static key.
+    credentials: CredentialSource | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +170,20 @@ class ProviderAdapter:
     def probe_request(self, target: Target) -> UpstreamCall:
         """A cheap authenticated request (listing models) to check reachability and the key."""
         raise unsupported(f"provider type {self.type!r} offers no probe")
+
+    def stream_events(self, chunks: AsyncIterator[bytes], target: Target) -> EventSource:
+        """The events of a streamed answer's body: SSE, unless the provider frames its
+        streams otherwise (Bedrock's binary event stream)."""
+        return SSEDecoder(chunks, target.caps.max_event_bytes)
+
+    def cloud_access(
+        self, provider: ProviderConfig, egress: EgressPolicy | None
+    ) -> CloudAccess | None:
+        """Region, endpoint and credentials for providers on a cloud platform; None for the
+        others. `egress` is set for a tenant's provider: it may not use the gateway's own
+        environment or instance credentials, and its credential endpoints are checked by the
+        policy. ValueError names what is wrong in the config."""
+        return None
 
     # -- the native lane: a client dialect that is this provider's own wire format ---------
 

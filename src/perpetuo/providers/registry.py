@@ -21,10 +21,14 @@ def _build_registry() -> dict[str, ProviderAdapter]:
     registry["azure"] = AzureOpenAIAdapter()
     # Imported here so a broken optional adapter cannot stop the OpenAI path from loading.
     from perpetuo.providers.anthropic import AnthropicAdapter
+    from perpetuo.providers.bedrock import BedrockAdapter
     from perpetuo.providers.gemini import GeminiAdapter
+    from perpetuo.providers.vertex import VertexAdapter
 
     registry["anthropic"] = AnthropicAdapter()
     registry["gemini"] = GeminiAdapter()
+    registry["bedrock"] = BedrockAdapter()
+    registry["vertex"] = VertexAdapter()
     return registry
 
 
@@ -49,7 +53,8 @@ def build_target(
     """The Target for one deployment; ValueError says what is missing or wrong. `egress`:
     the policy every connection must pass (tenant-configured providers only)."""
     adapter = adapter_for(provider.type)
-    base = provider.api_base or adapter.default_api_base
+    cloud = adapter.cloud_access(provider, egress)
+    base = provider.api_base or (cloud.endpoint if cloud else adapter.default_api_base)
     if provider.type == DEMO and not base:
         from perpetuo.demo.server import embedded  # the demo server of this process
 
@@ -66,7 +71,7 @@ def build_target(
         api_key=(provider.api_key.get_secret_value() if provider.api_key else None) or None,
         api_version=provider.api_version,
         organization=provider.organization,
-        project=provider.project,
+        project=cloud.project if cloud else provider.project,
         headers=tuple((k.lower(), v) for k, v in provider.headers.items()),
         timeouts=Timeouts(
             connect=timeouts_cfg.connect,
@@ -77,6 +82,9 @@ def build_target(
         verify_tls=provider.verify_tls,
         egress=egress,
         caps=response_caps(limits or UpstreamLimitsConfig(), provider.upstream_limits),
+        key_problem=cloud.problem if cloud else None,
+        region=cloud.region if cloud else None,
+        credentials=cloud.credentials if cloud else None,
     )
     adapter.validate_target(target)
     return target

@@ -67,8 +67,16 @@ class HealthChecker:
 
     async def probe(self, deployments: list[Deployment], settings: HealthCheckConfig) -> None:
         """One round of checks for one provider's deployments."""
+        first = deployments[0]
+        if first.target.credentials is not None:  # the calls below are signed with them
+            try:
+                await first.target.credentials.ready(self.client)
+            except (UpstreamError, TransportError) as exc:
+                failed = exc if isinstance(exc, UpstreamError) else from_transport(exc)
+                for dep in deployments:
+                    self._record(dep, failed)
+                return
         if settings.probe == "models":
-            first = deployments[0]
             try:
                 call = first.adapter.probe_request(first.target)
             except UpstreamError:

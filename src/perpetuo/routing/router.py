@@ -42,7 +42,7 @@ from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import Usage
 from perpetuo.transport.client import HTTPClient, UpstreamResponse
 from perpetuo.transport.errors import TransportError
-from perpetuo.transport.sse import SSEDecoder, SSEEvent
+from perpetuo.transport.sse import SSEEvent
 
 __all__ = ["OpenStream", "Router", "Served"]
 
@@ -149,7 +149,7 @@ class Router:
             response = await self._send(dep, record, call)
             if response.status >= 300:
                 await self._read_success(dep, response)  # raises the classified error
-            decoder = SSEDecoder(response.iter_bytes(), target.caps.max_event_bytes)
+            decoder = adapter.stream_events(response.iter_bytes(), target)
             raw: deque[SSEEvent] | None = None
             if lane:
                 assert native is not None
@@ -378,6 +378,8 @@ class Router:
         try:
             if dep.target.key_problem is not None:  # nothing to call upstream with
                 raise not_configured(dep.target.key_problem)
+            if dep.target.credentials is not None:  # short-lived: fetched when due, else cached
+                await dep.target.credentials.ready(self.client)
             result = await attempt_fn(dep, record)
         except UpstreamError as exc:
             error = exc

@@ -6,14 +6,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from perpetuo.providers.base import Json, bounded_wait
+from perpetuo.providers.base import EventSource, Json, bounded_wait
 from perpetuo.routing.health import RoutingState
 from perpetuo.routing.job import RouteJob
 from perpetuo.routing.table import Deployment
 from perpetuo.routing.trace import Attempt
 from perpetuo.schema.errors import UpstreamError
 from perpetuo.transport.client import UpstreamResponse
-from perpetuo.transport.sse import SSEDecoder, SSEEvent
+from perpetuo.transport.sse import SSEEvent
 
 
 @dataclass(slots=True)
@@ -35,7 +35,7 @@ class OpenStream:
     first: Json
     rest: AsyncIterator[Json]
     response: UpstreamResponse
-    decoder: SSEDecoder
+    decoder: EventSource  # the adapter's decoder of the body (SSE for most providers)
     state: RoutingState
     job: RouteJob
     # The native lane: the provider's events as they arrived, drained by whoever forwards

@@ -257,7 +257,10 @@ def test_no_record_lost_under_load(mocks, postgres, tmp_path):
 
         async def burst() -> int:
             limits = httpx.Limits(max_connections=50)
-            async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+            # 1,500 requests queue for 50 connections in the client: the wait for a free
+            # connection is the client's own (unbounded), each request still has 30 s.
+            timeout = httpx.Timeout(30, pool=None)
+            async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
 
                 async def one(i: int) -> int:
                     body = {**CHAT, "stream": i % 3 == 0}

@@ -5,8 +5,8 @@ fsynced at checkpoints)."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,10 +38,17 @@ class SqliteSink:
         self.path = database
         self.lock_timeout = lock_timeout
         self._conn: sqlite3.Connection | None = None
+        self._second = -1
+        self._prefix = ""
 
     def stamp(self, epoch: float) -> Any:
-        # The text SQLAlchemy stores for a DateTime on SQLite: queries compare these strings.
-        return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # The text SQLAlchemy stores for a DateTime on SQLite (queries compare these strings);
+        # a batch's rows share a few seconds, so each second is formatted once.
+        second = int(epoch)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((epoch - second) * 1_000_000):06d}"
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

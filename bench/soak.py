@@ -48,7 +48,8 @@ MAX_LAG = 5.0
 class LocalPostgres:
     """A throw-away PostgreSQL cluster on loopback (as the `postgres` user when root)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
+        root = Path(tempfile.mkdtemp(prefix="perpetuo-soak-pg-"))  # the postgres user's own
         self.root, self.port = root, free_port()
         self.data = root / "pgdata"
         self.user: list[str] = []
@@ -89,6 +90,7 @@ class LocalPostgres:
         subprocess.run([*self.user, *ctl], capture_output=True, timeout=60)
         if self.proc is not None:
             self.proc.wait(30)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -208,9 +210,8 @@ def soak(engine: str, minutes: float) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"perpetuo-soak-{engine}-"))
     mock_port, port = free_port(), free_port()
     mock = start_mock(mock_port)
-    postgres = LocalPostgres(work / "pg") if engine == "postgresql" else None
+    postgres = LocalPostgres() if engine == "postgresql" else None
     if postgres is not None:
-        (work / "pg").mkdir()
         url = postgres.start()
     else:
         url = f"sqlite+aiosqlite:///{work / 'data' / 'perpetuo.db'}"
@@ -302,23 +303,28 @@ def _sample(pid: int, port: int, started: float) -> dict[str, Any]:
 
 
 def main(minutes: float, engines: tuple[str, ...] = ("sqlite", "postgresql")) -> bool:
-    outcomes = [soak(engine, minutes) for engine in engines]
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "soak.json").write_text(json.dumps(outcomes, indent=2))
-    for o in outcomes:
-        print(
-            f"{o['engine']:10} {o['answered']} answered ({o['answered_per_s']:.0f}/s), "
-            f"{o['rows_in_database']} rows ({o['rows_per_s_under_load']:.0f}/s under load), "
-            f"max lag {o['max_lag_s']:.2f} s, max spill {o['max_spill_bytes']:.0f} B, "
-            f"{o['request_log_bytes_per_row']:.0f} B/row, access log "
-            f"{o['access_log_bytes_per_request']:.1f} B/request, RSS {o['rss_mib'][0]}"
-            f"-{max(o['rss_mib'])} MiB, fds {min(o['fds'])}-{max(o['fds'])}: "
-            f"{'PASS' if o['pass'] else 'FAIL'}; writer capacity with the loop saturated "
-            f"{o['writer_capacity_loop_saturated']['rows_per_s']:.0f} rows/s",
-            flush=True,
-        )
+    outcomes = []
+    for engine in engines:
+        outcomes.append(soak(engine, minutes))
+        (out / "soak.json").write_text(json.dumps(outcomes, indent=2))
+        _summary(outcomes[-1])
     return all(o["pass"] for o in outcomes)
+
+
+def _summary(o: dict[str, Any]) -> None:
+    print(
+        f"{o['engine']:10} {o['answered']} answered ({o['answered_per_s']:.0f}/s), "
+        f"{o['rows_in_database']} rows ({o['rows_per_s_under_load']:.0f}/s under load), "
+        f"max lag {o['max_lag_s']:.2f} s, max spill {o['max_spill_bytes']:.0f} B, "
+        f"{o['request_log_bytes_per_row']:.0f} B/row, access log "
+        f"{o['access_log_bytes_per_request']:.1f} B/request, RSS {o['rss_mib'][0]}"
+        f"-{max(o['rss_mib'])} MiB, fds {min(o['fds'])}-{max(o['fds'])}: "
+        f"{'PASS' if o['pass'] else 'FAIL'}; writer capacity with the loop saturated "
+        f"{o['writer_capacity_loop_saturated']['rows_per_s']:.0f} rows/s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

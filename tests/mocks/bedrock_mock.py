@@ -51,6 +51,8 @@ TEMP_ACCESS_KEY = "ASIAMOCKBEDROCKTEMP1"
 TEMP_SECRET_KEY = "mock/Temporary+Secret/bedrock00000000000"
 SESSION_TOKEN = "mock-session-token-0123456789"
 API_KEY = "ABSKbedrock-mock-api-key-0123456789"
+CONTAINER_TOKEN = "mock-container-authorization-token"
+IMDS_TOKEN = "mock-imds-session-token"
 KEYS = {ACCESS_KEY: (SECRET_KEY, None), TEMP_ACCESS_KEY: (TEMP_SECRET_KEY, SESSION_TOKEN)}
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -189,8 +191,60 @@ def check_signature(request: web.Request, raw: bytes) -> web.Response | None:
 
 
 class BedrockMock(MockUpstream):
+    def __init__(self) -> None:
+        super().__init__()
+        self.credential_fetches = 0  # container and instance-metadata credential answers
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/model/{model}/{action}", self.dispatch)
+        # Where AWS's SDKs get role credentials: the container endpoint and IMDSv2.
+        app.router.add_get("/container-credentials", self.container_credentials)
+        app.router.add_put("/latest/api/token", self.imds_token)
+        app.router.add_get("/latest/meta-data/iam/security-credentials/", self.imds_roles)
+        app.router.add_get(
+            "/latest/meta-data/iam/security-credentials/{role}", self.imds_credentials
+        )
+
+    def reset(self) -> None:
+        super().reset()
+        self.credential_fetches = 0
+
+    # -- role credentials --------------------------------------------------------------------
+
+    def role_credentials(self, lifetime: float = 6 * 3600) -> web.Response:
+        self.credential_fetches += 1
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + lifetime))
+        return web.json_response(
+            {
+                "Code": "Success",
+                "AccessKeyId": TEMP_ACCESS_KEY,
+                "SecretAccessKey": TEMP_SECRET_KEY,
+                "Token": SESSION_TOKEN,
+                "Expiration": expiry,
+            }
+        )
+
+    async def container_credentials(self, request: web.Request) -> web.Response:
+        if request.headers.get("authorization") != CONTAINER_TOKEN:
+            return web.json_response({"message": "unauthorized"}, status=401)
+        return self.role_credentials()
+
+    async def imds_token(self, request: web.Request) -> web.Response:
+        if not request.headers.get("x-aws-ec2-metadata-token-ttl-seconds"):
+            return web.Response(status=400)
+        return web.Response(text=IMDS_TOKEN)
+
+    async def imds_roles(self, request: web.Request) -> web.Response:
+        if request.headers.get("x-aws-ec2-metadata-token") != IMDS_TOKEN:
+            return web.Response(status=401)
+        return web.Response(text="gateway-role")
+
+    async def imds_credentials(self, request: web.Request) -> web.Response:
+        if request.headers.get("x-aws-ec2-metadata-token") != IMDS_TOKEN:
+            return web.Response(status=401)
+        if request.match_info["role"] != "gateway-role":
+            return web.Response(status=404)
+        return self.role_credentials()
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         recorded = await self.record(request)

@@ -49,6 +49,16 @@ PRIVATE_KEY_PEM = _KEY.private_bytes(
     serialization.NoEncryption(),
 ).decode()
 PUBLIC_KEY = _KEY.public_key()
+# A key Google never issued for the account: its assertions fail the signature check.
+FORGED_KEY_PEM = (
+    rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    .decode()
+)
 
 
 def service_account(token_uri: str, **changes: Any) -> dict[str, Any]:
@@ -263,8 +273,15 @@ ENV: dict[str, str] = {}
 def config_fragment(mock: VertexMock) -> dict[str, Any]:
     base = {"type": "vertex", "api_base": mock.url, "location": LOCATION}
     key = json.dumps(service_account(f"{mock.url}/token"))
+    # Its own token endpoint address, so its token is cached apart from vertex-main's.
+    refreshing = json.dumps(service_account(f"{mock.url}/token?for=refresh"))
+    forged = json.dumps(service_account(f"{mock.url}/token", private_key=FORGED_KEY_PEM))
     return {
-        "providers": {"vertex-main": {**base, "service_account_json": key}},
+        "providers": {
+            "vertex-main": {**base, "service_account_json": key},
+            "vertex-refresh": {**base, "service_account_json": refreshing},
+            "vertex-forged": {**base, "service_account_json": forged},
+        },
         "models": {
             "vertex-gemini": {
                 "deployments": [{"provider": "vertex-main", "model": "gemini-2.5-flash"}]
@@ -272,6 +289,12 @@ def config_fragment(mock: VertexMock) -> dict[str, Any]:
             "vertex-claude": {
                 "deployments": [{"provider": "vertex-main", "model": "claude-3-5-haiku@20241022"}],
                 "extra_params": ["thinking"],
+            },
+            "vertex-refresh": {
+                "deployments": [{"provider": "vertex-refresh", "model": "gemini-2.5-flash"}]
+            },
+            "vertex-forged": {
+                "deployments": [{"provider": "vertex-forged", "model": "gemini-2.5-flash"}]
             },
             "vertex-embed": {
                 "deployments": [{"provider": "vertex-main", "model": "text-embedding-005"}]

@@ -4,9 +4,9 @@ libraries look for them:
 1. `access_token` in the config: sent as it is (never refreshed: it lasts an hour).
 2. A service-account key (`service_account_json`, `service_account_file`, or a tenant's
    `api_key` holding the JSON): a JWT signed with the key (RS256: iss = the account's
-   email, scope, aud = the key's `token_uri`, iat, exp an hour later, the key id in the
-   header) is exchanged at `token_uri` (`https://oauth2.googleapis.com/token`, or the one
-   the key names) with the jwt-bearer grant.
+   email, scope, aud = `https://oauth2.googleapis.com/token` as Google requires, iat, exp an
+   hour later, the key id in the header) is exchanged at the key's `token_uri` (that same
+   address, unless the key names another) with the jwt-bearer grant.
 3. With `credential_chain: true` (an operator's choice): application default credentials,
    i.e. the key file in `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's
    (`~/.config/gcloud/application_default_credentials.json`: a service account, or a user's
@@ -76,13 +76,15 @@ class ServiceAccountToken(RefreshingCredentials[str]):
             raise ValueError("the service-account key's private_key is not an RSA key")
         self.email, self.key_id, self.token_uri = email, key_id, token_uri
         self._key = key
-        super().__init__(fingerprint("google-sa", email, str(key_id), token_uri), egress)
+        # The key itself is part of the identity: a config that names the same account with
+        # another key must not be handed the token the real key earned.
+        super().__init__(fingerprint("google-sa", email, str(key_id), token_uri, pem), egress)
 
     def assertion(self, now: int) -> str:
         claims = {
             "iss": self.email,
             "scope": SCOPE,
-            "aud": self.token_uri,
+            "aud": TOKEN_URI,  # always Google's, wherever the exchange happens
             "iat": now,
             "exp": now + ASSERTION_LIFETIME,
         }

@@ -30,6 +30,7 @@ import calendar
 import hashlib
 import hmac
 import json
+import re
 import struct
 import time
 import zlib
@@ -72,6 +73,14 @@ PLAIN_TRIGGERS = {
         "You don't have access to the model with the specified model ID.",
     ),
 }
+
+
+def accepted_version(value: object) -> bool:
+    """The documented `bedrock-2023-05-31`, or a dated API version (Anthropic's SDK sends its
+    own, e.g. `2026-10-21`)."""
+    return value == ANTHROPIC_VERSION or bool(
+        isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)
+    )
 
 
 def bedrock_error(status: int, name: str, message: str) -> web.Response:
@@ -329,7 +338,7 @@ class BedrockMock(MockUpstream):
     ) -> web.StreamResponse:
         if "anthropic." not in model:
             return bedrock_error(400, "ValidationException", "Malformed input request.")
-        if not isinstance(body, dict) or body.get("anthropic_version") != ANTHROPIC_VERSION:
+        if not isinstance(body, dict) or not accepted_version(body.get("anthropic_version")):
             return bedrock_error(
                 400, "ValidationException", "anthropic_version: bedrock-2023-05-31 is required"
             )

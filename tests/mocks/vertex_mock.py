@@ -20,6 +20,7 @@ Errors are Google's shape, but Claude's own, which keep Anthropic's.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -86,11 +87,13 @@ class VertexMock(GeminiMock):
         self.token_lifetime = 3600
         self.tokens: dict[str, float] = {}  # issued token -> when it expires
         self.token_requests = 0
+        self.refuse_tokens = False  # every exchange answers invalid_grant (a revoked key)
 
     def reset(self) -> None:
         super().reset()
         self.token_lifetime = 3600
         self.token_requests = 0
+        self.refuse_tokens = False
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/token", self.token)
@@ -114,6 +117,8 @@ class VertexMock(GeminiMock):
 
     async def token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
+        if self.refuse_tokens:
+            return oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
         form = {k: v[0] for k, v in parse_qs((await request.read()).decode()).items()}
         if form.get("grant_type") == "refresh_token":
             if form.get("refresh_token") != REFRESH_TOKEN:
@@ -199,7 +204,9 @@ class VertexMock(GeminiMock):
     async def claude(
         self, request: web.Request, body: Any, model: str, stream: bool, fault: Any
     ) -> web.StreamResponse:
-        if not isinstance(body, dict) or body.get("anthropic_version") != ANTHROPIC_VERSION:
+        version = body.get("anthropic_version") if isinstance(body, dict) else None
+        # The documented vertex-2023-10-16, or a dated version (Anthropic's SDK sends its own).
+        if version != ANTHROPIC_VERSION and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(version)):
             return anthropic_mock.anthropic_error(
                 400, "invalid_request_error", "anthropic_version: vertex-2023-10-16 is required"
             )

@@ -306,7 +306,7 @@ def _tools(request: ChatCompletionRequest, extras: Json, messages: list[Json]) -
         return None
     config: Json = {"tools": [_tool_spec(tool) for tool in tools]}
     kind = choice.get("type")
-    if kind == "auto":
+    if kind == "auto" and is_set(request.tool_choice):  # not when only parallel calls were off
         config["toolChoice"] = {"auto": {}}
     elif kind == "any":
         config["toolChoice"] = {"any": {}}

@@ -32,6 +32,15 @@ _SUFFIXES = (
 )
 
 
+# Bedrock ids: an optional cross-region inference-profile prefix ("us.", "eu.", "apac.",
+# "global."...), the vendor ("anthropic."), the model, then a version ("-v2:0", "-v1:0:200k").
+_BEDROCK_ID = re.compile(
+    r"^(?:(?:us|eu|apac|ap|jp|au|ca|us-gov|global)\.)?"
+    r"(?:anthropic|amazon|meta|mistral|cohere|ai21|deepseek|writer|qwen|openai)\."
+    r"(?P<model>.+?)(?:-v\d+(?::\d+)?(?::[0-9a-z]+)?)?$"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     """USD per million tokens."""
@@ -86,10 +95,14 @@ def to_micro_usd(amount: Decimal) -> int:
 
 
 def normalize_model(name: str) -> str:
-    """Lower case, without a provider/path prefix ("openai/", "models/") and without date
-    or revision suffixes ("-2024-08-06", "-20241022", "@20241022", "-latest", "-001",
+    """Lower case, without a provider/path prefix ("openai/", "models/", a Bedrock ARN's
+    resource path), without Bedrock's inference-profile, vendor and version parts
+    ("us.anthropic.claude-sonnet-4-20250514-v1:0" -> "claude-sonnet-4") and without date or
+    revision suffixes ("-2024-08-06", "-20241022", "@20241022", "-latest", "-001",
     "-preview[-MM-DD]")."""
     name = name.strip().lower().rsplit("/", 1)[-1]
+    if bedrock := _BEDROCK_ID.match(name):
+        name = bedrock.group("model")
     changed = True
     while changed:
         changed = False

@@ -27,8 +27,17 @@ class Encoder(Protocol):
     def finish(self, usage: Usage | None, error: GatewayError | None) -> list[Json]: ...
 
 
+_HEADS: dict[str, bytes] = {}  # "event: <type>\ndata: " by type: a few dozen types at most
+
+
 def event_bytes(event: Json) -> bytes:
-    return b"event: " + str(event["type"]).encode() + b"\ndata: " + encode_json(event) + b"\n\n"
+    kind = str(event["type"])
+    head = _HEADS.get(kind)
+    if head is None:
+        head = b"event: " + kind.encode() + b"\ndata: "
+        if len(_HEADS) < 256:
+            _HEADS[kind] = head
+    return head + encode_json(event) + b"\n\n"
 
 
 def raw_bytes(event: SSEEvent) -> bytes:

@@ -139,7 +139,21 @@ class StreamEncoder:
         return {"type": "message_start", "message": message}
 
     def _choice(self, choice: Json, events: list[Json]) -> None:
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            delta = {}
+        text = delta.get("content")
+        if len(delta) == 1 and isinstance(text, str) and self._text_index is not None:
+            if text:  # most chunks: more text for the open text block, as _text would give it
+                self._saw_text = True
+                self._reasoning.clear()
+                more = {"type": "text_delta", "text": text}
+                events.append(
+                    {"type": "content_block_delta", "index": self._text_index, "delta": more}
+                )
+            if choice.get("finish_reason") is not None:
+                self._finish = choice
+            return
         reasoning = delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
             self._reasoning.append(reasoning)

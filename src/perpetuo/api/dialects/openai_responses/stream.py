@@ -75,7 +75,18 @@ class StreamEncoder:
         choice = choices[0] if isinstance(choices, list) and choices else None
         if not isinstance(choice, dict):
             return events  # a usage-only chunk
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            delta = {}
+        text = delta.get("content")
+        if len(delta) == 1 and isinstance(text, str) and choice.get("logprobs") is None:
+            if text and "output_text" in self._parts:  # most chunks: more text for the open part
+                events.append(self._more_text(text))
+            elif text:
+                events += self._text_delta("output_text", text, None)
+            if isinstance(reason := choice.get("finish_reason"), str):
+                self.finish_reason = reason
+            return events
         thought = delta.get("reasoning_content")
         if isinstance(thought, str) and thought and self.summarize:
             events += self._summary_delta(thought)
@@ -85,7 +96,7 @@ class StreamEncoder:
             elif isinstance(block, dict) and block.get("type") in FOREIGN_KINDS:
                 rs_id = item_id("rs", self.id, len(self.output))
                 events += self._reasoning_block(as_reasoning_item(block, rs_id, self.summarize))
-        if isinstance(text := delta.get("content"), str) and text:
+        if isinstance(text, str) and text:
             events += self._text_delta("output_text", text, choice.get("logprobs"))
         if isinstance(refusal := delta.get("refusal"), str) and refusal:
             events += self._text_delta("refusal", refusal, None)
@@ -183,6 +194,23 @@ class StreamEncoder:
         else:
             events.append(self._part_event("refusal.delta", kind, delta=text))
         return events
+
+    def _more_text(self, text: str) -> Json:
+        """The output_text.delta of the open message's text part, built directly: what
+        `_text_delta` makes for it, without its checks (this runs for nearly every chunk)."""
+        index, position = self._message, self._parts["output_text"]
+        assert index is not None
+        self._part_text["output_text"].append(text)
+        self._seq += 1
+        return {
+            "type": "response.output_text.delta",
+            "sequence_number": self._seq - 1,
+            "item_id": self.output[index]["id"],
+            "output_index": index,
+            "content_index": position,
+            "delta": text,
+            "logprobs": [],
+        }
 
     def _part(self, kind: str) -> tuple[list[Json], Json]:
         """The open message's part of this kind, opening the message and part as needed."""

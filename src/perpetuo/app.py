@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from perpetuo.api.asgi import GatewayApp
 from perpetuo.api.http import TrustedProxies
 from perpetuo.auth.authenticator import Authenticator
@@ -34,6 +36,7 @@ from perpetuo.routing.table import RoutingTable
 from perpetuo.store.database import Database
 from perpetuo.store.repos import api_keys as key_rows
 from perpetuo.transport.client import HTTPClient
+from perpetuo.transport.proxy import ProxyEnvironment
 
 
 def build_control_plane(settings: Settings) -> ControlPlane:
@@ -65,7 +68,10 @@ def key_loader(db: Database):
 def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     source = str(settings.config) if settings.config else "config"
     table = RoutingTable.build(config, source)
-    client = HTTPClient(max_buffered_bytes=config.upstream_limits.max_buffered_bytes)
+    client = HTTPClient(
+        max_buffered_bytes=config.upstream_limits.max_buffered_bytes,
+        proxies=ProxyEnvironment.from_environ(os.environ),  # HTTPS_PROXY, NO_PROXY, ...
+    )
     master = settings.master_key.get_secret_value() if settings.master_key else None
     if master is None:
         master = read_master_key(settings.data_dir)

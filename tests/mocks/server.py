@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class MockUpstream:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self.disconnects = 0  # streams the client abandoned before the end
+        self.tls: ssl.SSLContext | None = None  # set before start() to serve https
 
     # -- to override -----------------------------------------------------------------------
 
@@ -61,7 +63,7 @@ class MockUpstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> MockUpstream:
         ready = threading.Event()
@@ -73,7 +75,7 @@ class MockUpstream:
             self.routes(app)
             self._runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls)
             loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()

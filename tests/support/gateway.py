@@ -15,6 +15,9 @@ import httpx
 import yaml
 
 MASTER_KEY = "pk-test-master-key-0123456789"
+# The test machine's own proxy settings would send the gateway's calls to the mocks through
+# that proxy: a test that wants one passes it in `env`.
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
 
 
 def free_port() -> int:
@@ -51,7 +54,7 @@ class GatewayProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES},
             "PERPETUO_MASTER_KEY": MASTER_KEY,
             "PERPETUO_DATA_DIR": str(self.workdir / "data"),
             **self.env,

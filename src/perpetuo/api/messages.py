@@ -124,6 +124,7 @@ async def _count_upstream(gw: Gateway, dep: Any, native: NativeRequest) -> dict[
             COUNT_TIMEOUTS,
             verify_tls=dep.target.verify_tls,
             egress=dep.target.egress,
+            connection=dep.target.connection,
         )
         data = await response.read()
     except TransportError:

@@ -35,13 +35,17 @@ def serve(
     from perpetuo.config import ConfigError, load_config
     from perpetuo.control.bootstrap import StartupError, prepare_store
     from perpetuo.routing.table import RoutingTable
+    from perpetuo.transport.proxy import ProxyEnvironment
 
     settings = settings_for(config)
     try:
         gateway_config = load_config(settings.config)
         table = RoutingTable.build(gateway_config, str(settings.config or "config"))
+        proxies = ProxyEnvironment.from_environ(os.environ)
     except ConfigError as exc:
         fail(str(exc))
+    except ValueError as exc:  # a proxy variable holds no usable URL
+        fail(f"environment: {exc}")
     if settings.master_key is None:
         _, created = ensure_master_key(settings.data_dir)
         where = master_key_file(settings.data_dir)
@@ -79,6 +83,8 @@ def serve(
         typer.echo(line, err=True)
     for line in key_warnings(gateway_config):
         typer.echo(line, err=True)
+    if proxies is not None:
+        typer.echo(f"outbound proxy (environment): {proxies.describe()}", err=True)
     if workers > 1:
         _prepare_workers(settings)
     if workers == 1:

@@ -17,6 +17,9 @@ from pydantic import (
 
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.guardrails.policy import GuardrailPolicy
+from perpetuo.transport.proxy import Proxy
+from perpetuo.transport.route import ConnectOptions
+from perpetuo.transport.tls import TLSSettings
 
 # "priority" is a synonym of "default": priority groups, then configured order.
 Strategy = Literal[
@@ -147,12 +150,76 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra upstream headers")
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     verify_tls: bool = True
+    proxy: SecretStr | None = Field(
+        default=None,
+        description="Outbound proxy for this provider, http(s)://[user:password@]host:port, "
+        "or none (direct, whatever HTTPS_PROXY says); unset: the environment's",
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="PEM file of the CAs the upstream's certificate must chain to "
+        "(instead of the system's)",
+    )
+    client_cert: str | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (may hold the key)"
+    )
+    client_key: str | None = Field(default=None, description="PEM private key of client_cert")
+    client_key_password: SecretStr | None = Field(
+        default=None, description="Password of client_key (use ${VAR})"
+    )
     health_check: HealthCheckConfig | None = Field(
         default=None, description="Active health checks; off when absent"
     )
     upstream_limits: UpstreamLimitsConfig | None = Field(
         default=None, description="Overrides of the global upstream_limits for this provider"
     )
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        text = value.get_secret_value().strip() if value is not None else ""
+        if text and text.lower() != "none":
+            Proxy.parse(text)  # its ValueError never repeats the credentials
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None) -> str | None:
+        if value:
+            TLSSettings(ca_bundle=value).context()  # ValueError names the file and the problem
+        return value
+
+    @model_validator(mode="after")
+    def _client_certificate(self) -> ProviderConfig:
+        tls = self.tls_settings()
+        if tls is not None and tls.client_cert:
+            tls.context()
+        return self
+
+    def tls_settings(self) -> TLSSettings | None:
+        """The provider's CA bundle and client certificate; None when it sets neither."""
+        if not (self.ca_bundle or self.client_cert or self.client_key):
+            return None
+        password = self.client_key_password
+        return TLSSettings(
+            verify=self.verify_tls,
+            ca_bundle=self.ca_bundle,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            key_password=password.get_secret_value() if password else None,
+        )
+
+    def connect_options(self) -> ConnectOptions | None:
+        """Proxy and TLS settings for the client; None when the provider sets neither (then
+        the client keeps its direct path, or the environment's proxy)."""
+        tls = self.tls_settings()
+        proxy = self.proxy.get_secret_value().strip() if self.proxy is not None else ""
+        if tls is None and not proxy:
+            return None
+        direct = proxy.lower() == "none"
+        return ConnectOptions(
+            proxy=Proxy.parse(proxy) if proxy and not direct else None, direct=direct, tls=tls
+        )
 
     @field_validator("upstream_limits")
     @classmethod
@@ -334,6 +401,12 @@ class EgressConfig(_Strict):
         default_factory=list, description="Networks always allowed (e.g. an internal vLLM subnet)"
     )
     deny_cidrs: list[str] = Field(default_factory=list, description="Networks always refused")
+    proxy_resolves: bool = Field(
+        default=False,
+        description="Through an outbound proxy, send tenant host names for the proxy to "
+        "resolve (its own rules must then refuse internal addresses) instead of addresses "
+        "resolved and checked here",
+    )
     max_hops: Annotated[int, Field(ge=1, le=20)] = Field(
         default=3,
         description="Requests that already passed through this many gateways are refused (508)",

@@ -32,4 +32,5 @@ def policy_for(config: EgressConfig, host: str | None, port: int | None) -> Egre
         deny_cidrs=config.deny_cidrs,
         listen_host=host,
         listen_port=port,
+        proxy_resolves=config.proxy_resolves,
     )

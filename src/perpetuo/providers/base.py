@@ -25,6 +25,7 @@ from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import clamp_counts
 from perpetuo.transport.caps import ResponseCaps
 from perpetuo.transport.egress import EgressPolicy
+from perpetuo.transport.route import ConnectOptions
 from perpetuo.transport.sse import SSEDecoder, SSEEvent
 from perpetuo.transport.url import URL, Timeouts
 
@@ -83,6 +84,8 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     verify_tls: bool = True
+    # The provider's proxy and TLS files (transport/route.py); None: none of them set.
+    connection: ConnectOptions | None = None
     # Set for deployments a tenant configured: every connection is checked by the policy.
     egress: EgressPolicy | None = None
     # Why this deployment cannot be called at all ("no API key configured (VAR is empty)"):

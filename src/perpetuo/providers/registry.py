@@ -80,6 +80,7 @@ def build_target(
             total=timeouts_cfg.total,
         ),
         verify_tls=provider.verify_tls,
+        connection=provider.connect_options(),
         egress=egress,
         caps=response_caps(limits or UpstreamLimitsConfig(), provider.upstream_limits),
         key_problem=cloud.problem if cloud else None,

@@ -103,6 +103,7 @@ class HealthChecker:
                 timeouts,
                 verify_tls=dep.target.verify_tls,
                 egress=dep.target.egress,
+                connection=dep.target.connection,
             )
             body = await response.read()
         except TransportError as exc:

@@ -436,6 +436,7 @@ class Router:
             verify_tls=target.verify_tls,
             egress=target.egress,
             caps=target.caps,
+            connection=target.connection,
         )
 
     @staticmethod

@@ -1,10 +1,11 @@
 """A pooled keep-alive HTTP/1.1 client for talking to LLM providers.
 
-Built on asyncio protocols and httptools (the parser uvicorn uses) because the upstream call
+Built on asyncio protocols and httptools (transport/connection.py) because the upstream call
 is most of the gateway's per-request CPU: general-purpose async clients cost several times
 more per request. It does exactly what upstream calls need: keep-alive pools per origin,
 TLS, chunked and content-length bodies, gzip, streaming with back-pressure, and timeouts
-for connect, first byte, silence between chunks and the whole exchange.
+for connect, first byte, silence between chunks and the whole exchange. Proxies and custom
+TLS settings (transport/proxy.py, transport/tls.py) are looked at only when configured.
 """
 
 from __future__ import annotations
@@ -12,201 +13,37 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections import deque
 from collections.abc import Iterable
 
-import httptools
-
 from perpetuo.transport.caps import BodyBudget, ResponseCaps
+from perpetuo.transport.connection import Connection
 from perpetuo.transport.egress import EgressPolicy
-from perpetuo.transport.errors import (
-    ConnectError,
-    ConnectionClosed,
-    ProtocolError,
-    ResponseTooLarge,
-    TransportError,
-    UpstreamTimeout,
-)
+from perpetuo.transport.errors import ConnectError, ConnectionClosed, UpstreamTimeout
+from perpetuo.transport.proxy import Proxy, ProxyEnvironment, connect_through
 from perpetuo.transport.response import DEFAULT_CAPS, UpstreamResponse
+from perpetuo.transport.route import ConnectOptions, route_for
+from perpetuo.transport.tls import SSLContexts, TLSSettings
 from perpetuo.transport.url import URL, Origin, Timeouts
 
 # Trusted calls pool by origin; policy-checked (tenant) calls apart, so a connection a
 # trusted call opened to an internal address is never handed to a tenant's request.
-PoolKey = Origin | tuple[Origin, str]
-_HIGH_WATER = 256 * 1024  # pause reading the socket when this much body is unread
+# Connections through a proxy or with custom TLS settings pool by those too: a tunnel is
+# never reused for a direct call, nor a connection made with one client certificate for
+# a call that asked for another.
+PoolKey = Origin | tuple[Origin, str] | tuple[Origin, bool, Proxy | None, TLSSettings | None]
+RouteToken = tuple[Origin, bool, ConnectOptions | None]
+Route = tuple[PoolKey, Proxy | None, TLSSettings | None]
+_MAX_ROUTES = 4096
 _FORBIDDEN_HEADER_CHARS = str.maketrans("", "", "\r\n\0")
-_MAX_HEAD = 64 * 1024  # status line and headers: an endless head is refused, not buffered
 
 __all__ = ["HTTPClient", "UpstreamResponse"]
 
 
-class _Connection(asyncio.Protocol):
-    """One upstream connection; carries one exchange at a time."""
-
-    def __init__(self, origin: Origin, pool_key: PoolKey | None = None) -> None:
-        self.origin = origin
-        self.pool_key: PoolKey = origin if pool_key is None else pool_key
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self._parser = httptools.HttpResponseParser(self)
-        self._loop = asyncio.get_running_loop()
-        self._reset_exchange()
-
-    def _reset_exchange(self) -> None:
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.headers_done = False
-        self.message_done = False
-        self.keep_alive = False
-        self.got_bytes = False
-        self.head_bytes = 0
-        self.error: TransportError | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._paused = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    # -- asyncio.Protocol ------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(ProtocolError("upstream attempted a protocol upgrade"))
-        except httptools.HttpParserError as exc:
-            self._fail(ProtocolError(f"invalid HTTP response from upstream: {exc}"))
-        if not self.headers_done:  # everything so far was head (httptools buffers it)
-            self.head_bytes += len(data)
-            if self.head_bytes > _MAX_HEAD:
-                self._fail(ResponseTooLarge("response head", _MAX_HEAD))
-
-    def eof_received(self) -> bool | None:
-        # A response delimited by connection close ends here.
-        if self.headers_done and not self.message_done and not self._has_framing():
-            self.on_message_complete()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.message_done:
-            self._fail(
-                ConnectionClosed(
-                    "upstream closed the connection",
-                    before_response=not self.got_bytes,
-                )
-            )
-
-    def pause_writing(self) -> None:  # request bodies are small; nothing to throttle
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
-    # -- httptools callbacks ---------------------------------------------------------------
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
-
-    def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
-        if 100 <= self.status < 200:  # interim response: wait for the real one
-            self.headers = []
-            return
-        self.headers_done = True
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        self._chunks.append(body)
-        self._buffered += len(body)
-        if self._buffered > _HIGH_WATER and not self._paused and self.transport:
-            self._paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if not self.headers_done:  # end of an interim response
-            return
-        self.message_done = True
-        self.keep_alive = self._parser.should_keep_alive()  # only valid inside the callback
-        self._wake()
-
-    # -- exchange --------------------------------------------------------------------------
-
-    def _has_framing(self) -> bool:
-        for name, value in self.headers:
-            if name == "content-length" or (name == "transfer-encoding" and "chunked" in value):
-                return True
-        return False
-
-    def _fail(self, error: TransportError) -> None:
-        if self.error is None:
-            self.error = error
-        self._wake()
-        if self.transport and not self.transport.is_closing():
-            self.transport.abort()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _wait(self, deadline: float, phase: str) -> None:
-        # A timer handle per wait is far cheaper than asyncio.timeout() and its task juggling.
-        waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_at(deadline, _expire, waiter, phase)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
-
-    def send(self, head: bytes, body: bytes) -> None:
-        self._reset_exchange()
-        if self.closed or self.transport is None or self.transport.is_closing():
-            self.error = ConnectionClosed("upstream closed the connection", before_response=True)
-            return
-        self.transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            self.transport.write(body)
-
-    async def wait_headers(self, deadline: float, phase: str) -> None:
-        while not self.headers_done and self.error is None:
-            await self._wait(deadline, phase)
-        if self.error is not None and not self.headers_done:
-            raise self.error
-
-    async def next_chunk(self, deadline: float, phase: str) -> bytes | None:
-        """The next piece of body, or None at the end of the message."""
-        while not self._chunks:
-            if self.message_done:
-                return None
-            if self.error is not None:
-                raise self.error
-            await self._wait(deadline, phase)
-        chunk = self._chunks.popleft()
-        self._buffered -= len(chunk)
-        if self._paused and self._buffered < _HIGH_WATER // 2 and self.transport:
-            self._paused = False
-            self.transport.resume_reading()
-        return chunk
-
-    @property
-    def reusable(self) -> bool:
-        return self.message_done and self.error is None and not self.closed and self.keep_alive
-
-    def abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-
 class HTTPClient:
-    """Keep-alive connection pools keyed by origin, shared by every upstream call."""
+    """Keep-alive connection pools keyed by origin, shared by every upstream call.
+
+    `proxies`: the environment's outbound proxies (ProxyEnvironment.from_environ); None when
+    there are none, and then only calls with their own ConnectOptions look at routes."""
 
     def __init__(
         self,
@@ -214,12 +51,15 @@ class HTTPClient:
         max_idle_per_origin: int = 256,
         idle_timeout: float = 60.0,
         max_buffered_bytes: int = 64 * 1024 * 1024,
+        proxies: ProxyEnvironment | None = None,
     ) -> None:
         self.body_budget = BodyBudget(max_buffered_bytes)  # see transport/caps.py
-        self._idle: dict[PoolKey, list[_Connection]] = {}
+        self._idle: dict[PoolKey, list[Connection]] = {}
         self._max_idle = max_idle_per_origin
         self._idle_timeout = idle_timeout
-        self._ssl_contexts: dict[bool, ssl.SSLContext] = {}
+        self._ssl = SSLContexts()
+        self._proxies = proxies
+        self._routes: dict[RouteToken, Route] = {}
         self._closed = False
 
     async def request(
@@ -234,6 +74,7 @@ class HTTPClient:
         verify_tls: bool = True,
         egress: EgressPolicy | None = None,
         caps: ResponseCaps = DEFAULT_CAPS,
+        connection: ConnectOptions | None = None,
     ) -> UpstreamResponse:
         """Send a request and wait for the response head.
 
@@ -241,14 +82,15 @@ class HTTPClient:
         timeouts bound each phase within it. With `egress` (tenant-supplied URLs), the
         host is resolved and checked by the policy, and only a checked address is dialled;
         such connections live in pools of their own, never shared with trusted calls.
-        `caps` bound what the response may make us hold (see transport/caps.py)."""
+        `caps` bound what the response may make us hold (see transport/caps.py).
+        `connection`: the provider's proxy and TLS settings (its `tls` replaces `verify_tls`)."""
         timeouts = timeouts or Timeouts()
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + (timeouts.total or 86400.0)
         head = _encode_head(method, url, headers, len(body))
         for attempt in (1, 2):
-            conn, reused = await self._acquire(url.origin, timeouts, verify_tls, egress)
+            conn, reused = await self._acquire(url.origin, timeouts, verify_tls, egress, connection)
             conn.send(head, body)
             first_byte = loop.time() + timeouts.first_byte
             try:
@@ -269,11 +111,20 @@ class HTTPClient:
         raise AssertionError("unreachable")
 
     async def _acquire(
-        self, origin: Origin, timeouts: Timeouts, verify_tls: bool, egress: EgressPolicy | None
-    ) -> tuple[_Connection, bool]:
+        self,
+        origin: Origin,
+        timeouts: Timeouts,
+        verify_tls: bool,
+        egress: EgressPolicy | None,
+        options: ConnectOptions | None,
+    ) -> tuple[Connection, bool]:
         if self._closed:
             raise ConnectError("HTTP client is closed")
-        key: PoolKey = origin if egress is None else (origin, "egress")
+        if options is None and self._proxies is None:  # the direct path: nothing else to look at
+            key: PoolKey = origin if egress is None else (origin, "egress")
+            proxy = tls = None
+        else:
+            key, proxy, tls = self._route(origin, egress, options)
         idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
@@ -282,9 +133,16 @@ class HTTPClient:
                 return conn, True
             conn.abort()
         loop = asyncio.get_running_loop()
-        ssl_context = self._ssl_context(verify_tls) if origin.is_tls else None
+        via = f" through the proxy {proxy}" if proxy else ""
         try:
+            ssl_context = None
+            if origin.is_tls:
+                ssl_context = self._ssl.get(tls) if tls else self._ssl.default(verify_tls)
             async with asyncio.timeout(timeouts.connect):
+                if proxy is not None:
+                    conn = Connection(origin, key)
+                    await self._tunnel(loop, conn, proxy, egress, ssl_context)
+                    return conn, False
                 if egress is None:
                     addresses = [origin.host]
                 else:  # dial only what the policy checked: no second lookup to rebind
@@ -292,8 +150,8 @@ class HTTPClient:
                 conn = await self._connect(loop, key, origin, addresses, ssl_context)
         except TimeoutError:
             raise UpstreamTimeout("connect") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectError(f"cannot connect to {origin.host_header}: {exc}") from None
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise ConnectError(f"cannot connect to {origin.host_header}{via}: {exc}") from None
         return conn, False
 
     @staticmethod
@@ -303,13 +161,13 @@ class HTTPClient:
         origin: Origin,
         addresses: list[str],
         ssl_context: ssl.SSLContext | None,
-    ) -> _Connection:
+    ) -> Connection:
         """The first of `addresses` that accepts a connection (TLS names the origin host)."""
         error: OSError | None = None
         for address in addresses:
             try:
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(origin, key),
+                    lambda: Connection(origin, key),
                     address,
                     origin.port,
                     ssl=ssl_context,
@@ -321,7 +179,41 @@ class HTTPClient:
         assert error is not None
         raise error
 
-    def _release(self, conn: _Connection) -> None:
+    async def _tunnel(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: Connection,
+        proxy: Proxy,
+        egress: EgressPolicy | None,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        """`conn` through `proxy`. A tenant's destination is checked here, as on the direct
+        path, and the proxy is asked for the checked address (see EgressPolicy.tunnel_targets)."""
+        origin = conn.origin
+        if egress is None:
+            targets = [origin.host]
+        else:
+            targets = await egress.tunnel_targets(origin.host, origin.port)
+        proxy_tls = self._ssl.default(True) if proxy.origin.is_tls else None
+        await connect_through(loop, proxy, proxy_tls, targets, origin, conn, ssl_context)
+
+    def _route(
+        self, origin: Origin, egress: EgressPolicy | None, options: ConnectOptions | None
+    ) -> Route:
+        """The pool, proxy and TLS settings of calls to `origin` with `options` (kept)."""
+        token = (origin, egress is not None, options)
+        known = self._routes.get(token)
+        if known is None:
+            proxy, tls = route_for(origin, options, self._proxies)
+            key: PoolKey = origin if egress is None else (origin, "egress")
+            if proxy is not None or tls is not None:
+                key = (origin, egress is not None, proxy, tls)
+            if len(self._routes) >= _MAX_ROUTES:  # tenant origins are many; keep it bounded
+                self._routes.clear()
+            known = self._routes[token] = (key, proxy, tls)
+        return known
+
+    def _release(self, conn: Connection) -> None:
         if not conn.reusable or self._closed:
             conn.abort()
             return
@@ -332,17 +224,8 @@ class HTTPClient:
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
-    def _ssl_context(self, verify: bool) -> ssl.SSLContext:
-        context = self._ssl_contexts.get(verify)
-        if context is None:
-            context = ssl.create_default_context()
-            if not verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._ssl_contexts[verify] = context
-        return context
-
     def idle_connections(self, origin: Origin) -> int:
+        """Idle direct connections to `origin` made for trusted calls."""
         return len(self._idle.get(origin, ()))
 
     async def aclose(self) -> None:
@@ -351,11 +234,6 @@ class HTTPClient:
             for conn in conns:
                 conn.abort()
         self._idle.clear()
-
-
-def _expire(waiter: asyncio.Future[None], phase: str) -> None:
-    if not waiter.done():
-        waiter.set_exception(UpstreamTimeout(phase))
 
 
 def _encode_head(method: str, url: URL, headers: Iterable[tuple[str, str]], length: int) -> bytes:

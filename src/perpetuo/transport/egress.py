@@ -9,6 +9,8 @@ Checks happen twice: `check_url` when the URL is saved (scheme, userinfo, deny l
 addresses: a clear 400 at once) and `resolve` at connect time, on the addresses DNS returns
 then, so a name that is rebound to an internal address after it was saved is still refused.
 The client then connects to the checked address itself, never re-resolving the name.
+Through an outbound proxy the same holds: the proxy is asked to connect to the checked
+address (`tunnel_targets`), unless the operator lets the proxy resolve names.
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ class EgressPolicy:
     # gateway would make it call itself.
     own_ports: frozenset[int] = field(default_factory=frozenset)
     own_addresses: frozenset[IPAddress] = field(default_factory=frozenset)
+    # Through a proxy, send it the host name (the proxy resolves, and its own rules must
+    # refuse internal addresses) instead of an address resolved and checked here.
+    proxy_resolves: bool = False
 
     # -- at save time ------------------------------------------------------------------------
 
@@ -170,6 +175,19 @@ class EgressPolicy:
             raise EgressRefused(f"the host {host} resolves to no allowed address{why}")
         return allowed
 
+    async def tunnel_targets(self, host: str, port: int) -> list[str]:
+        """What a proxy is asked to connect to: the addresses `resolve` allows (TLS inside the
+        tunnel still names the host), or with `proxy_resolves` the host name itself, once
+        the host rules (and, for a literal address, the address rules) allow it."""
+        if not self.proxy_resolves:
+            return await self.resolve(host, port)
+        self.check_host(host)
+        literal = literal_address(host)
+        if literal is not None:
+            self.check_address(literal, port)
+            return [str(literal)]
+        return [host]
+
 
 def literal_address(host: str) -> IPAddress | None:
     """`host` as an IP address when it is written as one, in any form a resolver accepts:
@@ -232,6 +250,7 @@ def build_policy(
     deny_cidrs: Iterable[str] = (),
     listen_host: str | None = None,
     listen_port: int | None = None,
+    proxy_resolves: bool = False,
 ) -> EgressPolicy:
     """A policy from the operator's settings and the gateway's own listen address."""
     own: set[IPAddress] = set(local_addresses())
@@ -248,4 +267,5 @@ def build_policy(
         deny_cidrs=tuple(ipaddress.ip_network(c, strict=False) for c in deny_cidrs),
         own_ports=frozenset({listen_port} if listen_port else ()),
         own_addresses=frozenset(own),
+        proxy_resolves=proxy_resolves,
     )

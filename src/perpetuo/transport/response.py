@@ -14,7 +14,8 @@ from perpetuo.transport.caps import UNCOUNTED_BYTES, Inflater, ResponseCaps
 from perpetuo.transport.errors import ResponseTooLarge, UpstreamTimeout
 
 if TYPE_CHECKING:
-    from perpetuo.transport.client import HTTPClient, _Connection
+    from perpetuo.transport.client import HTTPClient
+    from perpetuo.transport.connection import Connection
 
 DEFAULT_CAPS = ResponseCaps()
 
@@ -37,13 +38,13 @@ class UpstreamResponse:
     def __init__(
         self,
         client: HTTPClient,
-        conn: _Connection,
+        conn: Connection,
         read_timeout: float,
         deadline: float,
         caps: ResponseCaps = DEFAULT_CAPS,
     ) -> None:
         self._client = client
-        self._conn: _Connection | None = conn
+        self._conn: Connection | None = conn
         self._read_timeout = read_timeout
         self._deadline = deadline
         self._caps = caps
@@ -55,7 +56,7 @@ class UpstreamResponse:
     def caps(self) -> ResponseCaps:
         return self._caps
 
-    async def _next(self, conn: _Connection) -> bytes | None:
+    async def _next(self, conn: Connection) -> bytes | None:
         """The next body piece, waiting at most the read timeout (and never past the deadline,
         which is checked here too: a peer that always has data ready never makes us wait)."""
         loop_time = conn._loop.time()

@@ -105,12 +105,20 @@ def main() -> None:
         metavar="MINUTES",
         help="instead: the request-log soak (bench/soak.py)",
     )
+    parser.add_argument(
+        "--bedrock", action="store_true", help="instead: Bedrock's costs (bench/bedrock.py)"
+    )
     args = parser.parse_args()
     if args.soak:
         from bench import soak
 
         sys.exit(0 if soak.main(args.soak) else 1)
     levels = [int(c) for c in args.concurrency.split(",")]
+    if args.bedrock:
+        from bench import bedrock
+
+        bedrock.run(args.duration, levels)
+        return
 
     mock_port, gw_port, flaky_port = free_port(), free_port(), free_port()
     mock = start_mock(mock_port)

@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -183,9 +183,14 @@ class StreamTranslator:
         self._tool_index: dict[int, int] = {}  # content block index -> OpenAI call index
         self._thinking: dict[int, list[str]] = {}
 
-    def feed(self, kind: str, data: Json) -> Iterator[Json]:
+    def feed(self, kind: str, data: Json) -> list[Json]:
+        if kind == "contentBlockDelta":  # nearly every event: its text goes first
+            delta = data.get("delta")
+            text = delta.get("text") if type(delta) is dict else None
+            if text is not None:
+                return [self._chunk({"content": text})] if text else []
         handler = _HANDLERS.get(kind)
-        return handler(self, data) if handler else iter(())
+        return handler(self, data) if handler else []
 
     def _chunk(self, delta: Json, finish: str | None = None) -> Json:
         return {
@@ -196,17 +201,17 @@ class StreamTranslator:
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
 
-    def _message_start(self, data: Json) -> Iterator[Json]:
-        yield self._chunk({"role": "assistant", "content": ""})
+    def _message_start(self, data: Json) -> list[Json]:
+        return [self._chunk({"role": "assistant", "content": ""})]
 
-    def _block_start(self, data: Json) -> Iterator[Json]:
+    def _block_start(self, data: Json) -> list[Json]:
         index = data.get("contentBlockIndex")
         tool = (data.get("start") or {}).get("toolUse")
         if not isinstance(tool, dict) or not isinstance(index, int):
-            return
+            return []
         if tool.get("name") == JSON_TOOL:
             self._json_blocks.add(index)
-            return
+            return []
         ordinal = self._tool_index[index] = len(self._tool_index)
         call = {
             "index": ordinal,
@@ -214,50 +219,49 @@ class StreamTranslator:
             "type": "function",
             "function": {"name": tool.get("name"), "arguments": ""},
         }
-        yield self._chunk({"tool_calls": [call]})
+        return [self._chunk({"tool_calls": [call]})]
 
-    def _block_delta(self, data: Json) -> Iterator[Json]:
+    def _block_delta(self, data: Json) -> list[Json]:
         index = data.get("contentBlockIndex")
         delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
-        if isinstance(delta.get("text"), str):
-            if delta["text"]:
-                yield self._chunk({"content": delta["text"]})
-        elif isinstance(tool := delta.get("toolUse"), dict):
+        if isinstance(tool := delta.get("toolUse"), dict):
             piece = tool.get("input")
             if not isinstance(piece, str) or not piece:
-                return
+                return []
             if index in self._json_blocks:
-                yield self._chunk({"content": piece})
-            elif index in self._tool_index:
+                return [self._chunk({"content": piece})]
+            if index in self._tool_index:
                 call = {"index": self._tool_index[index], "function": {"arguments": piece}}
-                yield self._chunk({"tool_calls": [call]})
+                return [self._chunk({"tool_calls": [call]})]
         elif isinstance(reasoning := delta.get("reasoningContent"), dict):
-            yield from self._reasoning(index, reasoning)
-        # citation deltas have no chat counterpart.
+            return self._reasoning(index, reasoning)
+        return []  # citation deltas have no chat counterpart
 
-    def _reasoning(self, index: Any, reasoning: Json) -> Iterator[Json]:
+    def _reasoning(self, index: Any, reasoning: Json) -> list[Json]:
         if isinstance(reasoning.get("text"), str):
             self._thinking.setdefault(index, []).append(reasoning["text"])
-            yield self._chunk({"reasoning_content": reasoning["text"]})
-        elif isinstance(reasoning.get("signature"), str):
+            return [self._chunk({"reasoning_content": reasoning["text"]})]
+        if isinstance(reasoning.get("signature"), str):
             text = "".join(self._thinking.pop(index, []))
             block = {"type": "thinking", "thinking": text, "signature": reasoning["signature"]}
-            yield self._chunk({"thinking_blocks": [block]})
-        elif "redactedContent" in reasoning:
-            yield self._chunk({"thinking_blocks": [_redacted(reasoning["redactedContent"])]})
+            return [self._chunk({"thinking_blocks": [block]})]
+        if "redactedContent" in reasoning:
+            return [self._chunk({"thinking_blocks": [_redacted(reasoning["redactedContent"])]})]
+        return []
 
-    def _message_stop(self, data: Json) -> Iterator[Json]:
+    def _message_stop(self, data: Json) -> list[Json]:
         self.stopped = True
-        yield self._chunk({}, finish_reason(data.get("stopReason"), bool(self._tool_index)))
+        return [self._chunk({}, finish_reason(data.get("stopReason"), bool(self._tool_index)))]
 
-    def _metadata(self, data: Json) -> Iterator[Json]:
+    def _metadata(self, data: Json) -> list[Json]:
         self.finished = True
         usage = usage_of(checked_usage(data.get("usage"), self.target))
-        if usage is not None:
-            chunk = self._chunk({})
-            chunk["choices"] = []
-            chunk["usage"] = usage.to_openai()
-            yield chunk
+        if usage is None:
+            return []
+        chunk = self._chunk({})
+        chunk["choices"] = []
+        chunk["usage"] = usage.to_openai()
+        return [chunk]
 
 
 _HANDLERS = {

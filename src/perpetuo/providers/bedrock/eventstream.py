@@ -43,11 +43,15 @@ _FIXED_SIZES: dict[int, int | None] = {
 _INTEGERS = {2: ">b", 3: ">h", 4: ">i", 5: ">q", 8: ">q"}
 
 HeaderValue = bool | int | bytes | str
+# A stream repeats a few header blocks (one per event type): each is parsed once. The dicts
+# are shared between messages, so readers must not change them.
+_seen: dict[bytes, dict[str, HeaderValue]] = {}
+_SEEN_MAX = 256
 
 
 @dataclass(slots=True)
 class Message:
-    headers: dict[str, HeaderValue]
+    headers: dict[str, HeaderValue]  # shared with other messages: read only
     payload: bytes
 
 
@@ -58,89 +62,89 @@ def corrupt(what: str) -> UpstreamError:
 
 
 class EventStreamParser:
-    """Bytes in (`feed`), complete messages out; `close` checks nothing was left halfway."""
+    """Bytes in (`feed`), complete messages out; `close` checks nothing was left halfway.
+
+    Messages are read straight from each network read; only the start of a message cut
+    across reads is kept, until the bytes its prelude announced are all in."""
 
     def __init__(self, max_message_bytes: int) -> None:
         self._limit = max_message_bytes
-        self._buffer = bytearray()
-        self._need = 0  # total length of the message being assembled (0: prelude not read)
+        self._pending = bytearray()
+        self._need = 0  # bytes the pending start must reach before it is parsed again
 
     def feed(self, data: bytes) -> list[Message]:
-        buffer = self._buffer
-        buffer += data
+        pending = self._pending
+        if pending:
+            pending += data
+            if len(pending) < self._need:
+                return []
+            data = bytes(pending)
+            pending.clear()
         messages: list[Message] = []
-        start = 0
-        end = len(buffer)
-        while True:
-            need = self._need
-            if not need:
-                if end - start < _PRELUDE_SIZE:
-                    break
-                need = self._prelude(buffer, start)
-                self._need = need
-            if end - start < need:
+        pos, end = 0, len(data)
+        view = memoryview(data)
+        while end - pos >= _PRELUDE_SIZE:
+            total, headers_size, crc = _PRELUDE.unpack_from(data, pos)
+            if _crc32(view[pos : pos + 8]) != crc:
+                raise corrupt("prelude checksum mismatch")
+            if total < _MIN_MESSAGE or headers_size > total - _MIN_MESSAGE:
+                raise corrupt(f"impossible lengths (message {total}, headers {headers_size})")
+            if total > self._limit:
+                raise ResponseTooLarge("event-stream message", self._limit)
+            if end - pos < total:
+                self._need = total
                 break
-            messages.append(_message(memoryview(buffer)[start : start + need]))
-            start += need
-            self._need = 0
-        if start:
-            del buffer[:start]
+            stop = pos + total
+            if _crc32(view[pos : stop - 4]) != int.from_bytes(data[stop - 4 : stop], "big"):
+                raise corrupt("message checksum mismatch")
+            headers_end = pos + _PRELUDE_SIZE + headers_size
+            raw = data[pos + _PRELUDE_SIZE : headers_end]
+            headers = _seen.get(raw)
+            if headers is None:
+                headers = _headers(raw, 0, len(raw))
+                if len(_seen) >= _SEEN_MAX:
+                    _seen.clear()
+                _seen[raw] = headers
+            messages.append(Message(headers, data[headers_end : stop - 4]))
+            pos = stop
+        else:
+            self._need = _PRELUDE_SIZE
+        if pos < end:
+            pending += view[pos:]
         return messages
 
     def close(self) -> None:
-        if self._buffer:
+        if self._pending:
             raise corrupt("the stream ended inside a message")
 
-    def _prelude(self, buffer: bytearray, start: int) -> int:
-        total, headers, crc = _PRELUDE.unpack_from(buffer, start)
-        if _crc32(memoryview(buffer)[start : start + 8]) != crc:
-            raise corrupt("prelude checksum mismatch")
-        if total < _MIN_MESSAGE or headers > total - _MIN_MESSAGE:
-            raise corrupt(f"impossible lengths (message {total}, headers {headers})")
-        if total > self._limit:
-            raise ResponseTooLarge("event-stream message", self._limit)
-        return total
 
-
-def _message(frame: memoryview) -> Message:
-    total = len(frame)
-    (crc,) = struct.unpack_from(">I", frame, total - 4)
-    if _crc32(frame[: total - 4]) != crc:
-        raise corrupt("message checksum mismatch")
-    headers_end = _PRELUDE_SIZE + struct.unpack_from(">I", frame, 4)[0]
-    headers = _headers(frame[_PRELUDE_SIZE:headers_end])
-    return Message(headers, bytes(frame[headers_end : total - 4]))
-
-
-def _headers(data: memoryview) -> dict[str, HeaderValue]:
+def _headers(data: bytes, pos: int, end: int) -> dict[str, HeaderValue]:
+    """The headers in data[pos:end]. Strings (what AWS sends) take the short path."""
     headers: dict[str, HeaderValue] = {}
-    pos, end = 0, len(data)
     try:
         while pos < end:
             size = data[pos]
-            name = bytes(data[pos + 1 : pos + 1 + size]).decode("utf-8")
+            name = data[pos + 1 : pos + 1 + size].decode()
             pos += 1 + size
             kind = data[pos]
-            pos += 1
-            fixed = _FIXED_SIZES[kind]
-            if fixed is None:
-                (length,) = struct.unpack_from(">H", data, pos)
-                raw = bytes(data[pos + 2 : pos + 2 + length])
-                if len(raw) != length:
-                    raise IndexError
-                pos += 2 + length
-                headers[name] = raw.decode("utf-8") if kind == 7 else raw
+            if kind == 7 or kind == 6:
+                length = (data[pos + 1] << 8) | data[pos + 2]
+                raw = data[pos + 3 : pos + 3 + length]
+                pos += 3 + length
+                headers[name] = raw.decode() if kind == 7 else raw
             else:
-                raw = bytes(data[pos : pos + fixed])
-                if len(raw) != fixed:
-                    raise IndexError
-                pos += fixed
+                fixed = _FIXED_SIZES[kind]
+                assert fixed is not None
+                raw = data[pos + 1 : pos + 1 + fixed]
+                pos += 1 + fixed
                 if kind < 2:
                     headers[name] = kind == 0
                 elif kind in _INTEGERS:
                     headers[name] = struct.unpack(_INTEGERS[kind], raw)[0]
                 else:
                     headers[name] = raw
+            if pos > end:
+                raise IndexError
     except (IndexError, KeyError, struct.error, UnicodeDecodeError):
         raise corrupt("unreadable headers") from None
     return headers

@@ -61,7 +61,7 @@ def sign(
         (ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest())
     )
     key = signing_key(credentials.secret_key, amz_date[:8], region, service)
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = hmac.digest(key, to_sign.encode(), "sha256").hex()
     authorization = (
         f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
         f"SignedHeaders={names}, Signature={signature}"
@@ -75,25 +75,27 @@ def canonical_request(
 ) -> tuple[str, str]:
     """(the canonical request, its signed header names joined by `;`)."""
     path, _, query = url.target.partition("?")
-    values: dict[str, list[str]] = {"host": [url.origin.host_header]}
+    values: dict[str, str] = {"host": url.origin.host_header}
     for name, value in headers:
         name = name.lower()
-        if name not in UNSIGNED and name != "host":
-            values.setdefault(name, []).append(" ".join(value.split()))
+        if name in UNSIGNED or name == "host":
+            continue
+        value = " ".join(value.split()) if "  " in value or value != value.strip() else value
+        values[name] = f"{values[name]},{value}" if name in values else value
     names = sorted(values)
-    lines = "".join(f"{name}:{','.join(values[name])}\n" for name in names)
     signed_names = ";".join(names)
-    canonical = "\n".join(
-        (
-            method.upper(),
-            quote(path or "/", safe="/~"),  # the second encoding of each segment
-            canonical_query(query),
-            lines,
-            signed_names,
-            payload_hash,
-        )
+    lines = "".join([f"{name}:{values[name]}\n" for name in names])
+    canonical = (
+        f"{method.upper()}\n{canonical_uri(path)}\n{canonical_query(query)}\n"
+        f"{lines}\n{signed_names}\n{payload_hash}"
     )
     return canonical, signed_names
+
+
+@lru_cache(maxsize=1024)
+def canonical_uri(path: str) -> str:
+    """The path encoded once more (each deployment's few paths are worked out once)."""
+    return quote(path or "/", safe="/~")
 
 
 def canonical_query(query: str) -> str:
@@ -120,4 +122,4 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, message.encode(), "sha256")

@@ -61,6 +61,32 @@ class SSEDecoder:
             yield self._ready.popleft()
 
     def _feed(self, chunk: bytes) -> None:
+        if self._skip_lf or b"\r" in chunk:
+            self._feed_lines(chunk)  # CR terminators: the general path
+            return
+        pos = 0
+        if self._partial:  # the end of the line cut at the last read comes first
+            pos = chunk.find(b"\n") + 1
+            if not pos:
+                self._feed_lines(chunk)
+                return
+            self._take(chunk[: pos - 1])
+        cut = chunk.rfind(b"\n")
+        if cut - pos >= self._limit:  # a line may be over the cap: checked line by line
+            self._feed_lines(chunk[pos:])
+            return
+        if cut >= pos:
+            # The common case: LF-terminated lines, all under the cap (they fit in less), so
+            # the read's complete lines are decoded and split at once, not one by one. A
+            # multi-byte character cut by the read is in the unfinished line kept below.
+            for line in chunk[pos:cut].decode("utf-8", "replace").split("\n"):
+                self._line(line)
+            pos = cut + 1
+        if pos < len(chunk):
+            self._keep_partial(chunk[pos:])
+
+    def _feed_lines(self, chunk: bytes) -> None:
+        """Any read, line by line, with CR, LF and CRLF terminators."""
         pos, end = 0, len(chunk)
         if self._skip_lf:
             self._skip_lf = False
@@ -86,11 +112,15 @@ class SSEDecoder:
             if cr != -1 and cr < pos:
                 cr = chunk.find(b"\r", pos)
         if pos < end:
-            self._partial_size += end - pos
-            if self._partial_size > self._limit:
-                self._partial.clear()
-                raise ResponseTooLarge("SSE line", self._limit)
-            self._partial.append(chunk[pos:] if pos else chunk)
+            self._keep_partial(chunk[pos:] if pos else chunk)
+
+    def _keep_partial(self, piece: bytes) -> None:
+        """The start of a line the next read finishes."""
+        self._partial_size += len(piece)
+        if self._partial_size > self._limit:
+            self._partial.clear()
+            raise ResponseTooLarge("SSE line", self._limit)
+        self._partial.append(piece)
 
     def _take(self, raw: bytes) -> None:
         """One complete line (the end of a cut one, when pieces are waiting)."""

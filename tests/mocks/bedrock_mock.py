@@ -206,6 +206,7 @@ class BedrockMock(MockUpstream):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/model/{model}/{action}", self.dispatch)
+        app.router.add_get("/foundation-models", self.foundation_models)  # ListFoundationModels
         # Where AWS's SDKs get role credentials: the container endpoint and IMDSv2.
         app.router.add_get("/container-credentials", self.container_credentials)
         app.router.add_put("/latest/api/token", self.imds_token)
@@ -217,6 +218,13 @@ class BedrockMock(MockUpstream):
     def reset(self) -> None:
         super().reset()
         self.credential_fetches = 0
+
+    async def foundation_models(self, request: web.Request) -> web.Response:
+        recorded = await self.record(request)
+        if (refusal := check_signature(request, recorded.raw)) is not None:
+            return refusal
+        summary = {"modelId": NOVA, "providerName": "Amazon", "outputModalities": ["TEXT"]}
+        return web.json_response({"modelSummaries": [summary]})
 
     # -- role credentials --------------------------------------------------------------------
 

@@ -100,6 +100,9 @@ class VertexMock(GeminiMock):
         app.router.add_get(
             "/computeMetadata/v1/instance/service-accounts/default/token", self.metadata
         )
+        app.router.add_get(
+            "/{version:v1|v1beta1}/projects/{project}/locations/{location}/models", self.models
+        )
         app.router.add_post(
             "/{version:v1|v1beta1}/projects/{project}/locations/{location}/publishers/"
             "{publisher}/models/{model_method}",
@@ -164,6 +167,15 @@ class VertexMock(GeminiMock):
         return None
 
     # -- models ----------------------------------------------------------------------------
+
+    async def models(self, request: web.Request) -> web.Response:
+        """projects.locations.models.list: the project's own models (none here)."""
+        await self.record(request)
+        if (denied := self._check_bearer(request)) is not None:
+            return denied
+        if request.match_info["project"] != PROJECT:
+            return google_error(403, "PERMISSION_DENIED", "Permission denied on the project")
+        return web.json_response({"models": []})
 
     async def predict(self, request: web.Request) -> web.StreamResponse:
         recorded = await self.record(request)

@@ -40,7 +40,14 @@ async def test_connection(
         )
     except ValueError as exc:
         return _result(False, None, None, str(exc))
-    call = adapter.probe_request(target)
+    try:
+        if target.credentials is not None:  # a cloud provider's token, fetched first
+            await target.credentials.ready(client)
+        call = adapter.probe_request(target)
+    except UpstreamError as exc:
+        return _result(False, None, None, exc.message)
+    except TransportError:
+        return _result(False, None, None, UNREACHABLE)
     started = time.perf_counter()
     try:
         egress.check_url(str(call.url))

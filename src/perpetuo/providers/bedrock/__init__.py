@@ -13,6 +13,8 @@ Two wire formats, chosen per deployment by its model id, never per request:
 Requests are signed with SigV4 (service `bedrock`) from the provider's AWS credentials
 (aws_credentials), or carry a Bedrock API key (`api_key`) as a bearer token. Streams are
 AWS event streams (eventstream, stream), not SSE. Embeddings: Titan and Cohere (embeddings).
+Rerank: Cohere's rerank models through InvokeModel, with Cohere's v2 body (cohere/rerank.py)
+and `api_version: 2`.
 The endpoint is `https://bedrock-runtime.{region}.amazonaws.com` unless api_base says
 otherwise (a VPC endpoint, a proxy).
 """
@@ -32,9 +34,11 @@ from perpetuo.providers.base import (
     CloudAccess,
     EventSource,
     Json,
+    OperationAnswer,
     ProviderAdapter,
     Target,
     UpstreamCall,
+    decode_object,
     encode_json,
     json_headers,
 )
@@ -49,9 +53,12 @@ from perpetuo.providers.bedrock.converse_request import build_body
 from perpetuo.providers.bedrock.errors import http_error
 from perpetuo.providers.bedrock.sigv4 import sign
 from perpetuo.providers.bedrock.stream import BedrockEventDecoder
+from perpetuo.providers.cohere import rerank
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.schema.operations import OperationRequest
 from perpetuo.transport.sse import SSEEvent
 from perpetuo.transport.url import URL
 
@@ -80,6 +87,7 @@ class BedrockAdapter(ProviderAdapter):
     type = "bedrock"
     requires_key = False  # AWS credentials or an API key: see cloud_access
     supports_embeddings = True
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.RERANK})
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -117,18 +125,33 @@ class BedrockAdapter(ProviderAdapter):
         return target.base_url.join(f"model/{quote(target.model, safe='-_.~')}/{action}")
 
     def signed(
-        self, target: Target, url: URL, headers: list[tuple[str, str]], body: bytes
+        self,
+        target: Target,
+        url: URL,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        method: str = "POST",
     ) -> list[tuple[str, str]]:
         """The headers with this deployment's authorization: SigV4, or the API key."""
         headers.extend(target.headers)
         source = target.credentials
         if isinstance(source, StaticAwsCredentials | RemoteAwsCredentials):
             assert target.region is not None
-            return sign("POST", url, headers, body, source.current(), target.region, SERVICE)
+            return sign(method, url, headers, body, source.current(), target.region, SERVICE)
         if target.api_key:
             headers.append(("authorization", f"Bearer {target.api_key}"))
             return headers
         raise UpstreamError(UpstreamErrorKind.NOT_CONFIGURED, "no AWS credentials configured")
+
+    def probe_request(self, target: Target) -> UpstreamCall:
+        """ListFoundationModels, on the control-plane host of the runtime's region (free,
+        signed for the same service)."""
+        origin = target.base_url.origin
+        host = _HOST_REGION.match(origin.host)
+        base = f"https://bedrock.{host.group(1)}.amazonaws.com" if host else str(target.base_url)
+        url = URL.parse(base).join("foundation-models", "byOutputModality=TEXT")
+        headers = [("accept", "application/json")]
+        return UpstreamCall(url, self.signed(target, url, headers, b"", "GET"), b"", "GET")
 
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json
@@ -154,6 +177,15 @@ class BedrockAdapter(ProviderAdapter):
         headers = json_headers(("accept", "application/json"))
         return UpstreamCall(url, self.signed(target, url, headers, payload), payload)
 
+    def operation_request(self, request: OperationRequest, target: Target) -> UpstreamCall:
+        """Rerank with Cohere's models (InvokeModel); other rerankers are not offered."""
+        if request.endpoint is not Endpoint.RERANK or "cohere.rerank" not in target.model:
+            return super().operation_request(request, target)
+        payload = encode_json({**rerank.request_body(request, None), "api_version": 2})
+        url = self.url(target, "invoke")
+        headers = json_headers(("accept", "application/json"))
+        return UpstreamCall(url, self.signed(target, url, headers, payload), payload)
+
     # -- answers ---------------------------------------------------------------------------
 
     def chat_response(self, body: bytes, target: Target) -> Json:
@@ -171,6 +203,11 @@ class BedrockAdapter(ProviderAdapter):
 
     def embeddings_response(self, body: bytes, target: Target, request: EmbeddingRequest) -> Json:
         return embeddings.response(body, target, request)
+
+    def operation_response(
+        self, request: OperationRequest, body: bytes, content_type: str, target: Target
+    ) -> OperationAnswer:
+        return OperationAnswer(rerank.answer(request, decode_object(body), target.model))
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return http_error(status, headers, body)

@@ -12,6 +12,8 @@ the `global` location), with a Google OAuth access token as bearer (google_auth)
   it. Its errors come in Anthropic's shape, Vertex's own (quota, auth) in Google's.
 - Embeddings (`text-embedding-*`, `gemini-embedding-*`): `predict`, one instance per input;
   usage from each prediction's token count.
+- Images: Imagen's `predict` and Gemini image models' `generateContent`, with the bodies
+  the Gemini API takes (gemini/images.py).
 A model given as `publisher/model` names its publisher itself (`anthropic/claude-x@v`).
 """
 
@@ -31,6 +33,7 @@ from perpetuo.providers.anthropic.response import translate_response
 from perpetuo.providers.base import (
     CloudAccess,
     Json,
+    OperationAnswer,
     ProviderAdapter,
     Target,
     UpstreamCall,
@@ -42,13 +45,16 @@ from perpetuo.providers.base import (
     unsupported,
 )
 from perpetuo.providers.credentials import RefreshingCredentials
+from perpetuo.providers.gemini import images
 from perpetuo.providers.gemini.errors import classify_error
 from perpetuo.providers.gemini.request import build_body
 from perpetuo.providers.gemini.response import completion, stream_chunks
 from perpetuo.providers.vertex.google_auth import StaticToken, resolve
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.schema.operations import OperationRequest
 from perpetuo.schema.usage import token_count
 from perpetuo.transport.sse import SSEEvent
 from perpetuo.transport.url import URL
@@ -81,6 +87,7 @@ class VertexAdapter(ProviderAdapter):
     type = "vertex"
     requires_key = False  # Google credentials: see cloud_access
     supports_embeddings = True
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.IMAGES})
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -132,6 +139,13 @@ class VertexAdapter(ProviderAdapter):
         headers.extend(target.headers)
         return headers
 
+    def probe_request(self, target: Target) -> UpstreamCall:
+        """The project's models in the location (free; checks the token and the project)."""
+        version = target.api_version or DEFAULT_API_VERSION
+        path = f"{version}/projects/{target.project}/locations/{target.region}/models"
+        url = target.base_url.join(path, "pageSize=1")
+        return UpstreamCall(url, self.headers(target), b"", "GET")
+
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json
     ) -> UpstreamCall:
@@ -159,6 +173,12 @@ class VertexAdapter(ProviderAdapter):
         if isinstance(request.dimensions, int):
             body["parameters"] = {"outputDimensionality": request.dimensions}
         return UpstreamCall(self.url(target, "predict"), self.headers(target), encode_json(body))
+
+    def operation_request(self, request: OperationRequest, target: Target) -> UpstreamCall:
+        if request.endpoint is not Endpoint.IMAGES or publisher_of(target.model)[0] != "google":
+            return super().operation_request(request, target)
+        action, body = images.request_body(request, publisher_of(target.model)[1])
+        return UpstreamCall(self.url(target, action), self.headers(target), encode_json(body))
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -195,6 +215,12 @@ class VertexAdapter(ProviderAdapter):
         if prompt:
             result["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
         return result
+
+    def operation_response(
+        self, request: OperationRequest, body: bytes, content_type: str, target: Target
+    ) -> OperationAnswer:
+        model = publisher_of(target.model)[1]
+        return OperationAnswer(images.answer(request, decode_object(body), model, target))
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         # Claude's own errors keep Anthropic's shape; Vertex's (auth, quota) are Google's.

@@ -82,6 +82,29 @@ def cloud_gateway(
         config["models"].update(fragment["models"])
         env.update(module.ENV)
     config["models"].update(mixed_aliases())
+    # A provider with the credential chain on, finding a container role (the Bedrock mock's
+    # endpoint) and nothing before it: no keys in the environment, no shared files.
+    bedrock = cloud_mocks["bedrock"]
+    config["providers"]["bedrock-role"] = {
+        "type": "bedrock",
+        "api_base": bedrock.url,
+        "region": bedrock_mock.REGION,
+        "credential_chain": True,
+    }
+    config["models"]["nova-role"] = {
+        "deployments": [{"provider": "bedrock-role", "model": bedrock_mock.NOVA}]
+    }
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "",
+            "AWS_SECRET_ACCESS_KEY": "",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+            "AWS_CONFIG_FILE": "/nonexistent/config",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{bedrock.url}/container-credentials",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": bedrock_mock.CONTAINER_TOKEN,
+        }
+    )
     process = GatewayProcess(config, tmp_path_factory.mktemp("cloud"), env=env).start()
     yield process
     process.stop()

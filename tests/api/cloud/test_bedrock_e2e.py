@@ -74,6 +74,17 @@ def test_temporary_keys_and_api_key(cloud_client, bedrock):
     assert headers_of(bedrock.last)["authorization"] == f"Bearer {bedrock_mock.API_KEY}"
 
 
+def test_container_role_credentials_are_fetched_once_and_signed_with(cloud_client, bedrock):
+    for _ in range(2):
+        answer = cloud_client.chat.completions.create(model="nova-role", messages=USER)
+        assert answer.choices[0].message.content == "Echo: hello there"
+    assert bedrock.credential_fetches <= 1  # cached (fetched here, or earlier in the session)
+    for sent in bedrock.requests[-2:]:
+        headers = headers_of(sent)
+        assert f"Credential={bedrock_mock.TEMP_ACCESS_KEY}/" in headers["authorization"]
+        assert headers["x-amz-security-token"] == bedrock_mock.SESSION_TOKEN
+
+
 def test_wrong_secret_is_the_gateways_credential_failing_and_fails_over(cloud_client, bedrock):
     answer = cloud_client.chat.completions.with_raw_response.create(
         model="nova-failover", messages=USER

@@ -19,6 +19,7 @@ Errors are Google's shape, but Claude's own, which keep Anthropic's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -88,12 +89,14 @@ class VertexMock(GeminiMock):
         self.tokens: dict[str, float] = {}  # issued token -> when it expires
         self.token_requests = 0
         self.refuse_tokens = False  # every exchange answers invalid_grant (a revoked key)
+        self.token_delay = 0.0  # seconds the token endpoint takes to answer
 
     def reset(self) -> None:
         super().reset()
         self.token_lifetime = 3600
         self.token_requests = 0
         self.refuse_tokens = False
+        self.token_delay = 0.0
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/token", self.token)
@@ -120,6 +123,7 @@ class VertexMock(GeminiMock):
 
     async def token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
+        await asyncio.sleep(self.token_delay)
         if self.refuse_tokens:
             return oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
         form = {k: v[0] for k, v in parse_qs((await request.read()).decode()).items()}

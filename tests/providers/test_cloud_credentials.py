@@ -204,6 +204,19 @@ async def test_token_renewed_ahead_of_expiry_and_kept_when_renewal_fails(
     assert exc.value.cause == refused
 
 
+async def test_a_waiter_that_goes_away_does_not_cancel_the_fetch(google, client):
+    google.reset()
+    google.token_delay = 0.3
+    source = google_auth.ServiceAccountToken(key_info(google))
+    leaving = asyncio.create_task(source.ready(client))
+    staying = asyncio.create_task(source.ready(client))
+    await asyncio.sleep(0.1)  # both wait on the one exchange
+    leaving.cancel()
+    await staying
+    assert leaving.cancelled()
+    assert source.current() in google.tokens and google.token_requests == 1
+
+
 async def test_gcloud_user_credentials_and_the_metadata_server(google, client, tmp_path):
     google.reset()
     user = {

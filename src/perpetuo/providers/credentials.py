@@ -49,7 +49,7 @@ class _Entry:
 
 
 _cache: dict[str, _Entry] = {}
-_inflight: dict[str, asyncio.Future[None]] = {}
+_inflight: dict[str, asyncio.Task[None]] = {}
 
 
 def fingerprint(*parts: str) -> str:
@@ -79,27 +79,23 @@ class RefreshingCredentials(Generic[T]):
 
     async def ready(self, client: HTTPClient) -> None:
         entry = _cache.get(self.key)
-        now = time.time()
         if entry is not None and (
-            entry.expires_at is None or entry.expires_at - now > REFRESH_MARGIN
+            entry.expires_at is None or entry.expires_at - time.time() > REFRESH_MARGIN
         ):
             return
-        pending = _inflight.get(self.key)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            _inflight[self.key] = pending
-            try:
-                await self._refresh(client, entry)
-            except BaseException as exc:
-                pending.set_exception(exc)
-                pending.exception()  # consumed here: waiters re-raise it themselves
-                raise
-            else:
-                pending.set_result(None)
-            finally:
-                _inflight.pop(self.key, None)
-        else:
-            await asyncio.shield(pending)
+        fetch = _inflight.get(self.key)
+        if fetch is None:
+            # A task of its own: a request that goes away does not cancel the others' fetch.
+            fetch = asyncio.get_running_loop().create_task(self._refresh(client, entry))
+            _inflight[self.key] = fetch
+            fetch.add_done_callback(self._fetched)
+        await asyncio.shield(fetch)
+
+    def _fetched(self, fetch: asyncio.Task[None]) -> None:
+        if _inflight.get(self.key) is fetch:
+            del _inflight[self.key]
+        if not fetch.cancelled():
+            fetch.exception()  # seen here too: every waiter may have gone away
 
     async def _refresh(self, client: HTTPClient, old: _Entry | None) -> None:
         try:

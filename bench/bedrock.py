@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -210,7 +211,7 @@ def _loadgen(url: str, concurrency: int, duration: float, model: str) -> dict[st
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def gateway_bench(duration: float, levels: list[int]) -> list[dict[str, Any]]:
+def gateway_bench(duration: float, levels: list[int], rounds: int = 3) -> list[dict[str, Any]]:
     import yaml
 
     openai_port, bedrock_port, port = free_port(), free_port(), free_port()
@@ -254,26 +255,27 @@ def gateway_bench(duration: float, levels: list[int]) -> list[dict[str, Any]]:
     rows = []
     try:
         for concurrency in levels:
-            row: dict[str, Any] = {"concurrency": concurrency}
-            for name, model in (
-                ("openai", "gpt-4o-mini"),
-                ("bedrock", "nova"),
-                ("openai_again", "gpt-4o-mini"),
-            ):
-                before = process_cpu_seconds(gateway.pid)
-                result = _loadgen(url, concurrency, duration, model)
-                served = result["requests"] * (1 + 1 / duration)  # the warm-up second counts
-                row[name] = {
-                    **result,
-                    "cpu_ms": (process_cpu_seconds(gateway.pid) - before) * 1000 / served,
-                }
-            openai_cpu = (row["openai"]["cpu_ms"] + row["openai_again"]["cpu_ms"]) / 2
-            row["cpu_ratio"] = row["bedrock"]["cpu_ms"] / openai_cpu
+            samples: dict[str, list[dict[str, Any]]] = {"openai": [], "bedrock": []}
+            # A B, B A, A B: turns alternate so a machine getting busier favours neither.
+            for turn in range(rounds):
+                order = ("openai", "bedrock") if turn % 2 == 0 else ("bedrock", "openai")
+                for name in order:
+                    model = "gpt-4o-mini" if name == "openai" else "nova"
+                    before = process_cpu_seconds(gateway.pid)
+                    result = _loadgen(url, concurrency, duration, model)
+                    served = result["requests"] * (1 + 1 / duration)  # the warm-up second too
+                    cpu = (process_cpu_seconds(gateway.pid) - before) * 1000 / served
+                    samples[name].append({**result, "cpu_ms": cpu})
+            row: dict[str, Any] = {"concurrency": concurrency, "samples": samples}
+            for name in samples:
+                row[f"{name}_cpu_ms"] = statistics.median(s["cpu_ms"] for s in samples[name])
+            row["cpu_ratio"] = row["bedrock_cpu_ms"] / row["openai_cpu_ms"]
+            errors = sum(s["errors"] for s in samples["bedrock"])
             rows.append(row)
             print(
-                f"stream c={concurrency:<3} openai {openai_cpu:.3f} ms cpu/req | bedrock "
-                f"{row['bedrock']['cpu_ms']:.3f} ms cpu/req ({row['bedrock']['rps']:.0f} rps, "
-                f"errors {row['bedrock']['errors']}) ratio {row['cpu_ratio']:.2f}",
+                f"stream c={concurrency:<3} openai {row['openai_cpu_ms']:.3f} ms cpu/req | "
+                f"bedrock {row['bedrock_cpu_ms']:.3f} ms cpu/req (errors {errors}) "
+                f"ratio {row['cpu_ratio']:.2f} (medians of {rounds})",
                 flush=True,
             )
     finally:

@@ -27,7 +27,7 @@ from perpetuo.providers.bedrock.stream import BedrockEventDecoder
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.transport.errors import ResponseTooLarge
 from perpetuo.transport.url import URL
-from tests.mocks.bedrock_mock import chunk_frame, event_frame, exception_frame, frame
+from tests.mocks.bedrock_wire import chunk_frame, event_frame, exception_frame, frame
 
 K = UpstreamErrorKind
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -106,18 +106,28 @@ async def create(
 
 class _Forwarded:
     """What a native stream has sent so far, so that the failure events replacing the
-    provider's continue its numbering and name its response."""
+    provider's continue its numbering and name its response. The provider's response is
+    read only if the stream fails (most do not)."""
 
     def __init__(self, response: Json) -> None:
         self.count = 0
-        self.response = response
+        self._ours = response
+        self._created: str | None = None  # response.created's data, as it came
 
     def see(self, kind: str, data: str) -> None:
         self.count += 1
         if kind == "response.created":
-            created = _decode(data).get("response")
-            if isinstance(created, dict):
-                self.response = created
+            self._created = data
+
+    @property
+    def response(self) -> Json:
+        try:
+            created = _decode(self._created) if self._created is not None else None
+        except msgspec.DecodeError:
+            created = None
+        if isinstance(created, dict) and isinstance(created.get("response"), dict):
+            return created["response"]
+        return self._ours
 
 
 class _Keeping:

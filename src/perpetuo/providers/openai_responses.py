@@ -206,10 +206,12 @@ class ResponsesStreamToChat:
         handler = _HANDLERS.get(str(event.get("type")))
         return handler(self, event) if handler else []
 
-    @staticmethod
-    def wants(name: str) -> bool:
-        """Can an event of this SSE name make chunks? Those that cannot (part and text
-        *.done events repeat the deltas, and may hold the whole text) need not be decoded."""
+    def wants(self, name: str) -> bool:
+        """Can an event of this SSE name make chunks? Those that cannot need not be decoded:
+        part and text *.done events repeat the deltas (and may hold the whole text), and
+        once the response has started, response.in_progress repeats response.created."""
+        if self._started and name in _REPEATS_CREATED:
+            return False
         return not name or name in _HANDLERS
 
     def _chunk(self, delta: Json, finish: str | None = None) -> Json:
@@ -320,6 +322,7 @@ class ResponsesStreamToChat:
 
 
 _S = ResponsesStreamToChat
+_REPEATS_CREATED = frozenset({"response.in_progress", "response.queued"})
 _HANDLERS = {
     "response.created": _S._lifecycle,
     "response.in_progress": _S._lifecycle,

@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import json
 
+import anthropic
 import openai
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
 from tests.mocks import bedrock_mock
 from tests.mocks.server import Fault
+from tests.support.gateway import MASTER_KEY
 
 USER = [{"role": "user", "content": "hello there"}]
 WEATHER = {
@@ -359,3 +361,18 @@ def test_titan_and_cohere_embeddings(cloud_client, bedrock):
     with pytest.raises(openai.BadRequestError) as exc:
         cloud_client.embeddings.create(model="titan-embed", input=["one", "two"])
     assert exc.value.code == "unsupported_parameter"
+
+
+@pytest.mark.parametrize("model", ["nova", "bedrock-claude"])
+def test_messages_clients_reach_bedrock_through_the_translated_lane(cloud_gateway, model):
+    client = anthropic.Anthropic(base_url=cloud_gateway.url, api_key=MASTER_KEY, max_retries=0)
+    message = client.messages.create(
+        model=model, max_tokens=100, messages=[{"role": "user", "content": "hello there"}]
+    )
+    assert message.content[0].text == "Echo: hello there"
+    assert message.stop_reason == "end_turn"
+    with client.messages.stream(
+        model=model, max_tokens=100, messages=[{"role": "user", "content": "hello there"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == "Echo: hello there"
+        assert stream.get_final_message().usage.output_tokens == 3

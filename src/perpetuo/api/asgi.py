@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from random import getrandbits
 from typing import Any
 
-from perpetuo.api import dataplane, health, messages, responses
+from perpetuo.api import dataplane, health, messages, operations, responses
 from perpetuo.api.http import (
     ClientGone,
     Receive,
@@ -39,6 +39,8 @@ for prefix in ("/v1", ""):
     ROUTES[f"{prefix}/responses"] = {"POST": responses.create}
     ROUTES[f"{prefix}/messages"] = {"POST": messages.messages}
     ROUTES[f"{prefix}/messages/count_tokens"] = {"POST": messages.count_tokens}
+    for path, handler in operations.ROUTES.items():
+        ROUTES[f"{prefix}/{path}"] = {"POST": handler}
 ROUTES["/"] = {"GET": health.live, "HEAD": health.live}  # clients probe the base URL at start
 ROUTES["/health"] = ROUTES["/health/live"] = {"GET": health.live}
 ROUTES["/health/ready"] = {"GET": health.ready}

@@ -25,9 +25,10 @@ from perpetuo.pipeline.replay import CachedStream
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.pipeline.stream import ChatStream
 from perpetuo.routing.strategies import STRATEGY_NAMES
-from perpetuo.routing.table import Deployment
+from perpetuo.routing.table import Alias, Deployment
 from perpetuo.routing.trace import RoutingTrace
 from perpetuo.schema import headers as H
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import bad_request, model_not_found
 from perpetuo.transport.sse import DONE
 
@@ -64,10 +65,11 @@ async def list_models(gw: Gateway, request: Request, ctx: RequestContext) -> Res
     ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
     gw.require_scope(ctx.principal, "models:read")
     state = await gw.workspace(ctx.principal)
-    names = [alias.name for alias in gw.visible_aliases(state, ctx.principal)]
+    aliases = gw.visible_aliases(state, ctx.principal)
     if anthropic_models.wants_anthropic_shape(request.headers):  # Anthropic's SDK models.list()
+        names = [alias.name for alias in aliases]
         return json_response(anthropic_models.models_page(names, _STARTED_AT))
-    return json_response({"object": "list", "data": [_model_object(n) for n in names]})
+    return json_response({"object": "list", "data": [_model_object(a) for a in aliases]})
 
 
 async def retrieve_model(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
@@ -80,11 +82,18 @@ async def retrieve_model(gw: Gateway, request: Request, ctx: RequestContext) -> 
     alias = gw.resolve_alias(await gw.workspace(ctx.principal), ctx.principal, name)
     if anthropic_models.wants_anthropic_shape(request.headers):  # Anthropic's models.retrieve
         return json_response(anthropic_models.model_object(alias.name, _STARTED_AT))
-    return json_response(_model_object(alias.name))
+    return json_response(_model_object(alias))
 
 
-def _model_object(name: str) -> dict[str, object]:
-    return {"id": name, "object": "model", "created": _STARTED_AT, "owned_by": "perpetuo"}
+def _model_object(alias: Alias) -> dict[str, object]:
+    """OpenAI's model object, plus what the alias serves (SDKs keep unknown fields)."""
+    return {
+        "id": alias.name,
+        "object": "model",
+        "created": _STARTED_AT,
+        "owned_by": "perpetuo",
+        "capabilities": {str(e): e in alias.endpoints for e in Endpoint},
+    }
 
 
 _TAG = re.compile(r"^[A-Za-z0-9_.:/@=-]{1,64}$")

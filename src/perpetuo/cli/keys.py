@@ -26,7 +26,10 @@ def create(
     workspace: WorkspaceOption = "ws_default",
     models: Annotated[str | None, typer.Option(help="Allowed aliases, comma-separated.")] = None,
     scopes: Annotated[
-        str | None, typer.Option(help="chat,embeddings,models:read (default all).")
+        str | None,
+        typer.Option(
+            help="chat,embeddings,images,audio,rerank,moderations,models:read (default all)."
+        ),
     ] = None,
     expires: Annotated[str | None, typer.Option(help="Lifetime such as 30d, 12h, 2w.")] = None,
     environment: Annotated[str, typer.Option(help="live or test.")] = "live",

@@ -17,6 +17,7 @@ from pydantic import (
 
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.guardrails.policy import GuardrailPolicy
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.transport.proxy import Proxy
 from perpetuo.transport.route import ConnectOptions
 from perpetuo.transport.tls import TLSSettings
@@ -252,13 +253,28 @@ class ProviderConfig(_Strict):
         return self
 
 
-class PriceConfig(_Strict):
-    """USD per million tokens; overrides the pricing catalog for one deployment."""
+Usd = Annotated[float, Field(ge=0)]
 
-    input: Annotated[float, Field(ge=0)] | None = None
-    output: Annotated[float, Field(ge=0)] | None = None
-    cached_input: Annotated[float, Field(ge=0)] | None = None
-    cache_write: Annotated[float, Field(ge=0)] | None = None
+
+class PriceConfig(_Strict):
+    """Overrides the pricing catalog for one deployment, field by field: USD per million
+    tokens, and for models billed otherwise the catalog's other units."""
+
+    input: Usd | None = None
+    output: Usd | None = None
+    cached_input: Usd | None = None
+    cache_write: Usd | None = None
+    per_image: Usd | dict[str, Usd] | None = Field(
+        default=None, description='USD per image: one price, or by "quality/size", "size"'
+    )
+    image_input: Usd | None = Field(default=None, description="USD per million image tokens")
+    per_minute: Usd | None = Field(default=None, description="USD per minute transcribed")
+    per_million_characters: Usd | None = Field(
+        default=None, description="USD per million characters spoken"
+    )
+    per_thousand_searches: Usd | None = Field(
+        default=None, description="USD per 1,000 rerank searches"
+    )
 
 
 class DeploymentConfig(_Strict):
@@ -287,6 +303,13 @@ class ModelAliasConfig(_Strict):
     extra_params: list[str] = Field(
         default_factory=list,
         description="Non-OpenAI request parameters accepted for this alias and sent upstream",
+    )
+    endpoints: list[Endpoint] | None = Field(
+        default=None,
+        min_length=1,
+        description="What the alias serves (chat, completions, embeddings, images, "
+        "transcriptions, speech, rerank, moderations); else from each deployment's model "
+        "(the pricing catalog's mode, then its name) and provider type",
     )
     description: str | None = None
     cache: CachePolicy | None = Field(
@@ -327,6 +350,11 @@ class ServerConfig(_Strict):
     host: str | None = None
     port: Annotated[int, Field(gt=0, lt=65536)] | None = None
     max_request_body_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
+    max_upload_bytes: Annotated[int, Field(gt=0)] = Field(
+        default=26 * 1024 * 1024,
+        description="multipart uploads (image edits, audio): the whole body, held while "
+        "the request lasts so that a retry or fallback can send it again",
+    )
     expose_upstream_errors: bool = Field(
         default=True,
         description="Pass upstream messages for client mistakes (4xx) on to the client",

@@ -215,6 +215,8 @@ def log_view(row: Any, *, full: bool = False) -> dict[str, Any]:
         "cached_tokens": row.cached_tokens,
         "reasoning_tokens": row.reasoning_tokens,
         "usage_estimated": row.usage_estimated,
+        "unit": row.unit,
+        "quantity": row.quantity,
         "cost_usd": row.cost_micros / 1_000_000,
         "latency_ms": row.latency_ms,
         "ttft_ms": row.ttft_ms,

@@ -34,12 +34,14 @@ from perpetuo.store.repos import api_keys as repo
 from perpetuo.store.schema import api_keys
 from perpetuo.store.timeutil import iso, utcnow
 
-SCOPES = ("chat", "embeddings", "models:read")
+# What a key may call: chat covers its dialects and text completions; audio covers
+# transcriptions, translations and speech.
+SCOPES = ("chat", "embeddings", "images", "audio", "rerank", "moderations", "models:read")
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 )
 
-Scope = Literal["chat", "embeddings", "models:read"]
+Scope = Literal["chat", "embeddings", "images", "audio", "rerank", "moderations", "models:read"]
 # Stored in the key's `limits` JSON beside the numbers (the limits engine ignores them).
 POLICY_FIELDS = ("cache", "guardrails")
 

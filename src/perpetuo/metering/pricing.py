@@ -2,7 +2,12 @@
 
 Prices are USD per million tokens, from `prices.json` (shipped with the package), looked up
 by upstream model name: first exactly, then normalized (see `normalize_model`). A
-deployment's `price:` config overrides the catalog field by field.
+deployment's `price:` config overrides the catalog field by field. Models billed in other
+units (images, minutes of audio, characters, searches) carry those prices too (UnitPrices),
+and each entry may say what the model is for (`mode`, schema/endpoints.py).
+
+To update: edit prices.json (one entry per model, in the vendor's published units) and its
+`as_of`; `tests/metering` checks that every entry loads.
 """
 
 from __future__ import annotations
@@ -17,7 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from perpetuo.config.model import PriceConfig
+from perpetuo.schema.endpoints import MODES
 from perpetuo.schema.usage import Usage
+
+TOKEN_FIELDS = ("input", "output", "cached_input", "cache_write")
+UNIT_FIELDS = (
+    "per_image",
+    "image_input",
+    "per_minute",
+    "per_million_characters",
+    "per_thousand_searches",
+)
 
 _MILLION = Decimal(1_000_000)
 _ZERO = Decimal(0)
@@ -72,6 +87,45 @@ class Price:
         return (prompt_tokens * self.input + output_tokens * self.output) / _MILLION
 
 
+@dataclass(frozen=True, slots=True)
+class UnitPrices:
+    """Prices in units other than tokens, as the vendors publish them (USD)."""
+
+    per_image: dict[str, Decimal] | None = None  # "" (any), or by "quality/size", "size", "quality"
+    image_input: Decimal | None = None  # per million image input tokens (gpt-image)
+    per_minute: Decimal | None = None  # of audio transcribed
+    per_million_characters: Decimal | None = None  # of text spoken
+    per_thousand_searches: Decimal | None = None  # rerank: a query over up to 100 documents
+
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> UnitPrices | None:
+        if not any(fields.get(name) is not None for name in UNIT_FIELDS):
+            return None
+        per_image = fields.get("per_image")
+        if per_image is not None and not isinstance(per_image, dict):
+            per_image = {"": per_image}
+        return cls(
+            per_image={k: _dec(v) for k, v in per_image.items()} if per_image else None,
+            **{
+                name: _dec(fields[name]) for name in UNIT_FIELDS[1:] if fields.get(name) is not None
+            },
+        )
+
+    def image_price(self, quality: str | None, size: str | None) -> Decimal | None:
+        """One image of this quality and size: the most specific entry that matches; the
+        dearest entry when none does (an estimate never undercharges)."""
+        table = self.per_image
+        if not table:
+            return None
+        for key in (f"{quality}/{size}", size, quality, ""):
+            if key is not None and key in table:
+                return table[key]
+        return max(table.values())
+
+    def most_per_image(self) -> Decimal | None:
+        return max(self.per_image.values()) if self.per_image else None
+
+
 def cost_usd(usage: Usage, price: Price) -> Decimal:
     """Exact USD cost of `usage`. Cached reads and cache writes are parts of prompt_tokens
     (as Usage defines them) and are priced at their own rates; reasoning tokens are part of
@@ -114,9 +168,17 @@ def normalize_model(name: str) -> str:
 
 
 class PricingCatalog:
-    def __init__(self, prices: dict[str, Price], max_output: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        prices: dict[str, Price],
+        max_output: dict[str, int] | None = None,
+        units: dict[str, UnitPrices] | None = None,
+        modes: dict[str, str] | None = None,
+    ) -> None:
         self.prices = prices
         self.max_output = max_output or {}  # model -> most tokens it generates in one answer
+        self.units = units or {}  # model -> prices in other units than tokens
+        self.modes = modes or {}  # model -> what it is for (schema/endpoints.py MODES)
         self._resolved: dict[str, Price | None] = {}
 
     @classmethod
@@ -124,18 +186,31 @@ class PricingCatalog:
         models = data.get("models")
         if not isinstance(models, dict):
             raise ValueError("pricing catalog: `models` must be an object")
-        prices, max_output = {}, {}
+        prices, max_output, units, modes = {}, {}, {}, {}
         for name, fields in models.items():
-            if not isinstance(fields, dict) or "input" not in fields:
-                raise ValueError(f"pricing catalog: {name!r} needs at least an input price")
+            key = name.lower()
+            if not isinstance(fields, dict):
+                raise ValueError(f"pricing catalog: {name!r} must be an object")
             fields = dict(fields)
             limit = fields.pop("max_output", None)
             if limit is not None:
                 if not isinstance(limit, int) or limit < 1:
                     raise ValueError(f"pricing catalog: {name!r} max_output must be >= 1")
-                max_output[name.lower()] = limit
-            prices[name.lower()] = Price.of(**fields)
-        return cls(prices, max_output)
+                max_output[key] = limit
+            mode = fields.pop("mode", "chat")
+            if mode not in MODES:
+                raise ValueError(f"pricing catalog: {name!r} mode {mode!r} is unknown")
+            modes[key] = mode
+            unit_prices = UnitPrices.of({n: fields.pop(n, None) for n in UNIT_FIELDS})
+            if unit_prices is not None:
+                units[key] = unit_prices
+            if "input" in fields:
+                prices[key] = Price.of(**fields)
+            elif unit_prices is None:
+                raise ValueError(
+                    f"pricing catalog: {name!r} needs at least an input price or a unit price"
+                )
+        return cls(prices, max_output, units, modes)
 
     @classmethod
     def load(cls, path: Path | None = None) -> PricingCatalog:
@@ -144,6 +219,24 @@ class PricingCatalog:
         else:
             text = path.read_text(encoding="utf-8")
         return cls.from_json(json.loads(text))
+
+    def mode_for(self, model: str) -> str | None:
+        """What the model is for, when the catalog knows the model."""
+        return self.modes.get(model.lower()) or self.modes.get(normalize_model(model))
+
+    def units_for(self, model: str, override: PriceConfig | None = None) -> UnitPrices | None:
+        """The catalog's unit prices with the deployment's `price:` unit fields over them."""
+        base = self.units.get(model.lower()) or self.units.get(normalize_model(model))
+        given = override.model_dump(include=set(UNIT_FIELDS), exclude_none=True) if override else {}
+        if not given:
+            return base
+        merged: dict[str, Any] = {}
+        if base is not None:
+            merged = {name: getattr(base, name) for name in UNIT_FIELDS}
+            if base.per_image is not None and "" in base.per_image and len(base.per_image) == 1:
+                merged["per_image"] = base.per_image[""]
+        merged.update(given)
+        return UnitPrices.of(merged)
 
     def max_output_for(self, model: str) -> int | None:
         """The most output tokens the model generates per answer, when the catalog knows."""
@@ -163,7 +256,9 @@ class PricingCatalog:
         base = self.lookup(model)
         if override is None:
             return base
-        given = override.model_dump(exclude_none=True)
+        given = override.model_dump(include=set(TOKEN_FIELDS), exclude_none=True)
+        if not given:
+            return base
         if base is None:
             return Price.of(**given) if "input" in given else None
         merged = {

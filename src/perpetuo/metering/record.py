@@ -39,6 +39,8 @@ class RequestRecord(msgspec.Struct, omit_defaults=True):
     tags: list[str] | None = None
     trace: dict[str, Any] | None = None
     detail: dict[str, Any] | None = None
+    unit: str | None = None  # images | seconds | characters | searches; None: tokens only
+    quantity: float = 0.0  # how many of `unit`
 
     @property
     def is_error(self) -> bool:

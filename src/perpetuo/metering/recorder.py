@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING
 from perpetuo.metering.pricing import cost_usd, default_catalog, to_micro_usd
 from perpetuo.metering.record import RequestRecord
 from perpetuo.routing.table import Deployment
+from perpetuo.schema.operations import OPERATION_ENDPOINTS
 from perpetuo.schema.usage import Usage
 
 if TYPE_CHECKING:
     from perpetuo.pipeline.context import RequestContext
 
-# Inference calls, named by the API (dialect) the client spoke; token counting and stored
-# responses' reads, deletes and lists are not logged.
-LOGGED_ENDPOINTS = frozenset({"chat", "responses", "messages", "embeddings"})
+# Inference calls, named by the API (dialect) the client spoke, or by the operation
+# (schema/operations.py); token counting and stored responses' reads, deletes and lists are
+# not logged.
+LOGGED_ENDPOINTS = frozenset({"chat", "responses", "messages", "embeddings", *OPERATION_ENDPOINTS})
 
 
 def cost_micros(deployment: Deployment | None, usage: Usage | None) -> int:
@@ -62,4 +64,6 @@ def build_record(ctx: RequestContext) -> RequestRecord | None:
         tags=ctx.tags,
         trace=trace.as_dict() if trace.attempts else None,
         detail=ctx.detail,
+        unit=ctx.unit,
+        quantity=ctx.quantity,
     )

@@ -21,6 +21,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from perpetuo.schema.operations import OPERATION_ENDPOINTS
+
 disable_created_metrics()  # *_created series double the scrape for little use
 
 if TYPE_CHECKING:
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 WORKSPACE = "workspace"
-ENDPOINTS = frozenset({"chat", "embeddings", "models"})  # anything else (e.g. 404s): "other"
+# Anything else (e.g. 404s): "other".
+ENDPOINTS = frozenset({"chat", "embeddings", "models", *OPERATION_ENDPOINTS})
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 WRITER_STATES = {"ok": 0, "degraded": 1, "full": 2}
 

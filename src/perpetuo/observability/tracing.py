@@ -23,7 +23,7 @@ PROVIDER_NAMES = {
     "anthropic": "anthropic",
     "gemini": "gcp.gemini",
 }
-OPERATIONS = {"chat": "chat", "embeddings": "embeddings"}
+OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "completions": "text_completion"}
 
 
 class Tracing:

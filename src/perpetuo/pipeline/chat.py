@@ -18,6 +18,7 @@ from perpetuo.pipeline.stream import ChatStream
 from perpetuo.providers.base import NativeRequest
 from perpetuo.routing.table import Alias, Deployment
 from perpetuo.schema.chat import ChatCompletionRequest
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import ErrorCode, bad_request
 from perpetuo.schema.usage import Usage
 
@@ -46,6 +47,7 @@ async def chat_completion(
     ctx.workspace = await gw.workspace(principal)
     alias = gw.resolve_alias(ctx.workspace, principal, request.model)
     ctx.alias, ctx.stream = alias.name, request.is_stream
+    gw.require_endpoint(alias, Endpoint.CHAT)
     request = request.with_output_limit(alias.max_output_tokens)  # what limits may reserve
     check_extra_params(alias, extras)
     await guardrails.check_input(ctx, alias, request, gw.injection_classifier)  # block, redact

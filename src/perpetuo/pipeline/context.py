@@ -29,6 +29,8 @@ class RequestContext:
     arrived: float = field(default_factory=time.time)  # wall clock, for the request log
     trace: RoutingTrace = field(default_factory=RoutingTrace)
     usage: Usage | None = None
+    unit: str | None = None  # work billed in another unit than tokens (images, seconds, ...)
+    quantity: float = 0.0
     status: int = 200
     error_code: str | None = None
     ttft_ms: float | None = None

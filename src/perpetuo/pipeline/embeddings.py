@@ -11,6 +11,7 @@ from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.routing.router import Served
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import bad_request
 from perpetuo.schema.usage import Usage
 
@@ -22,6 +23,7 @@ async def create_embeddings(gw: Gateway, ctx: RequestContext, request: Embedding
     ctx.workspace = await gw.workspace(principal)
     alias = gw.resolve_alias(ctx.workspace, principal, request.model)
     ctx.alias = alias.name
+    gw.require_endpoint(alias, Endpoint.EMBEDDINGS)
     validate_inputs(request)
     await limits.admit_embeddings(gw, ctx, alias, request)
     served = await gw.router.embeddings(

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from perpetuo.limits import LimitRequest, WorkspaceLimits
+from perpetuo.metering import operations
 from perpetuo.metering.pricing import default_catalog, to_micro_usd
 from perpetuo.metering.tokens import estimate_input_tokens, estimate_prompt_tokens
 from perpetuo.pipeline.context import RequestContext
@@ -13,17 +14,28 @@ from perpetuo.pipeline.runtime import Gateway
 from perpetuo.routing.table import Alias
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.operations import OperationRequest
 
 
 async def admit(
-    gw: Gateway, ctx: RequestContext, alias: Alias, prompt_tokens: int, max_output_tokens: int
+    gw: Gateway,
+    ctx: RequestContext,
+    alias: Alias,
+    prompt_tokens: int,
+    max_output_tokens: int,
+    max_cost_micros: int | None = None,
 ) -> None:
     """Reserve against every limit of the key, workspace and user, or raise the refusal
     (429 with Retry-After, 402 for budgets and credits). The most expensive deployment of
-    the alias prices the worst case, so a budget can never be overspent by a fallback."""
+    the alias prices the worst case, so a budget can never be overspent by a fallback.
+    `max_cost_micros`: that worst case, for work not priced by tokens alone."""
     principal = ctx.principal
     assert principal is not None
-    price = worst_price_micros(alias, prompt_tokens, max_output_tokens)
+    price = (
+        worst_price_micros(alias, prompt_tokens, max_output_tokens)
+        if max_cost_micros is None
+        else max_cost_micros
+    )
     ctx.admission = await gw.limits.admit(
         LimitRequest(
             ctx.request_id,
@@ -70,6 +82,17 @@ async def admit_embeddings(
     if _unlimited(ctx):
         return
     await admit(gw, ctx, alias, estimate_input_tokens(request.inputs_as_list()), 0)
+
+
+async def admit_operation(
+    gw: Gateway, ctx: RequestContext, alias: Alias, request: OperationRequest
+) -> None:
+    """Images, audio, rerank, text completions, moderations: priced in their own units."""
+    if _unlimited(ctx):
+        return
+    worst = operations.worst_cost(request, alias.deployments)
+    prompt, output = operations.prompt_tokens(request), operations.output_tokens(request)
+    await admit(gw, ctx, alias, prompt, output, worst)
 
 
 REQUEST_LIMITS = ("rpm", "max_parallel")

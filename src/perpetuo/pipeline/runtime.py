@@ -36,7 +36,14 @@ from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.features import note_cache, observe_features
 from perpetuo.routing.router import Router
 from perpetuo.routing.table import Alias, RoutingTable
-from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, forbidden, model_not_found
+from perpetuo.schema.errors import (
+    ErrorCode,
+    ErrorType,
+    GatewayError,
+    bad_request,
+    forbidden,
+    model_not_found,
+)
 from perpetuo.transport.client import HTTPClient
 
 log = logging.getLogger("perpetuo.gateway")
@@ -136,6 +143,18 @@ class Gateway:
             if ctx.cache is not None:
                 _step("cache outcome", note_cache, record, ctx)
             self.usage.emit(record)
+
+    @staticmethod
+    def require_endpoint(alias: Alias, endpoint: str) -> None:
+        """400 when the alias is for other work (routing/capabilities.py decides)."""
+        if endpoint not in alias.endpoints:
+            serves = ", ".join(sorted(alias.endpoints)) or "nothing this gateway offers"
+            raise bad_request(
+                f"The model `{alias.name}` does not serve {endpoint}: it serves {serves}. "
+                "GET /v1/models lists what each model serves (`capabilities`).",
+                param="model",
+                code=ErrorCode.ENDPOINT_NOT_SUPPORTED,
+            )
 
     @staticmethod
     def require_scope(principal: Principal, scope: str) -> None:

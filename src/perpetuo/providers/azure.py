@@ -8,17 +8,25 @@ from __future__ import annotations
 from perpetuo.providers.base import Target, json_headers
 from perpetuo.providers.openai import OpenAIAdapter
 from perpetuo.providers.presets import OpenAIQuirks
+from perpetuo.schema.endpoints import ALL_ENDPOINTS, Endpoint
+from perpetuo.schema.operations import IMAGES_EDITS, OperationRequest
 from perpetuo.transport.url import URL
 
 DEFAULT_API_VERSION = "2024-10-21"
 # The Responses API is not on the older dated versions: this one is used for it when the
 # provider's api_version is older (Azure documents it as the first to serve /responses).
 RESPONSES_API_VERSION = "2025-04-01-preview"
+IMAGE_EDITS_API_VERSION = "2025-04-01-preview"  # the first to serve images/edits (gpt-image-1)
+# Azure OpenAI offers no moderations endpoint (Azure AI Content Safety is another service).
+AZURE_ENDPOINTS = ALL_ENDPOINTS - {Endpoint.RERANK, Endpoint.MODERATIONS}
 
 
 class AzureOpenAIAdapter(OpenAIAdapter):
     def __init__(self) -> None:
-        super().__init__("azure", OpenAIQuirks(responses_api=True))
+        super().__init__(
+            "azure",
+            OpenAIQuirks(responses_api=True, endpoints=AZURE_ENDPOINTS, chat_models_complete=False),
+        )
 
     def validate_target(self, target: Target) -> None:
         if not target.base_url.origin.host:
@@ -31,13 +39,18 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         headers.extend(target.headers)
         return headers
 
-    def _url(self, target: Target, operation: str) -> URL:
+    def _url(self, target: Target, operation: str, at_least: str = "") -> URL:
         version = target.api_version or DEFAULT_API_VERSION
         if version == "v1":
             return target.base_url.join(f"openai/v1/{operation}")
+        version = max(version, at_least)  # dated versions order as strings
         return target.base_url.join(
             f"openai/deployments/{target.model}/{operation}", f"api-version={version}"
         )
+
+    def operation_url(self, target: Target, request: OperationRequest) -> URL:
+        edits = request.operation == IMAGES_EDITS
+        return self._url(target, request.path, IMAGE_EDITS_API_VERSION if edits else "")
 
     def models_url(self, target: Target) -> URL:
         version = target.api_version or DEFAULT_API_VERSION

@@ -21,7 +21,9 @@ import msgspec
 from perpetuo.guardrails.scrub import scrub
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.schema.operations import OperationRequest
 from perpetuo.schema.usage import clamp_counts
 from perpetuo.transport.caps import ResponseCaps
 from perpetuo.transport.egress import EgressPolicy
@@ -127,12 +129,22 @@ class NativeRequest:
 
 @dataclass(slots=True)
 class UpstreamCall:
-    """An HTTP request ready to send."""
+    """An HTTP request ready to send. The body is bytes, or the pieces of an upload."""
 
     url: URL
     headers: list[tuple[str, str]]
-    body: bytes
+    body: bytes | tuple[bytes | memoryview, ...]
     method: str = "POST"
+
+
+@dataclass(slots=True)
+class OperationAnswer:
+    """A non-chat answer in the client's format: a JSON object, or for the few operations
+    that answer otherwise (transcripts as text, srt, vtt) the bytes as they came."""
+
+    data: Json | None = None
+    text: bytes | None = None
+    content_type: str = "application/json"
 
 
 class ProviderAdapter:
@@ -142,6 +154,16 @@ class ProviderAdapter:
     default_api_base: ClassVar[str | None] = None
     requires_key: bool = True  # calls without an API key cannot succeed
     supports_embeddings: ClassVar[bool] = False
+    # What this adapter can serve (schema/endpoints.py); a deployment serves the part of it
+    # its model is for (endpoints_for).
+    endpoints: frozenset[str] = frozenset({Endpoint.CHAT})
+
+    def endpoints_for(self, model_endpoints: frozenset[str] | None) -> frozenset[str]:
+        """What a deployment serves, given what its model is for (None: not known, so
+        everything this adapter offers)."""
+        if model_endpoints is None:
+            return self.endpoints
+        return model_endpoints & self.endpoints
 
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json
@@ -162,6 +184,18 @@ class ProviderAdapter:
 
     def embeddings_response(self, body: bytes, target: Target, request: EmbeddingRequest) -> Json:
         raise unsupported(f"provider type {self.type!r} does not offer embeddings")
+
+    def operation_request(self, request: OperationRequest, target: Target) -> UpstreamCall:
+        """The upstream call for a non-chat operation (images, audio, rerank, ...)."""
+        raise unsupported(
+            f"provider type {self.type!r} does not offer {request.operation.replace('.', ' ')}"
+        )
+
+    def operation_response(
+        self, request: OperationRequest, body: bytes, content_type: str, target: Target
+    ) -> OperationAnswer:
+        """The client's answer from a successful upstream body (not called for streams)."""
+        raise unsupported(f"provider type {self.type!r} does not offer {request.operation}")
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         """Classify a non-2xx upstream answer."""

@@ -11,10 +11,12 @@ from typing import Any
 
 import msgspec
 
+from perpetuo.providers import openai_operations as operations
 from perpetuo.providers import openai_responses as responses_format
 from perpetuo.providers.base import (
     Json,
     NativeRequest,
+    OperationAnswer,
     ProviderAdapter,
     Target,
     UpstreamCall,
@@ -35,7 +37,9 @@ from perpetuo.schema.chat import (
     SystemMessage,
 )
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.schema.operations import OperationRequest
 from perpetuo.schema.reasoning import unseal
 from perpetuo.transport.sse import SSEEvent
 
@@ -51,6 +55,14 @@ class OpenAIAdapter(ProviderAdapter):
         self.quirks = quirks
         self.default_api_base = quirks.api_base  # type: ignore[misc]
         self.requires_key = quirks.requires_key
+        self.endpoints = quirks.endpoints
+
+    def endpoints_for(self, model_endpoints: frozenset[str] | None) -> frozenset[str]:
+        served = super().endpoints_for(model_endpoints)
+        chat_model = model_endpoints is not None and Endpoint.CHAT in model_endpoints
+        if chat_model and not self.quirks.chat_models_complete:
+            served -= {Endpoint.COMPLETIONS}  # OpenAI's /completions is not for chat models
+        return served
 
     # -- requests --------------------------------------------------------------------------
 
@@ -126,6 +138,22 @@ class OpenAIAdapter(ProviderAdapter):
             changes["encoding_format"] = "float"  # converted back in embeddings_response
         payload = encode_json(_replace(request, **changes))
         return UpstreamCall(self.embeddings_url(target), self.auth_headers(target), payload)
+
+    def operation_url(self, target: Target, request: OperationRequest) -> Any:
+        return target.base_url.join(request.path)
+
+    def operation_request(self, request: OperationRequest, target: Target) -> UpstreamCall:
+        if request.endpoint not in self.endpoints:
+            return super().operation_request(request, target)  # raises: not offered
+        url = self.operation_url(target, request)
+        return operations.build_call(
+            url, self.auth_headers(target), request, target, self.quirks.stream_usage
+        )
+
+    def operation_response(
+        self, request: OperationRequest, body: bytes, content_type: str, target: Target
+    ) -> OperationAnswer:
+        return operations.read_answer(request, body, content_type, target, _error_in_body)
 
     # -- responses -------------------------------------------------------------------------
 

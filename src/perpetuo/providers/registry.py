@@ -22,6 +22,7 @@ def _build_registry() -> dict[str, ProviderAdapter]:
     # Imported here so a broken optional adapter cannot stop the OpenAI path from loading.
     from perpetuo.providers.anthropic import AnthropicAdapter
     from perpetuo.providers.bedrock import BedrockAdapter
+    from perpetuo.providers.cohere import CohereAdapter
     from perpetuo.providers.gemini import GeminiAdapter
     from perpetuo.providers.vertex import VertexAdapter
 
@@ -29,6 +30,7 @@ def _build_registry() -> dict[str, ProviderAdapter]:
     registry["gemini"] = GeminiAdapter()
     registry["bedrock"] = BedrockAdapter()
     registry["vertex"] = VertexAdapter()
+    registry["cohere"] = CohereAdapter()
     return registry
 
 

@@ -1,4 +1,5 @@
-"""What routing needs to know about one request: streamed or not, and its size in tokens.
+"""What routing needs to know about one request: which endpoint, streamed or not, and its
+size in tokens.
 
 The sizes are estimated only if something asks (the `cheapest` strategy, a `tpm` cap):
 estimating walks the messages, which the usual request never needs.
@@ -9,27 +10,40 @@ from __future__ import annotations
 from perpetuo.metering.tokens import estimate_prompt_tokens, estimate_text_tokens
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.endpoints import Endpoint
 
 
 class RouteJob:
-    __slots__ = ("_default_output", "_output_tokens", "_prompt_tokens", "_request", "stream")
+    __slots__ = (
+        "_default_output",
+        "_output_tokens",
+        "_prompt_tokens",
+        "_request",
+        "endpoint",
+        "stream",
+    )
 
     def __init__(
         self,
         stream: bool,
         request: ChatCompletionRequest | EmbeddingRequest | None = None,
         default_output_tokens: int = 0,
+        endpoint: str = Endpoint.CHAT,
     ) -> None:
-        """`default_output_tokens`: assumed when a chat request sets no output limit."""
+        """`default_output_tokens`: assumed when a chat request sets no output limit.
+        `endpoint`: only deployments that serve it are tried (schema/endpoints.py)."""
         self.stream = stream
+        self.endpoint = endpoint
         self._request = request
         self._default_output = default_output_tokens
         self._prompt_tokens: int | None = None
         self._output_tokens: int | None = None
 
     @classmethod
-    def of_size(cls, stream: bool, prompt_tokens: int, output_tokens: int) -> RouteJob:
-        job = cls(stream)
+    def of_size(
+        cls, stream: bool, prompt_tokens: int, output_tokens: int, endpoint: str = Endpoint.CHAT
+    ) -> RouteJob:
+        job = cls(stream, endpoint=endpoint)
         job._prompt_tokens, job._output_tokens = prompt_tokens, output_tokens
         return job
 

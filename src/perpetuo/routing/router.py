@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from perpetuo.config.model import RoutingConfig
-from perpetuo.providers.base import Json, NativeRequest, UpstreamCall, bounded_wait
+from perpetuo.providers.base import Json, NativeRequest, UpstreamCall, bounded_wait, unsupported
 from perpetuo.routing.admission import admit, capacity_wait
 from perpetuo.routing.backoff import RetryPolicy
 from perpetuo.routing.breaker import BreakerState
@@ -31,27 +31,30 @@ from perpetuo.routing.classify import (
 from perpetuo.routing.fallbacks import FallbackChain
 from perpetuo.routing.health import RoutingState, readiness
 from perpetuo.routing.job import RouteJob
+from perpetuo.routing.operations import OperationRouting
 from perpetuo.routing.probes import HealthChecker
 from perpetuo.routing.strategies import STRATEGIES, Choice, configured_order
-from perpetuo.routing.streams import OpenStream, Served, teed
+from perpetuo.routing.streams import OpenBody, OpenStream, Served, teed
 from perpetuo.routing.table import Alias, Deployment, RoutingTable
 from perpetuo.routing.trace import Attempt, RoutingTrace
 from perpetuo.schema.chat import ChatCompletionRequest
-from perpetuo.schema.embeddings import EmbeddingRequest
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import Usage
 from perpetuo.transport.client import HTTPClient, UpstreamResponse
 from perpetuo.transport.errors import TransportError
 from perpetuo.transport.sse import SSEEvent
 
-__all__ = ["OpenStream", "Router", "Served"]
+__all__ = ["OpenBody", "OpenStream", "Router", "Served"]
 
 T = TypeVar("T")
 AttemptFn = Callable[[Deployment, Attempt], Awaitable[T]]
 Lookup = Callable[[str], Alias | None]
 
 
-class Router:
+class Router(OperationRouting):
+    """Chat and its streams here; embeddings and every other kind of call through the same
+    attempt loop in operations.py."""
+
     def __init__(
         self,
         client: HTTPClient,
@@ -173,25 +176,6 @@ class Router:
 
         return await self._route(trace, alias, job, attempt, default_strategy, lookup)
 
-    async def embeddings(
-        self,
-        trace: RoutingTrace,
-        alias: Alias,
-        request: EmbeddingRequest,
-        *,
-        default_strategy: str | None = None,
-        lookup: Lookup | None = None,
-    ) -> Served:
-        job = RouteJob(False, request)
-
-        async def attempt(dep: Deployment, record: Attempt) -> Served:
-            call = dep.adapter.embeddings_request(request, dep.target)
-            response = await self._send(dep, record, call)
-            body = await self._read_success(dep, response)
-            return Served(dep.adapter.embeddings_response(body, dep.target, request), dep)
-
-        return await self._route(trace, alias, job, attempt, default_strategy, lookup)
-
     @staticmethod
     def _translated_call(
         dep: Deployment, request: ChatCompletionRequest, extras: Json, native: NativeRequest | None
@@ -217,7 +201,7 @@ class Router:
     def plan(self, alias: Alias, strategy: str, job: RouteJob) -> list[Deployment]:
         """Every deployment of the alias, in the order to try them: priority groups in
         turn, each ordered by the strategy; those inside an upstream Retry-After go last."""
-        groups = alias.groups
+        groups = alias.groups if alias.uniform else alias.groups_serving(job.endpoint)
         if len(groups) == 1 and len(groups[0]) == 1:
             return [groups[0][0]]  # nothing to choose: the common case stays cheap
         now = self.state.clock()
@@ -291,6 +275,8 @@ class Router:
         else:
             strategy = alias.config.strategy  # fallback aliases route by their own strategy
         candidates = self.plan(alias, strategy, job)
+        if not candidates:  # a fallback alias for other work: the chain moves past it
+            raise unsupported(f"alias {alias.name!r} does not serve {job.endpoint}")
         if requested:
             trace.candidates = [d.id for d in candidates]
         limit = self.config.max_attempts

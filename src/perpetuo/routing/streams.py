@@ -59,20 +59,7 @@ class OpenStream:
         if self.finished:
             return
         self.finished = True
-        state = self.state
-        now = state.clock()
-        health = state.health(self.deployment.id)
-        self.attempt.finish(200, None if error is None else str(error.kind))
-        if error is not None:
-            caps = self.deployment.target.caps
-            error.retry_after = bounded_wait(error.retry_after, caps.max_retry_after)
-            health.failed(error, now)
-        elif completed:
-            health.succeeded(now)
-        else:
-            health.released(now)
-        if total_tokens is not None and self.deployment.config.tpm is not None:
-            state.capacity.adjust(self.deployment.id, total_tokens - self.job.total_tokens, now)
+        _finish_attempt(self, error, completed, total_tokens)
 
     async def aclose(self) -> None:
         """Stop reading; an unfinished upstream exchange is aborted, cancelling it upstream."""
@@ -88,3 +75,56 @@ async def teed(events: AsyncIterator[SSEEvent], sink: deque[SSEEvent]) -> AsyncI
     async for event in events:
         sink.append(event)
         yield event
+
+
+@dataclass(slots=True)
+class OpenBody:
+    """An upstream answer with a success status whose body is passed on as it arrives
+    (speech audio, streamed text completions). Busy until `finish`, as OpenStream."""
+
+    deployment: Deployment
+    attempt: Attempt
+    response: UpstreamResponse
+    state: RoutingState
+    job: RouteJob
+    finished: bool = False
+
+    def finish(
+        self,
+        error: UpstreamError | None = None,
+        *,
+        completed: bool = False,
+        total_tokens: int | None = None,
+    ) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        _finish_attempt(self, error, completed, total_tokens)
+
+    def close(self) -> None:
+        """Stop reading; an unfinished upstream exchange is aborted, cancelling it upstream."""
+        self.finish()
+        self.response.close()
+
+
+def _finish_attempt(
+    opened: OpenStream | OpenBody,
+    error: UpstreamError | None,
+    completed: bool,
+    total_tokens: int | None,
+) -> None:
+    """A failure mid-answer counts against the deployment; an answer the client abandoned
+    proves nothing either way."""
+    state, deployment = opened.state, opened.deployment
+    now = state.clock()
+    health = state.health(deployment.id)
+    opened.attempt.finish(200, None if error is None else str(error.kind))
+    if error is not None:
+        error.retry_after = bounded_wait(error.retry_after, deployment.target.caps.max_retry_after)
+        health.failed(error, now)
+    elif completed:
+        health.succeeded(now)
+    else:
+        health.released(now)
+    if total_tokens is not None and deployment.config.tpm is not None:
+        state.capacity.adjust(deployment.id, total_tokens - opened.job.total_tokens, now)

@@ -14,6 +14,8 @@ from perpetuo.config.model import (
 from perpetuo.metering.pricing import Price, PricingCatalog, default_catalog
 from perpetuo.providers.base import ProviderAdapter, Target
 from perpetuo.providers.registry import adapter_for, build_target
+from perpetuo.routing.capabilities import deployment_endpoints
+from perpetuo.schema.endpoints import ALL_ENDPOINTS
 from perpetuo.transport.egress import EgressPolicy
 
 
@@ -29,6 +31,7 @@ class Deployment:
     price: Price | None = None  # catalog price with the deployment's `price:` laid over it
     health_check: HealthCheckConfig | None = None  # the provider's active probe, if any
     max_output_tokens: int | None = None  # config, else the catalog; None: unknown
+    endpoints: frozenset[str] = ALL_ENDPOINTS  # what it serves (routing/capabilities.py)
     # Derived from config once, read on every request.
     token_capped: bool = field(init=False)  # rpm or tpm set
     uncapped: bool = field(init=False)  # no rpm, tpm or max_parallel
@@ -58,6 +61,8 @@ class Alias:
     # The largest answer any deployment can give (None when one of them is unknown): a
     # client's larger max_tokens is cut to it before limits reserve tokens and budget.
     max_output_tokens: int | None = field(init=False)
+    endpoints: frozenset[str] = field(init=False)  # what any of its deployments serves
+    uniform: bool = field(init=False)  # every deployment serves all of `endpoints`
 
     def __post_init__(self) -> None:
         levels = sorted({d.config.priority for d in self.deployments})
@@ -68,6 +73,16 @@ class Alias:
         known = [d.max_output_tokens for d in self.deployments]
         most = None if None in known else max(known)  # type: ignore[type-var]
         object.__setattr__(self, "max_output_tokens", most)
+        served = frozenset().union(*(d.endpoints for d in self.deployments))
+        object.__setattr__(self, "endpoints", served)
+        object.__setattr__(self, "uniform", all(d.endpoints == served for d in self.deployments))
+
+    def groups_serving(self, endpoint: str) -> tuple[tuple[Deployment, ...], ...]:
+        """The priority groups with only the deployments that serve `endpoint`."""
+        if self.uniform:
+            return self.groups if endpoint in self.endpoints else ()
+        kept = (tuple(d for d in group if endpoint in d.endpoints) for group in self.groups)
+        return tuple(group for group in kept if group)
 
     @property
     def extra_params(self) -> frozenset[str]:
@@ -117,6 +132,7 @@ class RoutingTable:
         aliases: dict[str, Alias] = {}
         for alias_name, spec in config.models.items():
             deployments = []
+            declared = [str(e) for e in spec.endpoints] if spec.endpoints else None
             for i, dep in enumerate(spec.deployments):
                 provider = config.providers[dep.provider]
                 try:
@@ -137,9 +153,20 @@ class RoutingTable:
                         health_check=provider.health_check,
                         max_output_tokens=dep.max_output_tokens
                         or catalog.max_output_for(dep.model),
+                        endpoints=deployment_endpoints(
+                            adapter_for(provider.type), dep.model, catalog, declared
+                        ),
                     )
                 )
-            aliases[alias_name] = Alias(alias_name, tuple(deployments), spec)
+            alias = Alias(alias_name, tuple(deployments), spec)
+            if declared and (missing := set(declared) - alias.endpoints):
+                raise ConfigError(
+                    source,
+                    f"models.{alias_name}.endpoints",
+                    f"{', '.join(sorted(missing))}: not offered by the provider type of any "
+                    "of its deployments",
+                )
+            aliases[alias_name] = alias
         return cls(aliases)
 
     def describe(self) -> list[dict[str, object]]:

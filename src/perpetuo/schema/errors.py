@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     MODEL_NOT_ALLOWED = "model_not_allowed"
     INSUFFICIENT_SCOPE = "insufficient_scope"
     MODEL_NOT_FOUND = "model_not_found"
+    ENDPOINT_NOT_SUPPORTED = "endpoint_not_supported"  # the model is for other work
     ROUTE_NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     LOOP_DETECTED = "loop_detected"

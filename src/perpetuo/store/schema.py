@@ -273,6 +273,9 @@ request_logs = Table(
     Column("tags", JsonValue),
     Column("trace", JsonValue),  # the routing decision trace
     Column("detail", JsonValue),  # optional: redacted bodies, guardrail findings
+    # Work billed in another unit than tokens: images, seconds, characters, searches.
+    Column("unit", String(16)),
+    Column("quantity", Float, nullable=False, default=0.0),
     Index("ix_request_logs_workspace_time", "workspace_id", "created_at"),
     Index("ix_request_logs_workspace_key_time", "workspace_id", "key_id", "created_at"),
     postgresql_partition_by="RANGE (created_at)",

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 
 from perpetuo.transport.caps import BodyBudget, ResponseCaps
-from perpetuo.transport.connection import Connection
+from perpetuo.transport.connection import Body, Connection
 from perpetuo.transport.egress import EgressPolicy
 from perpetuo.transport.errors import ConnectError, ConnectionClosed, UpstreamTimeout
 from perpetuo.transport.proxy import Proxy, ProxyEnvironment, connect_through
@@ -67,7 +67,7 @@ class HTTPClient:
         method: str,
         url: URL,
         headers: Iterable[tuple[str, str]],
-        body: bytes = b"",
+        body: Body = b"",
         timeouts: Timeouts | None = None,
         *,
         deadline: float | None = None,
@@ -88,7 +88,8 @@ class HTTPClient:
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + (timeouts.total or 86400.0)
-        head = _encode_head(method, url, headers, len(body))
+        length = len(body) if isinstance(body, bytes) else sum(len(piece) for piece in body)
+        head = _encode_head(method, url, headers, length)
         for attempt in (1, 2):
             conn, reused = await self._acquire(url.origin, timeouts, verify_tls, egress, connection)
             conn.send(head, body)

@@ -24,6 +24,9 @@ from perpetuo.transport.url import Origin
 
 _HIGH_WATER = 256 * 1024  # pause reading the socket when this much body is unread
 _MAX_HEAD = 64 * 1024  # status line and headers: an endless head is refused, not buffered
+# A request body: bytes, or pieces written one after another (a multipart upload whose file
+# parts are views of the client's body, so that the file is not copied to build it).
+Body = bytes | tuple[bytes | memoryview, ...]
 
 
 class Connection(asyncio.Protocol):
@@ -151,10 +154,15 @@ class Connection(asyncio.Protocol):
             timer.cancel()
             self._waiter = None
 
-    def send(self, head: bytes, body: bytes) -> None:
+    def send(self, head: bytes, body: Body) -> None:
         self._reset_exchange()
         if self.closed or self.transport is None or self.transport.is_closing():
             self.error = ConnectionClosed("upstream closed the connection", before_response=True)
+            return
+        if not isinstance(body, bytes):  # an upload's pieces, written without joining them
+            self.transport.write(head)
+            for piece in body:
+                self.transport.write(piece)
             return
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:

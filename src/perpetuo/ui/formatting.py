@@ -101,6 +101,14 @@ API_NAMES = {
     "responses": "Responses",
     "messages": "Messages",
     "embeddings": "Embeddings",
+    "images.generations": "Images",
+    "images.edits": "Image edits",
+    "audio.transcriptions": "Transcriptions",
+    "audio.translations": "Translations",
+    "audio.speech": "Speech",
+    "rerank": "Rerank",
+    "completions": "Completions",
+    "moderations": "Moderations",
 }
 
 

@@ -1,8 +1,9 @@
-"""The Gemini adapter: URLs, the `x-goog-api-key` header, chat and embeddings wiring.
+"""The Gemini adapter: URLs, the `x-goog-api-key` header, chat, embeddings and images wiring.
 
 Chat goes to `{base}/v1beta/models/{model}:generateContent`, streams to
-`:streamGenerateContent?alt=sse` (each SSE `data:` is one GenerateContentResponse), and
-embeddings to `:batchEmbedContents`. `api_version` replaces `v1beta` (the default, because
+`:streamGenerateContent?alt=sse` (each SSE `data:` is one GenerateContentResponse),
+embeddings to `:batchEmbedContents`, images to Imagen's `:predict` or a Gemini image
+model's `:generateContent` (images.py). `api_version` replaces `v1beta` (the default, because
 the JSON Schema fields the request uses are v1beta's); an `api_base` that already ends in a
 version is used as it is. A model given with a collection
 (`tunedModels/x`) keeps it; a bare name gets `models/`.
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from perpetuo.providers.base import (
     Json,
+    OperationAnswer,
     ProviderAdapter,
     Target,
     UpstreamCall,
@@ -25,12 +27,15 @@ from perpetuo.providers.base import (
     json_headers,
     unsupported,
 )
+from perpetuo.providers.gemini import images
 from perpetuo.providers.gemini.errors import classify_error, error_in_body
 from perpetuo.providers.gemini.request import build_body
 from perpetuo.providers.gemini.response import completion, stream_chunks
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
+from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
+from perpetuo.schema.operations import OperationRequest
 from perpetuo.schema.usage import token_count
 from perpetuo.transport.sse import SSEEvent
 from perpetuo.transport.url import URL
@@ -48,6 +53,7 @@ class GeminiAdapter(ProviderAdapter):
     type = "gemini"
     default_api_base = "https://generativelanguage.googleapis.com"
     supports_embeddings = True
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.IMAGES})
 
     # -- requests --------------------------------------------------------------------------
 
@@ -99,6 +105,13 @@ class GeminiAdapter(ProviderAdapter):
         body = encode_json({"requests": requests})
         return UpstreamCall(self.url(target, "batchEmbedContents"), self.headers(target), body)
 
+    def operation_request(self, request: OperationRequest, target: Target) -> UpstreamCall:
+        """Images (Imagen's predict, or a Gemini image model's generateContent: images.py)."""
+        if request.endpoint is not Endpoint.IMAGES:
+            return super().operation_request(request, target)
+        action, body = images.request_body(request, target.model)
+        return UpstreamCall(self.url(target, action), self.headers(target), encode_json(body))
+
     # -- responses -------------------------------------------------------------------------
 
     def chat_response(self, body: bytes, target: Target) -> Json:
@@ -133,6 +146,11 @@ class GeminiAdapter(ProviderAdapter):
         if prompt is not None:
             result["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
         return result
+
+    def operation_response(
+        self, request: OperationRequest, body: bytes, content_type: str, target: Target
+    ) -> OperationAnswer:
+        return OperationAnswer(images.answer(request, decode_object(body), target.model, target))
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return classify_error(status, headers, body)

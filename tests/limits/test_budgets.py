@@ -14,6 +14,7 @@ from aiohttp import web
 from perpetuo.limits import LimitEngine, WorkspaceLimits
 from perpetuo.schema.errors import ErrorCode, GatewayError
 from perpetuo.transport.client import HTTPClient
+from perpetuo.transport.egress import EgressPolicy
 from tests.limits.support import Clock, admit_all, at, attempt, engine, make_request
 
 X = 10_000  # micro-USD: the most one request may cost

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -71,6 +72,9 @@ users = Table(
     Column("is_superadmin", Boolean, nullable=False, default=False),
     _created(),
     Column("disabled_at", UTCDateTime),
+    Column("email_verified_at", UTCDateTime),  # null: the address was never confirmed
+    # Kinds of non-transactional mail this person turned off (control/mail/catalog.py).
+    Column("mail_opt_out", JsonValue, nullable=False, default=list),
 )
 
 # One row at most, ever: inserting it is how the first sign-up claims the platform (becomes
@@ -120,6 +124,21 @@ invites = Table(
     Column("accepted_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
     Index("ix_invites_workspace", "workspace_id"),
+)
+
+# Single-use tokens mailed to people (e-mail verification, password reset): only the hash.
+user_tokens = Table(
+    "user_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(24), nullable=False),  # verify_email | password_reset
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("email", String(320), nullable=False),  # the address it was sent to
+    _created(),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+    Index("ix_user_tokens_user", "user_id", "purpose"),
 )
 
 sessions = Table(
@@ -354,4 +373,33 @@ stored_responses = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_stored_responses_workspace", "workspace_id", "created_at"),
     Index("ix_stored_responses_expires", "expires_at"),
+)
+
+# Mail waiting to be sent, being sent, sent or given up on (control/mail/outbox.py). Rows are
+# claimed by a conditional update, so two instances never send the same row; bodies are
+# erased once sent (they may carry single-use links).
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("template", String(64), nullable=False),
+    Column("to_address", String(320), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("text_body", Text, nullable=False),
+    Column("html_body", Text, nullable=False),
+    Column("headers", JsonValue, nullable=False, default=dict),  # List-Unsubscribe, ...
+    Column("workspace_id", String(40)),
+    Column("user_id", String(40)),
+    # One mail per event even when several instances notice it (key expiry, alerts).
+    Column("dedupe_key", String(200), unique=True),
+    Column("status", String(16), nullable=False),  # pending | sending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("last_error", String(500)),
+    _created(),
+    Column("sent_at", UTCDateTime),
+    Index("ix_mail_outbox_due", "status", "next_attempt_at"),
+    Index("ix_mail_outbox_created", "created_at"),
 )

@@ -1,5 +1,6 @@
 """A mock of the Google AI Gemini API (v1beta), per the public reference: generateContent,
 streamGenerateContent (SSE with `alt=sse`, a JSON array otherwise), batchEmbedContents,
+image generation (gemini_images.py),
 the `x-goog-api-key` header, and Google's error objects. Requests are validated as the real
 API does (see gemini_checks); Gemini 3 models demand their thought signatures back.
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.mocks import gemini_images
 from tests.mocks.brain import Conversation, Reply, Tool, count_tokens, reply
 from tests.mocks.gemini_checks import SIGNATURE_PREFIX, check_request
 from tests.mocks.openai_mock import fake_vector
@@ -107,6 +109,7 @@ class GeminiMock(MockUpstream):
             "generateContent",
             "streamGenerateContent",
             "batchEmbedContents",
+            "predict",
         ):
             return google_error(
                 404,
@@ -117,6 +120,10 @@ class GeminiMock(MockUpstream):
             )
         if action == "batchEmbedContents":
             return self.embed(recorded.body, model)
+        if action == "predict":
+            return gemini_images.predict(recorded.body, model)
+        if action == "generateContent" and "-image" in model:
+            return gemini_images.generate_image(recorded.body, model)
         return await self.generate(request, recorded.body, model, action, fault)
 
     def _check_key(self, request: web.Request) -> web.Response | None:

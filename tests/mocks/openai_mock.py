@@ -1,6 +1,8 @@
 """A mock of OpenAI's API (and Azure OpenAI's deployment routes), per the public reference:
 chat completions (JSON and SSE chunks, tool-call deltas, include_usage), embeddings (float
-and base64), models, the Responses API (responses_api.py), and the documented error objects.
+and base64), models, the Responses API (responses_api.py), images and audio
+(openai_media.py), text completions, moderations and vLLM's rerank (openai_text.py), and
+the documented error objects.
 
 Triggers in the last user message: "trigger context overflow" -> 400
 context_length_exceeded; "trigger content filter" -> Azure's 400 content_filter.
@@ -17,6 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from tests.mocks.brain import Conversation, Reply, Tool, reply
+from tests.mocks.openai_media import MediaAPI
+from tests.mocks.openai_text import TextAPI
 from tests.mocks.responses_api import ResponsesAPI
 from tests.mocks.server import MockUpstream, sse
 
@@ -110,7 +114,7 @@ def bow_vector(text: str, dims: int) -> list[float]:
     return [round(v / norm, 6) for v in counts]
 
 
-class OpenAIMock(ResponsesAPI, MockUpstream):
+class OpenAIMock(MediaAPI, TextAPI, ResponsesAPI, MockUpstream):
     def __init__(self, api_key: str = "sk-test-openai", azure_key: str = "azure-test-key") -> None:
         super().__init__()
         self.api_key = api_key
@@ -124,6 +128,8 @@ class OpenAIMock(ResponsesAPI, MockUpstream):
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self.azure_embeddings)
         app.router.add_post("/openai/v1/chat/completions", self.azure_v1_chat)
         self.responses_routes(app)
+        self.media_routes(app)
+        self.text_routes(app)
 
     # -- auth ------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from perpetuo.metering.operations import Metered, meter
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.routing.classify import from_transport, to_client_error
 from perpetuo.routing.streams import OpenBody
+from perpetuo.routing.table import Deployment
 from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.operations import OperationRequest
@@ -50,6 +51,10 @@ class OperationStream:
         self.is_events = request.endpoint is Endpoint.COMPLETIONS
         self._usage: Usage | None = None
         self._text: list[str] = []
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.opened.deployment
 
     @property
     def content_type(self) -> str:

@@ -387,3 +387,18 @@ def test_background_is_a_clear_400(client, mocks):
         client.responses.create(model="gpt-4o-mini", input="later", background=True)
     assert caught.value.param == "background" and "background" in caught.value.message
     assert not mocks["openai"].requests
+
+
+@pytest.mark.parametrize(("alias", "kind"), [("gpt-4o-mini", "exact"), ("claude", "estimate")])
+def test_input_tokens_are_counted_exactly_by_openai_and_estimated_elsewhere(client, alias, kind):
+    raw = client.responses.input_tokens.with_raw_response.count(
+        model=alias, input="How many tokens is this?", instructions="Be brief."
+    )
+    assert raw.headers["x-perpetuo-token-count"] == kind
+    counted = raw.parse()
+    assert counted.input_tokens > 0
+    created = client.responses.create(
+        model=alias, input="How many tokens is this?", instructions="Be brief."
+    )
+    if kind == "exact":  # the provider's own count: what the answer then reports
+        assert counted.input_tokens == created.usage.input_tokens

@@ -166,6 +166,7 @@ class ResponsesAPI:
     def responses_routes(self, app: web.Application) -> None:
         for prefix in ("/v1", "/openai/v1", "/openai"):
             app.router.add_post(f"{prefix}/responses", self.create_response)
+            app.router.add_post(f"{prefix}/responses/input_tokens", self.count_input_tokens)
             app.router.add_get(f"{prefix}/responses/{{id}}", self.get_response)
             app.router.add_delete(f"{prefix}/responses/{{id}}", self.delete_response)
             app.router.add_get(f"{prefix}/responses/{{id}}/input_items", self.input_items)
@@ -223,6 +224,19 @@ class ResponsesAPI:
         )
 
     # -- create ----------------------------------------------------------------------------
+
+    async def count_input_tokens(self, request: web.Request) -> web.Response:
+        """POST /v1/responses/input_tokens: the input count a response would report."""
+        recorded = await self.record(request)  # type: ignore[attr-defined]
+        if (denied := self._guard(request)) is not None:
+            return denied
+        body = recorded.body
+        try:
+            items = validate({**body, "stream": False}, [])
+        except Invalid as exc:
+            return error_body(400, exc.message, exc.param, exc.code)
+        counted = reply(conversation(body, items)).prompt_tokens
+        return web.json_response({"object": "response.input_tokens", "input_tokens": counted})
 
     async def create_response(self, request: web.Request) -> web.StreamResponse:
         recorded = await self.record(request)  # type: ignore[attr-defined]

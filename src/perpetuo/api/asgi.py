@@ -37,6 +37,7 @@ for prefix in ("/v1", ""):
     ROUTES[f"{prefix}/embeddings"] = {"POST": dataplane.embeddings}
     ROUTES[f"{prefix}/models"] = {"GET": dataplane.list_models}
     ROUTES[f"{prefix}/responses"] = {"POST": responses.create}
+    ROUTES[f"{prefix}/responses/input_tokens"] = {"POST": responses.input_tokens}
     ROUTES[f"{prefix}/messages"] = {"POST": messages.messages}
     ROUTES[f"{prefix}/messages/count_tokens"] = {"POST": messages.count_tokens}
     for path, handler in operations.ROUTES.items():

@@ -10,8 +10,6 @@ Anthropic's framing.
 
 from __future__ import annotations
 
-from typing import Any
-
 from perpetuo.api.dataplane import (
     cache_directive,
     request_tags,
@@ -24,6 +22,7 @@ from perpetuo.api.dialects.anthropic_messages import response as message_respons
 from perpetuo.api.dialects.anthropic_messages.stream import StreamEncoder
 from perpetuo.api.dialects.anthropic_messages.tokens import estimate_input_tokens
 from perpetuo.api.dialects.base import DialectRequest
+from perpetuo.api.dialects.counting import ESTIMATE, EXACT, count_input_tokens
 from perpetuo.api.dialects.sse import dialect_events
 from perpetuo.api.http import (
     JSON_TYPE,
@@ -37,10 +36,8 @@ from perpetuo.pipeline.chat import ChatReply, chat_completion
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.providers.anthropic import BETA_HEADER, MESSAGES, VERSION_HEADER
-from perpetuo.providers.base import NativeRequest, decode_object
-from perpetuo.schema import headers as H
-from perpetuo.schema.errors import GatewayError, UpstreamError, bad_request
-from perpetuo.transport.errors import TransportError
+from perpetuo.providers.base import NativeRequest
+from perpetuo.schema.errors import GatewayError
 from perpetuo.transport.url import Timeouts
 
 DIALECT = MESSAGES
@@ -94,51 +91,10 @@ async def count_tokens(gw: Gateway, request: Request, ctx: RequestContext) -> Re
     """Exact from an Anthropic deployment of the alias, else an estimate (marked as such)."""
     ctx.endpoint = "count_tokens"
     body = await _authenticated(gw, request, ctx)
-    principal = ctx.principal
-    assert principal is not None
-    gw.require_scope(principal, "chat")
     decoded = message_request.decode_count_tokens(body)
-    ctx.workspace = await gw.workspace(principal)
-    alias = gw.resolve_alias(ctx.workspace, principal, decoded.raw["model"])
-    ctx.alias = alias.name
     native = _native(decoded, request.headers)
-    for dep in alias.deployments:
-        if dep.adapter.speaks(DIALECT):
-            counted = await _count_upstream(gw, dep, native)
-            if counted is not None:
-                return json_response(counted, headers=[(H.COUNT_KIND.encode(), b"exact")])
+    counted = await count_input_tokens(gw, ctx, native, "count_tokens")
+    if counted is not None:
+        return json_response({"input_tokens": counted}, headers=[EXACT])
     estimate = {"input_tokens": estimate_input_tokens(decoded)}
-    return json_response(estimate, headers=[(H.COUNT_KIND.encode(), b"estimate")])
-
-
-async def _count_upstream(gw: Gateway, dep: Any, native: NativeRequest) -> dict[str, Any] | None:
-    """The deployment's own count; None when it cannot give one (then we estimate)."""
-    call = dep.adapter.native_call(native, native.body, dep.target, None)
-    url = call.url.join("count_tokens")
-    try:
-        response = await gw.client.request(
-            "POST",
-            url,
-            call.headers,
-            call.body,
-            COUNT_TIMEOUTS,
-            verify_tls=dep.target.verify_tls,
-            egress=dep.target.egress,
-            connection=dep.target.connection,
-        )
-        data = await response.read()
-    except TransportError:
-        return None
-    if response.status >= 300:
-        error = dep.adapter.error(response.status, response.headers, data)
-        if error.status in (400, 413, 422):  # the client's mistake: say so, as Anthropic would
-            raise bad_request(error.message)
-        return None
-    try:
-        counted = decode_object(data)
-    except UpstreamError:
-        return None
-    tokens = counted.get("input_tokens")
-    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-        return None
-    return {"input_tokens": tokens}
+    return json_response(estimate, headers=[ESTIMATE])

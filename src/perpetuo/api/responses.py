@@ -21,6 +21,7 @@ import msgspec
 
 from perpetuo.api.dataplane import cache_directive, request_tags, response_headers, route_override
 from perpetuo.api.dialects.base import DialectRequest
+from perpetuo.api.dialects.counting import ESTIMATE, EXACT, count_input_tokens
 from perpetuo.api.dialects.openai_responses import errors as response_errors
 from perpetuo.api.dialects.openai_responses import request as responses_request
 from perpetuo.api.dialects.openai_responses import response as responses_response
@@ -36,6 +37,7 @@ from perpetuo.api.http import (
     json_response,
 )
 from perpetuo.control.stored_responses import StoredResponse
+from perpetuo.metering.tokens import estimate_prompt_tokens
 from perpetuo.pipeline.chat import ChatReply, chat_completion
 from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
@@ -236,6 +238,22 @@ def _keeper(gw: Gateway, ctx: RequestContext, raw: Json, current: list[Any]) -> 
         )
 
     return keep
+
+
+async def input_tokens(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    """POST /v1/responses/input_tokens: exact from an OpenAI deployment of the alias, else
+    an estimate of the request's input (marked in x-perpetuo-token-count)."""
+    ctx.endpoint = "count_tokens"
+    ctx.principal = await gw.authenticator.authenticate(request.headers, request.client_ip)
+    body = await request.body(gw.config.server.max_request_body_bytes)
+    decoded = responses_request.decode(body)
+    native = NativeRequest(DIALECT, decoded.raw, native_only=tuple(decoded.native_only))
+    counted = await count_input_tokens(gw, ctx, native, "input_tokens")
+    kind = EXACT if counted is not None else ESTIMATE
+    if counted is None:
+        counted = estimate_prompt_tokens(decoded.chat)
+    answer = {"object": "response.input_tokens", "input_tokens": counted}
+    return json_response(answer, headers=[kind])
 
 
 # -- stored responses ----------------------------------------------------------------------

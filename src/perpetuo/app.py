@@ -21,6 +21,9 @@ from perpetuo.control.changes import (
     WORKSPACE_DELETED,
     ChangeFeed,
 )
+from perpetuo.control.mail import Mailer
+from perpetuo.control.mail.config import mail_config
+from perpetuo.control.mail.jobs import budget_alert_mailer
 from perpetuo.control.outbound import policy_for
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.stored_responses import ResponseStore
@@ -46,13 +49,16 @@ def build_control_plane(settings: Settings) -> ControlPlane:
         settings.data_dir,
         create=True,
     )
+    keys = DerivedKeys.from_secret(secret)
     return ControlPlane(
         db=db,
-        keys=DerivedKeys.from_secret(secret),
+        keys=keys,
         changes=ChangeFeed(db, settings.redis_url),
         keyring=Keyring.from_environment(),
         throttle=login_throttle(settings.redis_url),
         signup_policy=settings.signup,
+        mail=Mailer(mail_config(settings), keys.jwt_signing),
+        require_email_verification=settings.require_email_verification,
     )
 
 
@@ -83,6 +89,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     workspace_routes.set_policies(plane.egress, config.upstream_limits)
     limits = build_limit_engine(settings, plane.db, client)
     limits.alerts.egress = plane.egress
+    limits.alerts.listeners.append(budget_alert_mailer(plane.mail, plane.db))
     plane.credit_listener = limits.credits_granted
     plane.changes.subscribe(WORKSPACE, workspace_routes.invalidate)
     plane.changes.subscribe(WORKSPACE_DELETED, workspace_routes.invalidate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -108,9 +108,87 @@ class Settings(BaseSettings):
         ge=1024,
         description="Access-log lines waiting for stderr; past this the oldest are dropped",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The address people reach this server at (https://llm.example.com), "
+        "for links in mail; default: http://host:port",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server that sends mail; unset: no mail is sent"
+    )
+    smtp_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Default: 587 (starttls), 465 (tls), 25 (none)"
+    )
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="starttls: upgrade a plain connection (required, not opportunistic); "
+        "tls: implicit TLS from the first byte; none: plain text (a local relay only)",
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP AUTH user name")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP AUTH password")
+    smtp_timeout: float = Field(default=15.0, gt=0, description="Seconds per SMTP operation")
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle for the SMTP server's certificate (a private CA)"
+    )
+    mail_from: str | None = Field(
+        default=None, description='Sender of every mail, e.g. "Perpetuo <noreply@example.com>"'
+    )
+    mail_reply_to: str | None = Field(default=None, description="Reply-To of every mail")
+    mail_product_name: str = Field(default="Perpetuo", description="The name mail signs with")
+    mail_max_attempts: int = Field(
+        default=10, ge=1, le=100, description="Delivery attempts before a mail is given up"
+    )
+    mail_retry_seconds: float = Field(
+        default=30.0, gt=0, description="First retry delay; doubled per attempt, at most 1 hour"
+    )
+    mail_poll_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between looks at the outbox for due mail"
+    )
+    require_email_verification: bool = Field(
+        default=False,
+        description="People must confirm their address before creating workspaces or API keys "
+        "(needs smtp_host)",
+    )
+    key_expiry_notice_days: int = Field(
+        default=7, ge=0, le=365, description="Mail key owners this many days before a key "
+        "expires; 0: never",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Browser origins (https://app.example.com, comma-separated, or *) allowed "
+        "to call the data plane; workspaces may add their own",
+    )
+    cors_allow_credentials: bool = Field(
+        default=False, description="Allow cookies and HTTP auth on CORS requests (not with *)"
+    )
+    cors_max_age: int = Field(
+        default=600, ge=0, le=86400, description="Seconds browsers may cache a preflight answer"
+    )
+    invalid_key_limit: int = Field(
+        default=0,
+        ge=0,
+        description="Requests with a missing or unknown API key one client address may make "
+        "per minute before getting 429 without any key lookup; 0: no limit",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _check_mail_and_cors(self) -> Settings:
+        if self.smtp_host and not self.mail_from:
+            raise ValueError("PERPETUO_MAIL_FROM is required when PERPETUO_SMTP_HOST is set")
+        if self.require_email_verification and not self.smtp_host:
+            raise ValueError(
+                "PERPETUO_REQUIRE_EMAIL_VERIFICATION needs mail: set PERPETUO_SMTP_HOST"
+            )
+        origins = [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+        if "*" in origins and self.cors_allow_credentials:
+            raise ValueError(
+                "PERPETUO_CORS_ALLOW_CREDENTIALS cannot be used with PERPETUO_CORS_ORIGINS=*: "
+                "name the origins"
+            )
+        return self
 
     @field_validator("access_log_routes")
     @classmethod

@@ -9,6 +9,7 @@ from perpetuo.auth.credential_crypto import Keyring
 from perpetuo.auth.secrets import DerivedKeys
 from perpetuo.auth.throttle import LoginThrottle
 from perpetuo.control.changes import ChangeFeed
+from perpetuo.control.mail import Mailer
 from perpetuo.store.database import Database
 from perpetuo.transport.egress import EgressPolicy
 
@@ -35,3 +36,6 @@ class ControlPlane:
     credit_listener: Callable[[str, int], Awaitable[None]] | None = None
     # Where tenant-supplied URLs may point (the operator's `egress` settings).
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # Mail (control/mail/): a Mailer without SMTP settings queues nothing.
+    mail: Mailer = field(default_factory=Mailer)
+    require_email_verification: bool = False

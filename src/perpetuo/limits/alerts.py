@@ -1,8 +1,9 @@
 """Budget alerts: when spend crosses a soft threshold, tell someone, once per period.
 
 The once-per-period flag lives with the counters (Redis SET NX, or memory), so with several
-instances still exactly one alert goes out. Delivery is a log line, a counter, and (when the
-workspace names one) an HTTP POST of a JSON event, sent in the background with short
+instances still exactly one alert goes out. Delivery is a log line, a counter, the listeners
+(mail to the workspace's admins, when mail is configured), and (when the workspace names one)
+an HTTP POST of a JSON event, sent in the background with short
 timeouts: an alert never delays or fails the request that triggered it.
 """
 
@@ -13,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,6 +63,9 @@ class AlertSender:
         # Webhook URLs are tenant-supplied: always checked (the wiring sets the operator's).
         self.egress = egress or EgressPolicy()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Told of every alert too (the wiring adds the mail to workspace admins); each is
+        # called on the event loop and must not block.
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def fire(self, event: dict[str, Any], webhook_url: str | None) -> None:
         self._stats.alerts_fired += 1
@@ -72,6 +77,11 @@ class AlertSender:
             event["threshold_usd"],
             event["period"],
         )
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception as exc:  # a listener never fails the request that fired it
+                log.warning("budget alert listener failed: %s", exc)
         if webhook_url and self._http is not None:
             task = asyncio.create_task(self._post(webhook_url, event))
             self._tasks.add(task)

@@ -210,6 +210,7 @@ class Gateway:
         await self.plane.changes.start()
         await self.usage.start()
         await self.responses.start()
+        await self.plane.mail.start(self.plane.db)  # delivers the outbox, when mail is set up
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
         self._tasks.append(asyncio.create_task(self._prune_logs_forever()))
         await self.router.start()  # active health checks, where configured
@@ -263,6 +264,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.plane.changes.stop()
+        await self.plane.mail.aclose()
         await self.plane.throttle.aclose()
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)

@@ -150,8 +150,10 @@ class Settings(BaseSettings):
         "(needs smtp_host)",
     )
     key_expiry_notice_days: int = Field(
-        default=7, ge=0, le=365, description="Mail key owners this many days before a key "
-        "expires; 0: never",
+        default=7,
+        ge=0,
+        le=365,
+        description="Mail key owners this many days before a key expires; 0: never",
     )
     cors_origins: str = Field(
         default="",

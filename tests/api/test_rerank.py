@@ -91,8 +91,8 @@ def test_vllm_rerank_is_passed_on_as_sent(gw, openai_mock):
     assert sent.body["model"] == "BAAI/bge-reranker-v2-m3"
     assert sent.body["return_documents"] is False and sent.body["top_n"] == 1
     (entry,) = wait_for_logs(gw, key["id"], 1)
-    assert entry["prompt_tokens"] == 3 + sum(len(d.split()) for d in DOCUMENTS)
-    assert (entry["unit"], entry["quantity"], entry["usage_estimated"]) == ("searches", 1, True)
+    assert entry["prompt_tokens"] == 3 + sum(len(d.split()) for d in DOCUMENTS)  # as reported
+    assert (entry["unit"], entry["quantity"], entry["usage_estimated"]) == ("searches", 1, False)
 
 
 def test_errors(gw, cohere):

@@ -218,13 +218,11 @@ def _rerank(
         searches = _searches(request)
     reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     tokens = token_count(reported.get("total_tokens") or reported.get("prompt_tokens"))
-    usage = (
-        Usage(prompt_tokens=tokens, estimated=estimated)
-        if tokens is not None
-        else Usage(prompt_tokens=prompt_tokens(request), estimated=True)
-    )
-    if units is not None and units.per_thousand_searches is not None:
+    counted = tokens if tokens is not None else prompt_tokens(request)
+    if units is not None and units.per_thousand_searches is not None:  # billed per search
+        usage = Usage(prompt_tokens=counted, estimated=estimated)
         return Metered(usage, "searches", searches, units.per_thousand_searches * searches / 1000)
+    usage = Usage(prompt_tokens=counted, estimated=tokens is None)  # billed per token, if at all
     return Metered(usage, "searches", searches, cost_usd(usage, price) if price else _ZERO)
 
 

@@ -266,6 +266,7 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", "/api/workspaces/{workspace_id}/models/{alias}"): Route("admin", fresh=_fresh_model),
     ("GET", "/api/workspaces/{workspace_id}/audit"): Route("admin"),
     ("GET", "/api/workspaces/{workspace_id}/credits"): Route("admin"),
+    ("GET", "/api/workspaces/{workspace_id}/credits/balance"): Route("viewer"),
     ("GET", "/api/workspaces/{workspace_id}/usage"): Route("viewer"),
     ("GET", "/api/workspaces/{workspace_id}/usage/breakdown"): Route(
         "viewer", query="?group_by=alias"
@@ -295,6 +296,14 @@ SELF_ROUTES = {
     ("GET", "/api/workspaces"),
     ("POST", "/api/workspaces"),
     ("POST", "/api/invites/accept"),
+    # Mailed links: the token names the account (tested in tests/control/mail/).
+    ("POST", "/api/auth/verify-email"),
+    ("POST", "/api/auth/verify-email/resend"),
+    ("POST", "/api/auth/password-reset"),
+    ("POST", "/api/auth/password-reset/confirm"),
+    ("GET", "/api/auth/me/mail-preferences"),
+    ("PATCH", "/api/auth/me/mail-preferences"),
+    ("POST", "/api/mail/unsubscribe"),
     # Names a workspace in its body, if any: isolation tested in test_guardrails_e2e.py.
     ("POST", "/api/guardrails/test"),
 }

@@ -65,7 +65,7 @@ ERROR_SHAPES: dict[str, Callable[[GatewayError, str], Response]] = {
 QUIET_ENDPOINTS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 
 # Everything under these goes to the admin API (a FastAPI app, built on first use).
-ADMIN_PREFIXES = ("/api/", "/docs", "/openapi.json")
+ADMIN_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json")
 # /ui and everything under it go to the web dashboard (also built on first use).
 UI_PATH = "/ui"
 

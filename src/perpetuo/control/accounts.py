@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from perpetuo.auth.passwords import DUMMY_HASH, hash_password, password_problem, verify_password
 from perpetuo.control import audit, sessions
 from perpetuo.control.actor import Actor
+from perpetuo.control.email_verification import queue_verification
 from perpetuo.control.errors import conflict, forbidden, invalid, too_many, unauthorized
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.sessions import ClientInfo, Tokens
@@ -75,6 +76,7 @@ def user_view(row: Any) -> dict[str, Any]:
         "is_superadmin": bool(row.is_superadmin),
         "created_at": iso(row.created_at),
         "disabled": row.disabled_at is not None,
+        "email_verified": getattr(row, "email_verified_at", None) is not None,
     }
 
 
@@ -109,6 +111,7 @@ async def _insert_user(
     spec: UserCreate,
     password_hash: str,
     superadmin: bool,
+    verified: bool = False,
 ) -> Any:
     taken = await conn.scalar(select(users.c.id).where(users.c.email == email))
     if taken is not None:
@@ -121,6 +124,8 @@ async def _insert_user(
             password_hash=password_hash,
             is_superadmin=superadmin,
             created_at=utcnow(),
+            email_verified_at=utcnow() if verified else None,
+            mail_opt_out=[],
         )
     )
     return await _get_user(conn, user_id)
@@ -135,7 +140,8 @@ async def create_user(
     try:
         async with plane.db.begin() as conn:
             view = user_view(
-                await _insert_user(conn, user_id, email, spec, password_hash, superadmin)
+                # An administrator vouches for the address of an account they create.
+                await _insert_user(conn, user_id, email, spec, password_hash, superadmin, True)
             )
             await audit.record(
                 conn,
@@ -166,7 +172,9 @@ async def signup(plane: ControlPlane, spec: UserCreate, client: ClientInfo) -> d
                 raise forbidden("This invitation is not valid for this email address.")
             if not first:
                 await _check_signup_allowed(conn, plane, email, spec.invite_token)
-            row = await _insert_user(conn, user_id, email, spec, password_hash, first)
+            # An invitation is mailed to its address: holding it shows the address is theirs.
+            invited = bool(spec.invite_token)
+            row = await _insert_user(conn, user_id, email, spec, password_hash, first, invited)
             await audit.record(
                 conn,
                 actor,
@@ -177,6 +185,8 @@ async def signup(plane: ControlPlane, spec: UserCreate, client: ClientInfo) -> d
                 after=user_view(row),
             )
             tokens = await sessions.open_session(conn, plane, user_id, client)
+            if not invited:
+                await queue_verification(conn, plane, user_id, email, row.name)
     except IntegrityError:
         raise conflict("An account with this email address already exists.", "email") from None
     if spec.invite_token:

@@ -25,6 +25,7 @@ from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY
+from perpetuo.control.email_verification import require_verified
 from perpetuo.control.errors import forbidden, invalid, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.guardrails.policy import GuardrailPolicy
@@ -230,6 +231,7 @@ async def create_key(
     }
     async with plane.db.begin() as conn:
         role = await require_role(conn, actor, workspace_id, Role.MEMBER)
+        await require_verified(conn, plane, actor)
         if spec.service and role < Role.ADMIN:
             raise forbidden("Only workspace admins and owners create service keys.")
         await repo.insert_key(conn, values)

@@ -1,10 +1,10 @@
 """Prepaid credits: a workspace's ledger of grants, adjustments and usage, and its balance.
 
 Only platform administrators (super-admins and the master key) grant or adjust credits: a
-workspace's own owners and admins could otherwise pay themselves. Workspace admins and
-owners read the balance and the ledger. The ledger is append-only; the balance is its sum.
-Usage entries are written by the limits engine in batches, so the balance shown here can
-lag the live one by a few seconds.
+workspace's own owners and admins could otherwise pay themselves. Every member reads the
+balance (what was granted, used and is left); admins and owners also read the ledger. The
+ledger is append-only; the balance is its sum. Usage entries are written by the limits
+engine in batches, so the balance shown here can lag the live one by a few seconds.
 """
 
 from __future__ import annotations
@@ -124,3 +124,21 @@ async def ledger(
             limit,
         )
         return balance, to_page((await conn.execute(query)).all(), limit)
+
+
+def summary_view(workspace_id: str, granted: int, used: int) -> dict[str, Any]:
+    return {
+        "object": "credit_balance",
+        "workspace_id": workspace_id,
+        "total_granted_usd": granted / 1_000_000,
+        "total_used_usd": used / 1_000_000,
+        "remaining_usd": (granted - used) / 1_000_000,
+    }
+
+
+async def summary(plane: ControlPlane, actor: Actor, workspace_id: str) -> dict[str, Any]:
+    """Credit granted, used and left (any role in the workspace)."""
+    async with plane.db.connect() as conn:
+        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        granted, used = await repo.totals(conn, workspace_id)
+    return summary_view(workspace_id, granted, used)

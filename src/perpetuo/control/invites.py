@@ -1,7 +1,8 @@
 """Invites to a workspace by email address.
 
-Creating an invite returns its token once (the deliverable: there is no mail server yet);
-only the token's hash is stored. The person with that email address accepts it while
+Creating an invite mails its link to the address when mail is configured, and returns its
+token once either way (to pass on by hand where there is no mail); only the token's hash is
+stored. The person with that email address accepts it while
 signed in; an invite is single use and expires after `invite_ttl`. Only owners may invite
 owners or admins — the same rule as granting those roles to an existing member.
 """
@@ -145,7 +146,41 @@ async def create_invite(
             target_id=invite_id,
             after=view,
         )
+        view["emailed"] = await _mail_invite(conn, plane, actor, workspace_id, view, token)
     return view, token
+
+
+async def _mail_invite(
+    conn: AsyncConnection,
+    plane: ControlPlane,
+    actor: Actor,
+    workspace_id: str,
+    view: dict[str, Any],
+    token: str,
+) -> bool:
+    """Queue the invitation mail (in the invite's transaction); False when mail is off."""
+    if not plane.mail.enabled:
+        return False
+    workspace = await get_row(conn, workspace_id)
+    inviter = None
+    if actor.user_id is not None:
+        person = (
+            await conn.execute(
+                select(users.c.name, users.c.email).where(users.c.id == actor.user_id)
+            )
+        ).first()
+        inviter = (person.name or person.email) if person is not None else None
+    context = {
+        "inviter": inviter or f"An administrator of {plane.mail.product}",
+        "workspace_name": workspace.name,
+        "role": view["role"],
+        "accept_url": plane.mail.link("/ui/invite", token=token),
+        "expires_days": max(1, round(plane.tokens.invite_ttl / 86400)),
+    }
+    queued = await plane.mail.send(
+        conn, "invite", view["email"], context, workspace_id=workspace_id
+    )
+    return queued is not None
 
 
 async def list_invites(

@@ -3,27 +3,24 @@ its input items read.
 
 Answers are kept in memory at once (so a follow-up sent the moment an answer ends finds it
 on this instance) and written to the database in batches by a background task, off the
-request path. Reads look in memory, then in the database. Every read and delete is scoped
-to the caller's workspace: an id from another workspace is simply not found.
+request path (control/write_behind.py). Reads look in memory, then in the database. Every
+read and delete is scoped to the caller's workspace: an id from another workspace is simply
+not found.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 
+from perpetuo.control.write_behind import WriteBehind
 from perpetuo.store.database import Database
 from perpetuo.store.schema import stored_responses
 from perpetuo.store.timeutil import utcnow
-
-log = logging.getLogger("perpetuo.responses")
 
 DEFAULT_RETENTION = dt.timedelta(days=30)
 MAX_CHAIN = 1000  # previous_response_id links followed at most (a cycle or abuse ends here)
@@ -95,21 +92,20 @@ class ResponseStore:
         self.db = db
         self._recent: OrderedDict[str, StoredResponse] = OrderedDict()
         self._memory_entries = memory_entries
-        self._pending: list[StoredResponse] = []
         self._deleted: set[str] = set()  # deleted while a write may still be queued
-        self._batch_size = batch_size
-        self._flush_interval = flush_interval
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._writer: WriteBehind[StoredResponse] = WriteBehind(
+            self._write,
+            what="stored responses",
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+        )
 
     # -- writing -----------------------------------------------------------------------------
 
     def put(self, stored: StoredResponse) -> None:
         """Keep `stored` now; it reaches the database with the next batch."""
         self._remember(stored)
-        self._pending.append(stored)
-        if len(self._pending) >= self._batch_size:
-            self._wake.set()
+        self._writer.add(stored)
 
     def _remember(self, stored: StoredResponse) -> None:
         self._recent[stored.id] = stored
@@ -118,40 +114,19 @@ class ResponseStore:
             self._recent.popitem(last=False)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
-            self._wake.clear()
-            await self.flush()
+        await self._writer.start()
 
     async def flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
+        await self._writer.flush()
+
+    async def _write(self, batch: list[StoredResponse]) -> None:
         rows = [s.row() for s in batch if s.id not in self._deleted]
-        try:
-            if rows:
-                async with self.db.begin() as conn:
-                    await conn.execute(insert(stored_responses), rows)
-        except Exception as exc:  # the answers stay readable from memory meanwhile
-            log.warning("storing %d responses failed, retrying: %s", len(rows), exc)
-            self._pending[:0] = batch
-            await asyncio.sleep(1.0)
+        if rows:
+            async with self.db.begin() as conn:
+                await conn.execute(insert(stored_responses), rows)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for _ in range(3):
-            if not self._pending:
-                break
-            await self.flush()
+        await self._writer.aclose()
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED
+from perpetuo.control.email_verification import require_verified
 from perpetuo.control.errors import conflict, forbidden, not_found
 from perpetuo.control.outbound import check_tenant_url
 from perpetuo.control.plane import ControlPlane
@@ -189,6 +190,7 @@ async def create_workspace(
     now = utcnow()
     settings = _merged({}, spec.settings) if spec.settings else {}
     async with plane.db.begin() as conn:
+        await require_verified(conn, plane, actor)
         await conn.execute(
             insert(workspaces).values(
                 id=workspace_id,

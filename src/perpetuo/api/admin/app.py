@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from perpetuo import __version__
 from perpetuo.api.admin.error_handlers import install_error_handlers
 from perpetuo.api.admin.routes import (
+    account_mail,
     audit,
     auth,
     cache,
@@ -26,6 +27,7 @@ from perpetuo.pipeline.runtime import Gateway
 
 ROUTERS = [
     auth.router,
+    account_mail.router,
     workspaces.router,
     members.router,
     invites.router,
@@ -50,7 +52,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
         "workspace models, prepaid credits and the audit log. Authenticate with "
         "`Authorization: Bearer <access token>` (from /api/auth/login) or the master key.",
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
         openapi_url="/openapi.json",
     )
     app.state.plane = gateway.plane

@@ -29,12 +29,12 @@ class ErrorBody(BaseModel):
 
 DESCRIPTIONS = {
     401: "Not signed in: no credential, or a wrong or ended one (token, password)",
-    403: "Signed in, but the role or the server's policy does not allow this",
+    403: "Not allowed: the role, or the server's policy or set-up (e.g. no mail)",
     404: "No such resource, or a workspace the caller has no role in",
     409: "Conflicts with the current state (a duplicate, the last owner, ...)",
-    410: "The invitation was used, revoked or has expired",
+    410: "The invitation or mailed link was used, revoked or has expired",
     422: "Invalid request: the body, a parameter or the cursor (`param` names it)",
-    429: "Too many failed password attempts (`Retry-After` says when to try again)",
+    429: "Too many attempts (`Retry-After` says when to try again)",
     503: "The server is not configured for this (e.g. no credential encryption key)",
 }
 

@@ -44,6 +44,10 @@ class Mailer:
         return self.config is not None
 
     @property
+    def product(self) -> str:
+        return self.config.product if self.config is not None else "Perpetuo"
+
+    @property
     def base_url(self) -> str:
         return self.config.base_url if self.config is not None else ""
 

@@ -28,6 +28,11 @@ async def get_credits(
     return {**page(result, service.entry_view), "balance": service.balance_view(balance)}
 
 
+@router.get("/balance", summary="Credit granted, used and left (any member)")
+async def get_balance(workspace_id: str, actor: ActorDep, plane: PlaneDep) -> dict[str, Any]:
+    return one(await service.summary(plane, actor, workspace_id))
+
+
 @router.post("", status_code=201, summary="Grant or adjust credits (platform administrators only)")
 async def add_credits(
     workspace_id: str, body: service.CreditEntryCreate, actor: ActorDep, plane: PlaneDep

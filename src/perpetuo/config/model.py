@@ -90,7 +90,9 @@ _CLOUD_FIELDS: dict[str, frozenset[str]] = {
         {"location", "service_account_json", "service_account_file", "access_token"}
         | {"credential_chain"}
     ),
+    "cohere": frozenset({"input_type"}),
 }
+_CLOUD_FIELDS["bedrock"] |= {"input_type"}  # Cohere's embed models there
 
 
 class ProviderConfig(_Strict):
@@ -147,6 +149,13 @@ class ProviderConfig(_Strict):
     )
     access_token: SecretStr | None = Field(
         default=None, description="vertex: an OAuth access token (it is not refreshed)"
+    )
+    # -- cohere, bedrock ---------------------------------------------------------------------
+    input_type: str | None = Field(
+        default=None,
+        min_length=1,
+        description="cohere, bedrock: what embedded text is for when a request does not say "
+        "(search_document, search_query, classification, clustering; default search_document)",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra upstream headers")
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
@@ -232,9 +241,10 @@ class ProviderConfig(_Strict):
     @model_validator(mode="after")
     def _cloud_fields(self) -> ProviderConfig:
         own = _CLOUD_FIELDS.get(self.type, frozenset())
-        for kind, fields in _CLOUD_FIELDS.items():
+        for fields in _CLOUD_FIELDS.values():
             for name in sorted((fields - own) & self.model_fields_set):
-                raise ValueError(f"{name} applies to provider type {kind} only")
+                kinds = " and ".join(k for k, named in _CLOUD_FIELDS.items() if name in named)
+                raise ValueError(f"{name} applies to provider type {kinds} only")
         if self.type == "bedrock":
             if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
                 raise ValueError("aws_access_key_id and aws_secret_access_key go together")

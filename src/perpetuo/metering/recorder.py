@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from perpetuo.metering.pricing import cost_usd, default_catalog, to_micro_usd
@@ -23,8 +24,21 @@ def cost_micros(deployment: Deployment | None, usage: Usage | None) -> int:
     """USD micro-dollars for `usage` on `deployment`; 0 when its price is unknown."""
     if deployment is None or usage is None:
         return 0
+    if usage.cost_usd is not None and trusts_reported_cost(deployment):
+        return to_micro_usd(Decimal(str(usage.cost_usd)))
     price = default_catalog().price_for(deployment.model, deployment.config.price)
     return to_micro_usd(cost_usd(usage, price)) if price is not None else 0
+
+
+def trusts_reported_cost(deployment: Deployment) -> bool:
+    """The provider's own charge is metered when its adapter reports one, the operator set
+    no `price:` for the deployment, and the operator configured it: a tenant's upstream
+    could report any number to spend past its budget."""
+    return (
+        deployment.adapter.reports_cost
+        and deployment.config.price is None
+        and deployment.target.egress is None
+    )
 
 
 def build_record(ctx: RequestContext) -> RequestRecord | None:

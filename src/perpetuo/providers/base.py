@@ -95,6 +95,7 @@ class Target:
     key_problem: str | None = None
     caps: ResponseCaps = field(default_factory=ResponseCaps)  # what a response may send
     region: str | None = None  # AWS region or Google Cloud location (Bedrock, Vertex AI)
+    input_type: str | None = None  # embeddings' default input_type (Cohere's embed models)
     # Short-lived credentials (see CredentialSource); None for providers with a static key.
     credentials: CredentialSource | None = field(default=None, repr=False, compare=False)
 
@@ -154,6 +155,7 @@ class ProviderAdapter:
     default_api_base: ClassVar[str | None] = None
     requires_key: bool = True  # calls without an API key cannot succeed
     supports_embeddings: ClassVar[bool] = False
+    reports_cost: bool = False  # answers' usage says what the provider charged (`cost`, USD)
     # What this adapter can serve (schema/endpoints.py); a deployment serves the part of it
     # its model is for (endpoints_for).
     endpoints: frozenset[str] = frozenset({Endpoint.CHAT})

@@ -11,7 +11,9 @@ from typing import Any
 
 import msgspec
 
+from perpetuo.providers import openai_answers as answers
 from perpetuo.providers import openai_operations as operations
+from perpetuo.providers import openai_requests as requests
 from perpetuo.providers import openai_responses as responses_format
 from perpetuo.providers.base import (
     Json,
@@ -25,12 +27,10 @@ from perpetuo.providers.base import (
     encode_json,
     floats_to_base64,
     json_headers,
-    unsupported,
     with_model,
 )
 from perpetuo.providers.presets import OpenAIQuirks
 from perpetuo.schema.chat import (
-    AssistantMessage,
     ChatCompletionRequest,
     DeveloperMessage,
     StreamOptions,
@@ -56,6 +56,7 @@ class OpenAIAdapter(ProviderAdapter):
         self.default_api_base = quirks.api_base  # type: ignore[misc]
         self.requires_key = quirks.requires_key
         self.endpoints = quirks.endpoints
+        self.reports_cost = quirks.cost_field is not None
 
     def endpoints_for(self, model_endpoints: frozenset[str] | None) -> frozenset[str]:
         served = super().endpoints_for(model_endpoints)
@@ -68,7 +69,9 @@ class OpenAIAdapter(ProviderAdapter):
 
     def auth_headers(self, target: Target) -> list[tuple[str, str]]:
         headers = json_headers()
-        if target.api_key:
+        if target.api_key and self.quirks.key_header:
+            headers.append((self.quirks.key_header, target.api_key))
+        elif target.api_key:
             headers.append(("authorization", f"Bearer {target.api_key}"))
         if target.organization:
             headers.append(("openai-organization", target.organization))
@@ -87,7 +90,8 @@ class OpenAIAdapter(ProviderAdapter):
         self, request: ChatCompletionRequest, target: Target, extras: Json
     ) -> UpstreamCall:
         quirks = self.quirks
-        changes: dict[str, Any] = {"model": target.model}
+        changes = requests.parameter_changes(request, quirks, target.model, self.type)
+        changes["model"] = target.model
         if request.is_stream and quirks.stream_usage:
             # Always ask for usage: metering needs it even when the client did not.
             opts = request.stream_options
@@ -104,19 +108,16 @@ class OpenAIAdapter(ProviderAdapter):
                 else m
                 for m in messages
             ]
-        if any(_carries_reasoning(m) for m in messages):
-            changes["messages"] = [_without_reasoning(m) for m in messages]
-        for name in quirks.unsupported:
-            value = getattr(request, name, None)
-            if value is not None and value is not msgspec.UNSET and value is not False:
-                if name == "n" and value == 1:
-                    continue
-                raise unsupported(f"`{name}` is not supported by {self.type} deployments", name)
-        for name in quirks.dropped:
-            changes[name] = msgspec.UNSET
+        if any(requests.carries_reasoning(m) for m in messages):
+            keep = quirks.replays_reasoning
+            messages = changes["messages"] = [requests.without_reasoning(m, keep) for m in messages]
+        if quirks.tool_id_length is not None:
+            changes["messages"] = requests.with_tool_ids(messages, quirks.tool_id_length)
         outgoing = _replace(request, **changes)
         payload = encode_json(outgoing)
         renames = quirks.renames
+        if quirks.request_defaults:
+            extras = {**quirks.request_defaults, **extras}
         if extras or renames:
             data = msgspec.json.decode(payload)
             for old, new in renames.items():
@@ -134,6 +135,8 @@ class OpenAIAdapter(ProviderAdapter):
 
     def embeddings_request(self, request: EmbeddingRequest, target: Target) -> UpstreamCall:
         changes: dict[str, Any] = {"model": target.model}
+        if not self.quirks.embedding_input_type:
+            changes["input_type"] = msgspec.UNSET
         if request.wants_base64 and self.quirks.float_embeddings_only:
             changes["encoding_format"] = "float"  # converted back in embeddings_response
         payload = encode_json(_replace(request, **changes))
@@ -163,6 +166,8 @@ class OpenAIAdapter(ProviderAdapter):
             raise _error_in_body(data["error"])
         if not isinstance(data.get("choices"), list):
             raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "upstream response has no choices")
+        if self.quirks.fixes_answers:
+            answers.fix_completion(data, self.quirks)
         checked_usage(data.get("usage"), target)  # forwarded as is: clamped in place
         data.setdefault("object", "chat.completion")
         data.setdefault("model", target.model)
@@ -171,6 +176,7 @@ class OpenAIAdapter(ProviderAdapter):
     async def chat_stream(
         self, events: AsyncIterator[SSEEvent], target: Target
     ) -> AsyncIterator[Json]:
+        quirks = self.quirks if self.quirks.fixes_answers else None
         async for event in events:
             data = event.data
             if data == "[DONE]":
@@ -180,6 +186,8 @@ class OpenAIAdapter(ProviderAdapter):
             chunk = decode_object(data, "stream event")
             if "error" in chunk and "choices" not in chunk:
                 raise _error_in_body(chunk["error"])
+            if quirks is not None:
+                answers.fix_chunk(chunk, quirks)
             if usage := chunk.get("usage"):
                 checked_usage(usage, target)
             yield chunk
@@ -227,20 +235,6 @@ class OpenAIAdapter(ProviderAdapter):
                 if isinstance(item, dict) and isinstance(item.get("embedding"), list):
                     item["embedding"] = floats_to_base64(item["embedding"])
         return data
-
-
-def _carries_reasoning(message: Any) -> bool:
-    unset = msgspec.UNSET
-    return isinstance(message, AssistantMessage) and (
-        message.thinking_blocks is not unset or message.reasoning_content is not unset
-    )
-
-
-def _without_reasoning(message: Any) -> Any:
-    """Chat Completions takes no reasoning back: earlier turns' reasoning stays here."""
-    if not _carries_reasoning(message):
-        return message
-    return _replace(message, thinking_blocks=msgspec.UNSET, reasoning_content=msgspec.UNSET)
 
 
 def _without_foreign_reasoning(body: Json) -> Json:

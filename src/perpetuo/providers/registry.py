@@ -88,6 +88,7 @@ def build_target(
         key_problem=cloud.problem if cloud else None,
         region=cloud.region if cloud else None,
         credentials=cloud.credentials if cloud else None,
+        input_type=provider.input_type,
     )
     adapter.validate_target(target)
     return target

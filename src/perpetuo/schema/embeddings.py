@@ -13,6 +13,10 @@ class EmbeddingRequest(Struct, forbid_unknown_fields=True, omit_defaults=True):
     dimensions: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
     encoding_format: Literal["float", "base64"] | UnsetType = UNSET
     user: str | UnsetType = UNSET
+    # Not OpenAI's: what the text is for (search_query, search_document, classification,
+    # clustering), which asymmetric models (Cohere, NVIDIA NIM) need. Hosts that do not
+    # take it never see it.
+    input_type: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
 
     def inputs_as_list(self) -> list[Any]:
         return [self.input] if isinstance(self.input, str) else self.input

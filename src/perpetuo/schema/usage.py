@@ -12,6 +12,7 @@ from typing import Any
 from msgspec import Struct
 
 MAX_TOKENS = 100_000_000  # far past any context window: a larger count is not believed
+MAX_COST_USD = 1000.0  # no single answer costs more: a larger charge is not believed
 
 
 class Usage(Struct):
@@ -21,6 +22,9 @@ class Usage(Struct):
     cache_write_tokens: int = 0  # prompt tokens written to the provider's prompt cache
     reasoning_tokens: int = 0  # part of completion_tokens spent on hidden reasoning
     estimated: bool = False  # counted locally because the provider reported none
+    # What the provider says it charged, in USD (OpenRouter's and xAI's usage report it);
+    # metering uses it for deployments whose adapter reports costs (see recorder.py).
+    cost_usd: float | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -61,7 +65,15 @@ class Usage(Struct):
             cached_tokens=token_count(_get(prompt_details, "cached_tokens")) or 0,
             cache_write_tokens=token_count(_get(prompt_details, "cache_write_tokens")) or 0,
             reasoning_tokens=token_count(_get(completion_details, "reasoning_tokens")) or 0,
+            cost_usd=_cost(usage.get("cost")),
         )
+
+
+def _cost(value: Any) -> float | None:
+    kind = type(value)
+    if (kind is int or kind is float) and 0 <= value <= MAX_COST_USD:  # NaN fails this too
+        return float(value)
+    return None
 
 
 def _get(obj: Any, key: str) -> Any:

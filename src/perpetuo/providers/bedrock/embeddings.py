@@ -4,8 +4,9 @@
   also `dimensions`: 256, 512 or 1024); the answer's `inputTextTokenCount` is the usage. A
   request with several inputs is refused: another deployment may serve it in one call.
 - Cohere (`cohere.embed-english-v3`, `-multilingual-v3`, `embed-v4`): up to 96 texts per
-  call, `{"texts", "input_type": "search_document"}`; `dimensions` is v4's
-  `output_dimension`. Cohere reports no token count in the body: usage is estimated.
+  call, `{"texts", "input_type"}` (the request's, the provider's, else search_document);
+  `dimensions` is v4's `output_dimension`. Cohere reports no token count in the body:
+  usage is estimated.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def request_body(request: EmbeddingRequest, target: Target) -> bytes:
     if kind == "cohere":
         if len(inputs) > COHERE_MAX_TEXTS:
             raise unsupported(f"Cohere embeddings take at most {COHERE_MAX_TEXTS} inputs", "input")
-        body = {"texts": inputs, "input_type": "search_document"}
+        given = request.input_type if isinstance(request.input_type, str) else None
+        body = {"texts": inputs, "input_type": given or target.input_type or "search_document"}
         if dimensions is not None:
             body["output_dimension"] = dimensions  # embed v4; v3 refuses it
         return encode_json(body)

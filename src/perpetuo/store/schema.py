@@ -375,6 +375,50 @@ stored_responses = Table(
     Index("ix_stored_responses_expires", "expires_at"),
 )
 
+# Chat sessions (control/chat_sessions.py): conversations the gateway keeps for a client,
+# injected into each chat request posted to them. Messages are ordered by `seq`; `id` is
+# made when a message is queued (before it is written) so that a read can tell apart the
+# rows written and those still queued.
+chat_sessions = Table(
+    "chat_sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", String(40)),  # null: made with the master key
+    Column("user_id", String(40)),  # the key's owner, who may use the session with any key
+    Column("model", String(200), nullable=False),
+    Column("system_prompt", Text),
+    Column("metadata", JsonValue, nullable=False, default=dict),
+    Column("max_history_tokens", Integer, nullable=False),
+    Column("summary_model", String(200)),  # null: old turns are dropped, not summarized
+    Column("summary", Text),
+    Column("summarized_through", BigInteger),  # the last message seq the summary covers
+    _created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_chat_sessions_workspace", "workspace_id", "created_at"),
+    Index("ix_chat_sessions_expires", "expires_at"),
+)
+
+chat_session_messages = Table(
+    "chat_session_messages",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("id", String(40), nullable=False, unique=True),
+    Column(
+        "session_id",
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("message", JsonValue, nullable=False),  # a chat message, as sent or answered
+    Column("tokens", Integer, nullable=False),  # its size against the session's budget
+    Column("request_id", String(64)),  # the request that posted or answered it
+    _created(),
+    Index("ix_chat_session_messages_session", "session_id", "seq"),
+)
+
 # Mail waiting to be sent, being sent, sent or given up on (control/mail/outbox.py). Rows are
 # claimed by a conditional update, so two instances never send the same row; bodies are
 # erased once sent (they may carry single-use links).

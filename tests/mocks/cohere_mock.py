@@ -1,6 +1,7 @@
-"""A mock of Cohere's rerank API (v2), per the public reference: `POST /v2/rerank` with a
+"""A mock of Cohere's API, per the public reference: rerank (v2), `POST /v2/rerank` with a
 bearer key, results by relevance with `meta.billed_units.search_units` (one per query and
-up to 100 documents), and Cohere's error objects (`{"id", "message"}`)."""
+up to 100 documents), chat, embed and the model list (cohere_chat.py), and Cohere's error
+objects (`{"id", "message"}`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.mocks.cohere_chat import CohereChatAPI
 from tests.mocks.openai_text import relevance
 from tests.mocks.server import MockUpstream
 
@@ -18,13 +20,14 @@ def cohere_error(status: int, message: str) -> web.Response:
     return web.json_response({"id": str(uuid.uuid4()), "message": message}, status=status)
 
 
-class CohereMock(MockUpstream):
+class CohereMock(CohereChatAPI, MockUpstream):
     def __init__(self, api_key: str = "co-test-key") -> None:
         super().__init__()
         self.api_key = api_key
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v2/rerank", self.rerank)
+        self.chat_routes(app)
 
     async def rerank(self, request: web.Request) -> web.Response:
         recorded = await self.record(request)

@@ -18,6 +18,7 @@ import msgspec
 
 from perpetuo.metering.operations import Metered, meter
 from perpetuo.pipeline.context import RequestContext
+from perpetuo.providers.base import decode_object
 from perpetuo.routing.classify import from_transport, to_client_error
 from perpetuo.routing.streams import OpenBody
 from perpetuo.routing.table import Deployment
@@ -28,7 +29,6 @@ from perpetuo.schema.usage import Usage
 from perpetuo.transport.errors import TransportError
 from perpetuo.transport.sse import DONE
 
-_decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
 
@@ -110,9 +110,7 @@ class OperationStream:
                 break
             if not data:
                 continue
-            chunk = _decode(data)
-            if not isinstance(chunk, dict):
-                raise UpstreamError(UpstreamErrorKind.BAD_RESPONSE, "unreadable stream event")
+            chunk = decode_object(data, "stream event")
             if "error" in chunk and "choices" not in chunk:
                 raise _error_event(chunk["error"])
             if (usage := Usage.from_openai(chunk.get("usage"))) is not None:

@@ -2,11 +2,12 @@
 
 Mail is queued in the caller's transaction, so it goes out if and only if the change that
 caused it commits. Senders claim due rows with a conditional update (status and lease
-checked in the WHERE clause): on PostgreSQL a second instance racing for the same row
-re-reads it after the first commits and finds it taken, on SQLite writes are serialised;
-either way one row is sent by one instance. A claim is a lease: a sender that dies
-mid-delivery leaves a row that another instance retries once the lease runs out (the one
-case where a mail may go out twice, as with any at-least-once queue).
+checked in the WHERE clause): on PostgreSQL candidates are picked with SKIP LOCKED, and a
+second instance that still reaches a row re-reads it after the first commits and finds it
+taken; on SQLite writes are serialised. Either way one row is sent by one instance. A claim
+is a lease: a sender that dies mid-delivery leaves a row that another instance retries once
+the lease runs out (the one case where a mail may go out twice, as with any at-least-once
+queue).
 """
 
 from __future__ import annotations
@@ -87,9 +88,15 @@ async def claim(db: Database, sender: str, limit: int) -> list[Any]:
     now = utcnow()
     claimed: list[str] = []
     async with db.begin() as conn:
+        # PostgreSQL: rows another sender is claiming right now are skipped, not waited on,
+        # so instances share the queue (SQLite has one writer at a time anyway).
         candidates = (
             await conn.scalars(
-                select(c.id).where(_due(now)).order_by(c.next_attempt_at).limit(limit)
+                select(c.id)
+                .where(_due(now))
+                .order_by(c.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
             )
         ).all()
         for mail_id in candidates:

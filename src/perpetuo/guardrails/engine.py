@@ -133,6 +133,7 @@ class Report:
 
     counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     blocked: tuple[str, str] | None = None  # (direction, detector)
+    files: list[dict[str, Any]] = field(default_factory=list)  # each attachment read, no text
 
     def add(self, direction: str, findings: list[Finding]) -> None:
         for finding in findings:
@@ -146,4 +147,6 @@ class Report:
             )
         if self.blocked is not None:
             out["blocked"] = {"direction": self.blocked[0], "type": self.blocked[1]}
+        if self.files:
+            out["files"] = self.files
         return out

@@ -1,4 +1,5 @@
 """The guardrails stage: input checked before the cache and the provider, output after.
+Attachments (files, images) are read by `file_guardrails`.
 
 With no policy on the workspace, key or alias, each entry point costs three attribute reads.
 Findings reach the request log (types, actions and counts, never values) through
@@ -24,6 +25,7 @@ from perpetuo.guardrails.injection import HEURISTIC, InjectionClassifier
 from perpetuo.guardrails.policy import INJECTION, ResolvedPolicy, resolve
 from perpetuo.guardrails.stream import StreamFilter
 from perpetuo.pipeline.context import RequestContext
+from perpetuo.pipeline.file_guardrails import check_files
 from perpetuo.providers.base import NativeRequest
 from perpetuo.routing.table import Alias
 from perpetuo.schema.chat import ChatCompletionRequest, TextPart, ToolMessage, UserMessage
@@ -95,6 +97,8 @@ async def check_input(
             if findings:
                 _enforce(run, "input", findings)
                 setattr(holder, attribute, transform(text, findings, run.vault, policy.restore))
+        if policy.files is not None:  # attachments, read off the event loop
+            await check_files(run, request, classifier)
         if INJECTION in actions:
             await _score_injection(run, request, classifier)
     finally:
@@ -183,7 +187,7 @@ def note(ctx: RequestContext) -> None:
 
 
 def _note(ctx: RequestContext, run: GuardrailRun) -> None:
-    if run.report.counts or run.report.blocked:
+    if run.report.counts or run.report.blocked or run.report.files:
         ctx.detail = {**(ctx.detail or {}), "guardrails": run.report.as_detail()}
 
 

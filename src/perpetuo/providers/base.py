@@ -398,7 +398,7 @@ def openai_style_error(status: int, headers: Mapping[str, str], body: bytes) -> 
     if isinstance(payload, dict):
         error = payload.get("error", payload)
         if isinstance(error, dict):
-            message = str(error.get("message") or message)
+            message = _message_text(error.get("message")) or message
             code = error.get("code")
             param = error.get("param")
             err_type = error.get("type")
@@ -423,6 +423,22 @@ def openai_style_error(status: int, headers: Mapping[str, str], body: bytes) -> 
         code=redact_secrets(code_text[:100]) if code_text is not None else None,
         retry_after=retry_after(headers),
     )
+
+
+def _message_text(message: Any) -> str | None:
+    """An error message as text: a string, or the `msg` of each item of a validation
+    error's `detail` (Mistral answers 422 with `{"message": {"detail": [...]}}`)."""
+    if isinstance(message, str):
+        return message or None
+    detail = message.get("detail") if isinstance(message, dict) else message
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict) and isinstance(item.get("msg"), str):
+                where = ".".join(str(p) for p in item.get("loc") or () if p != "body")
+                parts.append(f"{where}: {item['msg']}" if where else item["msg"])
+        return "; ".join(parts) or None
+    return str(message) if message else None
 
 
 def data_url_parts(url: str) -> tuple[str, str] | None:

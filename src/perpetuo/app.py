@@ -21,6 +21,7 @@ from perpetuo.control.changes import (
     WORKSPACE_DELETED,
     ChangeFeed,
 )
+from perpetuo.control.chat_sessions import ChatSessionStore
 from perpetuo.control.mail import Mailer
 from perpetuo.control.mail.config import mail_config
 from perpetuo.control.mail.jobs import budget_alert_mailer
@@ -115,6 +116,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         limits=limits,
         cache=cache,
         responses=ResponseStore(plane.db),
+        chat_sessions=ChatSessionStore(plane.db),
         metrics=GatewayMetrics(set(table.aliases), set(config.providers))
         if settings.metrics_enabled
         else None,

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from random import getrandbits
 from typing import Any
 
-from perpetuo.api import dataplane, health, messages, operations, responses
+from perpetuo.api import chat_sessions, dataplane, health, messages, operations, responses
 from perpetuo.api.http import (
     ClientGone,
     Receive,
@@ -34,6 +34,7 @@ Handler = Callable[[Gateway, Request, RequestContext], Awaitable[Response | Stre
 ROUTES: dict[str, dict[str, Handler]] = {}
 for prefix in ("/v1", ""):
     ROUTES[f"{prefix}/chat/completions"] = {"POST": dataplane.chat_completions}
+    ROUTES[f"{prefix}/chat/sessions"] = {m: chat_sessions.collection for m in ("GET", "POST")}
     ROUTES[f"{prefix}/embeddings"] = {"POST": dataplane.embeddings}
     ROUTES[f"{prefix}/models"] = {"GET": dataplane.list_models}
     ROUTES[f"{prefix}/responses"] = {"POST": responses.create}
@@ -48,11 +49,14 @@ ROUTES["/health/ready"] = {"GET": health.ready}
 ROUTES["/metrics"] = {"GET": health.metrics}
 # Model ids may contain slashes ("meta-llama/Llama-3.1-8B"), so these match by prefix.
 STORED_RESPONSE: dict[str, Handler] = {m: responses.stored for m in ("GET", "DELETE", "POST")}
+CHAT_SESSION: dict[str, Handler] = {m: chat_sessions.item for m in ("GET", "DELETE", "POST")}
 PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
     ("/v1/models/", {"GET": dataplane.retrieve_model}),
     ("/models/", {"GET": dataplane.retrieve_model}),
     ("/v1/responses/", STORED_RESPONSE),
     ("/responses/", STORED_RESPONSE),
+    ("/v1/chat/sessions/", CHAT_SESSION),
+    ("/chat/sessions/", CHAT_SESSION),
 )
 # Endpoints whose clients expect another error shape than OpenAI's.
 ERROR_SHAPES: dict[str, Callable[[GatewayError, str], Response]] = {

@@ -463,6 +463,42 @@ class EgressConfig(_Strict):
         return [h.strip().rstrip(".").lower() for h in value if h.strip()]
 
 
+class PublicConfig(_Strict):
+    """What the server shows people who have not signed in: all off by default."""
+
+    catalog: bool = Field(
+        default=False,
+        description="The model catalog (GET /api/catalog/models, /api/catalog/providers and "
+        "/ui/catalog): the platform's models, their providers, prices and live health",
+    )
+    rankings: bool = Field(
+        default=False,
+        description="Model rankings from usage across every workspace, as aggregates only "
+        "(GET /api/rankings/models, /ui/rankings)",
+    )
+    rankings_window_days: Annotated[int, Field(ge=1, le=90)] = Field(
+        default=7, description="Days of usage behind the rankings, unless a request asks"
+    )
+    rankings_min_workspaces: Annotated[int, Field(ge=1)] = Field(
+        default=3,
+        description="A model is ranked only when at least this many workspaces used it in "
+        "the window (fewer could single one out)",
+    )
+    landing: bool = Field(
+        default=False, description="The landing page (/ui/home, and / in browsers)"
+    )
+    pricing: bool = Field(
+        default=False, description="The pricing page (/ui/pricing): plans, model prices"
+    )
+    name: Annotated[str, Field(min_length=1, max_length=80)] = Field(
+        default="Perpetuo", description="The product name these pages show"
+    )
+    tagline: Annotated[str, Field(max_length=300)] = Field(
+        default="One API for every model: routing, failover, budgets and usage in one place.",
+        description="The landing page's headline",
+    )
+
+
 class KeySource(NamedTuple):
     """Where a provider's api_key came from: `${variable}`, and its state at load time."""
 
@@ -478,6 +514,7 @@ class GatewayConfig(_Strict):
     cache: ResponseCacheConfig = Field(default_factory=ResponseCacheConfig)
     upstream_limits: UpstreamLimitsConfig = Field(default_factory=UpstreamLimitsConfig)
     egress: EgressConfig = Field(default_factory=EgressConfig)
+    public: PublicConfig = Field(default_factory=PublicConfig)
     # provider -> the variable its api_key is read from (set by the loader).
     _key_variables: dict[str, KeySource] = PrivateAttr(default_factory=dict)
 

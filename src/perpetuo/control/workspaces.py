@@ -77,6 +77,9 @@ class WorkspaceSettings(BaseModel):
     response_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         default=30, description="How long stored Responses API answers are kept"
     )
+    chat_session_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=30, description="How long chat sessions are kept after their last message"
+    )
     plan: Plan | None = Field(default=None, description="Plan tier (platform admins set it)")
     limits: RateLimits | None = Field(default=None, description="Overrides of the plan's limits")
     user_limits: RateLimits | None = Field(default=None, description="Limits of each user")
@@ -104,6 +107,7 @@ class SettingsPatch(BaseModel):
     log_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     log_request_bodies: bool | None = None
     response_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    chat_session_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     plan: Plan | None = None
     limits: RateLimits | None = None
     user_limits: RateLimits | None = None

@@ -4,7 +4,8 @@ Prices are USD per million tokens, from `prices.json` (shipped with the package)
 by upstream model name: first exactly, then normalized (see `normalize_model`). A
 deployment's `price:` config overrides the catalog field by field. Models billed in other
 units (images, minutes of audio, characters, searches) carry those prices too (UnitPrices),
-and each entry may say what the model is for (`mode`, schema/endpoints.py).
+and each entry may say what the model is for (`mode`, schema/endpoints.py), the most tokens it
+answers with (`max_output`) and its context window (`context_window`, prompt and answer).
 
 To update: edit prices.json (one entry per model, in the vendor's published units) and its
 `as_of`; `tests/metering` checks that every entry loads.
@@ -174,9 +175,11 @@ class PricingCatalog:
         max_output: dict[str, int] | None = None,
         units: dict[str, UnitPrices] | None = None,
         modes: dict[str, str] | None = None,
+        context_windows: dict[str, int] | None = None,
     ) -> None:
         self.prices = prices
         self.max_output = max_output or {}  # model -> most tokens it generates in one answer
+        self.context_windows = context_windows or {}  # model -> tokens in and out, together
         self.units = units or {}  # model -> prices in other units than tokens
         self.modes = modes or {}  # model -> what it is for (schema/endpoints.py MODES)
         self._resolved: dict[str, Price | None] = {}
@@ -186,7 +189,7 @@ class PricingCatalog:
         models = data.get("models")
         if not isinstance(models, dict):
             raise ValueError("pricing catalog: `models` must be an object")
-        prices, max_output, units, modes = {}, {}, {}, {}
+        prices, max_output, units, modes, windows = {}, {}, {}, {}, {}
         for name, fields in models.items():
             key = name.lower()
             if not isinstance(fields, dict):
@@ -197,6 +200,11 @@ class PricingCatalog:
                 if not isinstance(limit, int) or limit < 1:
                     raise ValueError(f"pricing catalog: {name!r} max_output must be >= 1")
                 max_output[key] = limit
+            window = fields.pop("context_window", None)
+            if window is not None:
+                if not isinstance(window, int) or window < 1:
+                    raise ValueError(f"pricing catalog: {name!r} context_window must be >= 1")
+                windows[key] = window
             mode = fields.pop("mode", "chat")
             if mode not in MODES:
                 raise ValueError(f"pricing catalog: {name!r} mode {mode!r} is unknown")
@@ -210,7 +218,7 @@ class PricingCatalog:
                 raise ValueError(
                     f"pricing catalog: {name!r} needs at least an input price or a unit price"
                 )
-        return cls(prices, max_output, units, modes)
+        return cls(prices, max_output, units, modes, windows)
 
     @classmethod
     def load(cls, path: Path | None = None) -> PricingCatalog:
@@ -241,6 +249,11 @@ class PricingCatalog:
     def max_output_for(self, model: str) -> int | None:
         """The most output tokens the model generates per answer, when the catalog knows."""
         return self.max_output.get(model.lower()) or self.max_output.get(normalize_model(model))
+
+    def context_window_for(self, model: str) -> int | None:
+        """The model's context window (prompt and answer together), when the catalog knows."""
+        windows = self.context_windows
+        return windows.get(model.lower()) or windows.get(normalize_model(model))
 
     def lookup(self, model: str) -> Price | None:
         """The catalog price of an upstream model: exact name first, then normalized."""

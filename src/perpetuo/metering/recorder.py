@@ -15,9 +15,12 @@ if TYPE_CHECKING:
     from perpetuo.pipeline.context import RequestContext
 
 # Inference calls, named by the API (dialect) the client spoke, or by the operation
-# (schema/operations.py); token counting and stored responses' reads, deletes and lists are
-# not logged.
-LOGGED_ENDPOINTS = frozenset({"chat", "responses", "messages", "embeddings", *OPERATION_ENDPOINTS})
+# (schema/operations.py); messages posted to chat sessions and the summaries of their old
+# turns. Token counting and stored responses' or sessions' reads, deletes and lists are not.
+LOGGED_ENDPOINTS = frozenset(
+    {"chat", "responses", "messages", "embeddings", *OPERATION_ENDPOINTS}
+    | {"chat_sessions", "chat_sessions.summary"}
+)
 
 
 def cost_micros(deployment: Deployment | None, usage: Usage | None) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from perpetuo.cache.service import ResponseCache
 from perpetuo.config.loader import ConfigError, load_config
 from perpetuo.config.model import GatewayConfig
 from perpetuo.control.changes import CONFIG
+from perpetuo.control.chat_sessions import ChatSessionStore
 from perpetuo.control.key_usage import flush_last_used
 from perpetuo.control.outbound import policy_for
 from perpetuo.control.plane import ControlPlane
@@ -80,6 +81,7 @@ class Gateway:
     limits: LimitEngine
     cache: ResponseCache
     responses: ResponseStore  # stored Responses API answers (previous_response_id)
+    chat_sessions: ChatSessionStore  # conversations kept for /v1/chat/sessions
     injection_classifier: InjectionClassifier = HEURISTIC
     metrics: GatewayMetrics | None = None
     metrics_token: str | None = None
@@ -170,7 +172,11 @@ class Gateway:
             return  # nothing reserved (no limits apply), or already settled
         usage = ctx.usage
         tokens = usage.total_tokens if usage is not None else 0
-        task = asyncio.get_running_loop().create_task(admission.settle(tokens, ctx.cost_micros))
+        self.after_response(admission.settle(tokens, ctx.cost_micros))
+
+    def after_response(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background, off the response path; shutdown waits for it."""
+        task = asyncio.get_running_loop().create_task(work)
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
@@ -210,6 +216,7 @@ class Gateway:
         await self.plane.changes.start()
         await self.usage.start()
         await self.responses.start()
+        await self.chat_sessions.start()
         await self.plane.mail.start(self.plane.db)  # delivers the outbox, when mail is set up
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
         self._tasks.append(asyncio.create_task(self._prune_logs_forever()))
@@ -247,6 +254,7 @@ class Gateway:
             try:
                 await prune_request_logs(self.plane.db)
                 await self.responses.prune()
+                await self.chat_sessions.prune()
             except Exception as exc:
                 log.warning("request-log retention pass failed: %s", exc)
             await asyncio.sleep(interval)
@@ -271,6 +279,7 @@ class Gateway:
         await self.limits.aclose()
         await self.usage.stop()
         await self.responses.aclose()
+        await self.chat_sessions.aclose()
         self.tracing.shutdown()
         await flush_last_used(self.plane.db, self.keys)
         await self.client.aclose()

@@ -13,6 +13,7 @@ CACHE = "x-perpetuo-cache"  # hit | semantic-hit | miss
 CACHE_SIMILARITY = "x-perpetuo-cache-similarity"
 CACHE_TTL = "x-perpetuo-cache-ttl"  # request: seconds to keep this answer
 CACHE_CONTROL = "cache-control"
+SESSION_ID = "x-perpetuo-session-id"  # answers to messages posted to a chat session
 AUTHORIZATION = "authorization"
 API_KEY = "api-key"
 X_API_KEY = "x-api-key"

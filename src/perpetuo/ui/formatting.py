@@ -98,6 +98,8 @@ def provider_choice(value: str, names: dict[str, str]) -> tuple[str, str]:
 # The APIs (dialects) a request can have been made in, by the request log's `endpoint`.
 API_NAMES = {
     "chat": "Chat Completions",
+    "chat_sessions": "Chat sessions",
+    "chat_sessions.summary": "Session summaries",
     "responses": "Responses",
     "messages": "Messages",
     "embeddings": "Embeddings",

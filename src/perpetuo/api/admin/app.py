@@ -11,6 +11,8 @@ from perpetuo.api.admin.routes import (
     audit,
     auth,
     cache,
+    catalog,
+    chat_sessions,
     credentials,
     credits,
     guardrails,
@@ -40,7 +42,9 @@ ROUTERS = [
     audit.router,
     operations.router,
     usage.router,
+    chat_sessions.router,
     users.router,
+    catalog.router,
 ]
 
 

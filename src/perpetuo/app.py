@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 
 from perpetuo.api.asgi import GatewayApp
+from perpetuo.api.cors import CorsPolicy
 from perpetuo.api.http import TrustedProxies
 from perpetuo.auth.authenticator import Authenticator
 from perpetuo.auth.credential_crypto import Keyring
 from perpetuo.auth.key_cache import KeyCache, KeyRecord
+from perpetuo.auth.key_throttle import InvalidKeyThrottle
 from perpetuo.auth.master_key import read_master_key
 from perpetuo.auth.secrets import DerivedKeys, load_server_secret
 from perpetuo.auth.throttle import login_throttle
@@ -22,6 +24,7 @@ from perpetuo.control.changes import (
     ChangeFeed,
 )
 from perpetuo.control.chat_sessions import ChatSessionStore
+from perpetuo.control.cors_origins import workspace_origins
 from perpetuo.control.mail import Mailer
 from perpetuo.control.mail.config import mail_config
 from perpetuo.control.mail.jobs import budget_alert_mailer
@@ -107,7 +110,9 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
             config.routing,
             expose_upstream_errors=config.server.expose_upstream_errors,
         ),
-        authenticator=Authenticator(master, hmac_key=plane.keys.api_key_hmac, keys=keys),
+        authenticator=Authenticator(
+            master, hmac_key=plane.keys.api_key_hmac, keys=keys, throttle=key_throttle(settings)
+        ),
         plane=plane,
         keys=keys,
         workspace_routes=workspace_routes,
@@ -125,6 +130,27 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         master_key=master,
         listen=(settings.host, settings.port),
     )
+
+
+def key_throttle(settings: Settings) -> InvalidKeyThrottle | None:
+    """Bad keys per address and minute, counted in Redis when there is one; None: no limit."""
+    if not settings.invalid_key_limit:
+        return None
+    return InvalidKeyThrottle(settings.invalid_key_limit, settings.redis_url)
+
+
+def cors_policy(settings: Settings, gateway: Gateway) -> CorsPolicy:
+    """The server's origins, and each workspace's (re-read when a workspace changes)."""
+    db = gateway.plane.db
+    policy = CorsPolicy(
+        settings.cors_origins,
+        allow_credentials=settings.cors_allow_credentials,
+        max_age=settings.cors_max_age,
+        workspace_origins=lambda: workspace_origins(db),
+    )
+    gateway.plane.changes.subscribe(WORKSPACE, policy.stale)
+    gateway.plane.changes.subscribe(WORKSPACE_DELETED, policy.stale)
+    return policy
 
 
 def request_log_writer(settings: Settings, db: Database) -> UsageWriter:
@@ -168,4 +194,6 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     )
     if config is None:
         config = load_config(settings.config)
-    return GatewayApp(build_gateway(settings, config), TrustedProxies(settings.trusted_proxies))
+    gateway = build_gateway(settings, config)
+    proxies = TrustedProxies(settings.trusted_proxies)
+    return GatewayApp(gateway, proxies, cors=cors_policy(settings, gateway))

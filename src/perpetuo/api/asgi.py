@@ -9,7 +9,16 @@ from collections.abc import Awaitable, Callable
 from random import getrandbits
 from typing import Any
 
-from perpetuo.api import chat_sessions, dataplane, health, messages, operations, responses
+from perpetuo.api import (
+    balances,
+    chat_sessions,
+    dataplane,
+    health,
+    messages,
+    operations,
+    responses,
+)
+from perpetuo.api.cors import CorsPolicy
 from perpetuo.api.http import (
     ClientGone,
     Receive,
@@ -41,10 +50,13 @@ for prefix in ("/v1", ""):
     ROUTES[f"{prefix}/responses/input_tokens"] = {"POST": responses.input_tokens}
     ROUTES[f"{prefix}/messages"] = {"POST": messages.messages}
     ROUTES[f"{prefix}/messages/count_tokens"] = {"POST": messages.count_tokens}
+    ROUTES[f"{prefix}/key"] = {"GET": balances.key_info}  # OpenRouter's names
+    ROUTES[f"{prefix}/credits"] = {"GET": balances.credits}
     for path, handler in operations.ROUTES.items():
         ROUTES[f"{prefix}/{path}"] = {"POST": handler}
 ROUTES["/"] = {"GET": health.live, "HEAD": health.live}  # clients probe the base URL at start
 ROUTES["/health"] = ROUTES["/health/live"] = {"GET": health.live}
+ROUTES["/ping"] = {"GET": health.live, "HEAD": health.live}
 ROUTES["/health/ready"] = {"GET": health.ready}
 ROUTES["/metrics"] = {"GET": health.metrics}
 # Model ids may contain slashes ("meta-llama/Llama-3.1-8B"), so these match by prefix.
@@ -66,9 +78,12 @@ ERROR_SHAPES: dict[str, Callable[[GatewayError, str], Response]] = {
 }
 
 # Probes and scrapes are not requests worth a log line, a span or a metric each.
-QUIET_ENDPOINTS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+QUIET_ENDPOINTS = frozenset({"/health", "/health/live", "/health/ready", "/metrics", "/ping"})
 
-# Everything under these goes to the admin API (a FastAPI app, built on first use).
+# Clients configured with https://host/api/v1 as their base URL (OpenRouter's layout) reach
+# the data plane: this prefix is taken off before the admin API's /api/ is considered.
+DATA_PLANE_ALIAS = "/api/v1"
+# Everything else under these goes to the admin API (a FastAPI app, built on first use).
 ADMIN_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json")
 # /ui and everything under it go to the web dashboard (also built on first use).
 UI_PATH = "/ui"
@@ -87,9 +102,15 @@ def request_id_for(headers: dict[str, str]) -> str:
 class GatewayApp:
     """The ASGI application. `gateway` is built by the factory and closed at shutdown."""
 
-    def __init__(self, gateway: Gateway, proxies: TrustedProxies | None = None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        proxies: TrustedProxies | None = None,
+        cors: CorsPolicy | None = None,
+    ) -> None:
         self.gateway = gateway
         self.proxies = proxies  # None: the peer is the client (in-process tests)
+        self.cors = cors  # None: no CORS answers at all
         self._admin: Any = None
         self._ui: Any = None
 
@@ -113,6 +134,10 @@ class GatewayApp:
             if self.proxies is not None:
                 self.proxies.apply(scope)  # one client address for every part of the app
             path = scope["path"]
+            if path == DATA_PLANE_ALIAS or path.startswith(DATA_PLANE_ALIAS + "/"):
+                scope = {**scope, "path": path[4:]}  # /api/v1/chat/completions -> /v1/...
+                await self._http(scope, receive, send)
+                return
             if path.startswith(ADMIN_PREFIXES):
                 await self.admin_app()(scope, receive, send)
                 return
@@ -129,6 +154,10 @@ class GatewayApp:
         request = Request(scope, receive)
         request_id = request_id_for(request.headers)
         extra = [(H.REQUEST_ID.encode(), request_id.encode())]
+        cors = self.cors if "origin" in request.headers else None
+        if cors is not None and _is_preflight(request):  # before auth: browsers send none
+            await (await cors.preflight(request.headers)).send(send, receive, extra)
+            return
         shape = ERROR_SHAPES.get(request.path)
         if shape is not None:  # Anthropic's SDKs read the id from Anthropic's header name
             extra.append((b"request-id", request_id.encode()))
@@ -165,12 +194,26 @@ class GatewayApp:
             failure = internal_error(request_id)
             response = shape(failure, request_id) if shape else error_response(failure)
             ctx.finish(500, str(ErrorCode.INTERNAL))
+        if cors is not None:
+            extra += cors.answer_headers(request.headers, await self._origins_of(ctx))
         try:
             await response.send(send, receive, extra)
         finally:
             if ctx.latency_ms is None:  # success (errors were finished above)
                 ctx.finish(response.status, ctx.error_code)
             self._done(ctx)
+
+    async def _origins_of(self, ctx: RequestContext) -> frozenset[str] | None:
+        """Origins the caller's workspace allows (from memory); before authentication, the
+        ones any workspace allows, so a browser app can read why it was refused."""
+        assert self.cors is not None
+        if ctx.principal is None:
+            return self.cors.known_origins
+        try:
+            state = await self.gateway.workspace(ctx.principal)
+        except Exception:  # the workspace could not be read: only the global list applies
+            return None
+        return frozenset(state.settings.get("cors_origins") or ())
 
     def _done(self, ctx: RequestContext) -> None:
         if ctx.endpoint in QUIET_ENDPOINTS:
@@ -226,6 +269,10 @@ class GatewayApp:
                 await self.gateway.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _is_preflight(request: Request) -> bool:
+    return request.method == "OPTIONS" and "access-control-request-method" in request.headers
 
 
 def count_hops(headers: dict[str, str], limit: int) -> int:

@@ -2,23 +2,26 @@
 
 Each refusal has its own code and message: a missing key, an unknown key, a revoked,
 expired or rotated-away key (401), a request from an address or site the key does not allow,
-or a key whose owner was disabled or left the workspace (403). Scope and model restrictions
-are checked later, where the endpoint and model are known.
+or a key whose owner was disabled or left the workspace (403). With an invalid-key throttle,
+an address that sent too many missing or unknown keys gets 429 before any lookup. Scope and
+model restrictions are checked later, where the endpoint and model are known.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from perpetuo.auth.api_keys import key_hash, looks_like_key
 from perpetuo.auth.key_cache import KeyCache, KeyRecord
+from perpetuo.auth.key_throttle import InvalidKeyThrottle
 from perpetuo.auth.principal import MASTER, Principal
 from perpetuo.schema import headers as H
-from perpetuo.schema.errors import ErrorCode, forbidden, unauthorized
+from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, forbidden, unauthorized
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
@@ -39,14 +42,21 @@ class Authenticator:
         *,
         hmac_key: bytes | None = None,
         keys: KeyCache | None = None,
+        throttle: InvalidKeyThrottle | None = None,
     ) -> None:
         self._master = master_key.encode() if master_key else None
         self._hmac_key = hmac_key
         self.keys = keys
+        self.throttle = throttle  # None: no limit on bad keys per address
 
     async def authenticate(self, headers: Mapping[str, str], client_ip: str = "") -> Principal:
+        throttle = self.throttle
+        if throttle is not None and (wait := throttle.retry_after(client_ip)):
+            raise too_many_invalid_keys(wait)
         token = bearer_token(headers)
         if token is None:
+            if throttle is not None:
+                await throttle.failed(client_ip)
             raise unauthorized(
                 "You didn't provide an API key. Send it in the Authorization header using "
                 "Bearer auth (Authorization: Bearer YOUR_KEY).",
@@ -54,10 +64,12 @@ class Authenticator:
             )
         if self._master is not None and hmac.compare_digest(token.encode(), self._master):
             return MASTER
-        if self.keys is None or self._hmac_key is None or not looks_like_key(token):
-            raise unauthorized("Incorrect API key provided.", ErrorCode.INVALID_API_KEY)
-        record = await self.keys.get(key_hash(self._hmac_key, token))
+        record = None
+        if self.keys is not None and self._hmac_key is not None and looks_like_key(token):
+            record = await self.keys.get(key_hash(self._hmac_key, token))
         if record is None:
+            if throttle is not None:
+                await throttle.failed(client_ip)
             raise unauthorized("Incorrect API key provided.", ErrorCode.INVALID_API_KEY)
         check_usable(record, headers, client_ip)
         self.keys.touch(record.key_id)
@@ -70,6 +82,17 @@ OWNER_REFUSALS = {
     "removed": "This API key's owner is no longer a member of this workspace, so the key no "
     "longer works. Ask a workspace admin for a key of your own or a service key.",
 }
+
+
+def too_many_invalid_keys(wait: float) -> GatewayError:
+    return GatewayError(
+        429,
+        "Too many requests with a missing or invalid API key from this address. Try again "
+        f"in {max(1, math.ceil(wait))} seconds.",
+        type=ErrorType.RATE_LIMIT,
+        code=ErrorCode.TOO_MANY_INVALID_KEYS,
+        headers={"retry-after": str(max(1, math.ceil(wait)))},
+    )
 
 
 def check_usable(record: KeyRecord, headers: Mapping[str, str], client_ip: str) -> None:

@@ -22,6 +22,7 @@ from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED
+from perpetuo.control.cors_origins import MAX_ORIGINS, check_origins
 from perpetuo.control.email_verification import require_verified
 from perpetuo.control.errors import conflict, forbidden, not_found
 from perpetuo.control.outbound import check_tenant_url
@@ -94,8 +95,14 @@ class WorkspaceSettings(BaseModel):
     guardrails: GuardrailPolicy | None = Field(
         default=None, description="PII, secrets and prompt-injection policy (off by default)"
     )
+    cors_origins: Annotated[list[str], Field(max_length=MAX_ORIGINS)] | None = Field(
+        default=None,
+        description="Browser origins (https://app.example.com) allowed to call the data plane "
+        "with this workspace's keys, besides the server's own list",
+    )
 
     _check_webhook = field_validator("alert_webhook_url")(_webhook)
+    _check_origins = field_validator("cors_origins")(check_origins)
 
 
 class SettingsPatch(BaseModel):
@@ -118,8 +125,10 @@ class SettingsPatch(BaseModel):
     alert_webhook_url: Annotated[str, Field(max_length=2000)] | None = None
     cache: CachePolicy | None = None
     guardrails: GuardrailPolicy | None = None
+    cors_origins: Annotated[list[str], Field(max_length=MAX_ORIGINS)] | None = None
 
     _check_webhook = field_validator("alert_webhook_url")(_webhook)
+    _check_origins = field_validator("cors_origins")(check_origins)
 
 
 class WorkspaceCreate(BaseModel):

@@ -93,4 +93,9 @@ class LimitBackend(Protocol):
         """Add `delta` to a WINDOW counter's settled total if the counter exists."""
         ...
 
+    async def peek_window(self, key: str, now_ms: int) -> tuple[int, int] | None:
+        """A WINDOW counter's (settled total, held by requests in flight), or None when the
+        counter does not exist (never used, expired, or lost): read only, nothing changes."""
+        ...
+
     async def aclose(self) -> None: ...

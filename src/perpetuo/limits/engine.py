@@ -192,6 +192,16 @@ class LimitEngine:
                 continue
         log.error("limits: credit change of %d micro-USD not applied to %s", micros, key)
 
+    async def window_state(self, key: str) -> tuple[int, int] | None:
+        """A WINDOW counter's (settled, held) where it lives now, for showing balances; None
+        when it does not exist or cannot be read (the caller falls back to the store)."""
+        if self.guard.paused:  # Redis is known to be away: the store answers instead
+            return None
+        try:
+            return await self.guard.primary.peek_window(key, int(self.clock() * 1000))
+        except BackendUnavailable:
+            return None
+
     async def start(self) -> None:
         """Connect to the shared backend and start writing credit usage to the ledger."""
         try:

@@ -166,6 +166,13 @@ class MemoryBackend:
         if window is not None:
             window.settled += delta
 
+    async def peek_window(self, key: str, now_ms: int) -> tuple[int, int] | None:
+        window = self._live(self._windows, key, now_ms)
+        if window is None:
+            return None
+        window.purge(now_ms)
+        return window.settled, window.held
+
     def replace_settled(self, key: str, settled: int) -> None:
         """Set a WINDOW counter's settled total (refreshed from the store), holds kept."""
         window = self._windows.get(key)

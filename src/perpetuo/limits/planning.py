@@ -80,6 +80,15 @@ def credit_key(workspace_id: str) -> str:
     return "{" + workspace_id + "}:credits"
 
 
+def counter_key(
+    workspace_id: str, kind: str, scope: Scope, scope_id: str, window: Window | None = None
+) -> str:
+    """A counter's name: `{workspace}:<kind>:<k|w|u>:<scope id>[:<window id>]` (kinds: rpm,
+    tpm, tok, par, usd). The hash tag keeps a workspace's counters in one Redis slot."""
+    base = "{" + workspace_id + "}" + f":{kind}:{_DIMS[scope][1]}:{scope_id}"
+    return f"{base}:{window.id}" if window else base
+
+
 def micros(usd: float) -> int:
     return to_micro_usd(Decimal(str(usd)))
 
@@ -115,12 +124,11 @@ class _Builder:
 
     def scope(self, scope: Scope, scope_id: str, limits: ScopeLimits) -> None:
         self._scope = (scope, scope_id)
-        dim, short = _DIMS[scope]
+        dim = _DIMS[scope][0]
         value = "" if scope == "workspace" else scope_id  # the rollup dimension's value
 
         def name(kind: str, window: Window | None = None) -> str:
-            base = f"{self.tag}:{kind}:{short}:{scope_id}"
-            return f"{base}:{window.id}" if window else base
+            return counter_key(self.workspace_id, kind, scope, scope_id, window)
 
         tokens = self.request.estimated_tokens
         if limits.rpm:

@@ -135,6 +135,17 @@ class RedisBackend:
     async def add_to_window(self, key: str, delta: int) -> None:
         await self._call("add", [PREFIX + key], [delta])
 
+    async def peek_window(self, key: str, now_ms: int) -> tuple[int, int] | None:
+        # Holds past their expiry are only swept by RESERVE; a read may count them (briefly).
+        try:
+            async with asyncio.timeout(self._deadline):
+                settled, held = await self._redis().hmget(PREFIX + key, "s", "h")
+        except Exception as exc:
+            raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if settled is None:
+            return None
+        return int(settled), int(held or 0)
+
     async def aclose(self) -> None:
         if self._client is not None:
             with contextlib.suppress(Exception):

@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     KEY_OWNER_DISABLED = "key_owner_disabled"  # its owner was disabled or left the workspace
     IP_NOT_ALLOWED = "ip_not_allowed"
     REFERER_NOT_ALLOWED = "referer_not_allowed"
+    TOO_MANY_INVALID_KEYS = "too_many_invalid_keys"  # an address guessing keys, throttled
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"  # a CORS preflight from an unknown origin
     MODEL_NOT_ALLOWED = "model_not_allowed"
     INSUFFICIENT_SCOPE = "insufficient_scope"
     MODEL_NOT_FOUND = "model_not_found"

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from perpetuo.auth.credential_crypto import new_key_spec
+from perpetuo.control.session_history import StoredMessage
 from perpetuo.metering.record import RequestRecord
 from perpetuo.metering.writer import write_batch
 from tests.support.admin_api import MASTER, admin_api, bearer
@@ -101,6 +102,24 @@ async def _fill(api: Any, t: Tenant) -> None:
         tags=[t.marker],
     )
     await write_batch(api.plane.db, [record])
+    t.ids["session_id"] = await _session(api, t, t.ids["key"])
+
+
+async def _session(api: Any, t: Tenant, key: str) -> str:
+    """A chat session made with `key`, holding a message with the tenant's marker."""
+    made = await api.http.post(
+        "/v1/chat/sessions",
+        headers=bearer(key),
+        json={"model": t.ids["alias"], "metadata": {"marker": t.marker}},
+    )
+    assert made.status_code == 200, made.text
+    session_id = made.json()["id"]
+    store = api.app.gateway.chat_sessions
+    found = await store.session(t.workspace_id, session_id, None)
+    message = {"role": "user", "content": f"secret of {t.marker}"}
+    store.append(found, [StoredMessage(f"msg_{t.marker}{session_id}", message, 8)], 30)
+    await store.flush()
+    return session_id
 
 
 # -- route classification -------------------------------------------------------------------
@@ -169,6 +188,10 @@ async def _fresh_member(world: World, t: Tenant) -> dict[str, str]:
             )
         )
     return {"user_id": user_id}
+
+
+async def _fresh_session(world: World, t: Tenant) -> dict[str, str]:
+    return {"session_id": await _session(world.api, t, t.ids["key"])}
 
 
 async def _fresh_log(world: World, t: Tenant) -> dict[str, str]:
@@ -275,6 +298,12 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/workspaces/{workspace_id}/logs/export.csv"): Route("viewer"),
     ("GET", "/api/workspaces/{workspace_id}/logs/{request_id}"): Route("viewer", fresh=_fresh_log),
     ("GET", "/api/workspaces/{workspace_id}/cache"): Route("viewer"),
+    ("GET", "/api/workspaces/{workspace_id}/chat-sessions"): Route("viewer"),
+    ("GET", "/api/workspaces/{workspace_id}/chat-sessions/export.json"): Route("admin"),
+    ("GET", "/api/workspaces/{workspace_id}/chat-sessions/{session_id}"): Route("admin"),
+    ("DELETE", "/api/workspaces/{workspace_id}/chat-sessions/{session_id}"): Route(
+        "admin", fresh=_fresh_session
+    ),
     ("DELETE", "/api/workspaces/{workspace_id}/cache"): Route("admin"),
 }
 # Workspace routes no workspace role may use: only platform administrators (and the master
@@ -307,6 +336,12 @@ SELF_ROUTES = {
     # Names a workspace in its body, if any: isolation tested in test_guardrails_e2e.py.
     ("POST", "/api/guardrails/test"),
 }
+# Routes nobody signs in for, off unless the operator turns them on (test_catalog.py).
+PUBLIC_ROUTES = {
+    ("GET", "/api/catalog/models"),
+    ("GET", "/api/catalog/providers"),
+    ("GET", "/api/rankings/models"),
+}
 PLATFORM_ROUTES = {
     ("GET", "/api/admin/audit"),
     ("GET", "/api/admin/users"),
@@ -338,9 +373,9 @@ async def test_every_admin_route_is_classified(world):
     schema = world.api.app.admin_app().openapi()
     routes = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
     classified = set(WORKSPACE_ROUTES) | set(SUPERADMIN_WORKSPACE_ROUTES)
-    unclassified = routes - classified - SELF_ROUTES - PLATFORM_ROUTES
+    unclassified = routes - classified - SELF_ROUTES - PLATFORM_ROUTES - PUBLIC_ROUTES
     assert not unclassified, f"classify these routes in the isolation suite: {unclassified}"
-    assert not (classified | SELF_ROUTES | PLATFORM_ROUTES) - routes
+    assert not (classified | SELF_ROUTES | PLATFORM_ROUTES | PUBLIC_ROUTES) - routes
 
 
 async def test_another_workspaces_ids_give_404_and_no_data(world):
@@ -351,6 +386,7 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
         b.ids["credential_id"],
         b.ids["invite_id"],
         b.ids["request_id"],
+        b.ids["session_id"],
     )
     for (method, template), route in WORKSPACE_ROUTES.items():
         for role in ROLES:
@@ -359,7 +395,14 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
                 ids = {k: v for k, v in b.ids.items() if k != "user_id"} | {"user_id": b.owner_id}
                 if workspace_id == a.workspace_id and not any(
                     "{" + k + "}" in template
-                    for k in ("key_id", "credential_id", "alias", "invite_id", "user_id")
+                    for k in (
+                        "key_id",
+                        "credential_id",
+                        "alias",
+                        "invite_id",
+                        "user_id",
+                        "session_id",
+                    )
                 ):
                     continue
                 path = _path(template, workspace_id, ids)
@@ -436,6 +479,7 @@ async def test_workspace_lists_never_include_other_workspaces(world):
     base = f"/api/workspaces/{world.a.workspace_id}"
     for path in (
         "/logs",
+        "/chat-sessions",
         "/usage?group_by=tag",
         "/usage/breakdown?group_by=tag",
         "/logs/export.csv",
@@ -457,3 +501,32 @@ async def test_data_plane_keys_see_only_their_workspace_models(world):
     )
     assert chat.status_code == 404 and chat.json()["error"]["code"] == "model_not_found"
     assert b.ids["credential_id"] not in chat.text  # the answer echoes only the name it was sent
+
+
+async def test_chat_sessions_are_their_makers_alone(world):
+    a, b = world.a, world.b
+    http = world.api.http
+    session = a.ids["session_id"]
+    base = f"/api/workspaces/{a.workspace_id}/keys"
+    second = await http.post(base, headers=bearer(a.tokens["owner"]), json={"name": "again"})
+    other = await http.post(base, headers=bearer(a.tokens["member"]), json={"name": "theirs"})
+    same_person, other_person = second.json()["data"]["key"], other.json()["data"]["key"]
+    for key in (b.ids["key"], other_person):  # another workspace; another person's key
+        for method, path in (
+            ("GET", f"/v1/chat/sessions/{session}"),
+            ("DELETE", f"/v1/chat/sessions/{session}"),
+            ("POST", f"/v1/chat/sessions/{session}/messages"),
+        ):
+            body = {"messages": [{"role": "user", "content": "x"}]}
+            response = await http.request(method, path, headers=bearer(key), json=body)
+            assert response.status_code == 404, (method, path, response.text)
+            assert a.marker not in response.text
+        listed = await http.get("/v1/chat/sessions", headers=bearer(key))
+        assert session not in listed.text and a.marker not in listed.text
+    mine = await http.get(f"/v1/chat/sessions/{session}", headers=bearer(same_person))
+    assert mine.status_code == 200 and f"secret of {a.marker}" in mine.text
+    export = await world.call(
+        a.tokens["admin"], "GET", f"/api/workspaces/{a.workspace_id}/chat-sessions/export.json"
+    )
+    assert export.status_code == 200 and f"secret of {a.marker}" in export.text
+    assert b.marker not in export.text and b.ids["session_id"] not in export.text

@@ -103,7 +103,7 @@ def deployment_view(
         "type": dep.target.provider_type,
         "model": dep.model,
         "pricing": pricing(dep, prices),
-        "context_window": prices.context_window_for(dep.model),
+        "context_window": prices.context_window_for(dep.model, dep.target.provider_type),
         "max_output_tokens": dep.max_output_tokens,
         "health": health(state, dep, now),
     }

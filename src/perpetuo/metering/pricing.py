@@ -1,14 +1,16 @@
 """The pricing catalog and the one place a cost in USD is computed from token usage.
 
 Prices are USD per million tokens, from `prices.json` (shipped with the package), looked up
-by upstream model name: first exactly, then normalized (see `normalize_model`). A
+by upstream model name: first exactly, then normalized (see `normalize_model`). An entry
+keyed `provider_type:model` ("together:deepseek-ai/deepseek-r1") is that host's own figure,
+found first for deployments of that provider type: hosts price one open model differently. A
 deployment's `price:` config overrides the catalog field by field. Models billed in other
 units (images, minutes of audio, characters, searches) carry those prices too (UnitPrices),
 and each entry may say what the model is for (`mode`, schema/endpoints.py), the most tokens it
 answers with (`max_output`) and its context window (`context_window`, prompt and answer).
 
 To update: edit prices.json (one entry per model, in the vendor's published units) and its
-`as_of`; `tests/metering` checks that every entry loads.
+`as_of`, as docs/providers.md describes; `tests/metering` checks that every entry loads.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ class PricingCatalog:
         self.context_windows = context_windows or {}  # model -> tokens in and out, together
         self.units = units or {}  # model -> prices in other units than tokens
         self.modes = modes or {}  # model -> what it is for (schema/endpoints.py MODES)
-        self._resolved: dict[str, Price | None] = {}
+        self._resolved: dict[tuple[str | None, str], Price | None] = {}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PricingCatalog:
@@ -228,13 +230,15 @@ class PricingCatalog:
             text = path.read_text(encoding="utf-8")
         return cls.from_json(json.loads(text))
 
-    def mode_for(self, model: str) -> str | None:
+    def mode_for(self, model: str, provider: str | None = None) -> str | None:
         """What the model is for, when the catalog knows the model."""
-        return self.modes.get(model.lower()) or self.modes.get(normalize_model(model))
+        return _find(self.modes, model, provider)
 
-    def units_for(self, model: str, override: PriceConfig | None = None) -> UnitPrices | None:
+    def units_for(
+        self, model: str, override: PriceConfig | None = None, provider: str | None = None
+    ) -> UnitPrices | None:
         """The catalog's unit prices with the deployment's `price:` unit fields over them."""
-        base = self.units.get(model.lower()) or self.units.get(normalize_model(model))
+        base = _find(self.units, model, provider)
         given = override.model_dump(include=set(UNIT_FIELDS), exclude_none=True) if override else {}
         if not given:
             return base
@@ -246,27 +250,30 @@ class PricingCatalog:
         merged.update(given)
         return UnitPrices.of(merged)
 
-    def max_output_for(self, model: str) -> int | None:
+    def max_output_for(self, model: str, provider: str | None = None) -> int | None:
         """The most output tokens the model generates per answer, when the catalog knows."""
-        return self.max_output.get(model.lower()) or self.max_output.get(normalize_model(model))
+        return _find(self.max_output, model, provider)
 
-    def context_window_for(self, model: str) -> int | None:
+    def context_window_for(self, model: str, provider: str | None = None) -> int | None:
         """The model's context window (prompt and answer together), when the catalog knows."""
-        windows = self.context_windows
-        return windows.get(model.lower()) or windows.get(normalize_model(model))
+        return _find(self.context_windows, model, provider)
 
-    def lookup(self, model: str) -> Price | None:
-        """The catalog price of an upstream model: exact name first, then normalized."""
-        if model in self._resolved:
-            return self._resolved[model]
-        price = self.prices.get(model.lower()) or self.prices.get(normalize_model(model))
-        self._resolved[model] = price
+    def lookup(self, model: str, provider: str | None = None) -> Price | None:
+        """The catalog price of an upstream model: the provider type's own entry first;
+        exact name first, then normalized."""
+        key = (provider, model)
+        if key in self._resolved:
+            return self._resolved[key]
+        price = _find(self.prices, model, provider)
+        self._resolved[key] = price
         return price
 
-    def price_for(self, model: str, override: PriceConfig | None = None) -> Price | None:
+    def price_for(
+        self, model: str, override: PriceConfig | None = None, provider: str | None = None
+    ) -> Price | None:
         """The catalog price with the deployment's `price:` fields laid over it. Without a
         catalog entry, an override needs at least `input`; `output` then defaults to 0."""
-        base = self.lookup(model)
+        base = self.lookup(model, provider)
         if override is None:
             return base
         given = override.model_dump(include=set(TOKEN_FIELDS), exclude_none=True)
@@ -286,6 +293,16 @@ class PricingCatalog:
             merged["cache_write"] = given["input"]
         merged.update(given)
         return Price.of(**merged)
+
+
+def _find(table: dict[str, Any], model: str, provider: str | None) -> Any:
+    """The `provider:model` entry (a host's own figure) first, then the model's."""
+    name, normalized = model.lower(), normalize_model(model)
+    if provider:
+        found = table.get(f"{provider}:{name}") or table.get(f"{provider}:{normalized}")
+        if found is not None:
+            return found
+    return table.get(name) or table.get(normalized)
 
 
 @cache

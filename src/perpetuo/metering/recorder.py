@@ -29,7 +29,9 @@ def cost_micros(deployment: Deployment | None, usage: Usage | None) -> int:
         return 0
     if usage.cost_usd is not None and trusts_reported_cost(deployment):
         return to_micro_usd(Decimal(str(usage.cost_usd)))
-    price = default_catalog().price_for(deployment.model, deployment.config.price)
+    price = default_catalog().price_for(
+        deployment.model, deployment.config.price, deployment.target.provider_type
+    )
     return to_micro_usd(cost_usd(usage, price)) if price is not None else 0
 
 

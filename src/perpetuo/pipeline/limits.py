@@ -133,7 +133,9 @@ def worst_price_micros(alias: Alias, prompt_tokens: int, output_tokens: int) -> 
     catalog = default_catalog()
     worst = 0
     for deployment in alias.deployments:
-        price = catalog.price_for(deployment.model, deployment.config.price)
+        price = catalog.price_for(
+            deployment.model, deployment.config.price, deployment.target.provider_type
+        )
         if price is not None:
             worst = max(worst, to_micro_usd(price.estimate(prompt_tokens, output_tokens)))
     return worst

@@ -149,10 +149,10 @@ class RoutingTable:
                         target=target,
                         adapter=adapter_for(provider.type),
                         config=dep,
-                        price=catalog.price_for(dep.model, dep.price),
+                        price=catalog.price_for(dep.model, dep.price, provider.type),
                         health_check=provider.health_check,
                         max_output_tokens=dep.max_output_tokens
-                        or catalog.max_output_for(dep.model),
+                        or catalog.max_output_for(dep.model, provider.type),
                         endpoints=deployment_endpoints(
                             adapter_for(provider.type), dep.model, catalog, declared
                         ),

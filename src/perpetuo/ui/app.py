@@ -15,6 +15,7 @@ from perpetuo.pipeline.runtime import Gateway
 from perpetuo.schema.errors import GatewayError
 from perpetuo.store.pagination import BadCursor
 from perpetuo.ui.pages import (
+    account,
     audit,
     auth,
     keys,
@@ -35,6 +36,7 @@ from perpetuo.ui.static_files import StaticFiles, load_assets
 
 ROUTERS = [
     auth.router,
+    account.router,
     overview.router,
     members.router,
     providers.router,

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 
 from perpetuo.control import analytics
-from perpetuo.control.actor import Role
 from perpetuo.limits.plans import DEFAULT_BUDGET_PERIOD
 from perpetuo.limits.windows import window_of
 from perpetuo.store.repos import credits as credit_rows
@@ -25,7 +24,7 @@ class BudgetStatus:
     budget_usd: float | None
     soft_usd: float | None
     credits_required: bool
-    balance_usd: float | None  # None: not shown to this role
+    balance_usd: float | None  # None: credits are not required
 
     @property
     def level(self) -> str:
@@ -60,7 +59,7 @@ async def budget_status(page: WorkspacePage) -> BudgetStatus:
         granularity="day",
     )
     balance = None
-    if settings.credits_required and page.role >= Role.ADMIN:
+    if settings.credits_required:  # every member sees what is left (only admins the ledger)
         async with page.plane.db.connect() as conn:
             balance = await credit_rows.balance(conn, page.id) / 1_000_000
     return BudgetStatus(

@@ -46,6 +46,7 @@ class Visitor:
     ip: str | None
     user_agent: str | None
     memberships: list[Membership] = field(default_factory=list)
+    email_verified: bool = True  # False: the layout shows a banner with a resend button
 
     @property
     def actor(self) -> Actor:
@@ -95,6 +96,7 @@ async def find_visitor(request: Request) -> Visitor | None:
                     users.c.name,
                     users.c.is_superadmin,
                     users.c.disabled_at,
+                    users.c.email_verified_at,
                 )
                 .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
                 .where(sessions.c.id == session_id)
@@ -126,6 +128,7 @@ async def find_visitor(request: Request) -> Visitor | None:
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
         memberships=[Membership(r.workspace_id, r.name, Role.parse(r.role)) for r in rows],
+        email_verified=row.email_verified_at is not None,
     )
 
 

@@ -32,10 +32,12 @@ async def home(request: Request) -> Response:
     return redirect(request, "/ui/workspaces")
 
 
-def _auth_page(request: Request, template: str, status: int = 200, **context: object) -> Response:
-    """A sign-in or sign-up form, with the double-submit token its POST must echo."""
+def auth_page(request: Request, template: str, status: int = 200, **context: object) -> Response:
+    """A page for people not signed in (sign in, sign up, mailed links), with the
+    double-submit token its form's POST must echo."""
     token = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(32)
-    response = render(request, template, status, csrf=token, visitor=None, **context)
+    context.setdefault("visitor", None)
+    response = render(request, template, status, csrf=token, **context)
     if PRESESSION_COOKIE not in request.cookies:
         set_cookie(response, request, PRESESSION_COOKIE, token, max_age=24 * 3600)
     return response
@@ -54,7 +56,7 @@ def _client(request: Request) -> ClientInfo:
 
 @router.get("/ui/login")
 async def login_page(request: Request, next: str | None = None) -> Response:
-    return _auth_page(request, "login.html", next=safe_next(next), form={})
+    return auth_page(request, "login.html", next=safe_next(next), form={})
 
 
 @router.post("/ui/login")
@@ -69,12 +71,12 @@ async def login(request: Request, form: PresessionForm) -> Response:
         except GatewayError as exc:
             errors = error_of(exc, "form")
     status = 429 if "Too many" in errors.get("form", "") else 401 if spec else 422
-    return _auth_page(request, "login.html", status, next=target, form=form.values, errors=errors)
+    return auth_page(request, "login.html", status, next=target, form=form.values, errors=errors)
 
 
 @router.get("/ui/signup")
 async def signup_page(request: Request, invite: str | None = None, email: str = "") -> Response:
-    return _auth_page(request, "signup.html", form={"invite_token": invite or "", "email": email})
+    return auth_page(request, "signup.html", form={"invite_token": invite or "", "email": email})
 
 
 @router.post("/ui/signup")
@@ -93,7 +95,7 @@ async def signup(request: Request, form: PresessionForm) -> Response:
             return _signed_in(request, tokens["refresh_token"], "/ui")
         except GatewayError as exc:
             errors = error_of(exc, "form")
-    return _auth_page(request, "signup.html", 422, form=form.values, errors=errors)
+    return auth_page(request, "signup.html", 422, form=form.values, errors=errors)
 
 
 @router.post("/ui/logout")
@@ -109,7 +111,7 @@ async def logout(request: Request, visitor: VisitorDep, form: SessionForm) -> Re
 async def invite_page(request: Request, token: str = "") -> Response:
     visitor = await find_visitor(request)
     if visitor is None:
-        return _auth_page(request, "invite.html", token=token, form={})
+        return auth_page(request, "invite.html", token=token, form={})
     return render(request, "invite.html", token=token, visitor=visitor, csrf=visitor.csrf)
 
 

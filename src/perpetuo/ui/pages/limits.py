@@ -39,6 +39,8 @@ async def _page(page: WorkspacePage, status: int = 200, **context: Any) -> Respo
             page.plane, page.actor, page.id, limit=20, cursor=None
         )
         balance, entries = micros / 1_000_000, [credits.entry_view(r) for r in ledger.rows]
+    elif settings.credits_required:  # every member sees what is left; admins the ledger too
+        balance = (await credits.summary(page.plane, page.actor, page.id))["remaining_usd"]
     return show(
         page,
         "limits.html",

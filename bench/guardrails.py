@@ -7,6 +7,8 @@
 - end to end: latency through a gateway with guardrails on (alias policy: every detector,
   redact, input and output) against the same gateway with them off, per prompt size, with
   the mock upstream called directly as the baseline
+- file guardrails (bench/guardrail_files.py; `--files` for these alone): accuracy through
+  each file format, cost per page, and a PDF attachment end to end
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import time
 
+from bench import guardrail_files
 from bench.gateway_run import Stack, run, timed
 from perpetuo.guardrails.engine import Report, Vault, scan, transform
 from perpetuo.guardrails.injection import HEURISTIC
@@ -108,9 +111,14 @@ def end_to_end(rounds: int) -> list[dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accuracy", action="store_true", help="only the detector table")
+    parser.add_argument("--files", action="store_true", help="only the file guardrail figures")
     parser.add_argument("--rounds", type=int, default=300)
     args = parser.parse_args()
     from tests.guardrails.corpus import table
+
+    if args.files:
+        guardrail_files.report(PROSE, max(10, args.rounds // 10))
+        return
 
     print("Detector accuracy on the labelled corpus:\n")
     print(table())
@@ -135,6 +143,7 @@ def main() -> None:
             f"| {row['kb']} | {row['direct_p50_ms']:.3f} | {row['off_p50_ms']:.3f} "
             f"| {row['on_p50_ms']:.3f} | {row['ratio_on_off']:.2f} | {row['added_ms_per_kb']:.3f} |"
         )
+    guardrail_files.report(PROSE, max(10, args.rounds // 10))
 
 
 if __name__ == "__main__":

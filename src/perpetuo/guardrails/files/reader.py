@@ -115,7 +115,7 @@ def read(data: str, filename: str | None, rules: FileRules, deadline: float) -> 
     if kind == "docx":
         from perpetuo.guardrails.files.docx import read_docx
 
-        return Extracted("docx", read_docx(raw, rules))
+        return Extracted("docx", read_docx(raw, rules, deadline))
     if kind == "image":
         from perpetuo.guardrails.files.ocr import read_image
 

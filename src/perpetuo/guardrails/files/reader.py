@@ -94,7 +94,8 @@ def read(data: str, filename: str | None, rules: FileRules, deadline: float) -> 
     """The text of one attachment (`data`: a data URL or bare base64). `deadline` is a
     `time.monotonic()` instant: readers stop between pages once it has passed."""
     media_type, payload = split_data(data)
-    payload = payload.strip()
+    if "\n" in payload or " " in payload:  # base64 wrapped in lines, as MIME writes it
+        payload = "".join(payload.split())
     # Decoded size from the encoded length, so an oversized file is never decoded.
     size = len(payload) * 3 // 4 - payload[-2:].count("=")
     if size > rules.max_bytes:

@@ -22,7 +22,7 @@ from perpetuo.store.timeutil import utcnow
 from perpetuo.ui.app import ROUTERS
 from tests.support.admin_api import bearer
 from tests.support.people import make_user
-from tests.ui.world import ROLES, Tenant, World, counter, world
+from tests.ui.world import ROLES, Tenant, World, counter, make_session, world
 
 Fresh = Callable[[World, Tenant], Awaitable[dict[str, str]]]
 
@@ -70,6 +70,10 @@ async def _member(w: World, t: Tenant) -> dict[str, str]:
             )
         )
     return {"user_id": user_id}
+
+
+async def _session(w: World, t: Tenant) -> dict[str, str]:
+    return {"session_id": await make_session(w.api, t)}
 
 
 async def _workspace(w: World, t: Tenant) -> dict[str, str]:
@@ -127,6 +131,7 @@ MUTATIONS: dict[str, Route] = {
     "/keys/{key_id}/rotate": Route("admin", fresh=_key),
     "/keys/{key_id}/revoke": Route("admin", fresh=_key),
     "/limits/budget": Route("admin", lambda t, ids: {"budget_usd": "50"}),
+    "/sessions/{session_id}/delete": Route("admin", fresh=_session),
     "/settings": Route("admin", lambda t, ids: {"name": "renamed"}),
     "/settings/delete": Route("owner", lambda t, ids: {"confirm": "scratch"}, _workspace),
 }
@@ -151,6 +156,9 @@ READS: dict[str, Route] = {
     "/logs/export.csv": Route("viewer"),
     "/logs/{request_id}": Route("viewer"),
     "/usage": Route("viewer"),
+    "/sessions": Route("viewer"),
+    "/sessions/export.json": Route("admin"),
+    "/sessions/{session_id}": Route("admin"),
     "/limits": Route("viewer"),
     "/audit": Route("admin"),
     "/settings": Route("viewer"),
@@ -169,6 +177,22 @@ OUTSIDE = {
     ("GET", "/ui/workspaces"),
     ("POST", "/ui/workspaces"),
     ("GET", "/ui/static/{name}"),
+    # One's own account, and the pages mailed links lead to (tests/control/mail/).
+    ("GET", "/ui/account"),
+    ("POST", "/ui/account/mail"),
+    ("POST", "/ui/verify-email/resend"),
+    ("GET", "/ui/verify-email"),
+    ("GET", "/ui/forgot-password"),
+    ("POST", "/ui/forgot-password"),
+    ("GET", "/ui/reset-password"),
+    ("POST", "/ui/reset-password"),
+    ("GET", "/ui/unsubscribe"),
+    ("POST", "/ui/unsubscribe"),
+    # Public pages, each off until the operator turns it on (test_public_pages.py).
+    ("GET", "/ui/home"),
+    ("GET", "/ui/pricing"),
+    ("GET", "/ui/catalog"),
+    ("GET", "/ui/rankings"),
 }
 WS = "/ui/w/{workspace_id}"
 
@@ -280,7 +304,13 @@ async def test_the_playground_needs_a_member_acting_with_their_own_key(w):
 
 async def test_another_workspaces_ids_answer_404_without_its_data(w):
     a, b = w.a, w.b
-    leaks = (b.marker, b.ids["key_id"], b.ids["credential_id"], b.ids["invite_id"])
+    leaks = (
+        b.marker,
+        b.ids["key_id"],
+        b.ids["credential_id"],
+        b.ids["invite_id"],
+        b.ids["session_id"],
+    )
     for role in ROLES:
         person = a.people[role]
         for template, route in READS.items():
@@ -310,7 +340,17 @@ async def test_another_workspaces_ids_answer_404_without_its_data(w):
 async def test_lists_show_only_the_workspaces_own_records(w):
     a, b = w.a, w.b
     owner = a.people["owner"]
-    for template in ("/keys", "/providers", "/models", "/members", "/logs", "/audit", "/usage"):
+    for template in (
+        "/keys",
+        "/providers",
+        "/models",
+        "/members",
+        "/logs",
+        "/audit",
+        "/usage",
+        "/sessions",
+        "/sessions/export.json",
+    ):
         response = await owner.get(path(template, a, a.ids))
         assert response.status_code == 200, template
         assert b.marker not in response.text, template

@@ -43,7 +43,7 @@ def playground_steps(browser: Browser, ui_gateway) -> None:
     for turn, (api, label) in enumerate(APIS):
         page.get_by_label("API", exact=True).select_option(label=api)
         page.get_by_label("Message").fill(f"Hello in the {api} API")
-        page.get_by_role("button", name="Send").click()
+        page.get_by_role("button", name="Send", exact=True).click()
         meta = page.locator("[data-test=reply-meta]").nth(turn)
         expect(meta).to_contain_text("tokens", timeout=15_000)
         expect(meta).to_contain_text(label)

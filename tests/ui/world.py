@@ -3,6 +3,7 @@ the real ASGI application), for the access, CSRF and isolation tests."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
 import time
@@ -12,8 +13,12 @@ from typing import Any
 
 import httpx
 
+from perpetuo.control.chat_sessions import ChatSession
+from perpetuo.control.session_history import StoredMessage
 from perpetuo.metering.record import RequestRecord
 from perpetuo.metering.writer import write_batch
+from perpetuo.store.ids import new_id
+from perpetuo.store.timeutil import utcnow
 from tests.support.admin_api import AdminAPI, admin_api, bearer
 from tests.support.people import make_user, make_workspace, sign_in
 
@@ -139,6 +144,26 @@ async def fill(api: AdminAPI, t: Tenant) -> None:
         tags=[t.marker],
     )
     await write_batch(api.plane.db, [record])
+    t.ids["session_id"] = await make_session(api, t)
+
+
+async def make_session(api: AdminAPI, t: Tenant) -> str:
+    """A chat session of the tenant's key, holding one message with the tenant's marker."""
+    store = api.app.gateway.chat_sessions
+    session = ChatSession(
+        id=new_id("cs"),
+        workspace_id=t.workspace_id,
+        model=t.ids["alias"],
+        max_history_tokens=1000,
+        key_id=t.ids["key_id"],
+        metadata={"marker": t.marker},
+        expires_at=utcnow() + dt.timedelta(days=30),
+    )
+    await store.create(session)
+    message = {"role": "user", "content": f"secret of {t.marker}"}
+    store.append(session, [StoredMessage(new_id("msg"), message, 8)], 30)
+    await store.flush()
+    return session.id
 
 
 @asynccontextmanager

@@ -1,6 +1,7 @@
 """Liveness and readiness probes, and the metrics scrape.
 
-Probes answer anyone with a status only. The readiness detail (every alias, deployment and
+Probes answer anyone with a status only (a browser at the base URL is sent to the landing
+page, when there is one). The readiness detail (every alias, deployment and
 breaker state, store and Redis latencies) is for operators: it needs the master key, the
 metrics token or a platform administrator's access token as a bearer token.
 """
@@ -20,7 +21,14 @@ from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError, unauthori
 
 
 async def live(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
-    """GET /health and /health/live: the process serves requests."""
+    """GET /health and /health/live: the process serves requests. A browser opening the
+    base URL goes to the landing page instead, when the operator publishes one."""
+    if (
+        request.path == "/"
+        and gw.config.public.landing
+        and "text/html" in request.headers.get("accept", "")
+    ):
+        return Response(302, b"", [(b"location", b"/ui/home")])
     return json_response({"status": "ok"})
 
 

@@ -26,24 +26,28 @@ from perpetuo.store.timeutil import iso, utcnow
 Json = dict[str, Any]
 CACHE_SECONDS = 60.0
 _SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", *LATENCY_COLUMNS)
-_cache: dict[tuple[Any, ...], tuple[float, Json]] = {}
 
 
-async def model_rankings(
-    db: Database, models: Iterable[str], *, days: int, min_workspaces: int
-) -> Json:
-    """The ranking of `models` (the platform's aliases) by tokens over the last `days`."""
-    names = frozenset(models)
-    key = (id(db), names, days, min_workspaces)
-    cached = _cache.get(key)
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    result = await _rank(db, names, days, min_workspaces)
-    if len(_cache) > 64:
-        _cache.clear()
-    _cache[key] = (now + CACHE_SECONDS, result)
-    return result
+class Rankings:
+    """Rankings read from `db`, each answer kept for CACHE_SECONDS."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache: dict[tuple[Any, ...], tuple[float, Json]] = {}
+
+    async def models(self, models: Iterable[str], *, days: int, min_workspaces: int) -> Json:
+        """The ranking of `models` (the platform's aliases) by tokens over the last `days`."""
+        names = frozenset(models)
+        key = (names, days, min_workspaces)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        result = await _rank(self.db, names, days, min_workspaces)
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = (now + CACHE_SECONDS, result)
+        return result
 
 
 async def _rank(db: Database, names: frozenset[str], days: int, min_workspaces: int) -> Json:

@@ -18,6 +18,7 @@ from perpetuo.ui.pages import (
     account,
     audit,
     auth,
+    chat_sessions,
     keys,
     limits,
     logs,
@@ -26,6 +27,7 @@ from perpetuo.ui.pages import (
     overview,
     playground,
     providers,
+    public,
     settings,
     usage,
 )
@@ -44,10 +46,12 @@ ROUTERS = [
     keys.router,
     playground.router,
     logs.router,
+    chat_sessions.router,
     usage.router,
     limits.router,
     audit.router,
     settings.router,
+    public.router,
 ]
 
 

@@ -36,6 +36,7 @@ NAV = (
     NavItem("providers", "Providers"),
     NavItem("keys", "API keys"),
     NavItem("logs", "Request logs"),
+    NavItem("sessions", "Chat sessions"),
     NavItem("usage", "Usage and cost"),
     NavItem("limits", "Limits and plan"),
     NavItem("members", "Members"),

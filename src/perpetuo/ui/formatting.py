@@ -17,6 +17,14 @@ def usd(value: Any, digits: int | None = None) -> str:
     return f"${amount:,.{digits}f}"
 
 
+def price(value: Any) -> str:
+    """A list price in USD as vendors write it: `$0.15`, `$0.075`, `$2.50` (up to 4 places)."""
+    if value is None:
+        return "—"
+    whole, _, places = f"{float(value):,.4f}".partition(".")
+    return f"${whole}.{places.rstrip('0').ljust(2, '0')}"
+
+
 def count(value: Any) -> str:
     if value is None:
         return "—"
@@ -123,6 +131,7 @@ FILTERS = {
     "provider_choice": provider_choice,
     "choices": choices,
     "usd": usd,
+    "price": price,
     "count": count,
     "ms": ms,
     "percent": percent,

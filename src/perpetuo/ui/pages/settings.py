@@ -49,6 +49,7 @@ async def save(page: PageDep, form: SessionForm) -> Response:
             "default_strategy": form.get("default_strategy") or None,
             "log_retention_days": form.integer("log_retention_days", errors),
             "log_request_bodies": form.checked("log_request_bodies"),
+            "chat_session_retention_days": form.integer("chat_session_retention_days", errors),
         },
     }
     try:

@@ -75,8 +75,10 @@ async def model_rankings(request: Request, days: Days = None) -> dict[str, Any]:
     public = gateway.config.public
     if not public.rankings:
         raise _off("model ranking")
-    return await rankings.model_rankings(
-        gateway.plane.db,
+    state = request.app.state
+    if getattr(state, "rankings", None) is None:
+        state.rankings = rankings.Rankings(gateway.plane.db)
+    return await state.rankings.models(
         gateway.table.aliases,
         days=days or public.rankings_window_days,
         min_workspaces=public.rankings_min_workspaces,

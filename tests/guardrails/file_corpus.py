@@ -202,6 +202,8 @@ class FormatScore:
 def measure(kinds: tuple[str, ...] = FORMATS) -> dict[str, FormatScore]:
     """Every detector on (as a policy runs them) over each format's documents: values found
     against the values the sentences hold, whatever detector found them."""
+    import pypdfium2  # noqa: F401  (loaded once, as a gateway does on its first PDF)
+
     rules = FileRules(ocr=True, max_seconds=120)
     results: dict[str, FormatScore] = {}
     for kind in kinds:

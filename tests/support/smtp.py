@@ -7,12 +7,14 @@ import asyncio
 import email
 import email.policy
 import re
+import ssl
 import threading
 import time
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from tests.support.gateway import free_port
 
@@ -54,10 +56,44 @@ class Inbox:
 
 
 class SMTPServer:
-    def __init__(self) -> None:
+    """`tls`: None (plain, STARTTLS offered only with `starttls`), "starttls" (offered and
+    required before MAIL and AUTH) or "implicit" (TLS from the first byte); `login`: the
+    (user, password) AUTH accepts, required when given."""
+
+    def __init__(
+        self,
+        *,
+        tls: str | None = None,
+        context: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.inbox = Inbox()
         self.port = free_port()
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.logins: list[str] = []
+        options: dict[str, Any] = {}
+        if tls == "starttls":
+            options.update(tls_context=context, require_starttls=True)
+        elif tls == "implicit":
+            options.update(ssl_context=context)
+        if login is not None:
+            options.update(auth_required=True, authenticator=self._authenticator(login))
+            options.setdefault("auth_require_tls", tls is not None)
+        self._controller = Controller(
+            self.inbox,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="localhost",
+            **options,
+        )
+
+    def _authenticator(self, login: tuple[str, str]) -> Any:
+        def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+            user = data.login.decode() if data and data.login else ""
+            ok = data is not None and (user, data.password.decode()) == login
+            self.logins.append(f"{user}:{'ok' if ok else 'refused'}")
+            return AuthResult(success=ok)
+
+        return check
 
     def start(self) -> SMTPServer:
         self._controller.start()

@@ -52,6 +52,7 @@ RETENTION_SETTING = "response_retention_days"
 DEFAULT_RETENTION_DAYS = 30
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
+MAX_ID = 80  # stored_responses.id
 TERMINAL = ("response.completed", "response.incomplete")
 
 
@@ -217,8 +218,8 @@ def _keeper(gw: Gateway, ctx: RequestContext, raw: Json, current: list[Any]) -> 
 
     def keep(response: Json, native: bool) -> None:
         response_id = response.get("id")
-        if not isinstance(response_id, str) or not response_id:
-            return
+        if not isinstance(response_id, str) or not 0 < len(response_id) <= MAX_ID:
+            return  # a provider's id the store cannot hold: the answer is not kept
         now = utcnow()
         gw.responses.put(
             StoredResponse(

@@ -15,7 +15,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perpetuo.control.write_behind import WriteBehind
 from perpetuo.store.database import Database
@@ -42,12 +44,17 @@ class StoredResponse:
     expires_at: dt.datetime | None = None
 
     @property
+    def key(self) -> tuple[str, str]:
+        return scope_of(self.workspace_id), self.id
+
+    @property
     def output_items(self) -> list[Any]:
         output = self.response.get("output")
         return output if isinstance(output, list) else []
 
     def row(self) -> dict[str, Any]:
         return {
+            "scope": scope_of(self.workspace_id),
             "id": self.id,
             "workspace_id": self.workspace_id,
             "key_id": self.key_id,
@@ -80,6 +87,10 @@ class StoredResponse:
         )
 
 
+def scope_of(workspace_id: str | None) -> str:
+    return workspace_id or "-"
+
+
 class ResponseStore:
     def __init__(
         self,
@@ -90,9 +101,9 @@ class ResponseStore:
         flush_interval: float = 0.05,
     ) -> None:
         self.db = db
-        self._recent: OrderedDict[str, StoredResponse] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
         self._memory_entries = memory_entries
-        self._deleted: set[str] = set()  # deleted while a write may still be queued
+        self._deleted: set[tuple[str, str]] = set()  # deleted while a write may be queued
         self._writer: WriteBehind[StoredResponse] = WriteBehind(
             self._write,
             what="stored responses",
@@ -108,8 +119,8 @@ class ResponseStore:
         self._writer.add(stored)
 
     def _remember(self, stored: StoredResponse) -> None:
-        self._recent[stored.id] = stored
-        self._recent.move_to_end(stored.id)
+        self._recent[stored.key] = stored
+        self._recent.move_to_end(stored.key)
         while len(self._recent) > self._memory_entries:
             self._recent.popitem(last=False)
 
@@ -120,10 +131,14 @@ class ResponseStore:
         await self._writer.flush()
 
     async def _write(self, batch: list[StoredResponse]) -> None:
-        rows = [s.row() for s in batch if s.id not in self._deleted]
-        if rows:
-            async with self.db.begin() as conn:
-                await conn.execute(insert(stored_responses), rows)
+        rows = [s.row() for s in batch if s.key not in self._deleted]
+        if not rows:
+            return
+        dialect = postgres_insert if self.db.dialect == "postgresql" else sqlite_insert
+        # An id seen again in the same workspace (a provider repeating one) keeps the first.
+        statement = dialect(stored_responses).on_conflict_do_nothing(index_elements=["scope", "id"])
+        async with self.db.begin() as conn:
+            await conn.execute(statement, rows)
 
     async def aclose(self) -> None:
         await self._writer.aclose()
@@ -131,21 +146,23 @@ class ResponseStore:
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, workspace_id: str | None, response_id: str) -> StoredResponse | None:
-        if response_id in self._deleted:
+        key = (scope_of(workspace_id), response_id)
+        if key in self._deleted:
             return None
-        stored = self._recent.get(response_id)
+        stored = self._recent.get(key)
         if stored is None:
+            table = stored_responses.c
             async with self.db.connect() as conn:
                 row = (
                     await conn.execute(
-                        select(stored_responses).where(stored_responses.c.id == response_id)
+                        select(stored_responses).where(
+                            table.scope == key[0], table.id == response_id
+                        )
                     )
                 ).first()
             if row is None:
                 return None
             stored = StoredResponse.from_row(row)
-        if stored.workspace_id != workspace_id:
-            return None  # another workspace's: it does not exist for this caller
         if stored.expires_at is not None and stored.expires_at <= utcnow():
             return None
         return stored
@@ -170,10 +187,14 @@ class ResponseStore:
     async def delete(self, workspace_id: str | None, response_id: str) -> bool:
         if await self.get(workspace_id, response_id) is None:
             return False
-        self._deleted.add(response_id)
-        self._recent.pop(response_id, None)
+        key = (scope_of(workspace_id), response_id)
+        self._deleted.add(key)
+        self._recent.pop(key, None)
+        table = stored_responses.c
         async with self.db.begin() as conn:
-            await conn.execute(delete(stored_responses).where(stored_responses.c.id == response_id))
+            await conn.execute(
+                delete(stored_responses).where(table.scope == key[0], table.id == response_id)
+            )
         return True
 
     async def prune(self) -> int:

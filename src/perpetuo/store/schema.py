@@ -359,6 +359,9 @@ semantic_cache_entries = Table(
 stored_responses = Table(
     "stored_responses",
     metadata,
+    # Ids are unique per workspace, not globally: a provider (perhaps a tenant's) chooses
+    # native answers' ids, and one workspace's ids must never shadow another's.
+    Column("scope", String(40), primary_key=True),  # the workspace id, "-" for the master key
     Column("id", String(80), primary_key=True),
     Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE")),
     Column("key_id", String(40)),

@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError
 from perpetuo.store.pagination import BadCursor
+from perpetuo.store.refusals import sqlstate
 
 log = logging.getLogger("perpetuo.api.admin")
 
@@ -99,15 +100,15 @@ def install_error_handlers(app: FastAPI) -> None:
         # SQLSTATE class 22 is the database refusing a value the request carried (a NUL
         # character, text too long for its column, a number out of range): the client's
         # mistake, not a fault of ours. Anything else is a server error.
-        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
-        if not sqlstate.startswith("22"):
+        code = sqlstate(exc)
+        if not code.startswith("22"):
             raise exc
         # Not the database's message: it may quote the value, and values may be secrets.
         log.info(
             "%s %s: the store refused a value (SQLSTATE %s)",
             request.method,
             request.url.path,
-            sqlstate,
+            code,
         )
         return _render(
             GatewayError(

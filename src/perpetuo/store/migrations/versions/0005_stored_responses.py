@@ -19,6 +19,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "stored_responses",
+        sa.Column("scope", sa.String(40), primary_key=True),
         sa.Column("id", sa.String(80), primary_key=True),
         sa.Column(
             "workspace_id", sa.String(40), sa.ForeignKey("workspaces.id", ondelete="CASCADE")

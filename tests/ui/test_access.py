@@ -118,6 +118,10 @@ MUTATIONS: dict[str, Route] = {
         "admin", lambda t, ids: {"name": "n", "provider_type": "openai", "api_key": "sk-new-1234"}
     ),
     "/providers/{credential_id}/test": Route("admin"),
+    "/providers/{credential_id}/models": Route("admin"),
+    "/providers/{credential_id}/aliases": Route(
+        "admin", lambda t, ids: {"alias": f"found-{next(counter)}", "model": "m"}
+    ),
     "/providers/{credential_id}/delete": Route("admin", fresh=_credential),
     "/models": Route(
         "admin", lambda t, ids: {"alias": f"new-{next(counter)}", **_deployment(t, ids)}

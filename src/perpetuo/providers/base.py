@@ -148,6 +148,24 @@ class OperationAnswer:
     content_type: str = "application/json"
 
 
+@dataclass(frozen=True, slots=True)
+class ListedModel:
+    """One model a provider's model list names, with what the list says of it."""
+
+    id: str  # as the provider's API takes it in `model`
+    endpoints: frozenset[str] | None = None  # what it serves, when the list says
+    context_window: int | None = None
+    max_output: int | None = None
+    input_price: float | None = None  # USD per million tokens, when the list says (OpenRouter)
+    output_price: float | None = None
+
+
+@dataclass(slots=True)
+class ModelPage:
+    models: list[ListedModel]
+    cursor: str | None = None  # asks for the next page; None: this was the last
+
+
 class ProviderAdapter:
     """Base for adapters; subclasses override what their provider supports."""
 
@@ -209,6 +227,13 @@ class ProviderAdapter:
     def probe_request(self, target: Target) -> UpstreamCall:
         """A cheap authenticated request (listing models) to check reachability and the key."""
         raise unsupported(f"provider type {self.type!r} offers no probe")
+
+    def models_request(self, target: Target, cursor: str | None = None) -> UpstreamCall:
+        """The provider's model list (one page of it; `cursor` from the page before)."""
+        raise unsupported(f"provider type {self.type!r} offers no model list")
+
+    def models_page(self, body: bytes, target: Target) -> ModelPage:
+        raise unsupported(f"provider type {self.type!r} offers no model list")
 
     def stream_events(self, chunks: AsyncIterator[bytes], target: Target) -> EventSource:
         """The events of a streamed answer's body: SSE, unless the provider frames its

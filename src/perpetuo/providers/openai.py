@@ -11,12 +11,14 @@ from typing import Any
 
 import msgspec
 
+from perpetuo.providers import model_lists
 from perpetuo.providers import openai_answers as answers
 from perpetuo.providers import openai_operations as operations
 from perpetuo.providers import openai_requests as requests
 from perpetuo.providers import openai_responses as responses_format
 from perpetuo.providers.base import (
     Json,
+    ModelPage,
     NativeRequest,
     OperationAnswer,
     ProviderAdapter,
@@ -132,6 +134,12 @@ class OpenAIAdapter(ProviderAdapter):
 
     def models_url(self, target: Target) -> Any:
         return target.base_url.join("models")
+
+    def models_request(self, target: Target, cursor: str | None = None) -> UpstreamCall:
+        return self.probe_request(target)  # one page: OpenAI-format lists are not paged
+
+    def models_page(self, body: bytes, target: Target) -> ModelPage:
+        return model_lists.openai_page(body)
 
     def embeddings_request(self, request: EmbeddingRequest, target: Target) -> UpstreamCall:
         changes: dict[str, Any] = {"model": target.model}

@@ -35,6 +35,7 @@ DESCRIPTIONS = {
     410: "The invitation or mailed link was used, revoked or has expired",
     422: "Invalid request: the body, a parameter or the cursor (`param` names it)",
     429: "Too many attempts (`Retry-After` says when to try again)",
+    502: "The upstream provider refused the call or could not be reached",
     503: "The server is not configured for this (e.g. no credential encryption key)",
 }
 

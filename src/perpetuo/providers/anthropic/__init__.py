@@ -22,12 +22,15 @@ Translation decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlencode
 
+from perpetuo.providers import model_lists
 from perpetuo.providers.anthropic.errors import http_error
 from perpetuo.providers.anthropic.request import MIN_THINKING_BUDGET, translate_request
 from perpetuo.providers.anthropic.response import StreamTranslator, translate_response
 from perpetuo.providers.base import (
     Json,
+    ModelPage,
     NativeRequest,
     ProviderAdapter,
     Target,
@@ -68,9 +71,18 @@ class AnthropicAdapter(ProviderAdapter):
         return headers
 
     def probe_request(self, target: Target) -> UpstreamCall:
+        return self.models_request(target, limit=1)
+
+    def models_request(
+        self, target: Target, cursor: str | None = None, limit: int = 1000
+    ) -> UpstreamCall:
         path = target.base_url.target.split("?", 1)[0].rstrip("/")
-        url = target.base_url.join("models" if path.endswith("/v1") else "v1/models", "limit=1")
+        query = urlencode({"limit": limit, **({"after_id": cursor} if cursor else {})})
+        url = target.base_url.join("models" if path.endswith("/v1") else "v1/models", query)
         return UpstreamCall(url, self.headers(target), b"", "GET")
+
+    def models_page(self, body: bytes, target: Target) -> ModelPage:
+        return model_lists.anthropic_page(body)
 
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from perpetuo.providers import model_lists
 from perpetuo.providers.anthropic import AnthropicAdapter
 from perpetuo.providers.anthropic.request import translate_request
 from perpetuo.providers.anthropic.response import translate_response
@@ -34,6 +35,7 @@ from perpetuo.providers.base import (
     CloudAccess,
     EventSource,
     Json,
+    ModelPage,
     OperationAnswer,
     ProviderAdapter,
     Target,
@@ -146,12 +148,20 @@ class BedrockAdapter(ProviderAdapter):
     def probe_request(self, target: Target) -> UpstreamCall:
         """ListFoundationModels, on the control-plane host of the runtime's region (free,
         signed for the same service)."""
+        return self.models_request(target, query="byOutputModality=TEXT")
+
+    def models_request(
+        self, target: Target, cursor: str | None = None, query: str = ""
+    ) -> UpstreamCall:
         origin = target.base_url.origin
         host = _HOST_REGION.match(origin.host)
         base = f"https://bedrock.{host.group(1)}.amazonaws.com" if host else str(target.base_url)
-        url = URL.parse(base).join("foundation-models", "byOutputModality=TEXT")
+        url = URL.parse(base).join("foundation-models", query)
         headers = [("accept", "application/json")]
         return UpstreamCall(url, self.signed(target, url, headers, b"", "GET"), b"", "GET")
+
+    def models_page(self, body: bytes, target: Target) -> ModelPage:
+        return model_lists.bedrock_page(body)
 
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json

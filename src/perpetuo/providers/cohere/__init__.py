@@ -10,9 +10,12 @@ objects classified by their status (errors.py).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlencode
 
+from perpetuo.providers import model_lists
 from perpetuo.providers.base import (
     Json,
+    ModelPage,
     OperationAnswer,
     ProviderAdapter,
     Target,
@@ -52,6 +55,14 @@ class CohereAdapter(ProviderAdapter):
         return UpstreamCall(
             target.base_url.join("v1/models", "page_size=1"), self.headers(target), b"", "GET"
         )
+
+    def models_request(self, target: Target, cursor: str | None = None) -> UpstreamCall:
+        query = urlencode({"page_size": 1000, **({"page_token": cursor} if cursor else {})})
+        url = target.base_url.join("v1/models", query)
+        return UpstreamCall(url, self.headers(target), b"", "GET")
+
+    def models_page(self, body: bytes, target: Target) -> ModelPage:
+        return model_lists.cohere_page(body)
 
     # -- chat ------------------------------------------------------------------------------
 

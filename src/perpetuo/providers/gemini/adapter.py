@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlencode
 
+from perpetuo.providers import model_lists
 from perpetuo.providers.base import (
     Json,
+    ModelPage,
     OperationAnswer,
     ProviderAdapter,
     Target,
@@ -81,6 +84,13 @@ class GeminiAdapter(ProviderAdapter):
         return UpstreamCall(
             self._join(target, "models", "pageSize=1"), self.headers(target), b"", "GET"
         )
+
+    def models_request(self, target: Target, cursor: str | None = None) -> UpstreamCall:
+        query = urlencode({"pageSize": 1000, **({"pageToken": cursor} if cursor else {})})
+        return UpstreamCall(self._join(target, "models", query), self.headers(target), b"", "GET")
+
+    def models_page(self, body: bytes, target: Target) -> ModelPage:
+        return model_lists.gemini_page(body)
 
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json

@@ -23,9 +23,11 @@ import os
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import msgspec
 
+from perpetuo.providers import model_lists
 from perpetuo.providers.anthropic import AnthropicAdapter
 from perpetuo.providers.anthropic.errors import http_error as anthropic_error
 from perpetuo.providers.anthropic.request import translate_request
@@ -33,6 +35,7 @@ from perpetuo.providers.anthropic.response import translate_response
 from perpetuo.providers.base import (
     CloudAccess,
     Json,
+    ModelPage,
     OperationAnswer,
     ProviderAdapter,
     Target,
@@ -145,6 +148,15 @@ class VertexAdapter(ProviderAdapter):
         path = f"{version}/projects/{target.project}/locations/{target.region}/models"
         url = target.base_url.join(path, "pageSize=1")
         return UpstreamCall(url, self.headers(target), b"", "GET")
+
+    def models_request(self, target: Target, cursor: str | None = None) -> UpstreamCall:
+        """Google's publisher models (Gemini, Imagen, embeddings): what aliases name."""
+        query = urlencode({"pageSize": 1000, **({"pageToken": cursor} if cursor else {})})
+        url = target.base_url.join("v1beta1/publishers/google/models", query)
+        return UpstreamCall(url, self.headers(target), b"", "GET")
+
+    def models_page(self, body: bytes, target: Target) -> ModelPage:
+        return model_lists.vertex_page(body)
 
     def chat_request(
         self, request: ChatCompletionRequest, target: Target, extras: Json

@@ -11,6 +11,8 @@ from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
 from perpetuo.api.admin.responses import WORKSPACE, WORKSPACE_ROLE, errors
 from perpetuo.control import credentials as service
 from perpetuo.control.connection_test import test_connection
+from perpetuo.control.model_discovery import discover_for_credential
+from perpetuo.metering.pricing import default_catalog
 
 router = APIRouter(
     prefix="/api/workspaces/{workspace_id}/credentials",
@@ -75,3 +77,21 @@ async def test_credential(
 ) -> dict[str, Any]:
     row, secret = await service.load_secret(plane, actor, workspace_id, credential_id)
     return one(await test_connection(request.app.state.http, row, secret, plane.egress))
+
+
+@router.post(
+    "/{credential_id}/models",
+    summary="List the provider's models with this credential, each with a proposed alias",
+    description="Calls the provider's model list (every page) and proposes an alias per model "
+    "with what the pricing catalog knows of it: prices (USD per million tokens), output limit "
+    "and context window. Nothing is created; aliases are made with the models API.",
+    responses={**WITH_SECRET, **errors(502)},
+)
+async def credential_models(
+    workspace_id: str, credential_id: str, actor: ActorDep, plane: PlaneDep, request: Request
+) -> dict[str, Any]:
+    row, secret = await service.load_secret(plane, actor, workspace_id, credential_id)
+    found = await discover_for_credential(
+        request.app.state.http, row, secret, plane.egress, default_catalog()
+    )
+    return {"object": "list", "data": found}

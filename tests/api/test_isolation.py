@@ -272,6 +272,7 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
         "admin", fresh=_fresh_credential
     ),
     ("POST", "/api/workspaces/{workspace_id}/credentials/{credential_id}/test"): Route("admin"),
+    ("POST", "/api/workspaces/{workspace_id}/credentials/{credential_id}/models"): Route("admin"),
     ("GET", "/api/workspaces/{workspace_id}/models"): Route("viewer"),
     ("POST", "/api/workspaces/{workspace_id}/models"): Route(
         "admin",
@@ -437,6 +438,8 @@ async def test_roles_in_ones_own_workspace(world):
                 assert (
                     response.status_code == 200
                 )  # the upstream is unreachable: ok=false, still 200
+            elif template.endswith("/credentials/{credential_id}/models"):
+                assert response.status_code == 502, response.text  # the upstream is unreachable
             else:
                 assert response.status_code in (200, 201, 204), (role, method, path, response.text)
 

@@ -254,3 +254,39 @@ def test_unknown_sessions_and_methods(tenant):
     assert response.status_code == 405 and response.headers["allow"] == "POST"
     response = httpx.get(f"{tenant.gw.url}/v1/chat/sessions/cs_nope", headers=tenant.auth)
     assert response.status_code == 404 and response.json()["error"]["param"] == "session_id"
+
+
+def test_sessions_are_kept_for_the_workspaces_retention(gateway):
+    short = Tenant(gateway, {"chat_session_retention_days": 2})
+    made = create(short)
+    assert made["expires_at"] - made["created_at"] == 2 * 86400
+    say(short, made["id"], "still here")
+    held = short.client.get(f"/chat/sessions/{made['id']}", cast_to=object)
+    assert 2 * 86400 - 5 <= held["expires_at"] - held["updated_at"] <= 2 * 86400 + 5
+
+
+def test_the_workspace_exports_its_sessions_as_json(gateway):
+    owner = Tenant(gateway, {})
+    other = Tenant(gateway, {})
+    mine = create(owner, metadata={"who": "owner"})["id"]
+    say(owner, mine, "remember the lighthouse")
+    theirs = create(other)["id"]
+    exported = until(
+        lambda: (
+            (r := owner.admin("GET", "/chat-sessions/export.json"))
+            and "Echo: remember the lighthouse" in r.text
+            and r
+        )
+    )
+    assert exported.headers["content-type"].startswith("application/json")
+    body = exported.json()
+    assert body["object"] == "chat_session_export" and body["workspace_id"] == owner.id
+    (session,) = body["sessions"]
+    assert session["id"] == mine and session["metadata"] == {"who": "owner"}
+    assert [m["message"]["content"] for m in session["messages"]] == [
+        "remember the lighthouse",
+        "Echo: remember the lighthouse",
+    ]
+    assert theirs not in exported.text
+    audit = owner.admin("GET", "/audit", params={"action": "chat_session.export"}).json()
+    assert audit["data"], "exports are audited"

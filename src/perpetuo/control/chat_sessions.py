@@ -215,27 +215,49 @@ class ChatSessionStore:
         self, workspace_id: str, session_id: str, caller: Caller | None
     ) -> Conversation | None:
         """The session and its messages after the summary (the newest MAX_READ of them),
-        with those this instance has queued; None when the caller has no such session."""
+        with those this instance has queued; None when the caller has no such session.
+        One query: the session's columns come with each of its messages."""
         queued = [a for a in self._writer.unwritten() if a.session_id == session_id]
-        async with self.db.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(sessions_t).where(
-                        sessions_t.c.id == session_id, self._visible(workspace_id, caller)
-                    )
+        m = messages_t.c
+        after_summary = or_(
+            sessions_t.c.summarized_through.is_(None), m.seq > sessions_t.c.summarized_through
+        )
+        query = (
+            select(
+                sessions_t,
+                m.seq,
+                m.id.label("message_id"),
+                m.message,
+                m.tokens,
+                m.request_id,
+                m.created_at.label("message_created_at"),
+            )
+            .select_from(
+                sessions_t.outerjoin(
+                    messages_t, and_(m.session_id == sessions_t.c.id, after_summary)
                 )
-            ).first()
-            if row is None:
-                return None
-            session = ChatSession.from_row(row)
-            query = select(messages_t).where(messages_t.c.session_id == session_id)
-            if session.summarized_through is not None:
-                query = query.where(messages_t.c.seq > session.summarized_through)
-            rows = (
-                await conn.execute(query.order_by(messages_t.c.seq.desc()).limit(MAX_READ))
-            ).all()
-        messages = [_message(r) for r in reversed(rows)]
-        return Conversation(session, _merged(messages, queued))
+            )
+            .where(sessions_t.c.id == session_id, self._visible(workspace_id, caller))
+            .order_by(m.seq.desc())
+            .limit(MAX_READ)
+        )
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return None
+        messages = [
+            StoredMessage(
+                id=r.message_id,
+                message=r.message,
+                tokens=r.tokens,
+                created_at=r.message_created_at,
+                request_id=r.request_id,
+                seq=r.seq,
+            )
+            for r in reversed(rows)
+            if r.seq is not None
+        ]
+        return Conversation(ChatSession.from_row(rows[0]), _merged(messages, queued))
 
     async def messages(self, session_id: str) -> list[StoredMessage]:
         """Every message of the session, written or queued, oldest first (for exports)."""

@@ -327,10 +327,15 @@ credit_ledger = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("workspace_id", String(40), nullable=False),
-    Column("kind", String(16), nullable=False),  # grant | usage | adjustment
+    # grant | usage | adjustment, and from billing: purchase | plan | refund | dispute | trial
+    # | coupon | referral | expiry
+    Column("kind", String(16), nullable=False),
     Column("amount_micros", BigInteger, nullable=False),  # + adds credit, - spends it
     Column("note", String(300)),
     Column("actor_id", String(40)),
+    # What caused a billing entry (a Stripe PaymentIntent or event id, a coupon, a trial):
+    # unique, so the same cause can never move the balance twice.
+    Column("reference", String(120), unique=True),
     _created(),
     Index("ix_credit_ledger_workspace", "workspace_id", "created_at"),
 )
@@ -450,3 +455,6 @@ mail_outbox = Table(
     Index("ix_mail_outbox_due", "status", "next_attempt_at"),
     Index("ix_mail_outbox_created", "created_at"),
 )
+
+# Billing's tables live in their own module, on this metadata (imported last: it needs it).
+from perpetuo.store import billing_tables  # noqa: E402, F401

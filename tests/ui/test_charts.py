@@ -43,6 +43,41 @@ def test_a_bar_chart_scales_bars_to_the_axis_and_says_when_empty():
     assert "<title>2025-05-01 04:00: 4</title>" in svg
 
 
+def _x_ticks(svg: str) -> list[tuple[float, str]]:
+    found = re.findall(r'<text class="axis-label" x="([\d.]+)" y="192" [^>]*>([^<]+)</text>', svg)
+    return [(float(x), text) for x, text in found]
+
+
+def _even(values: list[float]) -> bool:
+    gaps = [b - a for a, b in zip(values, values[1:], strict=False)]
+    return len(gaps) >= 2 and max(gaps) - min(gaps) < 0.2
+
+
+@pytest.mark.parametrize(
+    ("start", "count", "step", "last"),
+    [
+        # 7 days by the hour, ending mid-afternoon: every midnight, the last day included.
+        (dt.datetime(2025, 11, 26, 14, tzinfo=dt.UTC), 168, dt.timedelta(hours=1), "Dec 03"),
+        # 30 days by the day.
+        (dt.datetime(2025, 11, 4, tzinfo=dt.UTC), 30, dt.timedelta(days=1), "Dec 03"),
+        # 24 hours: whole hours apart, the latest hour labelled.
+        (dt.datetime(2025, 12, 2, 14, tzinfo=dt.UTC), 24, dt.timedelta(hours=1), "13:00"),
+    ],
+)
+def test_time_axis_ticks_are_even_and_label_the_latest_bucket(start, count, step, last):
+    labels = [start + step * i for i in range(count)]
+    svg = bar_chart("Requests", labels, [0] * (count - 1) + [3], whole=True)
+    ticks = _x_ticks(svg)
+    assert 4 <= len(ticks) <= 7 and ticks[-1][1] == last
+    assert _even([x for x, _ in ticks])  # evenly spaced on the chart...
+    fmt = "%H:%M" if ":" in last else "%b %d"
+    moments = [dt.datetime.strptime(f"2025 {text}", f"%Y {fmt}") for _, text in ticks]
+    for i in range(1, len(moments)):  # hours past midnight belong to the next day
+        while moments[i] < moments[i - 1]:
+            moments[i] += dt.timedelta(days=1)
+    assert _even([m.timestamp() for m in moments])  # ...and in time
+
+
 def test_dollar_ticks_have_enough_decimals_to_differ():
     ticks = {axis_usd([0.000012])(v) for v in (0, 0.000005, 0.00001, 0.000015, 0.00002)}
     assert len(ticks) == 5

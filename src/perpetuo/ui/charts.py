@@ -37,13 +37,25 @@ def nice_max(value: float, *, whole: bool = False) -> float:
     return 4 * (max(1.0, step) if whole else step)
 
 
+MAX_TICKS = 7
+HOUR_STEPS = (1, 2, 3, 4, 6, 12)
+DAY_STEPS = (1, 2, 3, 5, 7, 14, 30, 61, 91)
+
+
 def _x_labels(labels: Sequence[dt.datetime], hourly: bool) -> list[tuple[int, str]]:
-    """At most five evenly spaced labels."""
+    """Ticks a whole number of hours (within a day) or days apart, counted back from the last
+    bucket, so they are evenly spaced and the latest hour or day, where new data lands, is
+    always labelled. Over several days the ticks sit on midnights."""
     if not labels:
         return []
-    step = max(1, math.ceil(len(labels) / 5))
-    fmt = "%H:%M" if hourly and labels[-1] - labels[0] <= dt.timedelta(days=1) else "%b %d"
-    return [(i, labels[i].strftime(fmt)) for i in range(0, len(labels), step)]
+    if hourly and labels[-1] - labels[0] <= dt.timedelta(days=1):
+        points, steps, fmt = list(range(len(labels))), HOUR_STEPS, "%H:%M"
+    else:
+        points = [i for i, label in enumerate(labels) if label.hour == 0] or [len(labels) - 1]
+        steps, fmt = DAY_STEPS, "%b %d"
+    step = next((s for s in steps if math.ceil(len(points) / s) <= MAX_TICKS), steps[-1])
+    chosen = points[::-1][::step][::-1]
+    return [(i, labels[i].strftime(fmt)) for i in chosen]
 
 
 @dataclass(frozen=True)

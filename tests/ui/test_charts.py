@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 
 import pytest
@@ -49,7 +50,7 @@ def _x_ticks(svg: str) -> list[tuple[float, str]]:
 
 
 def _even(values: list[float]) -> bool:
-    gaps = [b - a for a, b in zip(values, values[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(values)]
     return len(gaps) >= 2 and max(gaps) - min(gaps) < 0.2
 
 

@@ -40,6 +40,7 @@ LIMIT_DEFAULTS = {
     "alert_webhook_url": None,
     "cache": None,  # response cache and guardrails: off until set (docs/caching.md)
     "guardrails": None,
+    "cors_origins": None,  # browser origins besides the server's own (docs/api.md#cors)
 }
 
 

@@ -3,6 +3,8 @@ which), the x-ratelimit-* header format, and choosing a backend from settings.""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from pydantic import ValidationError
 
@@ -23,11 +25,29 @@ from tests.support.plane import make_plane
 def test_plan_tiers_are_the_offered_numbers():
     table = {name: (p.rpm, p.tpm, p.daily_tokens, p.monthly_tokens) for name, p in PLANS.items()}
     assert table == {
-        "free": (10, 10_000, 1_000, 10_000),
-        "starter": (60, 100_000, 20_000, 500_000),
-        "pro": (200, 500_000, 100_000, 2_000_000),
-        "enterprise": (1_000, 2_000_000, 500_000, 10_000_000),
+        "free": (10, 10_000, 600_000, 5_000_000),
+        "starter": (60, 100_000, 6_000_000, 50_000_000),
+        "pro": (200, 500_000, 30_000_000, 250_000_000),
+        "enterprise": (1_000, 2_000_000, 120_000_000, 1_000_000_000),
     }
+
+
+@pytest.mark.parametrize("name", list(PLANS))
+def test_every_tier_nests_its_windows(name):
+    """A quota never runs out before the rate it sits over could be used for a while: a day
+    holds an hour at the full token rate, a month a week of full days."""
+    plan = PLANS[name]
+    assert plan.rpm and plan.tpm and plan.daily_tokens and plan.monthly_tokens
+    assert plan.rpm <= plan.tpm  # a request is at least a token
+    assert plan.daily_tokens >= 60 * plan.tpm
+    assert plan.monthly_tokens >= 7 * plan.daily_tokens
+
+
+def test_higher_tiers_never_allow_less():
+    tiers = list(PLANS.values())
+    for lower, higher in itertools.pairwise(tiers):
+        for limit in ("rpm", "tpm", "daily_tokens", "monthly_tokens"):
+            assert getattr(higher, limit) >= getattr(lower, limit), limit
 
 
 def test_workspace_scope_is_plan_then_overrides_then_budget():
@@ -37,8 +57,8 @@ def test_workspace_scope_is_plan_then_overrides_then_budget():
     assert workspace.scope_limits() == ScopeLimits(
         rpm=50,
         tpm=500_000,
-        daily_tokens=100_000,
-        monthly_tokens=2_000_000,
+        daily_tokens=30_000_000,
+        monthly_tokens=250_000_000,
         max_parallel=4,
         budget_usd=20,
         budget_soft_usd=15,

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import insert
 
-from perpetuo.limits import WorkspaceLimits
+from perpetuo.limits import PLANS, WorkspaceLimits
 from perpetuo.limits.history import DatabaseHistory
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.schema.errors import ErrorCode, GatewayError
@@ -43,14 +43,15 @@ async def test_tpm_reserves_the_estimate_and_settles_the_difference(backends):
 
 async def test_a_request_over_the_whole_tpm_gets_a_clear_error(backends):
     limits = engine(backends())
+    prompt = PLANS["free"].tpm - 1000
     with pytest.raises(GatewayError) as refused:
         await limits.admit(
             make_request(
-                workspace=WorkspaceLimits(plan="free"), prompt_tokens=9000, max_output_tokens=4096
+                workspace=WorkspaceLimits(plan="free"), prompt_tokens=prompt, max_output_tokens=4096
             )
         )
     assert refused.value.code == ErrorCode.RATE_LIMIT_TOKENS
-    assert "too large" in refused.value.message and "13096" in refused.value.message
+    assert "too large" in refused.value.message and str(prompt + 4096) in refused.value.message
 
 
 async def test_daily_quota_resets_at_utc_midnight_and_monthly_at_month_end(backends):
@@ -84,7 +85,10 @@ async def test_daily_quota_resets_at_utc_midnight_and_monthly_at_month_end(backe
 
 async def test_plan_quota_for_the_workspace_and_user_scope(backends):
     limits = engine(backends())
-    workspace = WorkspaceLimits(plan="free", user_limits={"daily_tokens": 300})
+    # The free plan with its daily quota lowered to 1000 (its other limits stay the plan's).
+    workspace = WorkspaceLimits(
+        plan="free", limits={"daily_tokens": 1000}, user_limits={"daily_tokens": 300}
+    )
     ok = await limits.admit(
         make_request(user_id="usr_1", workspace=workspace, max_output_tokens=300)
     )

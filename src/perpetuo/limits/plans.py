@@ -56,12 +56,14 @@ class ScopeLimits:
 EMPTY = ScopeLimits()
 
 # The plan tiers, exactly as offered: requests/minute, tokens/minute, tokens/day, tokens/month.
+# They nest: the per-minute rates shape bursts, a day holds an hour at the full token rate,
+# and a month a week of full days (tests/limits/test_plans_and_settings.py checks each tier).
 PLANS: dict[str, ScopeLimits] = {
-    "free": ScopeLimits(rpm=10, tpm=10_000, daily_tokens=1_000, monthly_tokens=10_000),
-    "starter": ScopeLimits(rpm=60, tpm=100_000, daily_tokens=20_000, monthly_tokens=500_000),
-    "pro": ScopeLimits(rpm=200, tpm=500_000, daily_tokens=100_000, monthly_tokens=2_000_000),
+    "free": ScopeLimits(rpm=10, tpm=10_000, daily_tokens=600_000, monthly_tokens=5_000_000),
+    "starter": ScopeLimits(rpm=60, tpm=100_000, daily_tokens=6_000_000, monthly_tokens=50_000_000),
+    "pro": ScopeLimits(rpm=200, tpm=500_000, daily_tokens=30_000_000, monthly_tokens=250_000_000),
     "enterprise": ScopeLimits(
-        rpm=1_000, tpm=2_000_000, daily_tokens=500_000, monthly_tokens=10_000_000
+        rpm=1_000, tpm=2_000_000, daily_tokens=120_000_000, monthly_tokens=1_000_000_000
     ),
 }
 PlanName = Literal["free", "starter", "pro", "enterprise"]

@@ -46,7 +46,9 @@ class Visitor:
     ip: str | None
     user_agent: str | None
     memberships: list[Membership] = field(default_factory=list)
-    email_verified: bool = True  # False: the layout shows a banner with a resend button
+    email_verified: bool = True
+    # Unverified on a server that sends mail: the layout shows a banner with a resend button.
+    needs_verification: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -129,6 +131,7 @@ async def find_visitor(request: Request) -> Visitor | None:
         user_agent=request.headers.get("user-agent"),
         memberships=[Membership(r.workspace_id, r.name, Role.parse(r.role)) for r in rows],
         email_verified=row.email_verified_at is not None,
+        needs_verification=row.email_verified_at is None and plane.mail.enabled,
     )
 
 

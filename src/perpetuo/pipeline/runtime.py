@@ -274,6 +274,8 @@ class Gateway:
         await self.plane.changes.stop()
         await self.plane.mail.aclose()
         await self.plane.throttle.aclose()
+        if self.authenticator.throttle is not None:
+            await self.authenticator.throttle.aclose()
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
         await self.limits.aclose()

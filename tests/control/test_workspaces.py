@@ -28,8 +28,15 @@ async def plane(store_url):
     await plane.db.dispose()
 
 
-# Limits, budgets and credits settings, all unset by default (no plan: no limits).
-LIMIT_DEFAULTS = {
+# Defaults a user relies on. Settings added later need no change here: the whole view is
+# compared with the model's defaults, and these are checked to be among them.
+KNOWN_DEFAULTS = {
+    "default_strategy": "default",
+    "log_retention_days": 30,
+    "log_request_bodies": False,
+    "response_retention_days": 30,
+    "chat_session_retention_days": 30,
+    # Limits, budgets and credits: all unset (no plan: no limits).
     "plan": None,
     "limits": None,
     "user_limits": None,
@@ -42,6 +49,18 @@ LIMIT_DEFAULTS = {
     "guardrails": None,
     "cors_origins": None,  # browser origins besides the server's own (docs/api.md#cors)
 }
+
+
+def settings_with(**changed: object) -> dict[str, object]:
+    """Every setting at its default, `changed` over them."""
+    return {**workspaces.WorkspaceSettings().model_dump(), **changed}
+
+
+def test_every_setting_has_its_known_default_and_can_be_patched():
+    defaults = settings_with()
+    assert KNOWN_DEFAULTS.items() <= defaults.items()
+    # A setting that could not be patched (or reset with null) could never be changed.
+    assert set(workspaces.SettingsPatch.model_fields) == set(defaults)
 
 
 def person(user_id: str) -> Actor:
@@ -78,24 +97,14 @@ async def test_settings_patch_merge_reset_and_refresh_routing(plane):
     )
     ws = created["id"]
     assert created["role"] == "owner"
-    assert created["settings"] == {
-        "default_strategy": "default",
-        "log_retention_days": 7,
-        "log_request_bodies": False,
-        "response_retention_days": 30,
-        **LIMIT_DEFAULTS,
-    }
+    assert created["settings"] == settings_with(log_retention_days=7)
     update_ = workspaces.WorkspaceUpdate.model_validate(
         {"settings": {"default_strategy": "cheapest", "log_request_bodies": True}}
     )
     after = await workspaces.update_workspace(plane, person(owner), ws, update_)
-    assert after["settings"] == {
-        "default_strategy": "cheapest",
-        "log_retention_days": 7,
-        "log_request_bodies": True,
-        "response_retention_days": 30,
-        **LIMIT_DEFAULTS,
-    }
+    assert after["settings"] == settings_with(
+        default_strategy="cheapest", log_retention_days=7, log_request_bodies=True
+    )
     async with plane.db.connect() as conn:
         row = await workspaces.get_row(conn, ws)
     assert row.settings == {

@@ -273,7 +273,7 @@ def test_the_workspace_exports_its_sessions_as_json(gateway):
     theirs = create(other)["id"]
     exported = until(
         lambda: (
-            (r := owner.admin("GET", "/chat-sessions/export.json"))
+            (r := owner.admin("GET", "/chat-sessions.json"))
             and "Echo: remember the lighthouse" in r.text
             and r
         )

@@ -300,7 +300,7 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/workspaces/{workspace_id}/logs/{request_id}"): Route("viewer", fresh=_fresh_log),
     ("GET", "/api/workspaces/{workspace_id}/cache"): Route("viewer"),
     ("GET", "/api/workspaces/{workspace_id}/chat-sessions"): Route("viewer"),
-    ("GET", "/api/workspaces/{workspace_id}/chat-sessions/export.json"): Route("admin"),
+    ("GET", "/api/workspaces/{workspace_id}/chat-sessions.json"): Route("admin"),
     ("GET", "/api/workspaces/{workspace_id}/chat-sessions/{session_id}"): Route("admin"),
     ("DELETE", "/api/workspaces/{workspace_id}/chat-sessions/{session_id}"): Route(
         "admin", fresh=_fresh_session
@@ -529,7 +529,7 @@ async def test_chat_sessions_are_their_makers_alone(world):
     mine = await http.get(f"/v1/chat/sessions/{session}", headers=bearer(same_person))
     assert mine.status_code == 200 and f"secret of {a.marker}" in mine.text
     export = await world.call(
-        a.tokens["admin"], "GET", f"/api/workspaces/{a.workspace_id}/chat-sessions/export.json"
+        a.tokens["admin"], "GET", f"/api/workspaces/{a.workspace_id}/chat-sessions.json"
     )
     assert export.status_code == 200 and f"secret of {a.marker}" in export.text
     assert b.marker not in export.text and b.ids["session_id"] not in export.text

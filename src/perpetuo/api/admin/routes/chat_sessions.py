@@ -1,12 +1,13 @@
 """/api/workspaces/{workspace_id}/chat-sessions: the conversations kept for the workspace's
-keys (list, read, delete, export as JSON)."""
+keys (list, read, delete); /chat-sessions.json: all of them, exported as one JSON document."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
@@ -15,9 +16,7 @@ from perpetuo.control import chat_session_admin as service
 from perpetuo.control.chat_sessions import ChatSessionStore
 
 router = APIRouter(
-    prefix="/api/workspaces/{workspace_id}/chat-sessions",
-    tags=["Chat sessions"],
-    responses=WORKSPACE,
+    prefix="/api/workspaces/{workspace_id}", tags=["Chat sessions"], responses=WORKSPACE
 )
 
 
@@ -29,7 +28,17 @@ class JSONStream(StreamingResponse):
     media_type = "application/json"
 
 
-@router.get("", summary="List the workspace's chat sessions (newest first)")
+class ChatSessionExport(BaseModel):
+    """What the export holds (written in pieces, so that a large workspace is never held
+    in memory whole)."""
+
+    object: Literal["chat_session_export"]
+    workspace_id: str
+    exported_at: str = Field(description="ISO 8601, UTC")
+    sessions: list[dict[str, Any]] = Field(description="Each session with its messages")
+
+
+@router.get("/chat-sessions", summary="List the workspace's chat sessions (newest first)")
 async def list_sessions(
     workspace_id: str,
     request: Request,
@@ -44,12 +53,17 @@ async def list_sessions(
     return page(result, service.listed_view)
 
 
-# Declared before /{session_id}, which would otherwise take "export.json" for an id.
 @router.get(
-    "/export.json",
+    "/chat-sessions.json",
     summary="Export every chat session with its messages as JSON (admins; audited)",
     response_class=JSONStream,
-    responses=json_errors(*WORKSPACE_ROLE),
+    responses={
+        200: {
+            "description": "Every session, with its messages",
+            "content": {"application/json": {"schema": ChatSessionExport.model_json_schema()}},
+        },
+        **json_errors(*WORKSPACE_ROLE),
+    },
 )
 async def export_sessions(
     workspace_id: str, request: Request, actor: ActorDep, plane: PlaneDep
@@ -60,7 +74,7 @@ async def export_sessions(
 
 
 @router.get(
-    "/{session_id}",
+    "/chat-sessions/{session_id}",
     summary="A chat session with its messages (admins)",
     responses=WORKSPACE_ROLE,
 )
@@ -71,7 +85,7 @@ async def get_session(
 
 
 @router.delete(
-    "/{session_id}",
+    "/chat-sessions/{session_id}",
     status_code=204,
     summary="Delete a chat session and its messages (admins; audited)",
     responses=WORKSPACE_ROLE,

@@ -67,6 +67,7 @@ class SessionCreate(msgspec.Struct, forbid_unknown_fields=True):
     summary_model: Name | None = None
 
 
+_SESSION_MODEL = "session"  # stands for the session's model while the request is validated
 _create_decoder = msgspec.json.Decoder(SessionCreate)
 _object_decoder = msgspec.json.Decoder(dict[str, Any])
 _encode = msgspec.json.Encoder().encode
@@ -183,13 +184,18 @@ async def _post(
     n = params.get("n")
     if n is not None and n != 1:
         raise bad_request("A chat session keeps one answer per message: `n` must be 1.", param="n")
+    # Validated before the history is read: a bad request costs no database read.
+    named = "model" in params  # else the session's model, once the session is read
+    if not named:
+        params["model"] = _SESSION_MODEL
+    chat_request, extras = decode_chat_request(_encode(params))
     conversation = await gw.chat_sessions.conversation(
         principal.workspace_id or "", session_id, caller_of(principal)
     )
     if conversation is None:
         raise not_found(session_id)
-    params.setdefault("model", conversation.session.model)
-    chat_request, extras = decode_chat_request(_encode(params))
+    if not named:
+        chat_request = msgspec.structs.replace(chat_request, model=conversation.session.model)
     result = await post_messages(gw, ctx, conversation, chat_request, extras)
     headers = [
         *response_headers(ctx, result.deployment),

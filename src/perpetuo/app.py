@@ -16,6 +16,7 @@ from perpetuo.auth.secrets import DerivedKeys, load_server_secret
 from perpetuo.auth.throttle import login_throttle
 from perpetuo.cache.service import ResponseCache, build_response_cache
 from perpetuo.config import GatewayConfig, Settings, load_config
+from perpetuo.control.billing import build_billing
 from perpetuo.control.changes import (
     CACHE_PURGED,
     KEY,
@@ -95,6 +96,9 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     limits.alerts.egress = plane.egress
     limits.alerts.listeners.append(budget_alert_mailer(plane.mail, plane.db))
     plane.credit_listener = limits.credits_granted
+    plane.billing = build_billing(config.billing, settings, plane)
+    if plane.billing is not None and limits.ledger is not None:
+        plane.billing.pending_usage = limits.ledger.pending
     plane.changes.subscribe(WORKSPACE, workspace_routes.invalidate)
     plane.changes.subscribe(WORKSPACE_DELETED, workspace_routes.invalidate)
     plane.changes.subscribe(WORKSPACE_DELETED, keys.invalidate_workspace)

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from perpetuo.cache.policy import CachePolicy
+from perpetuo.config.billing import BillingConfig
 from perpetuo.guardrails.policy import GuardrailPolicy
 from perpetuo.schema.endpoints import Endpoint
 from perpetuo.transport.proxy import Proxy
@@ -515,6 +516,7 @@ class GatewayConfig(_Strict):
     upstream_limits: UpstreamLimitsConfig = Field(default_factory=UpstreamLimitsConfig)
     egress: EgressConfig = Field(default_factory=EgressConfig)
     public: PublicConfig = Field(default_factory=PublicConfig)
+    billing: BillingConfig = Field(default_factory=BillingConfig)
     # provider -> the variable its api_key is read from (set by the loader).
     _key_variables: dict[str, KeySource] = PrivateAttr(default_factory=dict)
 

@@ -172,6 +172,24 @@ class Settings(BaseSettings):
         description="Requests with a missing or unknown API key one client address may make "
         "per minute before getting 429 without any key lookup; 0: no limit",
     )
+    stripe_secret_key: SecretStr | None = Field(
+        default=None, description="Stripe secret key (sk_live_... or sk_test_...) for billing"
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="Signing secret (whsec_...) of the Stripe webhook endpoint"
+    )
+    stripe_webhook_tolerance: int = Field(
+        default=300, ge=10, le=3600, description="Seconds a webhook's signature stays valid"
+    )
+    stripe_api_base: str | None = Field(
+        default=None, description="Another Stripe API address (a local fake in tests)"
+    )
+    billing_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between billing passes (automatic recharges, low-balance mail, "
+        "trial ends and reminders, grace periods)",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from perpetuo.auth.credential_crypto import Keyring
 from perpetuo.auth.secrets import DerivedKeys
@@ -12,6 +13,9 @@ from perpetuo.control.changes import ChangeFeed
 from perpetuo.control.mail import Mailer
 from perpetuo.store.database import Database
 from perpetuo.transport.egress import EgressPolicy
+
+if TYPE_CHECKING:
+    from perpetuo.control.billing import Billing
 
 
 @dataclass
@@ -39,3 +43,5 @@ class ControlPlane:
     # Mail (control/mail/): a Mailer without SMTP settings queues nothing.
     mail: Mailer = field(default_factory=Mailer)
     require_email_verification: bool = False
+    # Selling credits and plans (control/billing/): None on a server that sells nothing.
+    billing: Billing | None = None

@@ -218,6 +218,8 @@ class Gateway:
         await self.responses.start()
         await self.chat_sessions.start()
         await self.plane.mail.start(self.plane.db)  # delivers the outbox, when mail is set up
+        if self.plane.billing is not None:
+            await self.plane.billing.start()  # recharges, trial ends, grace periods
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
         self._tasks.append(asyncio.create_task(self._prune_logs_forever()))
         await self.router.start()  # active health checks, where configured
@@ -272,6 +274,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.plane.changes.stop()
+        if self.plane.billing is not None:
+            await self.plane.billing.aclose()
         await self.plane.mail.aclose()
         await self.plane.throttle.aclose()
         if self.authenticator.throttle is not None:

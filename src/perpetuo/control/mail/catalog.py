@@ -21,6 +21,7 @@ TEMPLATES: dict[str, str | None] = {
     "password_reset": None,
     "invite": None,
     "payment_failed": None,
+    "receipt": None,
     "trial_ending": "billing",
     "low_balance": "balance",
     "budget_alert": "budget",

@@ -29,6 +29,8 @@ sso_providers = Table(
     Column("kind", String(16), nullable=False),  # oidc | google
     Column("issuer", String(500), nullable=False),
     Column("client_id", String(255), nullable=False),
+    # How the client authenticates at the token endpoint, as registered at the provider.
+    Column("token_auth_method", String(32), nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),  # the client secret, sealed
     Column("nonce", LargeBinary, nullable=False),
     Column("key_id", String(40), nullable=False),

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("issuer", sa.String(500), nullable=False),
         sa.Column("client_id", sa.String(255), nullable=False),
+        sa.Column("token_auth_method", sa.String(32), nullable=False),
         sa.Column("ciphertext", sa.LargeBinary, nullable=False),
         sa.Column("nonce", sa.LargeBinary, nullable=False),
         sa.Column("key_id", sa.String(40), nullable=False),

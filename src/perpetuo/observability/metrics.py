@@ -33,7 +33,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 WORKSPACE = "workspace"
 # Anything else (e.g. 404s): "other".
-ENDPOINTS = frozenset({"chat", "embeddings", "models", *OPERATION_ENDPOINTS})
+ENDPOINTS = frozenset({"chat", "chat_sessions", "embeddings", "models", *OPERATION_ENDPOINTS})
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 WRITER_STATES = {"ok": 0, "degraded": 1, "full": 2}
 

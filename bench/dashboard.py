@@ -36,7 +36,7 @@ from perpetuo.control import api_keys, credentials, models, sessions, workspaces
 from perpetuo.control.accounts import UserCreate, create_user
 from perpetuo.control.actor import CLI_ACTOR, Actor
 from perpetuo.metering.record import RequestRecord
-from perpetuo.metering.rollup import COUNTERS, fold
+from perpetuo.metering.rollup import COUNTERS, add_into, fold
 from perpetuo.store.migrate import upgrade
 from perpetuo.store.schema import memberships
 
@@ -135,9 +135,7 @@ def fill(path: Path, batches: list[Iterator[RequestRecord]]) -> int:
             with db:
                 db.executemany(insert_log, [_log_row(r) for r in chunk])
             for key, counters in fold(chunk).items():
-                total = rollups.setdefault(key, dict.fromkeys(COUNTERS, 0))
-                for name, value in counters.items():
-                    total[name] += value
+                add_into(rollups.setdefault(key, dict.fromkeys(COUNTERS, 0)), counters)
             written += len(chunk)
     columns = ("workspace_id", "bucket", "dim", "value", *COUNTERS)
     insert_rollup = (

@@ -8,6 +8,7 @@ import time
 from sqlalchemy import func, select
 
 from perpetuo.metering.record import RequestRecord
+from perpetuo.metering.rollup import latency_column
 from perpetuo.metering.writer import UsageWriter
 from perpetuo.store.database import Database
 from perpetuo.store.migrate import upgrade
@@ -69,7 +70,8 @@ async def test_batches_and_rollups(store_url, tmp_path):
             1200,
             840,
         )
-        assert row.lat_4 == 120  # 120 ms falls in the (100, 250] bucket
+        assert getattr(row, latency_column(120.0)) == 120  # every request took 120 ms
+        assert row.latency_max_ms == 120.0
         assert (await rollup(db, "tag", "t1"))[0].requests == 120
         assert (await rollup(db, "key", "key_a"))[0].completion_tokens == 600
     finally:

@@ -161,14 +161,22 @@ async def test_request_logs_of_an_older_database_come_through_partitioning(store
         await upgrade(db, "0005")
         old = [record(i, days_ago=i % 3) for i in range(9)]
         # The writer of today also fills the columns later revisions added: lend them.
-        later = {"unit": "VARCHAR(16)", "quantity": "FLOAT NOT NULL DEFAULT 0"}
+        later = {
+            "request_logs": {"unit": "VARCHAR(16)", "quantity": "FLOAT NOT NULL DEFAULT 0"},
+            "usage_rollups": {
+                **{f"lat_{i}": "INTEGER NOT NULL DEFAULT 0" for i in range(15, 41)},
+                "latency_max_ms": "FLOAT NOT NULL DEFAULT 0",
+            },
+        }
         async with db.begin() as conn:
-            for name, kind in later.items():
-                await conn.execute(text(f"ALTER TABLE request_logs ADD COLUMN {name} {kind}"))
+            for table, added in later.items():
+                for name, kind in added.items():
+                    await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
         assert await write_batch(db, old) == 9
         async with db.begin() as conn:
-            for name in later:
-                await conn.execute(text(f"ALTER TABLE request_logs DROP COLUMN {name}"))
+            for table, added in later.items():
+                for name in added:
+                    await conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {name}"))
         await upgrade(db)
         assert await current_revision(db) == HEAD_REVISION
         assert await ids_and_requests() == ({f"req_{i}" for i in range(9)}, 9)
@@ -187,5 +195,49 @@ async def test_request_logs_of_an_older_database_come_through_partitioning(store
         assert await ids_and_requests() == ({*(f"req_{i}" for i in range(9)), "req_100"}, 10)
         await downgrade(db, "0005")
         assert (await ids_and_requests())[0] == {*(f"req_{i}" for i in range(9)), "req_100"}
+    finally:
+        await db.dispose()
+
+
+async def test_rollups_of_an_older_database_keep_their_latency_counts(store_url):
+    """Rollups written with the first latency layout (14 bounds from 10 ms) come through 0012
+    with every request counted, percentiles inside the old bucket and at most the slowest
+    request's bound; downgrading gives the old counts back exactly."""
+    import datetime as dt
+
+    from perpetuo.metering.rollup import percentile
+    from perpetuo.store.schema import LATENCY_COLUMNS, usage_rollups
+
+    db = Database(store_url)
+    hour = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
+    # lat_0: (0, 10] ms, lat_4: (100, 250], lat_14: over 300 s.
+    old = {"lat_0": 90, "lat_4": 9, "lat_14": 1}
+    try:
+        await upgrade(db, "0011")
+        columns = ", ".join(f"lat_{i}" for i in range(15))
+        values = ", ".join(str(old.get(f"lat_{i}", 0)) for i in range(15))
+        async with db.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO usage_rollups (workspace_id, bucket, dim, value, requests, "
+                    "errors, prompt_tokens, completion_tokens, cached_tokens, cost_micros, "
+                    f"cache_hits, saved_cost_micros, latency_sum_ms, {columns}) "
+                    f"VALUES ('ws_default', :hour, 'all', '', 100, 0, 0, 0, 0, 0, 0, 0, "
+                    f"400000.0, {values})"
+                ),
+                {"hour": hour.replace(tzinfo=None) if db.dialect == "sqlite" else hour},
+            )
+        await upgrade(db)
+        async with db.connect() as conn:
+            row = (await conn.execute(select(usage_rollups))).one()
+        histogram = [getattr(row, c) for c in LATENCY_COLUMNS]
+        assert sum(histogram) == 100
+        assert row.latency_max_ms == 400000.0  # over 300 s, and no more than the sum
+        assert 0 < percentile(histogram, 0.5, row.latency_max_ms) <= 10
+        assert 100 < percentile(histogram, 0.95, row.latency_max_ms) <= 250
+        await downgrade(db, "0011")
+        async with db.connect() as conn:
+            back = (await conn.execute(text(f"SELECT {columns} FROM usage_rollups"))).one()
+        assert {f"lat_{i}": n for i, n in enumerate(back) if n} == old
     finally:
         await db.dispose()

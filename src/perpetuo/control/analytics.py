@@ -19,7 +19,7 @@ from perpetuo.control.actor import Actor, Role
 from perpetuo.control.errors import invalid, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.metering.compact import expand_trace
-from perpetuo.metering.rollup import SUMS, percentile
+from perpetuo.metering.rollup import COUNTERS, add_into, percentile
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.schema import LATENCY_COLUMNS, request_logs, usage_rollups
 from perpetuo.store.timeutil import iso, utcnow
@@ -52,6 +52,7 @@ def _row_view(
     bucket: dt.datetime | None, group: str | None, sums: dict[str, Any]
 ) -> dict[str, Any]:
     histogram = [int(sums[c]) for c in LATENCY_COLUMNS]
+    slowest = float(sums["latency_max_ms"])
     requests = int(sums["requests"])
     return {
         "bucket": iso(bucket),
@@ -66,9 +67,9 @@ def _row_view(
         "cache_hits": int(sums["cache_hits"]),
         "saved_usd": int(sums["saved_cost_micros"]) / 1_000_000,
         "latency_avg_ms": round(sums["latency_sum_ms"] / requests, 2) if requests else None,
-        "latency_p50_ms": _rounded(percentile(histogram, 0.50)),
-        "latency_p95_ms": _rounded(percentile(histogram, 0.95)),
-        "latency_p99_ms": _rounded(percentile(histogram, 0.99)),
+        "latency_p50_ms": _rounded(percentile(histogram, 0.50, slowest)),
+        "latency_p95_ms": _rounded(percentile(histogram, 0.95, slowest)),
+        "latency_p99_ms": _rounded(percentile(histogram, 0.99, slowest)),
     }
 
 
@@ -104,9 +105,8 @@ async def usage_series(
     merged: dict[tuple[dt.datetime, str], dict[str, Any]] = {}
     for row in rows:
         key = (_bucket(row.bucket, granularity), row.value)
-        sums = merged.setdefault(key, dict.fromkeys((*SUMS, *LATENCY_COLUMNS), 0))
-        for name in sums:
-            sums[name] += getattr(row, name)
+        sums = merged.setdefault(key, dict.fromkeys(COUNTERS, 0))
+        add_into(sums, {name: getattr(row, name) for name in COUNTERS})
     return [
         _row_view(bucket, value if group_by else None, sums)
         for (bucket, value), sums in sorted(merged.items(), key=lambda item: item[0])

@@ -56,6 +56,7 @@ async def _rank(db: Database, names: frozenset[str], days: int, min_workspaces: 
     rollups = usage_rollups.c
     workspaces = func.count(func.distinct(rollups.workspace_id))
     sums = [func.coalesce(func.sum(rollups[name]), 0).label(name) for name in _SUMS]
+    sums.append(func.coalesce(func.max(rollups.latency_max_ms), 0).label("latency_max_ms"))
     rows = []
     if names:
         async with db.connect() as conn:
@@ -90,7 +91,8 @@ async def _rank(db: Database, names: frozenset[str], days: int, min_workspaces: 
 def _entry(row: Any) -> Json:
     requests = int(row.requests)
     prompt, completion = int(row.prompt_tokens), int(row.completion_tokens)
-    p50 = percentile([int(getattr(row, c)) for c in LATENCY_COLUMNS], 0.5)
+    histogram = [int(getattr(row, c)) for c in LATENCY_COLUMNS]
+    p50 = percentile(histogram, 0.5, float(row.latency_max_ms))
     return {
         "model": row.value,
         "requests": requests,

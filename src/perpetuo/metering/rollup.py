@@ -2,7 +2,8 @@
 
 Each request adds to one row per dimension it has: all, endpoint (the API the client spoke:
 chat, responses, messages or embeddings), alias, provider, model, key, user, and one per tag.
-Percentiles come from the latency histogram kept in each row.
+Percentiles come from the latency histogram kept in each row, and never exceed the row's
+slowest request (`latency_max_ms`, which combines by max where every other column adds up).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ SUMS = (  # counters that add up across rows; the latency histogram columns foll
     "saved_cost_micros",
     "latency_sum_ms",
 )
-COUNTERS = (*SUMS, *LATENCY_COLUMNS)
+MAXIMA = ("latency_max_ms",)  # combined by max, not by sum
+COUNTERS = (*SUMS, *LATENCY_COLUMNS, *MAXIMA)
 DIMENSIONS = ("all", "endpoint", "alias", "provider", "model", "key", "user", "tag")
 
 
@@ -40,6 +42,7 @@ def latency_column(latency_ms: float) -> str:
 
 
 _LATENCY_AT = len(SUMS)  # where the histogram starts in a group's counter list
+_MAX_AT = len(SUMS) + len(LATENCY_COLUMNS)  # latency_max_ms
 _Name = str | None
 # workspace, hour, endpoint, alias, provider, model, key, user, tags
 _GroupKey = tuple[str, int, str, _Name, _Name, _Name, _Name, _Name, tuple[str, ...]]
@@ -82,7 +85,7 @@ def fold(records: Iterable[RequestRecord]) -> dict[RollupKey, dict[str, Any]]:
         sums = groups.get(key)
         if sums is None:
             sums = groups[key] = [0] * len(COUNTERS)
-            sums[8] = 0.0  # latency_sum_ms
+            sums[8] = sums[_MAX_AT] = 0.0  # latency_sum_ms, latency_max_ms
         latency = record.latency_ms
         sums[0] += 1
         if record.status >= 400 or record.error_code is not None:
@@ -97,6 +100,8 @@ def fold(records: Iterable[RequestRecord]) -> dict[RollupKey, dict[str, Any]]:
         if latency is not None:
             sums[8] += latency
             sums[_LATENCY_AT + bisect.bisect_left(LATENCY_BUCKETS_MS, latency)] += 1
+            if latency > sums[_MAX_AT]:
+                sums[_MAX_AT] = latency
     rollups: dict[RollupKey, dict[str, Any]] = {}
     for key, sums in groups.items():
         bucket = dt.datetime.fromtimestamp(key[1] * 3600, dt.UTC)
@@ -106,13 +111,20 @@ def fold(records: Iterable[RequestRecord]) -> dict[RollupKey, dict[str, Any]]:
             if row is None:
                 rollups[rollup_key] = dict(zip(COUNTERS, sums, strict=True))
             else:
-                for name, amount in zip(COUNTERS, sums, strict=True):
-                    row[name] += amount
+                add_into(row, dict(zip(COUNTERS, sums, strict=True)))
     return rollups
 
 
-def percentile(histogram: list[int], q: float) -> float | None:
-    """Estimate the q-quantile (ms) from bucket counts, interpolating inside the bucket."""
+def add_into(total: dict[str, Any], counters: dict[str, Any]) -> None:
+    """Combine one rollup row's counters into another's: sums add, maxima take the larger."""
+    for name, amount in counters.items():
+        total[name] = max(total[name], amount) if name in MAXIMA else total[name] + amount
+
+
+def percentile(histogram: list[int], q: float, maximum: float | None = None) -> float | None:
+    """Estimate the q-quantile (ms) from bucket counts, interpolating inside the bucket.
+    `maximum`, the slowest latency seen (None or 0: not known), caps the bucket it falls
+    in, so the estimate never exceeds it."""
     total = sum(histogram)
     if total == 0:
         return None
@@ -121,6 +133,9 @@ def percentile(histogram: list[int], q: float) -> float | None:
     lower = 0.0
     for index, count in enumerate(histogram):
         upper = LATENCY_BUCKETS_MS[index] if index < len(LATENCY_BUCKETS_MS) else lower * 2 or 1.0
+        if maximum:
+            upper = min(upper, maximum) if index < len(LATENCY_BUCKETS_MS) else maximum
+            lower = min(lower, upper)
         if count and seen + count >= target:
             return lower + (upper - lower) * ((target - seen) / count)
         seen += count

@@ -238,22 +238,18 @@ audit_log = Table(
 
 # -- usage: one row per request, hourly rollups, the credit ledger -------------------------------
 
-# Upper bounds (ms) of the latency histogram kept in rollups; the last bucket is unbounded.
-LATENCY_BUCKETS_MS = (
-    10,
-    25,
-    50,
-    100,
-    250,
-    500,
-    1000,
-    2500,
-    5000,
-    10_000,
-    25_000,
-    60_000,
-    120_000,
-    300_000,
+# Upper bounds (ms) of the latency histogram kept in rollups: about 1.5 times apart from
+# 0.1 ms to ten minutes, so a percentile reads sub-millisecond answers and slow streams alike;
+# the last bucket is unbounded. Every bound of the first layout (10, 25, 50, ..., 300,000 ms)
+# is among them, which is how migration 0012 carried older rows over.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    *(0.1, 0.15, 0.25, 0.35, 0.5, 0.75),
+    *(1, 1.5, 2.5, 3.5, 5, 7.5),
+    *(10, 15, 25, 35, 50, 75),
+    *(100, 150, 250, 350, 500, 750),
+    *(1000, 1500, 2500, 3500, 5000, 7500),
+    *(10_000, 15_000, 25_000, 40_000),
+    *(60_000, 90_000, 120_000, 180_000, 300_000, 600_000),
 )
 LATENCY_COLUMNS = tuple(f"lat_{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1))
 
@@ -318,6 +314,8 @@ usage_rollups = Table(
     Column("saved_cost_micros", BigInteger, nullable=False, default=0),
     Column("latency_sum_ms", Float, nullable=False, default=0.0),
     *(Column(name, Integer, nullable=False, default=0) for name in LATENCY_COLUMNS),
+    # The slowest request of the row (0: not known), so no percentile is read above it.
+    Column("latency_max_ms", Float, nullable=False, default=0.0),
 )
 
 credit_ledger = Table(
@@ -459,3 +457,4 @@ mail_outbox = Table(
 # Billing's tables live in their own module, on this metadata (imported last: it needs it).
 from perpetuo.store import billing_tables  # noqa: E402, F401
 from perpetuo.store import sso_tables  # noqa: E402, F401
+from perpetuo.store import alert_tables  # noqa: E402, F401

@@ -19,6 +19,7 @@ from perpetuo.store.schema import request_logs, usage_rollups
 LOG_COLUMNS = tuple(column.name for column in request_logs.c)
 ROLLUP_KEY = ("workspace_id", "bucket", "dim", "value")
 ROLLUP_COUNTERS = tuple(column.name for column in usage_rollups.c if not column.primary_key)
+ROLLUP_MAXIMA = ("latency_max_ms",)  # kept as the larger value, where the others add up
 ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_COUNTERS)
 
 Row = tuple[Any, ...]
@@ -58,10 +59,14 @@ def placeholders(count: int, style: str) -> str:
     return ", ".join(f"${i}" for i in range(1, count + 1))
 
 
-def rollup_upsert(style: str) -> str:
-    """Add each row's counters to its (workspace, hour, dimension, value) rollup."""
+def rollup_upsert(style: str, greatest: str) -> str:
+    """Add each row's counters to its (workspace, hour, dimension, value) rollup.
+    `greatest`: the database's function for the larger of two values."""
     additions = ", ".join(
-        f"{name} = usage_rollups.{name} + excluded.{name}" for name in ROLLUP_COUNTERS
+        f"{name} = {greatest}(usage_rollups.{name}, excluded.{name})"
+        if name in ROLLUP_MAXIMA
+        else f"{name} = usage_rollups.{name} + excluded.{name}"
+        for name in ROLLUP_COUNTERS
     )
     columns, key = ", ".join(ROLLUP_COLUMNS), ", ".join(ROLLUP_KEY)
     marks = placeholders(len(ROLLUP_COLUMNS), style)

@@ -26,7 +26,7 @@ from perpetuo.store.bulk import (
     rollup_upsert,
 )
 
-_UPSERT = rollup_upsert("numeric")
+_UPSERT = rollup_upsert("numeric", "GREATEST")
 _STAGING = "request_logs_incoming"
 _CREATE_STAGING = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE request_logs INCLUDING DEFAULTS) "

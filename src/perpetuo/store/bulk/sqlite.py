@@ -24,7 +24,7 @@ from perpetuo.store.bulk import (
 _MARKS = placeholders(len(LOG_COLUMNS), "qmark")
 _INSERT = f"INSERT INTO request_logs ({', '.join(LOG_COLUMNS)}) VALUES ({_MARKS})"  # noqa: S608
 _INSERT_OR_IGNORE = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
-_UPSERT = rollup_upsert("qmark")
+_UPSERT = rollup_upsert("qmark", "max")  # SQLite: max() of two values
 _ID_CHUNK = 500  # ids per `IN (...)` lookup, well under SQLite's variable limit
 
 

@@ -11,6 +11,7 @@ from perpetuo.auth.secrets import DerivedKeys
 from perpetuo.auth.throttle import LoginThrottle
 from perpetuo.control.changes import ChangeFeed
 from perpetuo.control.mail import Mailer
+from perpetuo.control.sso.directory import SsoDirectory
 from perpetuo.store.database import Database
 from perpetuo.transport.egress import EgressPolicy
 
@@ -42,6 +43,8 @@ class ControlPlane:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     # Mail (control/mail/): a Mailer without SMTP settings queues nothing.
     mail: Mailer = field(default_factory=Mailer)
+    # Single sign-on providers: the config file's, and the way to workspaces' (control/sso/).
+    sso: SsoDirectory = field(default_factory=SsoDirectory)
     require_email_verification: bool = False
     # Selling credits and plans (control/billing/): None on a server that sells nothing.
     billing: Billing | None = None

@@ -16,6 +16,8 @@ from perpetuo.auth.secrets import DerivedKeys, load_server_secret
 from perpetuo.auth.throttle import login_throttle
 from perpetuo.cache.service import ResponseCache, build_response_cache
 from perpetuo.config import GatewayConfig, Settings, load_config
+from perpetuo.control.alerts.delivery import DeliveryPolicy
+from perpetuo.control.alerts.service import AlertService
 from perpetuo.control.billing import build_billing
 from perpetuo.control.changes import (
     CACHE_PURGED,
@@ -28,7 +30,6 @@ from perpetuo.control.chat_sessions import ChatSessionStore
 from perpetuo.control.cors_origins import workspace_origins
 from perpetuo.control.mail import Mailer
 from perpetuo.control.mail.config import mail_config
-from perpetuo.control.mail.jobs import budget_alert_mailer
 from perpetuo.control.outbound import policy_for
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.stored_responses import ResponseStore
@@ -92,9 +93,14 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     plane.changes.subscribe(KEY, keys.invalidate_key)
     workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)
     workspace_routes.set_policies(plane.egress, config.upstream_limits)
-    limits = build_limit_engine(settings, plane.db, client)
-    limits.alerts.egress = plane.egress
-    limits.alerts.listeners.append(budget_alert_mailer(plane.mail, plane.db))
+    limits = build_limit_engine(settings, plane.db)
+    alerts = AlertService(
+        plane,
+        client,
+        interval=settings.alert_interval,
+        policy=DeliveryPolicy(settings.alert_max_attempts, settings.alert_retry_seconds),
+    )
+    limits.alerts.listeners.append(alerts.budget_listener)
     plane.credit_listener = limits.credits_granted
     plane.billing = build_billing(config.billing, settings, plane)
     if plane.billing is not None and limits.ledger is not None:
@@ -133,6 +139,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         config_path=settings.config,
         master_key=master,
         listen=(settings.host, settings.port),
+        alerts=alerts,
     )
 
 

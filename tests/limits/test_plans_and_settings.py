@@ -211,7 +211,7 @@ async def test_headers_name_the_most_constraining_limits():
 
 def test_the_backend_follows_the_settings(tmp_path):
     def built(**values):
-        return build_limit_engine(Settings(data_dir=tmp_path, **values), None, None)
+        return build_limit_engine(Settings(data_dir=tmp_path, **values), None)
 
     assert isinstance(built().backend, MemoryBackend)
     on_redis = built(redis_url="redis://127.0.0.1:1/0", limits_redis_failure="closed")

@@ -155,6 +155,15 @@ class Settings(BaseSettings):
         le=365,
         description="Mail key owners this many days before a key expires; 0: never",
     )
+    alert_interval: float = Field(
+        default=60.0, ge=1, le=3600, description="Seconds between evaluations of alert rules"
+    )
+    alert_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Delivery attempts before an alert is given up"
+    )
+    alert_retry_seconds: float = Field(
+        default=10.0, gt=0, description="First alert retry delay; doubled per attempt, 1 h at most"
+    )
     cors_origins: str = Field(
         default="",
         description="Browser origins (https://app.example.com, comma-separated, or *) allowed "

@@ -1,32 +1,24 @@
 """Budget alerts: when spend crosses a soft threshold, tell someone, once per period.
 
 The once-per-period flag lives with the counters (Redis SET NX, or memory), so with several
-instances still exactly one alert goes out. Delivery is a log line, a counter, the listeners
-(mail to the workspace's admins, when mail is configured), and (when the workspace names one)
-an HTTP POST of a JSON event, sent in the background with short
-timeouts: an alert never delays or fails the request that triggered it.
+instances still exactly one alert is raised. Raising it is a log line, a counter, and the
+listeners: the wiring adds the alert path (control/alerts/budget.py), which records it and
+delivers it to the workspace's channels in the background. Listeners run on the event loop
+and must not block: an alert never delays or fails the request that triggered it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from perpetuo.limits.guard import LimitStats
 from perpetuo.limits.planning import Planned
-from perpetuo.transport.client import HTTPClient
-from perpetuo.transport.egress import EgressPolicy
-from perpetuo.transport.url import URL, Timeouts
 
 log = logging.getLogger("perpetuo.limits.alerts")
 
-WEBHOOK_TIMEOUTS = Timeouts(connect=2.0, first_byte=3.0, read=3.0, total=5.0)
 EVENT_TYPE = "budget.soft_threshold_reached"
 
 
@@ -55,19 +47,13 @@ def budget_event(
 
 
 class AlertSender:
-    def __init__(
-        self, http: HTTPClient | None, stats: LimitStats, egress: EgressPolicy | None = None
-    ) -> None:
-        self._http = http
+    def __init__(self, stats: LimitStats) -> None:
         self._stats = stats
-        # Webhook URLs are tenant-supplied: always checked (the wiring sets the operator's).
-        self.egress = egress or EgressPolicy()
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Told of every alert too (the wiring adds the mail to workspace admins); each is
-        # called on the event loop and must not block.
+        # Told of every alert (the wiring adds the alert path); each is called on the event
+        # loop and must not block.
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
-    def fire(self, event: dict[str, Any], webhook_url: str | None) -> None:
+    def fire(self, event: dict[str, Any]) -> None:
         self._stats.alerts_fired += 1
         log.warning(
             "budget alert: %s %s of workspace %s reached its soft threshold of $%.2f (%s)",
@@ -81,42 +67,5 @@ class AlertSender:
             try:
                 listener(event)
             except Exception as exc:  # a listener never fails the request that fired it
+                self._stats.alerts_failed += 1
                 log.warning("budget alert listener failed: %s", exc)
-        if webhook_url and self._http is not None:
-            task = asyncio.create_task(self._post(webhook_url, event))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _post(self, url: str, event: dict[str, Any]) -> None:
-        assert self._http is not None
-        body = json.dumps(event).encode()
-        headers = [("content-type", "application/json"), ("user-agent", "perpetuo-alerts")]
-        try:
-            self.egress.check_url(url)
-            target = URL.parse(url)
-            response = await self._http.request(
-                "POST", target, headers, body, WEBHOOK_TIMEOUTS, egress=self.egress
-            )
-            await response.read()
-            if response.status >= 300:
-                raise RuntimeError(f"HTTP {response.status}")
-        except Exception as exc:  # delivery is best effort; the log line above remains
-            self._stats.alerts_failed += 1
-            # The host only: webhook URLs often carry a secret in their path.
-            host = urlsplit(url).hostname or "?"
-            log.warning("budget alert webhook to %s failed: %s", host, exc)
-
-    async def drain(self, within: float) -> bool:
-        """Wait for deliveries in flight; True if they all finished in time."""
-        if not self._tasks:
-            return True
-        _, pending = await asyncio.wait(set(self._tasks), timeout=within)
-        return not pending
-
-    async def aclose(self, grace: float = 1.0) -> None:
-        """Let deliveries in flight finish briefly, then cancel the rest."""
-        await self.drain(grace)
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

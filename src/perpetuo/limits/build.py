@@ -10,7 +10,6 @@ from perpetuo.limits.history import DatabaseHistory
 from perpetuo.limits.ledger import CreditLedgerWriter
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.store.database import Database
-from perpetuo.transport.client import HTTPClient
 
 
 def backend_kind(settings: Any) -> str:
@@ -23,9 +22,7 @@ def backend_kind(settings: Any) -> str:
     return kind
 
 
-def build_limit_engine(
-    settings: Any, db: Database | None, http_client: HTTPClient | None
-) -> LimitEngine:
+def build_limit_engine(settings: Any, db: Database | None) -> LimitEngine:
     """The engine for `settings` (perpetuo.config.Settings): counters in Redis with a local
     fallback, or in memory; usage history and the credit ledger in `db`."""
     fallback: MemoryBackend | None = None
@@ -42,5 +39,4 @@ def build_limit_engine(
         failure_policy=settings.limits_redis_failure,
         history=DatabaseHistory(db) if db is not None else None,
         ledger=CreditLedgerWriter(db) if db is not None else None,
-        http=http_client,
     )

@@ -32,7 +32,6 @@ from perpetuo.limits.planning import LimitRequest, Planned, credit_key, plan_che
 from perpetuo.limits.refusals import limits_unavailable, ratelimit_headers, refusal, wait_seconds
 from perpetuo.schema.errors import ErrorCode, GatewayError
 from perpetuo.singleflight import SingleFlight
-from perpetuo.transport.client import HTTPClient
 
 log = logging.getLogger("perpetuo.limits")
 
@@ -124,7 +123,6 @@ class LimitEngine:
         failure_policy: FailurePolicy = "open",
         history: UsageHistory | None = None,
         ledger: CreditLedgerWriter | None = None,
-        http: HTTPClient | None = None,
         clock: Callable[[], float] = time.time,
         max_request_seconds: float = MAX_REQUEST_SECONDS,
         credit_refresh_seconds: float = CREDIT_REFRESH_SECONDS,
@@ -134,7 +132,7 @@ class LimitEngine:
         self.guard = BackendGuard(backend, fallback, failure_policy, self.stats)
         self.history: UsageHistory = history or NoHistory()
         self.ledger = ledger
-        self.alerts = AlertSender(http, self.stats)
+        self.alerts = AlertSender(self.stats)
         self.clock = clock
         self.max_request_seconds = max_request_seconds
         self.credit_refresh_seconds = credit_refresh_seconds
@@ -214,7 +212,6 @@ class LimitEngine:
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await self.alerts.aclose()
         if self.ledger is not None:
             await self.ledger.aclose()
         await self.guard.primary.aclose()
@@ -274,12 +271,11 @@ class LimitEngine:
                 self.guard.failed(exc)  # its holds expire; the usage is in the request log
         if any(p.measure == "credits" for p in meaning) and self.ledger is not None and cost:
             self.ledger.deduct(request.workspace_id or "-", cost)
-        webhook = request.workspace.alert_webhook_url if request.workspace else None
         for index, spent in fired:
             event = budget_event(
                 meaning[index], request.workspace_id, request.key_id, spent, self.clock()
             )
-            self.alerts.fire(event, webhook)
+            self.alerts.fire(event)
 
     def _maybe_refresh_credits(self, request: LimitRequest, planned: list[Planned]) -> None:
         """Memory counters only: other instances' usage and grants reach this one's credit

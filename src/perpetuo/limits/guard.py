@@ -34,7 +34,7 @@ class LimitStats:
     local_fallbacks: int = 0  # admissions checked by local counters because Redis was away
     unavailable: int = 0  # requests refused with 503 (fail closed)
     alerts_fired: int = 0
-    alerts_failed: int = 0  # webhook deliveries that failed
+    alerts_failed: int = 0  # listeners that raised (delivery is the alert path's)
     refused: int = 0
 
 

@@ -17,6 +17,8 @@ from perpetuo.auth.principal import Principal
 from perpetuo.cache.service import ResponseCache
 from perpetuo.config.loader import ConfigError, load_config
 from perpetuo.config.model import GatewayConfig
+from perpetuo.control.alerts.conditions import routing_sources
+from perpetuo.control.alerts.service import AlertService
 from perpetuo.control.changes import CONFIG
 from perpetuo.control.chat_sessions import ChatSessionStore
 from perpetuo.control.key_usage import flush_last_used
@@ -88,6 +90,7 @@ class Gateway:
     config_path: Path | None = None  # re-read on reload
     master_key: str | None = None
     listen: tuple[str | None, int | None] = (None, None)  # for the egress policy
+    alerts: AlertService | None = None  # rule evaluation and alert delivery (control/alerts/)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _settling: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -188,7 +191,7 @@ class Gateway:
         self.router.reload(table, config.routing)
         self.config, self.table = config, table
         egress = policy_for(config.egress, *self.listen)
-        self.plane.egress = self.limits.alerts.egress = egress
+        self.plane.egress = egress
         self.workspace_routes.set_policies(egress, config.upstream_limits)
         if self.metrics is not None:
             self.metrics.aliases, self.metrics.providers = set(table.aliases), set(config.providers)
@@ -223,6 +226,9 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
         self._tasks.append(asyncio.create_task(self._prune_logs_forever()))
         await self.router.start()  # active health checks, where configured
+        if self.alerts is not None:
+            self.alerts.sources = routing_sources(self.plane.db, self.router)
+            self.alerts.start()
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._refresh_gauges_forever()))
 
@@ -267,6 +273,8 @@ class Gateway:
             await flush_last_used(self.plane.db, self.keys)
 
     async def aclose(self) -> None:
+        if self.alerts is not None:
+            await self.alerts.aclose()
         await self.router.aclose()
         await self.cache.aclose()
         for task in self._tasks:

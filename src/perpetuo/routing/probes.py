@@ -32,6 +32,8 @@ class HealthChecker:
         self.client = client
         self.state = state
         self._tasks: list[asyncio.Task[None]] = []
+        # deployment id -> (failed rounds in a row, the last error's kind), for alerts
+        self.failing: dict[str, tuple[int, str]] = {}
 
     def replace(self, table: RoutingTable) -> None:
         """Probe the deployments of `table` (one loop per provider), stopping older loops."""
@@ -42,6 +44,8 @@ class HealthChecker:
             for dep in alias.deployments:
                 if dep.health_check is not None:
                     by_provider.setdefault(dep.provider, {})[dep.id] = dep
+        probed = {dep_id for deps in by_provider.values() for dep_id in deps}
+        self.failing = {k: v for k, v in self.failing.items() if k in probed}
         self._tasks = [
             asyncio.create_task(self._loop(list(deps.values())), name=f"health-check {name}")
             for name, deps in by_provider.items()
@@ -116,8 +120,12 @@ class HealthChecker:
         health = self.state.health(dep.id)
         now = self.state.clock()
         if error is None:
+            self.failing.pop(dep.id, None)
             health.breaker.hasten(now)
-        elif counts_against_health(error.kind):
+            return
+        rounds = self.failing.get(dep.id, (0, ""))[0] + 1
+        self.failing[dep.id] = (rounds, str(error.kind))
+        if counts_against_health(error.kind):
             log.info("health check of %s failed: %s", dep.id, error.kind)
             error.retry_after = bounded_wait(error.retry_after, dep.target.caps.max_retry_after)
             health.record_failure(error, now)

@@ -458,3 +458,4 @@ mail_outbox = Table(
 from perpetuo.store import billing_tables  # noqa: E402, F401
 from perpetuo.store import sso_tables  # noqa: E402, F401
 from perpetuo.store import alert_tables  # noqa: E402, F401
+from perpetuo.store import alert_tables  # noqa: E402, F401

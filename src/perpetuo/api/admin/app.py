@@ -8,6 +8,7 @@ from perpetuo import __version__
 from perpetuo.api.admin.error_handlers import install_error_handlers
 from perpetuo.api.admin.routes import (
     account_mail,
+    alerts,
     audit,
     auth,
     cache,
@@ -45,6 +46,7 @@ ROUTERS = [
     chat_sessions.router,
     users.router,
     catalog.router,
+    alerts.router,
 ]
 
 

@@ -13,6 +13,7 @@ CATEGORIES: dict[str, str] = {
     "balance": "Low prepaid balance",
     "budget": "Budget alerts (spend reached a workspace's alert threshold)",
     "keys": "API keys about to expire",
+    "alerts": "Alerts (rules a workspace or the platform set up, sent by e-mail)",
 }
 
 # Template name -> its category, or None for transactional mail.
@@ -26,6 +27,7 @@ TEMPLATES: dict[str, str | None] = {
     "low_balance": "balance",
     "budget_alert": "budget",
     "key_expiring": "keys",
+    "alert": "alerts",
 }
 
 

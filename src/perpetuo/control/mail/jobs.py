@@ -3,13 +3,12 @@ about to expire. Both are deduplicated in the outbox, so every instance may run 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.mail.service import Mailer
 from perpetuo.store.database import Database
@@ -21,55 +20,37 @@ log = logging.getLogger("perpetuo.mail")
 SCOPE_LABELS = {"workspace": "the workspace", "key": "an API key", "user": "a member"}
 
 
-def budget_alert_mailer(mailer: Mailer, db: Database) -> Callable[[dict[str, Any]], None]:
-    """A listener for the limits engine's budget alerts (limits/alerts.py): mails the
-    workspace's owners and admins, once per alert (the engine fires once per period; the
-    outbox's dedupe key holds that across instances too)."""
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def queue(event: dict[str, Any]) -> None:
-        workspace_id = event.get("workspace_id")
-        if not workspace_id:
-            return
-        try:
-            async with db.begin() as conn:
-                name = await conn.scalar(
-                    select(workspaces.c.name).where(workspaces.c.id == workspace_id)
-                )
-                if name is None:
-                    return
-                await mailer.send_to_workspace_admins(
-                    conn,
-                    workspace_id,
-                    "budget_alert",
-                    {
-                        "workspace_name": name,
-                        "scope": event["scope"],
-                        "scope_label": SCOPE_LABELS.get(event["scope"], event["scope"]),
-                        "threshold_usd": event["threshold_usd"],
-                        "budget_usd": event.get("budget_usd"),
-                        "spent_usd": event.get("spent_usd"),
-                        "period": event.get("period") or "total",
-                        "usage_url": mailer.link(f"/ui/w/{workspace_id}/usage"),
-                    },
-                    dedupe_key="budget:{}:{}:{}:{}".format(
-                        workspace_id,
-                        event["scope"],
-                        event["scope_id"],
-                        event.get("period_start") or "total",
-                    ),
-                )
-        except Exception as exc:  # an alert mail never fails anything else
-            log.warning("budget alert mail for workspace %s not queued: %s", workspace_id, exc)
-
-    def listener(event: dict[str, Any]) -> None:
-        if not mailer.enabled:
-            return
-        task = asyncio.get_running_loop().create_task(queue(event))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    return listener
+async def queue_budget_alert(conn: AsyncConnection, mailer: Mailer, event: dict[str, Any]) -> None:
+    """Mail a budget alert (limits/alerts.py's event) to the workspace's owners and admins,
+    once per alert: the outbox's dedupe key holds across instances and retries. Delivered
+    through the alert path (control/alerts/budget.py) for workspaces without budget rules."""
+    workspace_id = event.get("workspace_id")
+    if not workspace_id:
+        return
+    name = await conn.scalar(select(workspaces.c.name).where(workspaces.c.id == workspace_id))
+    if name is None:
+        return
+    await mailer.send_to_workspace_admins(
+        conn,
+        workspace_id,
+        "budget_alert",
+        {
+            "workspace_name": name,
+            "scope": event["scope"],
+            "scope_label": SCOPE_LABELS.get(event["scope"], event["scope"]),
+            "threshold_usd": event["threshold_usd"],
+            "budget_usd": event.get("budget_usd"),
+            "spent_usd": event.get("spent_usd"),
+            "period": event.get("period") or "total",
+            "usage_url": mailer.link(f"/ui/w/{workspace_id}/usage"),
+        },
+        dedupe_key="budget:{}:{}:{}:{}".format(
+            workspace_id,
+            event["scope"],
+            event["scope_id"],
+            event.get("period_start") or "total",
+        ),
+    )
 
 
 async def queue_key_expiry_notices(

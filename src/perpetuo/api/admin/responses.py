@@ -28,6 +28,7 @@ class ErrorBody(BaseModel):
 
 
 DESCRIPTIONS = {
+    400: "The request is not what the route takes (e.g. a webhook's signature does not match)",
     401: "Not signed in: no credential, or a wrong or ended one (token, password)",
     403: "Not allowed: the role, or the server's policy or set-up (e.g. no mail)",
     404: "No such resource, or a workspace the caller has no role in",

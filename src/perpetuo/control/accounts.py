@@ -26,6 +26,7 @@ from perpetuo.control.email_verification import queue_verification
 from perpetuo.control.errors import conflict, forbidden, invalid, too_many, unauthorized
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.sessions import ClientInfo, Tokens
+from perpetuo.control.sso.policy import refuse_password
 from perpetuo.store.ids import new_id
 from perpetuo.store.schema import UTCDateTime, memberships, platform_claim, users, workspaces
 from perpetuo.store.timeutil import iso, utcnow
@@ -160,6 +161,7 @@ async def create_user(
 async def signup(plane: ControlPlane, spec: UserCreate, client: ClientInfo) -> dict[str, Any]:
     """A new account, signed in: the token response."""
     email = normalize_email(spec.email)
+    await refuse_password(plane, email)
     password_hash = await _new_user_hash(spec, email)
     user_id = new_id("usr")
     actor = Actor(kind="user", user_id=user_id, ip=client.ip, user_agent=client.user_agent)
@@ -266,6 +268,7 @@ async def _check_password(
 
 async def login(plane: ControlPlane, spec: Login, client: ClientInfo) -> dict[str, Any]:
     email = normalize_email(spec.email)
+    await refuse_password(plane, email)  # before any check: it depends on the domain only
     async with plane.db.connect() as conn:
         row = (await conn.execute(select(users).where(users.c.email == email))).first()
     stored = row.password_hash if row is not None else None
@@ -346,6 +349,7 @@ async def update_me(
         row = await _get_user(conn, actor.user_id)
     new_hash = None
     if spec.password is not None:
+        await refuse_password(plane, row.email)
         if spec.current_password is None:
             raise invalid("Give your current password to set a new one.", "current_password")
         if not await _check_password(

@@ -24,6 +24,7 @@ from perpetuo.control.email_verification import mark_verified
 from perpetuo.control.errors import invalid
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.sessions import ClientInfo
+from perpetuo.control.sso.policy import refuse_password
 from perpetuo.control.user_tokens import mail_off
 from perpetuo.store.schema import users
 from perpetuo.store.timeutil import utcnow
@@ -54,6 +55,7 @@ async def request_reset(plane: ControlPlane, spec: ResetRequest, client: ClientI
             "This server does not send mail: ask an administrator to reset your password.",
         )
     email = normalize_email(spec.email)
+    await refuse_password(plane, email)
     async with plane.db.begin() as conn:
         row = (await conn.execute(select(users).where(users.c.email == email))).first()
         if row is None or row.disabled_at is not None:
@@ -82,6 +84,8 @@ async def reset_password(plane: ControlPlane, spec: PasswordReset, client: Clien
     """Set the new password from a reset link; the account's e-mail address."""
     async with plane.db.connect() as conn:  # check the password before using the token up
         pending = await user_tokens.peek_email(conn, spec.token, PURPOSE)
+    if pending is not None:  # the domain may have turned SSO on since the link was sent
+        await refuse_password(plane, pending)
     if pending is not None and (problem := password_problem(spec.password, pending)):
         raise invalid(problem, "password")
     new_hash = await asyncio.to_thread(hash_password, spec.password)

@@ -11,8 +11,6 @@ from perpetuo.api.admin.routes import (
     alerts,
     audit,
     auth,
-    billing,
-    billing_plans,
     cache,
     catalog,
     chat_sessions,
@@ -24,13 +22,12 @@ from perpetuo.api.admin.routes import (
     members,
     models,
     operations,
+    sso,
     usage,
     users,
     workspaces,
 )
 from perpetuo.pipeline.runtime import Gateway
-
-BILLING_ROUTERS = [billing.router, billing_plans.router]
 
 ROUTERS = [
     auth.router,
@@ -48,6 +45,7 @@ ROUTERS = [
     operations.router,
     usage.router,
     chat_sessions.router,
+    sso.router,
     users.router,
     catalog.router,
     alerts.router,
@@ -72,8 +70,5 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     for router in ROUTERS:
         app.include_router(router)
-    if gateway.plane.billing is not None:  # a server that sells nothing has no billing API
-        for router in BILLING_ROUTERS:
-            app.include_router(router)
     install_error_handlers(app)
     return app

@@ -51,15 +51,17 @@ class SsoDirectory:
     async def metadata(self, spec: ProviderSpec) -> Metadata:
         return await self.cache.metadata(self.client(), spec)
 
-    async def find(self, plane: ControlPlane, key: str) -> ProviderSpec | None:
-        """The provider answering to `key`, if it exists and is switched on."""
+    async def find(
+        self, plane: ControlPlane, key: str, *, disabled: bool = False
+    ) -> ProviderSpec | None:
+        """The provider answering to `key`, if it exists and is switched on (or `disabled`)."""
         if not key.startswith(f"{WORKSPACE_PREFIX}_"):
             return self.platform.get(key)
         async with plane.db.connect() as conn:
             row = (
                 await conn.execute(select(sso_providers).where(sso_providers.c.id == key))
             ).first()
-            if row is None or not row.enabled:
+            if row is None or not (row.enabled or disabled):
                 return None
             verified = await verified_domains(conn, row.workspace_id)
         return self._spec(plane, row, verified)

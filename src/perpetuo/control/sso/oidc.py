@@ -93,10 +93,10 @@ class ProviderCache:
         self._keys: dict[tuple[str, bool], KeySet] = {}
         self._flights: SingleFlight[Any] = SingleFlight()
 
-    def forget(self, spec: ProviderSpec) -> None:
-        key = (spec.issuer or "", spec.tenant)
-        self._metadata.pop(key, None)
-        self._keys.pop(key, None)
+    def forget_issuer(self, issuer: str) -> None:
+        """Drop what a tenant's provider at `issuer` had fetched (it was changed or tested)."""
+        self._metadata.pop((issuer, True), None)
+        self._keys.pop((issuer, True), None)
 
     async def metadata(self, http: HTTPClient, spec: ProviderSpec) -> Metadata:
         key = (spec.issuer or "", spec.tenant)

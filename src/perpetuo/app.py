@@ -29,9 +29,10 @@ from perpetuo.control.changes import (
 from perpetuo.control.chat_sessions import ChatSessionStore
 from perpetuo.control.cors_origins import workspace_origins
 from perpetuo.control.mail import Mailer
-from perpetuo.control.mail.config import mail_config
+from perpetuo.control.mail.config import base_url_of, mail_config
 from perpetuo.control.outbound import policy_for
-from perpetuo.control.plane import ControlPlane
+from perpetuo.control.plane import ControlPlane, TokenPolicy
+from perpetuo.control.sso.directory import SsoDirectory
 from perpetuo.control.stored_responses import ResponseStore
 from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.limits import build_limit_engine
@@ -65,6 +66,10 @@ def build_control_plane(settings: Settings) -> ControlPlane:
         signup_policy=settings.signup,
         mail=Mailer(mail_config(settings), keys.jwt_signing),
         require_email_verification=settings.require_email_verification,
+        tokens=TokenPolicy(
+            access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl
+        ),
+        sso=SsoDirectory(base_url=base_url_of(settings)),
     )
 
 
@@ -89,6 +94,8 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         master = read_master_key(settings.data_dir)
     plane = build_control_plane(settings)
     plane.egress = policy_for(config.egress, settings.host, settings.port)
+    plane.sso.http = client
+    plane.sso.configure(config.sso)
     keys = KeyCache(key_loader(plane.db))
     plane.changes.subscribe(KEY, keys.invalidate_key)
     workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)

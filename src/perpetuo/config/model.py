@@ -17,6 +17,7 @@ from pydantic import (
 
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.config.billing import BillingConfig
+from perpetuo.config.sso import SsoConfig
 from perpetuo.guardrails.policy import GuardrailPolicy
 from perpetuo.schema.endpoints import Endpoint
 from perpetuo.transport.proxy import Proxy
@@ -517,6 +518,7 @@ class GatewayConfig(_Strict):
     egress: EgressConfig = Field(default_factory=EgressConfig)
     public: PublicConfig = Field(default_factory=PublicConfig)
     billing: BillingConfig = Field(default_factory=BillingConfig)
+    sso: SsoConfig = Field(default_factory=SsoConfig)
     # provider -> the variable its api_key is read from (set by the loader).
     _key_variables: dict[str, KeySource] = PrivateAttr(default_factory=dict)
 

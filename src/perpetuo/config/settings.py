@@ -199,6 +199,20 @@ class Settings(BaseSettings):
         description="Seconds between billing passes (automatic recharges, low-balance mail, "
         "trial ends and reminders, grace periods)",
     )
+    access_token_ttl: int = Field(
+        default=15 * 60,
+        ge=60,
+        le=24 * 3600,
+        description="Seconds an admin API access token is valid (sign-out and revocation end "
+        "it at once whatever this is)",
+    )
+    refresh_token_ttl: int = Field(
+        default=30 * 24 * 3600,
+        ge=300,
+        le=365 * 24 * 3600,
+        description="Seconds a sign-in session lasts from sign-in, whatever the refreshes "
+        "(refresh tokens and the dashboard's cookie)",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"
@@ -210,6 +224,10 @@ class Settings(BaseSettings):
         if self.require_email_verification and not self.smtp_host:
             raise ValueError(
                 "PERPETUO_REQUIRE_EMAIL_VERIFICATION needs mail: set PERPETUO_SMTP_HOST"
+            )
+        if self.refresh_token_ttl < self.access_token_ttl:
+            raise ValueError(
+                "PERPETUO_REFRESH_TOKEN_TTL must be at least PERPETUO_ACCESS_TOKEN_TTL"
             )
         origins = [o.strip() for o in self.cors_origins.split(",") if o.strip()]
         if "*" in origins and self.cors_allow_credentials:

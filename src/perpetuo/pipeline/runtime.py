@@ -193,6 +193,7 @@ class Gateway:
         egress = policy_for(config.egress, *self.listen)
         self.plane.egress = egress
         self.workspace_routes.set_policies(egress, config.upstream_limits)
+        self.plane.sso.configure(config.sso)
         if self.metrics is not None:
             self.metrics.aliases, self.metrics.providers = set(table.aliases), set(config.providers)
         log.info("configuration reloaded: %d aliases", len(table.aliases))

@@ -100,9 +100,9 @@ class Deliverer:
                     claimed.append(delivery_id)
             if not claimed:
                 return []
-            return list(
-                (await conn.execute(select(alert_deliveries).where(c.id.in_(claimed)))).all()
-            )
+            # In the order they were queued: a firing notice goes out before its recovery.
+            query = select(alert_deliveries).where(c.id.in_(claimed))
+            return list((await conn.execute(query.order_by(c.next_attempt_at, c.id))).all())
 
     async def claim_one(self, event_id: str, sender: str) -> Any:
         """The event's pending delivery, leased to `sender` now (a test sends at once)."""

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from perpetuo.control.alerts.payloads import FIRING, RESOLVED, event_payload
 from perpetuo.store.alert_tables import alert_channels, alert_deliveries, alert_events, alert_states
 from perpetuo.store.ids import new_id
-from perpetuo.store.timeutil import iso
+from perpetuo.store.timeutil import iso, utcnow
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ async def record_event(
                 channel_kind=kind,
                 status="pending",
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=utcnow(),  # the deliverer's clock: due at once
                 created_at=now,
             )
         )

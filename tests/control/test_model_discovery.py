@@ -14,7 +14,8 @@ from perpetuo.config.model import GatewayConfig
 from perpetuo.control import model_discovery
 from perpetuo.control.model_discovery import alias_name, as_yaml, list_models, proposals
 from perpetuo.metering.pricing import default_catalog
-from perpetuo.providers.base import ListedModel, Target
+from perpetuo.providers.base import Target
+from perpetuo.providers.listing import ListedModel
 from perpetuo.providers.registry import adapter_for
 from perpetuo.routing.table import RoutingTable
 from perpetuo.schema.errors import UpstreamError

@@ -20,7 +20,8 @@ from perpetuo.config.model import DeploymentConfig, ProviderConfig
 from perpetuo.control.connection_test import UNREACHABLE
 from perpetuo.control.errors import invalid
 from perpetuo.metering.pricing import PricingCatalog
-from perpetuo.providers.base import ListedModel, ProviderAdapter, Target
+from perpetuo.providers.base import ProviderAdapter, Target
+from perpetuo.providers.listing import ListedModel
 from perpetuo.providers.registry import adapter_for, build_target
 from perpetuo.schema.errors import (
     ErrorCode,

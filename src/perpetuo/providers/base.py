@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import msgspec
 
 from perpetuo.guardrails.scrub import scrub
+from perpetuo.providers.listing import ModelPage
 from perpetuo.schema.chat import ChatCompletionRequest
 from perpetuo.schema.embeddings import EmbeddingRequest
 from perpetuo.schema.endpoints import Endpoint
@@ -146,24 +147,6 @@ class OperationAnswer:
     data: Json | None = None
     text: bytes | None = None
     content_type: str = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class ListedModel:
-    """One model a provider's model list names, with what the list says of it."""
-
-    id: str  # as the provider's API takes it in `model`
-    endpoints: frozenset[str] | None = None  # what it serves, when the list says
-    context_window: int | None = None
-    max_output: int | None = None
-    input_price: float | None = None  # USD per million tokens, when the list says (OpenRouter)
-    output_price: float | None = None
-
-
-@dataclass(slots=True)
-class ModelPage:
-    models: list[ListedModel]
-    cursor: str | None = None  # asks for the next page; None: this was the last
 
 
 class ProviderAdapter:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from perpetuo.providers.base import ListedModel, ModelPage, decode_json
+from perpetuo.providers.base import decode_json
+from perpetuo.providers.listing import ListedModel, ModelPage
 from perpetuo.schema.endpoints import Endpoint
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import MAX_TOKENS

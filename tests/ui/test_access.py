@@ -160,6 +160,7 @@ READS: dict[str, Route] = {
     "/logs/export.csv": Route("viewer"),
     "/logs/{request_id}": Route("viewer"),
     "/usage": Route("viewer"),
+    "/usage/export.csv": Route("viewer"),
     "/sessions": Route("viewer"),
     "/sessions/export.json": Route("admin"),
     "/sessions/{session_id}": Route("admin"),

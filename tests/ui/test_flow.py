@@ -126,7 +126,7 @@ def whole_product(page: Page, ui_gateway, openai_mock) -> None:
     page.goto(f"{workspace}/playground")
     page.get_by_label("Model (alias)").select_option("team-chat")
     page.get_by_label("Message").fill("Say hello from the playground")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
     meta = page.locator("[data-test=reply-meta]")
     expect(meta).to_contain_text("tokens", timeout=15_000)
     expect(meta).to_contain_text("1 attempt")
@@ -155,8 +155,11 @@ def whole_product(page: Page, ui_gateway, openai_mock) -> None:
     expect(page.locator("#b-key").locator("xpath=..")).to_contain_text("backend")
     shoot(page, "14-usage")
     with page.expect_download() as download:
-        page.get_by_role("link", name="Export CSV").click()
-    assert download.value.suggested_filename.endswith(".csv")
+        page.get_by_role("link", name="Usage CSV").click()
+    assert download.value.suggested_filename.startswith("perpetuo-usage-")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Request log CSV").click()
+    assert download.value.suggested_filename.startswith("perpetuo-logs-")
 
     # -- the remaining pages, photographed ------------------------------------------------------
     page.goto(workspace)

@@ -7,13 +7,18 @@ import time
 from dataclasses import dataclass
 
 from perpetuo.control import analytics
-from perpetuo.limits.plans import DEFAULT_BUDGET_PERIOD
+from perpetuo.limits.plans import DEFAULT_BUDGET_PERIOD, PERIODS
 from perpetuo.limits.windows import window_of
 from perpetuo.store.repos import credits as credit_rows
 from perpetuo.store.timeutil import utcnow
 from perpetuo.ui.context import WorkspacePage
 
 ALL_TIME = dt.timedelta(days=399)  # the longest range usage analytics answer
+# The budget-period menu: unset (the default period) first, then the others, each once.
+PERIOD_CHOICES = [
+    ("", f"{DEFAULT_BUDGET_PERIOD} (default)"),
+    *((period, period) for period in PERIODS if period != DEFAULT_BUDGET_PERIOD),
+]
 
 
 @dataclass(frozen=True)

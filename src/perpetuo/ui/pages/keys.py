@@ -12,6 +12,7 @@ from perpetuo.control import api_keys, members
 from perpetuo.control.actor import Role
 from perpetuo.control.api_keys import SCOPES, KeyCreate, KeyUpdate
 from perpetuo.schema.errors import GatewayError
+from perpetuo.ui.budget import PERIOD_CHOICES
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import Errors, FormData, SessionForm, error_of, validate
 from perpetuo.ui.lookups import alias_names
@@ -19,13 +20,6 @@ from perpetuo.ui.render import redirect
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/keys")
 LIMIT_FIELDS = ("rpm", "tpm", "max_parallel", "daily_tokens", "monthly_tokens")
-PERIODS = [
-    ("", "monthly (default)"),
-    ("daily", "daily"),
-    ("weekly", "weekly"),
-    ("monthly", "monthly"),
-    ("total", "total"),
-]
 
 
 async def _aliases(page: WorkspacePage) -> list[str]:
@@ -57,7 +51,7 @@ async def _list(page: WorkspacePage, status: int = 200, **context: Any) -> Respo
         next_cursor=listed.next_cursor,
         aliases=await _aliases(page),
         scopes=SCOPES,
-        periods=PERIODS,
+        periods=PERIOD_CHOICES,
         **context,
     )
 
@@ -133,7 +127,7 @@ async def _edit(page: WorkspacePage, key_id: str, status: int = 200, **context: 
         manage=_may_manage(page, key),
         aliases=await _aliases(page),
         scopes=SCOPES,
-        periods=PERIODS,
+        periods=PERIOD_CHOICES,
         **context,
     )
 

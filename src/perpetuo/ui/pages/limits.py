@@ -15,7 +15,7 @@ from perpetuo.control.errors import forbidden
 from perpetuo.control.workspaces import SettingsPatch, WorkspaceUpdate
 from perpetuo.limits.plans import PLANS, WorkspaceLimits
 from perpetuo.schema.errors import GatewayError
-from perpetuo.ui.budget import budget_status
+from perpetuo.ui.budget import PERIOD_CHOICES, budget_status
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import Errors, FormData, SessionForm, error_of, validate
 from perpetuo.ui.render import redirect
@@ -50,6 +50,7 @@ async def _page(page: WorkspacePage, status: int = 200, **context: Any) -> Respo
         effective=WorkspaceLimits.from_settings(settings).scope_limits(),
         plans=PLANS,
         rate_fields=RATE_FIELDS,
+        periods=PERIOD_CHOICES,
         budget=await budget_status(page),
         balance=balance,
         ledger=entries,

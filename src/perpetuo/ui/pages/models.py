@@ -15,6 +15,7 @@ from perpetuo.routing.table import Alias
 from perpetuo.schema.errors import GatewayError
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import Errors, FormData, SessionForm, error_of, validate
+from perpetuo.ui.lookups import DEMO_LABEL, demo_providers, is_demo
 from perpetuo.ui.render import redirect
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/models")
@@ -42,6 +43,7 @@ def _alias_view(
         )
     return {
         "deployments": rows,
+        "demo": alias is not None and is_demo(alias),
         "strategy": spec.get("strategy", "default"),
         "fallbacks": spec.get("fallbacks", []),
         "description": spec.get("description"),
@@ -65,6 +67,8 @@ async def _list(page: WorkspacePage, status: int = 200, errors: Errors | None = 
     listed = await models.list_models(page.plane, page.actor, page.id, limit=200, cursor=None)
     state = await gateway.workspace_routes.get(page.id)
     names = await _credential_names(page)
+    demo = {p: f"{names.get(p, p)} ({DEMO_LABEL})" for p in await demo_providers(page)}
+    names.update(demo)
     served = [*gateway.table.aliases.values(), *state.aliases.values()]
     health = gateway.router.state.snapshot(sorted({d.id for a in served for d in a.deployments}))
     own = []
@@ -76,7 +80,7 @@ async def _list(page: WorkspacePage, status: int = 200, errors: Errors | None = 
         spec = alias.config.model_dump(mode="json")
         shadowed = alias.name in state.aliases
         platform.append(
-            {"alias": alias.name, "shadowed": shadowed, **_alias_view(alias, spec, health, {})}
+            {"alias": alias.name, "shadowed": shadowed, **_alias_view(alias, spec, health, demo)}
         )
     return show(
         page, "models.html", status, active="models", own=own, platform=platform, errors=errors
@@ -130,6 +134,8 @@ async def _form_page(
     errors: Errors | None = None,
 ) -> Response:
     names = await _credential_names(page)
+    demo = {p: f"{names.get(p, p)} ({DEMO_LABEL})" for p in await demo_providers(page)}
+    names.update(demo)
     rows = list(values.get("deployments") or [])
     rows += [{}] * max(2, 3 - len(rows))
     return show(

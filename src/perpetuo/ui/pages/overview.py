@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -78,6 +79,34 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Step:
+    label: str
+    done: bool
+    slug: str
+    note: str | None = None  # how it stands, when not plainly done or to do
+
+
+def _steps(counts: dict[str, int], platform_aliases: int, requests: int) -> list[Step]:
+    """The getting-started checklist, each item as it really stands: the platform's models
+    stand in for a credential of one's own, but not for an alias of one's own."""
+    platform = f"the platform's providers serve {platform_aliases} model" + (
+        "s" if platform_aliases != 1 else ""
+    )
+    credential = Step("Add a provider credential", counts["credentials"] > 0, "providers")
+    if not credential.done and platform_aliases:
+        credential = Step(credential.label, True, "providers", f"not needed: {platform}")
+    alias = Step("Make a model alias", counts["models"] > 0, "models")
+    if not alias.done and platform_aliases:
+        alias = Step(alias.label, False, "models", f"optional: {platform}")
+    return [
+        credential,
+        alias,
+        Step("Create an API key", counts["api_keys"] > 0, "keys"),
+        Step("Send a first request", requests > 0, "playground"),
+    ]
+
+
 @router.get("/ui/w/{workspace_id}")
 async def overview(page: PageDep) -> Response:
     now = utcnow()
@@ -86,12 +115,7 @@ async def overview(page: PageDep) -> Response:
     )
     counts = await _counts(page)
     platform_aliases = len(page.gateway.table.aliases)
-    steps = [
-        ("Add a provider credential", counts["credentials"] > 0, "providers"),
-        ("Make a model alias", counts["models"] + platform_aliases > 0, "models"),
-        ("Create an API key", counts["api_keys"] > 0, "keys"),
-        ("Send a first request", _totals(rows)["requests"] > 0, "playground"),
-    ]
+    steps = _steps(counts, platform_aliases, _totals(rows)["requests"])
     return show(
         page,
         "overview.html",

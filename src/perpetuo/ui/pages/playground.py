@@ -34,7 +34,7 @@ from perpetuo.store.schema import api_keys
 from perpetuo.ui import playground_apis
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import SessionJson
-from perpetuo.ui.lookups import alias_names, provider_names
+from perpetuo.ui.lookups import chat_aliases, provider_names
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/playground")
 TAG = "playground"
@@ -54,7 +54,7 @@ async def _usable_keys(page: WorkspacePage) -> list[Any]:
 @router.get("")
 async def playground_page(page: PageDep) -> Response:
     page.require(Role.MEMBER)
-    aliases = await alias_names(page)
+    aliases = await chat_aliases(page)  # embedding-only and other non-chat aliases left out
     keys = await _usable_keys(page)
     choices = [(k.id, f"{k.name} ({k.prefix}…{k.last4})") for k in keys]
     return show(

@@ -1,9 +1,11 @@
 """Usage and cost: charts over time, breakdowns by API (dialect), model, provider, key and
-user, and the workspace's budget and credit standing."""
+user, the workspace's budget and credit standing, and the charts' figures as CSV."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from typing import Any
 from urllib.parse import urlencode
 
@@ -101,6 +103,43 @@ def charts(window: TimeRange, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# The usage CSV: one row per hour or day of the range (as the charts), zeros included.
+CSV_COLUMNS = (
+    "bucket",
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "cache_hits",
+    "saved_usd",
+    "latency_avg_ms",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+)
+
+
+def usage_csv(window: TimeRange, rows: list[dict[str, Any]]) -> str:
+    by_bucket = {row["bucket"]: row for row in rows}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for label in buckets(window):
+        stamp = label.isoformat().replace("+00:00", "Z")
+        row = by_bucket.get(stamp) or {}
+        writer.writerow(
+            [stamp]
+            + [
+                "" if row.get(name) is None and name.startswith("latency") else row.get(name, 0)
+                for name in CSV_COLUMNS[1:]
+            ]
+        )
+    return buffer.getvalue()
+
+
 def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     requests = sum(r["requests"] for r in rows)
     latency = sum((r["latency_avg_ms"] or 0) * r["requests"] for r in rows)
@@ -123,12 +162,8 @@ async def _names(page: WorkspacePage) -> dict[str, dict[str, str]]:
     }
 
 
-@router.get("")
-async def usage_page(
-    page: PageDep, range: str | None = None, since: str | None = None, until: str | None = None
-) -> Response:
-    window = parse_range(range, since, until, default="7d")
-    rows = await analytics.usage_series(
+async def _series(page: WorkspacePage, window: TimeRange) -> list[dict[str, Any]]:
+    return await analytics.usage_series(
         page.plane,
         page.actor,
         page.id,
@@ -136,6 +171,14 @@ async def usage_page(
         until=window.until,
         granularity=window.granularity,
     )
+
+
+@router.get("")
+async def usage_page(
+    page: PageDep, range: str | None = None, since: str | None = None, until: str | None = None
+) -> Response:
+    window = parse_range(range, since, until, default="7d")
+    rows = await _series(page, window)
     names = await _names(page)
     tables = []
     for dim, title, heading in BREAKDOWNS:
@@ -156,5 +199,21 @@ async def usage_page(
         totals=totals(rows),
         tables=tables,
         budget=await budget_status(page),
-        export_url=page.url("logs/export.csv") + f"?{urlencode(window.query)}",
+        usage_csv_url=page.url("usage/export.csv") + f"?{urlencode(window.query)}",
+        logs_csv_url=page.url("logs/export.csv") + f"?{urlencode(window.query)}",
+    )
+
+
+@router.get("/export.csv")
+async def export(
+    page: PageDep, range: str | None = None, since: str | None = None, until: str | None = None
+) -> Response:
+    """The figures the page charts, for the same range, one row per hour or day."""
+    window = parse_range(range, since, until, default="7d")
+    body = usage_csv(window, await _series(page, window))
+    name = f"perpetuo-usage-{page.id}-{window.since:%Y%m%d}-{window.until:%Y%m%d}.csv"
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
     )

@@ -3,13 +3,14 @@
 
 document.documentElement.classList.add("js");
 
-// On a phone the section menu scrolls sideways: bring the current section into view.
-document.addEventListener("DOMContentLoaded", () => {
-  const current = document.querySelector(".sidenav [aria-current='page']");
-  const menu = current && current.closest(".sidenav");
-  if (menu && menu.scrollWidth > menu.clientWidth) {
-    menu.scrollLeft = current.offsetLeft - (menu.clientWidth - current.offsetWidth) / 2;
-  }
+// On a phone the section list folds into a menu: its button opens and closes it.
+function setNavOpen(nav, open) {
+  nav.classList.toggle("open", open);
+  nav.querySelector(".nav-toggle").setAttribute("aria-expanded", String(open));
+}
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest(".nav-toggle");
+  if (toggle) setNavOpen(toggle.closest(".sidenav"), !toggle.closest(".sidenav").classList.contains("open"));
 });
 
 // Copy buttons: <button data-copy="element-id">.
@@ -68,6 +69,10 @@ document.addEventListener("keydown", (event) => {
   document.querySelectorAll("details.menu[open]").forEach((menu) => {
     menu.removeAttribute("open");
     menu.querySelector("summary").focus();
+  });
+  document.querySelectorAll(".sidenav.open").forEach((nav) => {
+    setNavOpen(nav, false);
+    nav.querySelector(".nav-toggle").focus();
   });
 });
 document.addEventListener("click", (event) => {

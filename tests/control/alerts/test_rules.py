@@ -43,7 +43,7 @@ def _types(receiver) -> list[tuple[str, str]]:
 
 async def test_a_key_expiring_fires_once_and_recovers_when_revoked(api, receiver):
     service = api.app.gateway.alerts
-    ws, base, channel = await _workspace(api, receiver)
+    _ws, base, channel = await _workspace(api, receiver)
     key = (await api.http.post(f"{base}/keys", headers=MASTER, json={"name": "ci"})).json()["data"]
     later = (await api.http.post(f"{base}/keys", headers=MASTER, json={"name": "far"})).json()
     now = utcnow()
@@ -118,7 +118,7 @@ async def test_spend_over_the_hours_usual_fires_and_clears_the_next_hour(api, re
 
 async def test_a_low_credit_balance_is_renotified_then_resolved_by_a_grant(api, receiver):
     service = api.app.gateway.alerts
-    ws, base, channel = await _workspace(api, receiver)
+    _ws, base, channel = await _workspace(api, receiver)
     await make_rule(
         api,
         base,

@@ -140,9 +140,10 @@ async def _check_channels(conn: AsyncConnection, workspace_id: str | None, ids: 
 def _params(kind: str, params: dict[str, Any], workspace_id: str | None) -> dict[str, Any]:
     try:
         return kinds.parse_params(kind, params, platform=workspace_id is None)
+    except kinds.KindError as exc:
+        raise invalid(f"kind: {exc}.", "kind") from None
     except ValueError as exc:
-        field = "kind" if kind not in kinds.PARAMS or "belong" in str(exc) else "params"
-        raise invalid(f"{field}: {exc}.", field) from None
+        raise invalid(f"params: {exc}.", "params") from None
 
 
 async def _rule(conn: AsyncConnection, workspace_id: str | None, rule_id: str) -> Any:

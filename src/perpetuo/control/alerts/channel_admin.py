@@ -252,11 +252,11 @@ async def send_test(
         row = await _channel(conn, workspace_id, channel_id)
         alert = {
             "rule_id": None,
-            "rule_name": "Test alert",
+            "rule_name": row.name,  # the channel: what the test is of
             "kind": "test",
             "subject": row.name,
             "status": "firing",
-            "summary": f"a test of the alert channel {row.name}",
+            "summary": f"a test of the {row.kind} alert channel {row.name}",
             "value": None,
             "threshold": None,
             "details": {},

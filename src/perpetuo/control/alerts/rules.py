@@ -100,16 +100,20 @@ PLATFORM_ONLY = frozenset({HEALTH_CHECK_FAILING})
 EVENT_KINDS = frozenset({BUDGET_THRESHOLD})
 
 
+class KindError(ValueError):
+    """The kind is unknown, or not one this scope (workspace or platform) may have."""
+
+
 def parse_params(kind: str, params: dict[str, Any], *, platform: bool) -> dict[str, Any]:
     """The validated parameters as stored (defaults filled in); ValueError naming the
     problem for a kind this scope cannot have or a bad parameter."""
     model = PARAMS.get(kind)
     if model is None:
-        raise ValueError(f"unknown kind (known: {', '.join(KINDS)})")
+        raise KindError(f"unknown kind (known: {', '.join(KINDS)})")
     if platform and kind in WORKSPACE_ONLY:
-        raise ValueError(f"{kind} rules belong to a workspace")
+        raise KindError(f"{kind} rules belong to a workspace")
     if not platform and kind in PLATFORM_ONLY:
-        raise ValueError(f"{kind} rules are the platform's (workspace credentials have no probes)")
+        raise KindError(f"{kind} rules are the platform's (workspace credentials have no probes)")
     try:
         return model.model_validate(params).model_dump()
     except ValidationError as exc:

@@ -150,6 +150,11 @@ def every_page(browser: Browser, base_url: str, upstream: str) -> None:
             response = page.goto(url)
             assert response is not None and response.status == 200, (name, width)
             page.wait_for_load_state("networkidle")
+            # Headless Chromium asks for no icon; a browser with a window asks for the linked
+            # one, or for /favicon.ico (a 404 and a console error) when none is linked.
+            icon = page.evaluate("document.querySelector('link[rel~=icon]')?.href ?? null")
+            if icon is None or page.request.get(icon).status != 200:
+                found.append(f"no favicon to load (linked: {icon})")
             page.screenshot(path=ARTIFACTS / f"every-{name}-{width}.png", full_page=True)
             if found:
                 problems[f"{name} at {width} width"] = found

@@ -21,7 +21,9 @@ from perpetuo.auth.credential_crypto import new_key_spec
 from perpetuo.control.session_history import StoredMessage
 from perpetuo.metering.record import RequestRecord
 from perpetuo.metering.writer import write_batch
+from tests.api import billing_isolation as billing
 from tests.support.admin_api import MASTER, admin_api, bearer
+from tests.support.fake_stripe import FakeStripe
 from tests.support.people import make_user, make_workspace, sign_in
 
 ROLES = ("viewer", "member", "admin", "owner")
@@ -307,6 +309,7 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("DELETE", "/api/workspaces/{workspace_id}/cache"): Route("admin"),
 }
+WORKSPACE_ROUTES |= billing.route_table(Route, _fresh_workspace)
 # Workspace routes no workspace role may use: only platform administrators (and the master
 # key), e.g. granting credits. Body per route.
 SUPERADMIN_WORKSPACE_ROUTES: dict[tuple[str, str], Callable[[Tenant], Any]] = {
@@ -336,14 +339,14 @@ SELF_ROUTES = {
     ("POST", "/api/mail/unsubscribe"),
     # Names a workspace in its body, if any: isolation tested in test_guardrails_e2e.py.
     ("POST", "/api/guardrails/test"),
-}
+} | billing.SELF_ROUTES
 # Routes nobody signs in for, off unless the operator turns them on (test_catalog.py).
 PUBLIC_ROUTES = {
     ("GET", "/api/catalog/models"),
     ("GET", "/api/catalog/providers"),
     ("GET", "/api/rankings/models"),
 }
-PLATFORM_ROUTES = {
+PLATFORM_ROUTES = billing.PLATFORM_ROUTES | {
     ("GET", "/api/admin/audit"),
     ("GET", "/api/admin/users"),
     ("POST", "/api/admin/reload"),
@@ -355,8 +358,17 @@ PLATFORM_ROUTES = {
 @pytest.fixture
 async def world(tmp_path, monkeypatch):
     monkeypatch.setenv("PERPETUO_ENCRYPTION_KEYS", new_key_spec("k1"))
-    async with admin_api(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", tmp_path) as api:
-        yield World(api, await _tenant(api, "aaa"), await _tenant(api, "bbb"))
+    fake = FakeStripe().start()  # billing on, so its routes are classified and checked
+    config, settings = billing.billing_options(fake)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    try:
+        async with admin_api(url, tmp_path, config, **settings) as api:
+            a, b = await _tenant(api, "aaa"), await _tenant(api, "bbb")
+            for tenant in (a, b):
+                await billing.fill_billing(api, fake, tenant)
+            yield World(api, a, b)
+    finally:
+        fake.stop()
 
 
 def _path(template: str, workspace_id: str, ids: dict[str, str]) -> str:
@@ -374,6 +386,7 @@ async def test_every_admin_route_is_classified(world):
     schema = world.api.app.admin_app().openapi()
     routes = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
     classified = set(WORKSPACE_ROUTES) | set(SUPERADMIN_WORKSPACE_ROUTES)
+    classified |= set(billing.PLATFORM_BODY_ROUTES) | set(billing.NAMED_WORKSPACE_ROUTES)
     unclassified = routes - classified - SELF_ROUTES - PLATFORM_ROUTES - PUBLIC_ROUTES
     assert not unclassified, f"classify these routes in the isolation suite: {unclassified}"
     assert not (classified | SELF_ROUTES | PLATFORM_ROUTES | PUBLIC_ROUTES) - routes
@@ -533,3 +546,29 @@ async def test_chat_sessions_are_their_makers_alone(world):
     )
     assert export.status_code == 200 and f"secret of {a.marker}" in export.text
     assert b.marker not in export.text and b.ids["session_id"] not in export.text
+
+
+async def test_routes_naming_a_workspace_in_the_body_or_query(world):
+    a, b = world.a, world.b
+    for (method, _), (minimum, request) in billing.NAMED_WORKSPACE_ROUTES.items():
+        for role in ROLES:
+            path, body = request(b.workspace_id)
+            response = await world.call(a.tokens[role], method, path, body)
+            assert response.status_code == 404, (role, path, response.text)
+            assert b.marker not in response.text and b.workspace_id not in response.text
+            path, body = request(a.workspace_id)
+            response = await world.call(a.tokens[role], method, path, body)
+            allowed = ROLES.index(role) >= ROLES.index(minimum)
+            expected = (200, 201, 409) if allowed else (403,)  # 409: the trial was used
+            assert response.status_code in expected, (role, path, response.text)
+
+
+async def test_platform_billing_routes_refuse_workspace_people(world):
+    for (method, template), body in billing.PLATFORM_BODY_ROUTES.items():
+        path = template.replace("{coupon_id}", world.b.ids["coupon_id"])
+        for role in ROLES:
+            response = await world.call(world.a.tokens[role], method, path, body(world.a))
+            assert response.status_code == 403, (role, path, response.text)
+            assert world.b.marker not in response.text
+        allowed = await world.api.http.request(method, path, headers=MASTER, json=body(world.a))
+        assert allowed.status_code in (200, 201), allowed.text

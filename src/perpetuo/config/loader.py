@@ -77,7 +77,7 @@ def key_variables(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, KeyS
     non-empty (for start-up warnings and errors that name the variable, never its value)."""
     found: dict[str, KeySource] = {}
     providers = raw.get("providers")
-    for name, spec in (providers.items() if isinstance(providers, dict) else ()):
+    for name, spec in providers.items() if isinstance(providers, dict) else ():
         value = spec.get("api_key") if isinstance(spec, dict) else None
         match = _VAR.fullmatch(value) if isinstance(value, str) else None
         if match and not match.group(1):

@@ -11,6 +11,8 @@ from perpetuo.api.admin.routes import (
     alerts,
     audit,
     auth,
+    billing,
+    billing_plans,
     cache,
     catalog,
     chat_sessions,
@@ -28,6 +30,8 @@ from perpetuo.api.admin.routes import (
     workspaces,
 )
 from perpetuo.pipeline.runtime import Gateway
+
+BILLING_ROUTERS = [billing.router, billing_plans.router]
 
 ROUTERS = [
     auth.router,
@@ -70,5 +74,8 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     for router in ROUTERS:
         app.include_router(router)
+    if gateway.plane.billing is not None:  # a server that sells nothing has no billing API
+        for router in BILLING_ROUTERS:
+            app.include_router(router)
     install_error_handlers(app)
     return app

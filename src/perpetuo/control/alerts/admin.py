@@ -162,10 +162,10 @@ async def _rule(conn: AsyncConnection, workspace_id: str | None, rule_id: str) -
 async def create_rule(
     plane: ControlPlane, actor: Actor, workspace_id: str | None, spec: RuleCreate
 ) -> dict[str, Any]:
-    params = _params(spec.kind, spec.params, workspace_id)
     rule_id, now = new_id("alrt"), utcnow()
     async with plane.db.begin() as conn:
-        await authorize(conn, actor, workspace_id, write=True)
+        await authorize(conn, actor, workspace_id, write=True)  # before judging the body
+        params = _params(spec.kind, spec.params, workspace_id)
         await _check_channels(conn, workspace_id, spec.channel_ids)
         await conn.execute(
             insert(alert_rules).values(

@@ -82,6 +82,8 @@ async def _channel(conn: AsyncConnection, workspace_id: str | None, channel_id: 
 async def create_channel(
     plane: ControlPlane, actor: Actor, workspace_id: str | None, spec: ChannelCreate
 ) -> dict[str, Any]:
+    async with plane.db.connect() as conn:  # who may, before anything about the body is said
+        await authorize(conn, actor, workspace_id, write=True)
     channel_id, now = new_id("alch"), utcnow()
     sealed, display, signing = None, "", None
     if spec.kind == "email":

@@ -136,6 +136,8 @@ def _routes(
         return await rules.history(plane, actor, scope, limit=limit, cursor=cursor)
 
     add = router.add_api_route
+    # A rule or channel id that is not there (or is another scope's) answers 404.
+    one_read, one_write = {**common, **errors(404)}, {**write, **errors(404)}
     who = "of the platform" if scope_of is _platform_scope else "in this workspace"
     add(
         f"{base}/alert-rules",
@@ -157,14 +159,14 @@ def _routes(
         get_rule,
         methods=["GET"],
         summary="Get an alert rule",
-        responses=common,
+        responses=one_read,
     )
     add(
         f"{base}/alert-rules/{{rule_id}}",
         update_rule,
         methods=["PATCH"],
         summary="Change an alert rule (a changed condition is judged afresh)",
-        responses=write,
+        responses=one_write,
     )
     add(
         f"{base}/alert-rules/{{rule_id}}",
@@ -172,7 +174,7 @@ def _routes(
         methods=["DELETE"],
         status_code=204,
         summary="Delete an alert rule",
-        responses=write,
+        responses=one_write,
     )
     add(
         f"{base}/alert-channels",
@@ -194,14 +196,14 @@ def _routes(
         get_channel,
         methods=["GET"],
         summary="Get an alert channel",
-        responses=common,
+        responses=one_read,
     )
     add(
         f"{base}/alert-channels/{{channel_id}}",
         update_channel,
         methods=["PATCH"],
         summary="Change an alert channel",
-        responses={**write, **WITH_SECRET},
+        responses={**one_write, **WITH_SECRET},
     )
     add(
         f"{base}/alert-channels/{{channel_id}}",
@@ -209,7 +211,7 @@ def _routes(
         methods=["DELETE"],
         status_code=204,
         summary="Delete an alert channel",
-        responses=write,
+        responses=one_write,
     )
     add(
         f"{base}/alert-channels/{{channel_id}}/test",
@@ -219,7 +221,7 @@ def _routes(
         description="Records an `alert.test` event and makes its first delivery attempt at "
         "once; `ok` says whether the receiver accepted it (a failure is retried like any "
         "delivery and shows in the history).",
-        responses={**write, **WITH_SECRET},
+        responses={**one_write, **WITH_SECRET},
     )
     add(
         f"{base}/alerts",

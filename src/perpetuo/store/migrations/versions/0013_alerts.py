@@ -116,9 +116,7 @@ def upgrade() -> None:
         _created(),
         sa.Column("delivered_at", UTCDateTime),
     )
-    op.create_index(
-        "ix_alert_deliveries_due", "alert_deliveries", ["status", "next_attempt_at"]
-    )
+    op.create_index("ix_alert_deliveries_due", "alert_deliveries", ["status", "next_attempt_at"])
     op.create_index("ix_alert_deliveries_event", "alert_deliveries", ["event_id"])
 
 

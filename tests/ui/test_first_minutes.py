@@ -178,6 +178,7 @@ async def test_usage_exports_its_own_figures_and_the_request_log(newcomer):
     links = dict(re.findall(r'href="([^"]+)" download data-test="([a-z-]+)"', body))
     by_name = {name: url.replace("&amp;", "&") for url, name in links.items()}
     assert set(by_name) == {"usage-csv", "logs-csv"}
+    assert '<div class="stat-note">1 error</div>' in body  # one failed request, in the singular
     response = await person.get(by_name["usage-csv"])
     assert (
         response.status_code == 200 and "perpetuo-usage-" in response.headers["content-disposition"]

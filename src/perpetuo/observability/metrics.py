@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 WORKSPACE = "workspace"
 # Anything else (e.g. 404s): "other".
 ENDPOINTS = frozenset({"chat", "chat_sessions", "embeddings", "models", *OPERATION_ENDPOINTS})
@@ -81,6 +82,13 @@ class GatewayMetrics:
             "Request time not spent waiting on upstreams",
             ["endpoint"],
             buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        # Sampled by observability/loop_lag.py; a stall delays every request in the worker.
+        self.loop_lag = Histogram(
+            "perpetuo_event_loop_lag_seconds",
+            "How late the event loop ran a timer that was due (sampled every 0.1 s)",
+            buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
         self.tokens = Counter(

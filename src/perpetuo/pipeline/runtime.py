@@ -33,6 +33,7 @@ from perpetuo.metering.recorder import build_record
 from perpetuo.metering.retention import prune_request_logs
 from perpetuo.metering.writer import UsageWriter
 from perpetuo.observability import logs
+from perpetuo.observability.loop_lag import LoopLagMonitor
 from perpetuo.observability.metrics import GatewayMetrics
 from perpetuo.observability.tracing import Tracing
 from perpetuo.pipeline.context import RequestContext
@@ -91,6 +92,7 @@ class Gateway:
     master_key: str | None = None
     listen: tuple[str | None, int | None] = (None, None)  # for the egress policy
     alerts: AlertService | None = None  # rule evaluation and alert delivery (control/alerts/)
+    loop_lag: LoopLagMonitor | None = None  # with metrics on: perpetuo_event_loop_lag_seconds
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _settling: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -232,6 +234,7 @@ class Gateway:
             self.alerts.start()
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._refresh_gauges_forever()))
+            self.loop_lag = LoopLagMonitor(self.metrics.loop_lag.observe).start()
 
     async def _refresh_gauges_forever(self, interval: float = 2.0) -> None:
         assert self.metrics is not None
@@ -274,6 +277,8 @@ class Gateway:
             await flush_last_used(self.plane.db, self.keys)
 
     async def aclose(self) -> None:
+        if self.loop_lag is not None:
+            self.loop_lag.stop()
         if self.alerts is not None:
             await self.alerts.aclose()
         await self.router.aclose()

@@ -50,12 +50,12 @@ class PasswordReset(BaseModel):
 
 async def request_reset(plane: ControlPlane, spec: ResetRequest, client: ClientInfo) -> None:
     """Mail a reset link to the account with this address, if there is one."""
+    email = normalize_email(spec.email)
+    await refuse_password(plane, email)
     if not plane.mail.enabled:
         raise mail_off(
             "This server does not send mail: ask an administrator to reset your password.",
         )
-    email = normalize_email(spec.email)
-    await refuse_password(plane, email)
     async with plane.db.begin() as conn:
         row = (await conn.execute(select(users).where(users.c.email == email))).first()
         if row is None or row.disabled_at is not None:

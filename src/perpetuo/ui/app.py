@@ -18,6 +18,7 @@ from perpetuo.ui.pages import (
     account,
     audit,
     auth,
+    billing,
     chat_sessions,
     keys,
     limits,
@@ -28,7 +29,10 @@ from perpetuo.ui.pages import (
     playground,
     providers,
     public,
+    referrals,
     settings,
+    sso,
+    sso_settings,
     usage,
 )
 from perpetuo.ui.render import build_environment, render
@@ -49,8 +53,12 @@ ROUTERS = [
     chat_sessions.router,
     usage.router,
     limits.router,
+    billing.router,
+    referrals.router,
     audit.router,
     settings.router,
+    sso.router,
+    sso_settings.router,
     public.router,
 ]
 

@@ -2,7 +2,7 @@
 // its own sign-in page (no consent step, no external assets) and a test API to rotate the
 // signing key, register clients, and make the next ID tokens wrong (audience, expiry, key).
 //
-//   node server.js CONFIG.json    prints "listening PORT" once it answers on 127.0.0.1
+//   node server.js CONFIG.json [PORT]    prints "listening PORT" once it answers on 127.0.0.1
 //
 // CONFIG: {"users": {"alice": {"password", "email", "email_verified", "name", "groups"}},
 //          "clients": [{"client_id", "client_secret", "redirect_uris",
@@ -202,7 +202,7 @@ const server = http.createServer(async (req, res) => {
   }
 });
 
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(process.argv[3] || 0), '127.0.0.1', () => {
   const { port } = server.address();
   issuer = `http://127.0.0.1:${port}`;
   build();

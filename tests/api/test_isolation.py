@@ -97,7 +97,16 @@ async def _fill(api: Any, t: Tenant) -> None:
             "channel_ids": [channel.json()["data"]["id"]],
         },
     )
-    for response in (key, cred, model, invite, channel, rule):
+    provider = await api.http.post(
+        f"{base}/sso/providers",
+        headers=owner,
+        json=_provider_body(t.marker),
+    )
+    domain = f"{t.marker}.example.com"
+    # Only the platform verifies a workspace's domains.
+    verified = await api.http.put(f"{base}/sso/domains/{domain}", headers=MASTER)
+    assert verified.status_code == 200, verified.text
+    for response in (key, cred, model, invite, channel, rule, provider):
         assert response.status_code == 201, response.text
     t.ids = {
         "key_id": key.json()["data"]["id"],
@@ -106,6 +115,8 @@ async def _fill(api: Any, t: Tenant) -> None:
         "invite_id": invite.json()["data"]["id"],
         "channel_id": channel.json()["data"]["id"],
         "rule_id": rule.json()["data"]["id"],
+        "provider_id": provider.json()["data"]["id"],
+        "domain": domain,
         "user_id": t.owner_id,
         "key": key.json()["data"]["key"],
         "request_id": f"req_{t.marker}",
@@ -226,6 +237,27 @@ async def _fresh_alert_channel(world: World, t: Tenant) -> dict[str, str]:
         {"name": "c", "kind": "slack", "url": "https://hooks.example.com/fresh"},
     )
     return {"channel_id": r.json()["data"]["id"]}
+
+
+def _provider_body(name: str) -> dict[str, Any]:
+    # The issuer is never reached but by a provider's test (which then answers ok=false).
+    return {
+        "name": name,
+        "issuer": "https://idp.invalid",
+        "client_id": f"client-{name}",
+        "client_secret": f"secret-{name}",
+    }
+
+
+async def _fresh_sso_provider(world: World, t: Tenant) -> dict[str, str]:
+    r = await world.call(
+        t.tokens["owner"],
+        "POST",
+        f"/api/workspaces/{t.workspace_id}/sso/providers",
+        _provider_body(f"p{next(_counter)}"),
+    )
+    assert r.status_code == 201, r.text
+    return {"provider_id": r.json()["data"]["id"]}
 
 
 async def _fresh_session(world: World, t: Tenant) -> dict[str, str]:
@@ -369,6 +401,20 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     # The receiver cannot be reached from the test: ok=false, still 200.
     ("POST", "/api/workspaces/{workspace_id}/alert-channels/{channel_id}/test"): Route("admin"),
     ("GET", "/api/workspaces/{workspace_id}/alerts"): Route("viewer"),
+    ("GET", "/api/workspaces/{workspace_id}/sso/providers"): Route("admin"),
+    ("POST", "/api/workspaces/{workspace_id}/sso/providers"): Route(
+        "admin", lambda t: _provider_body(f"new{next(_counter)}")
+    ),
+    ("GET", "/api/workspaces/{workspace_id}/sso/providers/{provider_id}"): Route("admin"),
+    ("PATCH", "/api/workspaces/{workspace_id}/sso/providers/{provider_id}"): Route(
+        "admin", lambda t: {"name": "renamed", "client_secret": "another-secret"}
+    ),
+    ("DELETE", "/api/workspaces/{workspace_id}/sso/providers/{provider_id}"): Route(
+        "admin", fresh=_fresh_sso_provider
+    ),
+    # The issuer cannot be reached from the test: ok=false, still 200.
+    ("POST", "/api/workspaces/{workspace_id}/sso/providers/{provider_id}/test"): Route("admin"),
+    ("GET", "/api/workspaces/{workspace_id}/sso/domains"): Route("admin"),
 }
 WORKSPACE_ROUTES |= billing.route_table(Route, _fresh_workspace)
 # Workspace routes no workspace role may use: only platform administrators (and the master
@@ -378,6 +424,9 @@ SUPERADMIN_WORKSPACE_ROUTES: dict[tuple[str, str], Callable[[Tenant], Any]] = {
         "amount_usd": 5,
         "note": t.marker,
     },
+    # A verified domain lets the workspace's provider vouch for its addresses.
+    ("PUT", "/api/workspaces/{workspace_id}/sso/domains/{domain}"): lambda t: None,
+    ("DELETE", "/api/workspaces/{workspace_id}/sso/domains/{domain}"): lambda t: None,
 }
 # Routes about the caller alone, or with no workspace in them (tested in their own modules).
 SELF_ROUTES = {
@@ -400,6 +449,9 @@ SELF_ROUTES = {
     ("POST", "/api/mail/unsubscribe"),
     # Names a workspace in its body, if any: isolation tested in test_guardrails_e2e.py.
     ("POST", "/api/guardrails/test"),
+    # The ways to sign in, for the sign-in page: the platform's providers, and the provider
+    # of an address's verified domain (tests/ui/test_sso_oidc.py).
+    ("GET", "/api/auth/sso/providers"),
 } | billing.SELF_ROUTES
 # Routes nobody signs in for, off unless the operator turns them on (test_catalog.py).
 PUBLIC_ROUTES = {
@@ -481,6 +533,7 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
         b.ids["session_id"],
         b.ids["rule_id"],
         b.ids["channel_id"],
+        b.ids["provider_id"],
     )
     for (method, template), route in WORKSPACE_ROUTES.items():
         for role in ROLES:
@@ -498,6 +551,7 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
                         "session_id",
                         "rule_id",
                         "channel_id",
+                        "provider_id",
                     )
                 ):
                     continue
@@ -563,7 +617,7 @@ async def test_superadmin_workspace_routes_refuse_every_workspace_role(world):
             assert b.marker not in response.text
         path = _path(template, a.workspace_id, a.ids)
         allowed = await world.api.http.request(method, path, headers=MASTER, json=body(a))
-        assert allowed.status_code in (200, 201), allowed.text
+        assert allowed.status_code in (200, 201, 204), allowed.text
 
 
 async def test_workspace_lists_never_include_other_workspaces(world):

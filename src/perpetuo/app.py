@@ -96,6 +96,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     plane.egress = policy_for(config.egress, settings.host, settings.port)
     plane.sso.http = client
     plane.sso.configure(config.sso)
+    plane.api_keys = config.api_keys
     keys = KeyCache(key_loader(plane.db))
     plane.changes.subscribe(KEY, keys.invalidate_key)
     workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)

@@ -29,6 +29,7 @@ def row(**overrides):
         previous_hash=None,
         previous_valid_until=None,
         key_hash="h",
+        environment="live",
         ip_allowlist=None,
         referer_domains=None,
         limits={},

@@ -52,6 +52,7 @@ class KeyRecord:
                 limits=limits or None,
                 cache=cache,
                 guardrails=guardrails,
+                environment=row.environment,
             ),
             key_id=row.id,
             revoked=row.revoked_at is not None,

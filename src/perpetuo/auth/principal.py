@@ -19,6 +19,7 @@ class Principal:
     # The key's cache and guardrail overrides (CachePolicy / GuardrailPolicy), None if unset.
     cache: Any = field(default=None, compare=False)
     guardrails: Any = field(default=None, compare=False)
+    environment: str | None = None  # the key's (live, test, ...); None: the master key
 
     def may_use_model(self, alias: str) -> bool:
         return self.allowed_models is None or alias in self.allowed_models

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -43,7 +44,14 @@ async def control_plane(config: Path | None) -> AsyncIterator[Any]:
     from perpetuo.app import build_control_plane
     from perpetuo.control.bootstrap import StartupError, prepare_store
 
-    plane = build_control_plane(settings_for(config))
+    settings = settings_for(config)
+    plane = build_control_plane(settings)
+    if settings.config is not None:  # the environments keys may be created in
+        from perpetuo.config.loader import ConfigError, load_config
+
+        # A file the CLI cannot load (a provider's variable unset here) leaves live and test.
+        with contextlib.suppress(ConfigError):
+            plane.api_keys = load_config(settings.config).api_keys
     try:
         try:
             await prepare_store(plane)

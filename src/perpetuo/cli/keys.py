@@ -32,7 +32,7 @@ def create(
         ),
     ] = None,
     expires: Annotated[str | None, typer.Option(help="Lifetime such as 30d, 12h, 2w.")] = None,
-    environment: Annotated[str, typer.Option(help="live or test.")] = "live",
+    environment: Annotated[str, typer.Option(help="live, test, or one the config adds.")] = "live",
     ip_allow: Annotated[
         str | None, typer.Option("--ip-allow", help="CIDRs, comma-separated.")
     ] = None,

@@ -17,6 +17,7 @@ from pydantic import (
 
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.config.billing import BillingConfig
+from perpetuo.config.keys import ApiKeysConfig
 from perpetuo.config.sso import SsoConfig
 from perpetuo.guardrails.policy import GuardrailPolicy
 from perpetuo.schema.endpoints import Endpoint
@@ -185,6 +186,9 @@ class ProviderConfig(_Strict):
     upstream_limits: UpstreamLimitsConfig | None = Field(
         default=None, description="Overrides of the global upstream_limits for this provider"
     )
+    test: bool = Field(
+        default=False, description="A test provider: keys of test-only environments may use it"
+    )
 
     @field_validator("proxy")
     @classmethod
@@ -324,6 +328,11 @@ class ModelAliasConfig(_Strict):
         "(the pricing catalog's mode, then its name) and provider type",
     )
     description: str | None = None
+    test: bool = Field(
+        default=False,
+        description="A test alias, usable by keys of test-only environments (so is an alias "
+        "whose deployments all use test or demo providers)",
+    )
     cache: CachePolicy | None = Field(
         default=None, description="Response-cache settings for this alias (over the workspace's)"
     )
@@ -519,6 +528,7 @@ class GatewayConfig(_Strict):
     public: PublicConfig = Field(default_factory=PublicConfig)
     billing: BillingConfig = Field(default_factory=BillingConfig)
     sso: SsoConfig = Field(default_factory=SsoConfig)
+    api_keys: ApiKeysConfig = Field(default_factory=ApiKeysConfig)
     # provider -> the variable its api_key is read from (set by the loader).
     _key_variables: dict[str, KeySource] = PrivateAttr(default_factory=dict)
 

@@ -126,7 +126,11 @@ class KeyRestrictions(BaseModel):
 
 class KeyCreate(KeyRestrictions):
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    environment: Literal["live", "test"] = "live"
+    environment: str = Field(
+        default="live",
+        description="live, test, or an environment the operator adds (api_keys.environments); "
+        "the key's prefix is pk_<environment>_",
+    )
     service: bool = Field(
         default=False,
         description="A service key belongs to the workspace, not to its creator, and keeps "
@@ -213,6 +217,12 @@ async def create_key(
     plane: ControlPlane, actor: Actor, workspace_id: str, spec: KeyCreate
 ) -> tuple[dict[str, Any], str]:
     """The new key's view and its plaintext, which is never available again."""
+    known = plane.api_keys.all_environments
+    if spec.environment not in known:
+        raise invalid(
+            f"Unknown environment {spec.environment!r} (this server has: {', '.join(known)}).",
+            "environment",
+        )
     new = keygen.generate(spec.environment)
     key_id = new_id("key")
     values = {

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from perpetuo.auth.credential_crypto import Keyring
 from perpetuo.auth.secrets import DerivedKeys
 from perpetuo.auth.throttle import LoginThrottle
+from perpetuo.config.keys import ApiKeysConfig
 from perpetuo.control.changes import ChangeFeed
 from perpetuo.control.mail import Mailer
 from perpetuo.control.sso.directory import SsoDirectory
@@ -48,3 +49,5 @@ class ControlPlane:
     require_email_verification: bool = False
     # Selling credits and plans (control/billing/): None on a server that sells nothing.
     billing: Billing | None = None
+    # The config's api_keys section: the environments keys may be created in.
+    api_keys: ApiKeysConfig = field(default_factory=ApiKeysConfig)

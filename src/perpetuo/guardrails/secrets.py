@@ -29,7 +29,7 @@ _PROVIDER_KEY = re.compile(
     r"|AIza[0-9A-Za-z_-]{35}"  # Google API keys
     r"|hf_[A-Za-z]{34,40}"  # Hugging Face
     r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
-    r"|pk_(?:live|test)_[A-Za-z0-9_-]{40,100}"  # Perpetuo's own keys
+    r"|pk_[a-z][a-z0-9]{1,7}_[A-Za-z0-9_-]{40,100}"  # Perpetuo's own keys
     r")(?![A-Za-z0-9_-])"
 )
 

@@ -27,6 +27,7 @@ from perpetuo.control.plane import ControlPlane
 from perpetuo.control.stored_responses import ResponseStore
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
 from perpetuo.demo.server import embedded_if_used
+from perpetuo import heap
 from perpetuo.guardrails.injection import HEURISTIC, InjectionClassifier
 from perpetuo.limits import LimitEngine
 from perpetuo.metering.recorder import build_record
@@ -122,6 +123,12 @@ class Gateway:
                 f"This API key is not allowed to use the model `{name}`.",
                 ErrorCode.MODEL_NOT_ALLOWED,
             )
+        if not alias.test and principal.environment in self.config.api_keys.test_only:
+            raise forbidden(
+                f"This is a {principal.environment} key: it may use only test models, and "
+                f"`{name}` is not one. Use a live key, or a model marked for testing.",
+                ErrorCode.TEST_KEY_NOT_ALLOWED,
+            )
         return alias
 
     def alias_lookup(self, state: WorkspaceState) -> Callable[[str], Alias | None]:
@@ -132,7 +139,12 @@ class Gateway:
 
     def visible_aliases(self, state: WorkspaceState, principal: Principal) -> list[Alias]:
         aliases = {**self.table.aliases, **state.aliases}
-        return [a for a in aliases.values() if principal.may_use_model(a.name)]
+        test_only = principal.environment in self.config.api_keys.test_only
+        return [
+            a
+            for a in aliases.values()
+            if principal.may_use_model(a.name) and (a.test or not test_only)
+        ]
 
     def record(self, ctx: RequestContext) -> None:
         """Everything that happens once a request is over, none of it I/O on this path:
@@ -196,6 +208,7 @@ class Gateway:
         self.plane.egress = egress
         self.workspace_routes.set_policies(egress, config.upstream_limits)
         self.plane.sso.configure(config.sso)
+        self.plane.api_keys = config.api_keys
         if self.metrics is not None:
             self.metrics.aliases, self.metrics.providers = set(table.aliases), set(config.providers)
         log.info("configuration reloaded: %d aliases", len(table.aliases))
@@ -235,6 +248,7 @@ class Gateway:
         if self.metrics is not None:
             self._tasks.append(asyncio.create_task(self._refresh_gauges_forever()))
             self.loop_lag = LoopLagMonitor(self.metrics.loop_lag.observe).start()
+        heap.set_aside_startup()  # last: everything built so far lives as long as the process
 
     async def _refresh_gauges_forever(self, interval: float = 2.0) -> None:
         assert self.metrics is not None
@@ -306,3 +320,4 @@ class Gateway:
         if (demo := embedded_if_used()) is not None:
             await demo.aclose()
         await self.plane.db.dispose()
+        heap.release()

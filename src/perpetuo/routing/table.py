@@ -13,7 +13,7 @@ from perpetuo.config.model import (
 )
 from perpetuo.metering.pricing import Price, PricingCatalog, default_catalog
 from perpetuo.providers.base import ProviderAdapter, Target
-from perpetuo.providers.registry import adapter_for, build_target
+from perpetuo.providers.registry import DEMO, adapter_for, build_target
 from perpetuo.routing.capabilities import deployment_endpoints
 from perpetuo.schema.endpoints import ALL_ENDPOINTS
 from perpetuo.transport.egress import EgressPolicy
@@ -56,6 +56,7 @@ class Alias:
     name: str
     deployments: tuple[Deployment, ...]
     config: ModelAliasConfig
+    test: bool = False  # keys of test-only environments may use it (is_test_alias)
     # Deployments by `priority` (lowest first), each group in configured order.
     groups: tuple[tuple[Deployment, ...], ...] = field(init=False)
     # The largest answer any deployment can give (None when one of them is unknown): a
@@ -101,6 +102,32 @@ def with_key_problem(target: Target, config: GatewayConfig, name: str) -> Target
         state = "not set" if source.state == "unset" else source.state
         problem = f"no API key configured ({source.variable} is {state})"
     return replace(target, key_problem=problem)
+
+
+def is_test_alias(config: GatewayConfig, spec: ModelAliasConfig) -> bool:
+    """Marked `test: true`, or served only by test providers (marked so, or the demo type,
+    which answers from this process and costs nothing)."""
+    if spec.test:
+        return True
+    providers = [config.providers[d.provider] for d in spec.deployments]
+    return all(p.test or p.type == DEMO for p in providers)
+
+
+def _check_test_fallbacks(aliases: dict[str, Alias], source: str) -> None:
+    """A test alias falls back only to test aliases, so a test key never reaches a real
+    provider through a fallback."""
+    for alias in aliases.values():
+        if not alias.test:
+            continue
+        for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            for target in getattr(alias.config, kind):
+                if target in aliases and not aliases[target].test:
+                    raise ConfigError(
+                        source,
+                        f"models.{alias.name}.{kind}",
+                        f"{target!r} is not a test alias; a test alias falls back only to "
+                        "test aliases",
+                    )
 
 
 class RoutingTable:
@@ -158,7 +185,7 @@ class RoutingTable:
                         ),
                     )
                 )
-            alias = Alias(alias_name, tuple(deployments), spec)
+            alias = Alias(alias_name, tuple(deployments), spec, is_test_alias(config, spec))
             if declared and (missing := set(declared) - alias.endpoints):
                 raise ConfigError(
                     source,
@@ -167,6 +194,7 @@ class RoutingTable:
                     "of its deployments",
                 )
             aliases[alias_name] = alias
+        _check_test_fallbacks(aliases, source)
         return cls(aliases)
 
     def describe(self) -> list[dict[str, object]]:

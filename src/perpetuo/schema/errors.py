@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_INVALID_KEYS = "too_many_invalid_keys"  # an address guessing keys, throttled
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"  # a CORS preflight from an unknown origin
     MODEL_NOT_ALLOWED = "model_not_allowed"
+    TEST_KEY_NOT_ALLOWED = "test_key_not_allowed"
     INSUFFICIENT_SCOPE = "insufficient_scope"
     MODEL_NOT_FOUND = "model_not_found"
     ENDPOINT_NOT_SUPPORTED = "endpoint_not_supported"  # the model is for other work

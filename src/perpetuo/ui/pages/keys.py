@@ -49,6 +49,9 @@ async def _list(page: WorkspacePage, status: int = 200, **context: Any) -> Respo
             {**k, "owner": emails.get(k["owner_id"]), "manage": _may_manage(page, k)} for k in keys
         ],
         next_cursor=listed.next_cursor,
+        environments=[
+            (name, f"{name} (pk_{name}_…)") for name in page.plane.api_keys.all_environments
+        ],
         aliases=await _aliases(page),
         scopes=SCOPES,
         periods=PERIOD_CHOICES,

@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
+from perpetuo.providers.assistant_turns import (
+    arguments_object,
+    assistant_text,
+    function_calls,
+    signed_thinking,
+)
 from perpetuo.providers.base import Json, data_url_parts, unsupported
 from perpetuo.schema.chat import (
     AssistantMessage,
@@ -20,7 +24,6 @@ from perpetuo.schema.chat import (
     DeveloperMessage,
     FilePart,
     FunctionTool,
-    FunctionToolCall,
     ImagePart,
     JsonObjectFormat,
     JsonSchemaResponseFormat,
@@ -32,7 +35,7 @@ from perpetuo.schema.chat import (
     is_set,
     text_of,
 )
-from perpetuo.schema.reasoning import FOREIGN_KINDS, unseal
+from perpetuo.schema.reasoning import FOREIGN_KINDS
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often omit it
 MAX_TEMPERATURE = 1.0  # Anthropic's range is 0..1 where OpenAI's is 0..2
@@ -247,55 +250,15 @@ def _document_block(part: FilePart, where: str) -> Json:
 
 
 def _assistant_blocks(message: AssistantMessage, index: int) -> list[Json]:
-    content = message.content
-    if isinstance(content, list):
-        text = "".join(p.text if isinstance(p, TextPart) else p.refusal for p in content)
-    else:
-        text = content if isinstance(content, str) else ""
-    blocks = [*_thinking(message.thinking_blocks), *_text_block(text)]
-    if is_set(message.function_call):
-        raise unsupported("legacy `function_call` messages are not supported", "messages")
-    for j, call in enumerate(message.tool_calls or ()):
-        where = f"messages[{index}].tool_calls[{j}]"
-        if not isinstance(call, FunctionToolCall):
-            raise unsupported(f"`{where}`: custom tool calls are not supported", where)
+    blocks = [*signed_thinking(message.thinking_blocks), *_text_block(assistant_text(message))]
+    for call, where in function_calls(message, index):
+        arguments = arguments_object(
+            call.function.arguments, f"{where}.function.arguments", "Anthropic"
+        )
         blocks.append(
-            {
-                "type": "tool_use",
-                "id": call.id,
-                "name": call.function.name,
-                "input": _arguments(call.function.arguments, f"{where}.function.arguments"),
-            }
+            {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
         )
     return blocks
-
-
-def _thinking(given: Any) -> list[Json]:
-    """Earlier turns' thinking, replayed first and verbatim (their signatures prove them):
-    Anthropic's own blocks, also when another dialect carried them sealed. Reasoning other
-    providers made means nothing here and is left out."""
-    blocks: list[Json] = []
-    for block in given if isinstance(given, list) else ():
-        if not isinstance(block, dict):
-            continue
-        if block.get("type") in FOREIGN_KINDS:
-            blocks.append(block)
-        elif (sealed := unseal(block.get("encrypted_content"))) is not None:
-            blocks.append(sealed)
-    return blocks
-
-
-def _arguments(arguments: str, where: str) -> Json:
-    """Anthropic takes tool input as an object, where OpenAI carries a JSON string."""
-    if not arguments.strip():
-        return {}
-    try:
-        value = msgspec.json.decode(arguments)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        value = None
-    if not isinstance(value, dict):
-        raise unsupported(f"`{where}` must be a JSON object to send it to Anthropic", where)
-    return value
 
 
 def _tool_result(message: ToolMessage) -> Json:

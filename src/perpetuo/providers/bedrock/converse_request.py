@@ -33,17 +33,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
-
 from perpetuo.providers.anthropic.request import DROPPED as ANTHROPIC_DROPPED
 from perpetuo.providers.anthropic.request import UNSUPPORTED, translate_tools
+from perpetuo.providers.assistant_turns import (
+    arguments_object,
+    assistant_text,
+    function_calls,
+    signed_thinking,
+)
 from perpetuo.providers.base import Json, data_url_parts, unsupported
 from perpetuo.schema.chat import (
     AssistantMessage,
     ChatCompletionRequest,
     DeveloperMessage,
     FilePart,
-    FunctionToolCall,
     ImagePart,
     Message,
     SystemMessage,
@@ -53,7 +56,6 @@ from perpetuo.schema.chat import (
     is_set,
     text_of,
 )
-from perpetuo.schema.reasoning import FOREIGN_KINDS, unseal
 
 MAX_TEMPERATURE = 1.0
 DROPPED = ANTHROPIC_DROPPED | {"user", "reasoning_effort", "parallel_tool_calls"}
@@ -232,19 +234,11 @@ def document_name(filename: str | None, index: int) -> str:
 
 
 def _assistant_blocks(message: AssistantMessage, index: int) -> list[Json]:
-    content = message.content
-    if isinstance(content, list):
-        text = "".join(p.text if isinstance(p, TextPart) else p.refusal for p in content)
-    else:
-        text = content if isinstance(content, str) else ""
-    blocks = [*_reasoning(message.thinking_blocks), *_text(text)]
-    if is_set(message.function_call):
-        raise unsupported("legacy `function_call` messages are not supported", "messages")
-    for j, call in enumerate(message.tool_calls or ()):
-        where = f"messages[{index}].tool_calls[{j}]"
-        if not isinstance(call, FunctionToolCall):
-            raise unsupported(f"`{where}`: custom tool calls are not supported", where)
-        arguments = _arguments(call.function.arguments, f"{where}.function.arguments")
+    blocks = [*_reasoning(message.thinking_blocks), *_text(assistant_text(message))]
+    for call, where in function_calls(message, index):
+        arguments = arguments_object(
+            call.function.arguments, f"{where}.function.arguments", "Bedrock"
+        )
         blocks.append(
             {"toolUse": {"toolUseId": call.id, "name": call.function.name, "input": arguments}}
         )
@@ -252,34 +246,15 @@ def _assistant_blocks(message: AssistantMessage, index: int) -> list[Json]:
 
 
 def _reasoning(given: Any) -> list[Json]:
-    """Earlier turns' signed thinking (Anthropic's kinds, also sealed by another dialect),
-    replayed first and verbatim; other providers' reasoning means nothing here."""
+    """Earlier turns' signed thinking, replayed first in Converse's reasoning blocks."""
     blocks: list[Json] = []
-    for block in given if isinstance(given, list) else ():
-        if not isinstance(block, dict):
-            continue
-        if block.get("type") not in FOREIGN_KINDS:
-            block = unseal(block.get("encrypted_content"))
-            if block is None:
-                continue
+    for block in signed_thinking(given):
         if block["type"] == "thinking":
             text = {"text": block.get("thinking", ""), "signature": block.get("signature", "")}
             blocks.append({"reasoningContent": {"reasoningText": text}})
         else:
             blocks.append({"reasoningContent": {"redactedContent": block.get("data", "")}})
     return blocks
-
-
-def _arguments(arguments: str, where: str) -> Json:
-    if not arguments.strip():
-        return {}
-    try:
-        value = msgspec.json.decode(arguments)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        value = None
-    if not isinstance(value, dict):
-        raise unsupported(f"`{where}` must be a JSON object to send it to Bedrock", where)
-    return value
 
 
 # --- tools ---------------------------------------------------------------------------------

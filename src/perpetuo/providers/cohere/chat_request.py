@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from perpetuo.providers.assistant_turns import assistant_text, function_calls
 from perpetuo.providers.base import Json, unsupported
 from perpetuo.schema.chat import (
     AssistantMessage,
     ChatCompletionRequest,
     DeveloperMessage,
     FunctionTool,
-    FunctionToolCall,
     ImagePart,
     JsonObjectFormat,
     JsonSchemaResponseFormat,
@@ -142,19 +142,10 @@ def _user_content(message: UserMessage, index: int) -> str | list[Json]:
 
 
 def _assistant(message: AssistantMessage, index: int) -> Json | None:
-    content = message.content
-    if isinstance(content, list):
-        text = "".join(p.text if isinstance(p, TextPart) else p.refusal for p in content)
-    else:
-        text = content if isinstance(content, str) else ""
-    if is_set(message.function_call):
-        raise unsupported("legacy `function_call` messages are not supported", "messages")
+    text = assistant_text(message)
     turn: Json = {"role": "assistant"}
     calls = []
-    for j, call in enumerate(message.tool_calls or ()):
-        if not isinstance(call, FunctionToolCall):
-            where = f"messages[{index}].tool_calls[{j}]"
-            raise unsupported(f"`{where}`: custom tool calls are not supported", where)
+    for call, _ in function_calls(message, index):
         function = {"name": call.function.name, "arguments": call.function.arguments}
         calls.append({"id": call.id, "type": "function", "function": function})
     if calls:

@@ -12,6 +12,7 @@ import concurrent.futures
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from perpetuo.auth.credential_crypto import new_key_spec
 from tests.mocks import openai_mock
+from tests.support.fake_stripe import SECRET as STRIPE_SECRET
+from tests.support.fake_stripe import FakeStripe
 from tests.support.gateway import GatewayProcess
+from tests.support.smtp import SMTPServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -146,3 +150,87 @@ def sign_up(page: Page, email: str, name: str = "", invite_url: str | None = Non
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url("**/ui/**")
+
+
+@dataclass
+class Shop:
+    """A gateway that sells plans and credits: Stripe is the fake (its webhooks posted to the
+    gateway as soon as they happen), mail goes to an SMTP server in this process."""
+
+    gateway: GatewayProcess
+    stripe: FakeStripe
+    smtp: SMTPServer
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+
+SHOP_PLANS = [
+    {"id": "free", "name": "Free", "tier": "free"},
+    {
+        "id": "starter",
+        "name": "Starter",
+        "tier": "starter",
+        "monthly_usd": 10,
+        "annual_usd": 100,
+        "credits_usd": 10,
+        "features": ["Email support"],
+    },
+    {"id": "pro", "name": "Pro", "tier": "pro", "monthly_usd": 40, "credits_usd": 40},
+]
+# What one token costs on the shop's model: a few requests spend dollars, not micro-dollars.
+SHOP_PRICE = {"input": 50_000.0, "output": 50_000.0}
+
+
+@pytest.fixture(scope="session")
+def shop(mocks, tmp_path_factory) -> Iterator[Shop]:
+    stripe = FakeStripe().start()
+    smtp = SMTPServer().start()
+    config = {
+        "egress": {"allow_http": True, "allow_private": True},
+        "providers": {
+            "openai-platform": {
+                "type": "openai",
+                "api_base": f"{mocks['openai'].url}/v1",
+                "api_key": "${TEST_OPENAI_KEY}",
+            }
+        },
+        "models": {
+            "gpt-4o-mini": {
+                "deployments": [
+                    {"provider": "openai-platform", "model": "gpt-4o-mini", "price": SHOP_PRICE}
+                ]
+            }
+        },
+        "billing": {
+            "enabled": True,
+            "plans": SHOP_PLANS,
+            "free_plan": "free",
+            "low_balance_usd": 4,
+            "trial": {"enabled": True, "plan": "starter", "days": 14, "credits_usd": 5},
+            "referrals": {"enabled": True},
+        },
+    }
+    gateway = GatewayProcess(config, tmp_path_factory.mktemp("shop"))
+    gateway.env = {
+        **openai_mock.ENV,
+        "PERPETUO_SIGNUP": "open",
+        "PERPETUO_ENCRYPTION_KEYS": new_key_spec("shop"),
+        "PERPETUO_REQUIRE_EMAIL_VERIFICATION": "true",
+        "PERPETUO_STRIPE_SECRET_KEY": "sk_test_fake",
+        "PERPETUO_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+        "PERPETUO_STRIPE_API_BASE": stripe.url,
+        "PERPETUO_BILLING_INTERVAL": "0.3",
+        **{f"PERPETUO_{k.upper()}": str(v) for k, v in smtp.settings().items()},
+        "PERPETUO_PUBLIC_URL": gateway.url,  # links in mail and Stripe's return addresses
+    }
+    stripe.webhook_url = f"{gateway.url}/api/billing/stripe/webhook"
+    gateway.start()
+    admin = {"email": "shop-admin@example.com", "password": PASSWORD}  # the platform's
+    response = httpx.post(f"{gateway.url}/api/auth/signup", json=admin, timeout=30)
+    assert response.status_code == 201, response.text
+    yield Shop(gateway, stripe, smtp)
+    gateway.stop()
+    smtp.stop()
+    stripe.stop()

@@ -14,7 +14,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.gateway import MASTER_KEY
-from tests.ui.conftest import ARTIFACTS, LAPTOP, PHONE, open_page, sign_up
+from tests.ui.conftest import ARTIFACTS, LAPTOP, PHONE, Shop, open_page, sign_up
+from tests.ui.shop_steps import verified_customer
 
 MASTER = {"authorization": f"Bearer {MASTER_KEY}"}
 WIDTHS = {"laptop": LAPTOP, "phone": PHONE}
@@ -138,6 +139,11 @@ def every_page(browser: Browser, base_url: str, upstream: str) -> None:
         "log": f"{workspace}/logs/{request_id}",
         "usage-30d": f"{workspace}/usage?range=30d",
     }
+    check_pages(browser, base_url, state, pages)
+
+
+def check_pages(browser: Browser, base_url: str, state: Any, pages: dict[str, str]) -> None:
+    """Open each page signed in with `state`, at each width, and collect what went wrong."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems: dict[str, list[str]] = {}
     for width, viewport in WIDTHS.items():
@@ -161,6 +167,36 @@ def every_page(browser: Browser, base_url: str, upstream: str) -> None:
             page.close()
         context.close()
     assert problems == {}
+
+
+def test_billing_pages_load_cleanly_at_laptop_and_phone_widths(chromium, shop):
+    chromium.run(lambda browser: billing_pages(browser, shop))
+
+
+def billing_pages(browser: Browser, shop: Shop) -> None:
+    """The billing and referrals pages of a workspace on a paid plan (a subscription, a
+    payment and an invoice to show), and the billing page back from Checkout."""
+    setup = open_page(browser, shop.url)
+    workspace = verified_customer(setup, shop, "billing-pages@example.com", "Billing pages")
+    api = f"{shop.url}/api/workspaces/{workspace.rsplit('/', 1)[-1]}/billing"
+    made = httpx.post(f"{api}/checkout", headers=MASTER, json={"plan_id": "starter"})
+    assert made.status_code == 201, made.text
+    shop.stripe.complete_checkout(made.json()["data"]["id"])  # its webhooks go out at once
+    deadline = time.monotonic() + 15
+    while httpx.get(api, headers=MASTER).json()["data"]["subscription_status"] != "active":
+        assert time.monotonic() < deadline, "the subscription never became active"
+        time.sleep(0.1)
+    setup.goto(f"{workspace}/billing")
+    expect(setup.locator("[data-test=invoices] tbody tr")).to_have_count(1)
+    expect(setup.get_by_role("link", name="Referrals")).to_be_visible()  # in the sections
+    state = setup.context.storage_state()
+    setup.context.close()
+    pages = {
+        "billing": f"{workspace}/billing",
+        "billing-back-from-checkout": f"{workspace}/billing?checkout=done",
+        "referrals": f"{workspace}/referrals",
+    }
+    check_pages(browser, shop.url, state, pages)
 
 
 def test_the_section_menu_at_phone_width(chromium, ui_gateway):

@@ -21,6 +21,7 @@ from perpetuo.store.ids import new_id
 from perpetuo.store.timeutil import utcnow
 from tests.support.admin_api import AdminAPI, admin_api, bearer
 from tests.support.people import make_user, make_workspace, sign_in
+from tests.ui.billing_world import billing_options, subscribe
 
 ROLES = ("viewer", "member", "admin", "owner")
 ORIGIN = "http://gateway"
@@ -167,9 +168,16 @@ async def make_session(api: AdminAPI, t: Tenant) -> str:
 
 
 @asynccontextmanager
-async def world(tmp_path: Any):
-    async with admin_api(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", tmp_path) as api:
+async def world(tmp_path: Any, stripe: Any = None):
+    """With `stripe` (a FakeStripe), billing is on and each tenant is subscribed."""
+    config, settings = None, {}
+    if stripe is not None:
+        config, settings = billing_options(stripe)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    async with admin_api(url, tmp_path, config, **settings) as api:
         root = await make_user(api.plane, "root@example.com", superadmin=True)
-        yield World(
-            api, await tenant(api, "aaa"), await tenant(api, "bbb"), await signed_in(api, root)
-        )
+        a, b = await tenant(api, "aaa"), await tenant(api, "bbb")
+        if stripe is not None:
+            for made in (a, b):
+                await subscribe(api, stripe, made)
+        yield World(api, a, b, await signed_in(api, root))

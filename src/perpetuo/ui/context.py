@@ -27,6 +27,7 @@ class NavItem:
     slug: str
     label: str
     minimum: Role = Role.VIEWER
+    offer: str = ""  # shown only when the server offers it ("billing", "referrals")
 
 
 NAV = (
@@ -39,6 +40,8 @@ NAV = (
     NavItem("sessions", "Chat sessions"),
     NavItem("usage", "Usage and cost"),
     NavItem("limits", "Limits and plan"),
+    NavItem("billing", "Billing", offer="billing"),
+    NavItem("referrals", "Referrals", offer="referrals"),
     NavItem("members", "Members"),
     NavItem("audit", "Audit log", Role.ADMIN),
     NavItem("sso", "Single sign-on", Role.ADMIN),
@@ -79,7 +82,15 @@ class WorkspacePage:
 
     @property
     def nav(self) -> list[NavItem]:
-        return [item for item in NAV if self.role >= item.minimum]
+        return [item for item in NAV if self.role >= item.minimum and self.offers(item.offer)]
+
+    def offers(self, offer: str) -> bool:
+        billing = self.plane.billing
+        if offer == "billing":
+            return billing is not None
+        if offer == "referrals":
+            return billing is not None and billing.config.referrals.enabled
+        return True
 
     def url(self, suffix: str = "") -> str:
         return f"/ui/w/{self.id}" + (f"/{suffix}" if suffix else "")

@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 
@@ -55,6 +56,12 @@ class StripeAPI:
         )
         self.webhook_secret = webhook_secret
         self.tolerance = tolerance
+        # Where Checkout and the portal live: the dashboard's forms may lead there. A
+        # stand-in API (Stripe's mock, a test double) serves its own hosted pages.
+        self.hosted_origins = ["https://checkout.stripe.com", "https://billing.stripe.com"]
+        if api_base:
+            parts = urlsplit(api_base)
+            self.hosted_origins.append(f"{parts.scheme}://{parts.netloc}")
 
     def verify(self, payload: bytes, signature: str) -> dict[str, Any]:
         """The event, if the signature is Stripe's and recent; raises

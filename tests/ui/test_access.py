@@ -21,9 +21,7 @@ from perpetuo.store.schema import audit_log, memberships
 from perpetuo.store.timeutil import utcnow
 from perpetuo.ui.app import ROUTERS
 from tests.support.admin_api import bearer
-from tests.support.fake_stripe import FakeStripe
 from tests.support.people import make_user
-from tests.ui.billing_world import fresh_coupon
 from tests.ui.world import ROLES, Tenant, World, counter, make_session, world
 
 Fresh = Callable[[World, Tenant], Awaitable[dict[str, str]]]
@@ -97,6 +95,17 @@ async def _workspace(w: World, t: Tenant) -> dict[str, str]:
     return {"workspace_id": workspace_id}
 
 
+async def _sso_provider(w: World, t: Tenant) -> dict[str, str]:
+    # The issuer is never reached but by a provider's test (which then shows it failed).
+    body = {
+        "name": f"{t.marker} SSO {next(counter)}",
+        "issuer": "https://idp.invalid",
+        "client_id": "c",
+        "client_secret": "s",
+    }
+    return {"provider_id": (await _api(w, t, "/sso/providers", body))["id"]}
+
+
 @dataclass(frozen=True)
 class Route:
     minimum: str
@@ -138,23 +147,18 @@ MUTATIONS: dict[str, Route] = {
     "/keys/{key_id}/revoke": Route("admin", fresh=_key),
     "/limits/budget": Route("admin", lambda t, ids: {"budget_usd": "50"}),
     "/sessions/{session_id}/delete": Route("admin", fresh=_session),
-    # Billing (on in these tests, each tenant subscribed; billing_world.py).
-    "/billing/checkout": Route("admin", lambda t, ids: {"plan_id": "pro"}, _workspace),
-    "/billing/plan": Route("admin", lambda t, ids: {"plan_id": "pro"}),
-    "/billing/cancel": Route("admin"),
-    "/billing/resume": Route("admin"),
-    "/billing/portal": Route("admin"),
-    "/billing/topup": Route("admin", lambda t, ids: {"preset_usd": "10"}),
-    "/billing/trial": Route("admin", fresh=_workspace),
-    "/billing/coupons": Route(
-        "admin", lambda t, ids: {"code": ids.get("coupon_code", "NONE")}, fresh_coupon
+    "/sso": Route(
+        "admin",
+        lambda t, ids: {
+            "name": f"n{next(counter)}",
+            "issuer": "https://idp.invalid",
+            "client_id": "c",
+            "client_secret": "s",
+        },
     ),
-    "/billing/auto-recharge": Route(
-        "admin", lambda t, ids: {"enabled": "on", "threshold_usd": "5", "amount_usd": "10"}
-    ),
-    "/referrals/attach": Route(
-        "admin", lambda t, ids: {"code": t.ids["referral_code"]}, _workspace
-    ),
+    "/sso/{provider_id}": Route("admin", lambda t, ids: {"name": "renamed"}, _sso_provider),
+    "/sso/{provider_id}/test": Route("admin"),
+    "/sso/{provider_id}/delete": Route("admin", fresh=_sso_provider),
     "/settings": Route("admin", lambda t, ids: {"name": "renamed"}),
     "/settings/delete": Route("owner", lambda t, ids: {"confirm": "scratch"}, _workspace),
 }
@@ -162,6 +166,9 @@ MUTATIONS: dict[str, Route] = {
 PLATFORM_MUTATIONS: dict[str, Callable[[Tenant], dict[str, Any]]] = {
     "/limits/platform": lambda t: {"plan": "pro"},
     "/limits/credits": lambda t: {"amount_usd": "5", "note": t.marker},
+    # Verified first, then withdrawn (the platform test posts these in this order).
+    "/sso/domains": lambda t: {"domain": f"{t.marker}.example.com"},
+    "/sso/domains/remove": lambda t: {"domain": f"{t.marker}.example.com"},
 }
 # The playground's JSON endpoint (CSRF token in a header): member and up, their own keys.
 PLAYGROUND = "/playground/chat"
@@ -184,9 +191,8 @@ READS: dict[str, Route] = {
     "/sessions/export.json": Route("admin"),
     "/sessions/{session_id}": Route("admin"),
     "/limits": Route("viewer"),
-    "/billing": Route("viewer"),
-    "/referrals": Route("viewer"),
     "/audit": Route("admin"),
+    "/sso": Route("admin"),
     "/settings": Route("viewer"),
 }
 # Routes outside any workspace: signing in and out, one's own workspaces, invitations, files.
@@ -203,6 +209,10 @@ OUTSIDE = {
     ("GET", "/ui/workspaces"),
     ("POST", "/ui/workspaces"),
     ("GET", "/ui/static/{name}"),
+    # Signing in through an identity provider (tests/ui/test_sso_oidc.py).
+    ("GET", "/ui/sso/{key}/start"),
+    ("GET", "/ui/sso/{key}/callback"),
+    ("POST", "/ui/sso/find"),
     # One's own account, and the pages mailed links lead to (tests/control/mail/).
     ("GET", "/ui/account"),
     ("POST", "/ui/account/mail"),
@@ -241,12 +251,10 @@ def path(template: str, t: Tenant, ids: dict[str, str], workspace_id: str | None
 @pytest.fixture
 async def w(tmp_path, monkeypatch):
     monkeypatch.setenv("PERPETUO_ENCRYPTION_KEYS", new_key_spec("k1"))
-    stripe = FakeStripe().start()  # billing on, so its pages are checked too
-    try:
-        async with world(tmp_path, stripe) as made:
-            yield made
-    finally:
-        stripe.stop()
+    async with world(tmp_path) as made:
+        for tenant in (made.a, made.b):
+            tenant.ids |= await _sso_provider(made, tenant)
+        yield made
 
 
 async def test_every_route_is_classified(w):
@@ -340,6 +348,7 @@ async def test_another_workspaces_ids_answer_404_without_its_data(w):
         b.ids["credential_id"],
         b.ids["invite_id"],
         b.ids["session_id"],
+        b.ids["provider_id"],
     )
     for role in ROLES:
         person = a.people[role]

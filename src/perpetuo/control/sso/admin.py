@@ -223,19 +223,27 @@ async def _view(plane: ControlPlane, conn: AsyncConnection, row: Any) -> dict[st
     return provider_view(row, verified, plane.sso.base_url)
 
 
+async def authorize(plane: ControlPlane, actor: Actor, workspace_id: str) -> None:
+    """Refuse anyone below admin in the workspace (404 without a role): run before the body
+    is read, so a viewer is told 403 rather than what is wrong with a body it may not send."""
+    async with plane.db.connect() as conn:
+        await require_role(conn, actor, workspace_id, Role.ADMIN)
+
+
 async def create_provider(
     plane: ControlPlane, actor: Actor, workspace_id: str, spec: SsoProviderCreate
 ) -> dict[str, Any]:
-    keyring = _keyring(plane)
-    issuer = spec.issuer or GOOGLE_ISSUER
-    check_tenant_url(plane, issuer, "issuer")
-    values = _defaults(spec)
-    provider_id = new_id(WORKSPACE_PREFIX)
-    secret = spec.client_secret.get_secret_value().strip()
-    sealed = keyring.seal(secret, *seal_id(workspace_id, provider_id))
-    now = utcnow()
     async with plane.db.begin() as conn:
+        # Who may comes first: a viewer learns nothing of the server's set-up or a URL's fate.
         role = await require_role(conn, actor, workspace_id, Role.ADMIN)
+        keyring = _keyring(plane)
+        issuer = spec.issuer or GOOGLE_ISSUER
+        check_tenant_url(plane, issuer, "issuer")
+        values = _defaults(spec)
+        provider_id = new_id(WORKSPACE_PREFIX)
+        secret = spec.client_secret.get_secret_value().strip()
+        sealed = keyring.seal(secret, *seal_id(workspace_id, provider_id))
+        now = utcnow()
         await _check_rules(conn, actor, workspace_id, role, values)
         await conn.execute(
             insert(sso_providers).values(
@@ -293,6 +301,7 @@ async def get_provider(
 async def update_provider(
     plane: ControlPlane, actor: Actor, workspace_id: str, provider_id: str, spec: SsoProviderUpdate
 ) -> dict[str, Any]:
+    await authorize(plane, actor, workspace_id)  # who may, before anything about the body
     changes: dict[str, Any] = spec.model_dump(
         exclude_none=True, exclude={"client_secret", "name", "issuer", "client_id"}
     )

@@ -59,11 +59,11 @@ async def list_domains(plane: ControlPlane, actor: Actor, workspace_id: str) -> 
 async def verify_domain(
     plane: ControlPlane, actor: Actor, workspace_id: str, domain: str
 ) -> dict[str, Any]:
-    domain = _domain(domain)
     try:
         async with plane.db.begin() as conn:
             await require_role(conn, actor, workspace_id, Role.VIEWER)  # 404 for no workspace
             _platform_only(actor)
+            domain = _domain(domain)  # who may comes before what the request says
             row = (
                 await conn.execute(select(sso_domains).where(sso_domains.c.domain == domain))
             ).first()
@@ -100,10 +100,10 @@ async def verify_domain(
 async def unverify_domain(
     plane: ControlPlane, actor: Actor, workspace_id: str, domain: str
 ) -> None:
-    domain = _domain(domain)
     async with plane.db.begin() as conn:
         await require_role(conn, actor, workspace_id, Role.VIEWER)
         _platform_only(actor)
+        domain = _domain(domain)
         row = (
             await conn.execute(
                 select(sso_domains).where(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import one
@@ -23,6 +23,14 @@ PROVIDERS = "/api/workspaces/{workspace_id}/sso/providers"
 DOMAINS = "/api/workspaces/{workspace_id}/sso/domains"
 # Storing a secret needs the server's encryption key; domains may belong to another workspace.
 WITH_SECRET = {**WORKSPACE_ROLE, **errors(409, 503)}
+
+
+async def _admin_first(workspace_id: str, actor: ActorDep, plane: PlaneDep) -> None:
+    """Dependencies run before FastAPI validates the body: the role is judged first."""
+    await service.authorize(plane, actor, workspace_id)
+
+
+ADMIN_FIRST = [Depends(_admin_first)]
 
 
 def _way(spec: ProviderSpec) -> dict[str, Any]:
@@ -64,6 +72,7 @@ async def list_providers(workspace_id: str, actor: ActorDep, plane: PlaneDep) ->
     status_code=201,
     summary="Add an identity provider (its client secret is stored encrypted)",
     responses=WITH_SECRET,
+    dependencies=ADMIN_FIRST,
 )
 async def create_provider(
     workspace_id: str, body: service.SsoProviderCreate, actor: ActorDep, plane: PlaneDep
@@ -84,6 +93,7 @@ async def get_provider(
     PROVIDERS + "/{provider_id}",
     summary="Change a sign-in provider (a new secret, domains, role mapping, ...)",
     responses=WITH_SECRET,
+    dependencies=ADMIN_FIRST,
 )
 async def update_provider(
     workspace_id: str,

@@ -21,7 +21,9 @@ from perpetuo.store.schema import audit_log, memberships
 from perpetuo.store.timeutil import utcnow
 from perpetuo.ui.app import ROUTERS
 from tests.support.admin_api import bearer
+from tests.support.fake_stripe import FakeStripe
 from tests.support.people import make_user
+from tests.ui.billing_world import fresh_coupon
 from tests.ui.world import ROLES, Tenant, World, counter, make_session, world
 
 Fresh = Callable[[World, Tenant], Awaitable[dict[str, str]]]
@@ -147,6 +149,23 @@ MUTATIONS: dict[str, Route] = {
     "/keys/{key_id}/revoke": Route("admin", fresh=_key),
     "/limits/budget": Route("admin", lambda t, ids: {"budget_usd": "50"}),
     "/sessions/{session_id}/delete": Route("admin", fresh=_session),
+    # Billing (on in these tests, each tenant subscribed; billing_world.py).
+    "/billing/checkout": Route("admin", lambda t, ids: {"plan_id": "pro"}, _workspace),
+    "/billing/plan": Route("admin", lambda t, ids: {"plan_id": "pro"}),
+    "/billing/cancel": Route("admin"),
+    "/billing/resume": Route("admin"),
+    "/billing/portal": Route("admin"),
+    "/billing/topup": Route("admin", lambda t, ids: {"preset_usd": "10"}),
+    "/billing/trial": Route("admin", fresh=_workspace),
+    "/billing/coupons": Route(
+        "admin", lambda t, ids: {"code": ids.get("coupon_code", "NONE")}, fresh_coupon
+    ),
+    "/billing/auto-recharge": Route(
+        "admin", lambda t, ids: {"enabled": "on", "threshold_usd": "5", "amount_usd": "10"}
+    ),
+    "/referrals/attach": Route(
+        "admin", lambda t, ids: {"code": t.ids["referral_code"]}, _workspace
+    ),
     "/sso": Route(
         "admin",
         lambda t, ids: {
@@ -191,6 +210,8 @@ READS: dict[str, Route] = {
     "/sessions/export.json": Route("admin"),
     "/sessions/{session_id}": Route("admin"),
     "/limits": Route("viewer"),
+    "/billing": Route("viewer"),
+    "/referrals": Route("viewer"),
     "/audit": Route("admin"),
     "/sso": Route("admin"),
     "/settings": Route("viewer"),
@@ -251,10 +272,14 @@ def path(template: str, t: Tenant, ids: dict[str, str], workspace_id: str | None
 @pytest.fixture
 async def w(tmp_path, monkeypatch):
     monkeypatch.setenv("PERPETUO_ENCRYPTION_KEYS", new_key_spec("k1"))
-    async with world(tmp_path) as made:
-        for tenant in (made.a, made.b):
-            tenant.ids |= await _sso_provider(made, tenant)
-        yield made
+    stripe = FakeStripe().start()  # billing on, so its pages are checked too
+    try:
+        async with world(tmp_path, stripe) as made:
+            for tenant in (made.a, made.b):
+                tenant.ids |= await _sso_provider(made, tenant)
+            yield made
+    finally:
+        stripe.stop()
 
 
 async def test_every_route_is_classified(w):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perpetuo import heap
 from perpetuo.auth.authenticator import Authenticator
 from perpetuo.auth.key_cache import KeyCache
 from perpetuo.auth.principal import Principal
@@ -27,7 +28,6 @@ from perpetuo.control.plane import ControlPlane
 from perpetuo.control.stored_responses import ResponseStore
 from perpetuo.control.workspace_routing import EMPTY, WorkspaceRoutes, WorkspaceState
 from perpetuo.demo.server import embedded_if_used
-from perpetuo import heap
 from perpetuo.guardrails.injection import HEURISTIC, InjectionClassifier
 from perpetuo.limits import LimitEngine
 from perpetuo.metering.recorder import build_record

@@ -106,7 +106,10 @@ async def _fill(api: Any, t: Tenant) -> None:
     # Only the platform verifies a workspace's domains.
     verified = await api.http.put(f"{base}/sso/domains/{domain}", headers=MASTER)
     assert verified.status_code == 200, verified.text
-    for response in (key, cred, model, invite, channel, rule, provider):
+    team = await api.http.post(
+        f"{base}/teams", headers=owner, json={"name": t.marker, "description": t.marker}
+    )
+    for response in (key, cred, model, invite, channel, rule, provider, team):
         assert response.status_code == 201, response.text
     t.ids = {
         "key_id": key.json()["data"]["id"],
@@ -116,6 +119,7 @@ async def _fill(api: Any, t: Tenant) -> None:
         "channel_id": channel.json()["data"]["id"],
         "rule_id": rule.json()["data"]["id"],
         "provider_id": provider.json()["data"]["id"],
+        "team_id": team.json()["data"]["id"],
         "domain": domain,
         "user_id": t.owner_id,
         "key": key.json()["data"]["key"],
@@ -219,6 +223,29 @@ async def _fresh_member(world: World, t: Tenant) -> dict[str, str]:
     return {"user_id": user_id}
 
 
+async def _fresh_team(world: World, t: Tenant) -> dict[str, str]:
+    r = await world.call(
+        t.tokens["owner"],
+        "POST",
+        f"/api/workspaces/{t.workspace_id}/teams",
+        {"name": f"team{next(_counter)}"},
+    )
+    assert r.status_code == 201, r.text
+    return {"team_id": r.json()["data"]["id"]}
+
+
+async def _fresh_team_member(world: World, t: Tenant) -> dict[str, str]:
+    """A fresh member in a fresh team."""
+    ids = await _fresh_team(world, t) | await _fresh_member(world, t)
+    r = await world.call(
+        t.tokens["owner"],
+        "PUT",
+        f"/api/workspaces/{t.workspace_id}/teams/{ids['team_id']}/members/{ids['user_id']}",
+    )
+    assert r.status_code == 200, r.text
+    return ids
+
+
 async def _fresh_alert_rule(world: World, t: Tenant) -> dict[str, str]:
     r = await world.call(
         t.tokens["owner"],
@@ -312,6 +339,23 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("DELETE", "/api/workspaces/{workspace_id}/members/{user_id}"): Route(
         "admin", fresh=_fresh_member
+    ),
+    ("GET", "/api/workspaces/{workspace_id}/teams"): Route("viewer"),
+    ("POST", "/api/workspaces/{workspace_id}/teams"): Route(
+        "admin", lambda t: {"name": f"new{next(_counter)}", "limits": {"rpm": 100}}
+    ),
+    ("GET", "/api/workspaces/{workspace_id}/teams/{team_id}"): Route("viewer"),
+    ("PATCH", "/api/workspaces/{workspace_id}/teams/{team_id}"): Route(
+        "admin", lambda t: {"limits": {"budget_usd": 10}}
+    ),
+    ("DELETE", "/api/workspaces/{workspace_id}/teams/{team_id}"): Route("admin", fresh=_fresh_team),
+    ("PUT", "/api/workspaces/{workspace_id}/teams/{team_id}/members/{user_id}"): Route("admin"),
+    ("DELETE", "/api/workspaces/{workspace_id}/teams/{team_id}/members/{user_id}"): Route(
+        "admin", fresh=_fresh_team_member
+    ),
+    ("GET", "/api/workspaces/{workspace_id}/members/{user_id}/limits"): Route("viewer"),
+    ("PUT", "/api/workspaces/{workspace_id}/members/{user_id}/limits"): Route(
+        "admin", lambda t: {"limits": {"rpm": 100}}
     ),
     ("GET", "/api/workspaces/{workspace_id}/invites"): Route("admin"),
     ("POST", "/api/workspaces/{workspace_id}/invites"): Route(
@@ -534,6 +578,7 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
         b.ids["rule_id"],
         b.ids["channel_id"],
         b.ids["provider_id"],
+        b.ids["team_id"],
     )
     for (method, template), route in WORKSPACE_ROUTES.items():
         for role in ROLES:
@@ -552,6 +597,7 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
                         "rule_id",
                         "channel_id",
                         "provider_id",
+                        "team_id",
                     )
                 ):
                     continue

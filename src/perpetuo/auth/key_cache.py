@@ -7,7 +7,8 @@ into a database load. Concurrent misses for one key share a single query.
 
 The record carries the owner's standing, read with the key: disabling the owner or removing
 them from the workspace marks their keys changed, which drops them here (see changes.py),
-so the refusal needs no query per request.
+so the refusal needs no query per request. So do the key's team, the team's limits and the
+owner's own limits as a member (control/teams.py marks the keys a change to them affects).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class KeyRecord:
                 allowed_models=frozenset(row.allowed_models) if row.allowed_models else None,
                 limits=limits or None,
                 cache=cache,
+                team_id=getattr(row, "effective_team_id", None),
+                team_limits=getattr(row, "team_limits", None) or None,
+                user_limits=getattr(row, "member_limits", None) or None,
                 guardrails=guardrails,
                 environment=row.environment,
             ),

@@ -15,6 +15,11 @@ class Principal:
     user_id: str | None = None
     scopes: frozenset[str] | None = None  # None: every scope
     allowed_models: frozenset[str] | None = None  # None: every alias
+    # The key's team (its own, else its owner's), that team's limits, and the owner's own
+    # limits as a member: read with the key, so the hot path needs no query for them.
+    team_id: str | None = None
+    team_limits: Mapping[str, Any] | None = field(default=None, compare=False)
+    user_limits: Mapping[str, Any] | None = field(default=None, compare=False)
     limits: Mapping[str, Any] | None = field(default=None, compare=False)  # the key's limits
     # The key's cache and guardrail overrides (CachePolicy / GuardrailPolicy), None if unset.
     cache: Any = field(default=None, compare=False)

@@ -25,7 +25,7 @@ from perpetuo.store.schema import LATENCY_COLUMNS, request_logs, usage_rollups
 from perpetuo.store.timeutil import iso, utcnow
 
 # endpoint: the API (dialect) the client spoke: chat, responses, messages or embeddings.
-GroupBy = Literal["endpoint", "alias", "provider", "model", "key", "user", "tag"]
+GroupBy = Literal["endpoint", "alias", "provider", "model", "key", "user", "team", "tag"]
 Granularity = Literal["hour", "day"]
 MAX_RANGE = dt.timedelta(days=400)
 
@@ -158,7 +158,10 @@ _BREAKDOWN_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "
 
 # -- request logs ------------------------------------------------------------------------------
 
-LOG_FILTERS = ("endpoint", "key_id", "user_id", "alias", "provider", "model", "error_code", "cache")
+LOG_FILTERS = (
+    *("endpoint", "key_id", "user_id", "team_id", "alias", "provider", "model", "error_code"),
+    "cache",
+)
 
 
 def _log_query(
@@ -196,6 +199,7 @@ BODY_FIELDS = ("request_body", "response_body")  # see pipeline/bodies.py
 def log_view(row: Any, *, full: bool = False) -> dict[str, Any]:
     view = {
         "id": row.id,
+        "team_id": row.team_id,
         "object": "request_log",
         "created_at": iso(row.created_at),
         "key_id": row.key_id,
@@ -269,7 +273,7 @@ async def get_log(
     if row is None:
         raise not_found("Request log")
     view = log_view(row, full=True)
-    if role < Role.ADMIN and view["detail"]:  # prompts and answers: admins and owners only
+    if not grant.allows("logs.detail") and view["detail"]:  # prompts and answers
         view["detail"] = {k: v for k, v in view["detail"].items() if k not in BODY_FIELDS}
     return view
 

@@ -32,6 +32,7 @@ from perpetuo.guardrails.policy import GuardrailPolicy
 from perpetuo.store.ids import new_id
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.repos import api_keys as repo
+from perpetuo.store.repos import teams as team_repo
 from perpetuo.store.schema import api_keys
 from perpetuo.store.timeutil import iso, utcnow
 
@@ -78,6 +79,10 @@ class KeyRestrictions(BaseModel):
     limits: KeyLimits | None = None
     cache: CachePolicy | None = None
     guardrails: GuardrailPolicy | None = None
+    team_id: Annotated[str, Field(max_length=40)] | None = Field(
+        default=None,
+        description="The key's team (admins and owners); null: its owner's team, if any",
+    )
 
     @field_validator("ip_allowlist")
     @classmethod
@@ -175,6 +180,7 @@ def key_view(row: Any) -> dict[str, Any]:
         "ip_allowlist": row.ip_allowlist,
         "referer_domains": row.referer_domains,
         "metadata": row.metadata or {},
+        "team_id": row.team_id,
         "limits": {k: v for k, v in (row.limits or {}).items() if k not in POLICY_FIELDS},
         "cache": (row.limits or {}).get("cache"),
         "guardrails": (row.limits or {}).get("guardrails"),
@@ -188,7 +194,8 @@ def key_view(row: Any) -> dict[str, Any]:
 
 def _restriction_values(spec: KeyRestrictions, stored_limits: Any = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name in ("allowed_models", "ip_allowlist", "referer_domains", "expires_at", "metadata"):
+    names = ("allowed_models", "ip_allowlist", "referer_domains", "expires_at", "metadata")
+    for name in (*names, "team_id"):
         if name in spec.model_fields_set:
             values[name] = getattr(spec, name)
     if "scopes" in spec.model_fields_set:
@@ -244,6 +251,7 @@ async def create_key(
         await require_verified(conn, plane, actor)
         if spec.service and role < Role.ADMIN:
             raise forbidden("Only workspace admins and owners create service keys.")
+        await _check_team(conn, role, workspace_id, spec)
         await repo.insert_key(conn, values)
         row = await repo.get(conn, workspace_id, key_id)
         view = key_view(row)
@@ -257,6 +265,17 @@ async def create_key(
             after=view,
         )
     return view, new.plaintext
+
+
+async def _check_team(conn: Any, role: Role, workspace_id: str, spec: KeyRestrictions) -> None:
+    """Putting a key in a team (or taking it out) is for admins, and only into a team of the
+    key's own workspace (another's team ids are not found)."""
+    if "team_id" not in spec.model_fields_set:
+        return
+    if role < Role.ADMIN:
+        raise forbidden("Only workspace admins and owners put keys in teams.")
+    if spec.team_id is not None and await team_repo.find(conn, workspace_id, spec.team_id) is None:
+        raise not_found("Team")
 
 
 async def _manageable(conn: Any, actor: Actor, workspace_id: str, key_id: str) -> Any:
@@ -299,6 +318,9 @@ async def update_key(
 ) -> dict[str, Any]:
     async with plane.db.begin() as conn:
         row = await _manageable(conn, actor, workspace_id, key_id)
+        await _check_team(
+            conn, await require_role(conn, actor, workspace_id, Role.MEMBER), workspace_id, spec
+        )
         values = _restriction_values(spec, row.limits)
         if spec.name is not None:
             values["name"] = spec.name

@@ -106,6 +106,26 @@ memberships = Table(
     Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(16), nullable=False),
+    # The member's team (control/teams.py), cleared when the team is deleted.
+    Index("ix_memberships_team", "team_id"),
+)
+
+# Teams (departments) of a workspace: members and keys belong to at most one; the team's
+# limits sit between the workspace's and each user's (limits/planning.py).
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", String(500), nullable=False, default=""),
+    Column("limits", JsonValue, nullable=False, default=dict),  # rpm, tpm, budgets...
+    _created(),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("uq_teams_name", "workspace_id", "name", unique=True),
+    Column("team_id", String(40)),
+    # The member's own limits (rpm, budgets...), laid over the workspace's `user_limits`.
+    Column("limits", JsonValue),
     _created(),
     Index("ix_memberships_user", "user_id"),
 )
@@ -159,6 +179,9 @@ api_keys = Table(
     "api_keys",
     metadata,
     Column("id", String(40), primary_key=True),
+    # The key's own team; a key without one counts to its owner's team (control/teams.py).
+    Index("ix_api_keys_team", "team_id"),
+    Column("team_id", String(40)),
     Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("owner_id", ForeignKey("users.id", ondelete="SET NULL")),
     Column("name", String(200), nullable=False),
@@ -267,6 +290,7 @@ request_logs = Table(
     Column("alias", String(200)),
     Column("provider", String(200)),
     Column("model", String(200)),
+    Column("team_id", String(40)),  # the team the request counted to
     Column("strategy", String(20)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("fallback", Boolean, nullable=False, default=False),
@@ -301,7 +325,7 @@ usage_rollups = Table(
     metadata,
     Column("workspace_id", String(40), primary_key=True),
     Column("bucket", UTCDateTime, primary_key=True),  # the hour
-    # all | endpoint | alias | provider | model | key | user | tag (metering/rollup.py)
+    # all | endpoint | alias | provider | model | key | user | team | tag (metering/rollup.py)
     Column("dim", String(16), primary_key=True),
     Column("value", String(200), primary_key=True),
     Column("requests", Integer, nullable=False, default=0),

@@ -6,7 +6,7 @@ background pass runs or Stripe repeats itself."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import select
@@ -26,7 +26,7 @@ FAILED = "Payment failed for test"  # every workspace of these tests is named "t
 
 
 @pytest.fixture
-def smtp() -> AsyncIterator[SMTPServer]:
+def smtp() -> Iterator[SMTPServer]:
     server = SMTPServer().start()
     yield server
     server.stop()

@@ -24,6 +24,7 @@ from perpetuo.api.admin.routes import (
     members,
     models,
     operations,
+    teams,
     sso,
     usage,
     users,
@@ -36,6 +37,7 @@ BILLING_ROUTERS = [billing.router, billing_plans.router]
 ROUTERS = [
     auth.router,
     account_mail.router,
+    teams.router,
     workspaces.router,
     members.router,
     invites.router,

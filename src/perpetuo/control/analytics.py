@@ -199,11 +199,11 @@ BODY_FIELDS = ("request_body", "response_body")  # see pipeline/bodies.py
 def log_view(row: Any, *, full: bool = False) -> dict[str, Any]:
     view = {
         "id": row.id,
-        "team_id": row.team_id,
         "object": "request_log",
         "created_at": iso(row.created_at),
         "key_id": row.key_id,
         "user_id": row.user_id,
+        "team_id": row.team_id,
         "endpoint": row.endpoint,
         "alias": row.alias,
         "provider": row.provider,
@@ -273,7 +273,7 @@ async def get_log(
     if row is None:
         raise not_found("Request log")
     view = log_view(row, full=True)
-    if not grant.allows("logs.detail") and view["detail"]:  # prompts and answers
+    if role < Role.ADMIN and view["detail"]:  # prompts and answers: admins and owners only
         view["detail"] = {k: v for k, v in view["detail"].items() if k not in BODY_FIELDS}
     return view
 

@@ -1,9 +1,9 @@
 """Rate limits, token quotas, concurrency caps, USD budgets and prepaid credits.
 
-`LimitEngine.admit` checks a request against every limit of its key, workspace and user at
-once and reserves what it may use; `Admission.settle` corrects the reservations to what it
-really used. Counters live in memory (one instance) or in Redis (shared by all instances).
-See docs/limits.md.
+`LimitEngine.admit` checks a request against every limit of its key, user, team and
+workspace at once and reserves what it may use; `Admission.settle` corrects the reservations
+to what it really used. Counters live in memory (one instance) or in Redis (shared by all
+instances). See docs/limits.md.
 """
 
 from perpetuo.limits.build import build_limit_engine

@@ -1,9 +1,11 @@
 """From a request's description to the counter checks it must pass.
 
-A request is checked in up to three scopes: its API key, its workspace, and (when the
-workspace sets `user_limits`) the person who owns the key; then against its workspace's
-prepaid credits. Each limit that is set becomes one `Check`; the `Planned` beside it says
-what the check means, for error messages, response headers and budget alerts.
+A request is checked in up to four scopes, the hierarchy workspace → team → user → key: its
+API key, its workspace, the key's team (when the team sets limits) and the person who owns
+the key (when the workspace sets `user_limits` or the member has limits of their own); then
+against its workspace's prepaid credits, all reserved in one atomic step. Each limit that
+is set becomes one `Check`; the `Planned` beside it says what the check means, for error
+messages, response headers and budget alerts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from perpetuo.limits.windows import Window, window_of
 from perpetuo.metering.pricing import to_micro_usd
 from perpetuo.schema.errors import ErrorCode
 
-Scope = Literal["key", "workspace", "user"]
+Scope = Literal["key", "workspace", "team", "user"]
 Measure = Literal["requests", "tokens", "cost", "credits", "parallel"]
 
 
@@ -32,7 +34,10 @@ class LimitRequest:
     workspace_id: str | None
     key_id: str | None = None
     user_id: str | None = None
+    team_id: str | None = None  # the key's team, or its owner's (Principal.team_id)
     key_limits: Mapping[str, Any] | None = None  # the key's `limits` (KeyRecord.limits)
+    team_limits: Mapping[str, Any] | None = None  # the team's `limits`
+    user_limits: Mapping[str, Any] | None = None  # the member's own, over the workspace's
     workspace: WorkspaceLimits | None = None  # WorkspaceLimits.from_settings(effective)
     prompt_tokens: int = 0  # an estimate of the prompt
     max_output_tokens: int = 0  # max_tokens, or the default the router assumes
@@ -49,7 +54,7 @@ class SeedSource:
 
     measure: Literal["tokens", "cost", "credits"]
     workspace_id: str
-    dim: str  # usage_rollups dimension: key | all | user
+    dim: str  # usage_rollups dimension: key | all | team | user
     value: str
     since: dt.datetime | None
     until: dt.datetime | None
@@ -72,6 +77,7 @@ class Planned:
 _DIMS: dict[Scope, tuple[str, str]] = {
     "key": ("key", "k"),
     "workspace": ("all", "w"),
+    "team": ("team", "t"),
     "user": ("user", "u"),
 }
 
@@ -83,7 +89,7 @@ def credit_key(workspace_id: str) -> str:
 def counter_key(
     workspace_id: str, kind: str, scope: Scope, scope_id: str, window: Window | None = None
 ) -> str:
-    """A counter's name: `{workspace}:<kind>:<k|w|u>:<scope id>[:<window id>]` (kinds: rpm,
+    """A counter's name: `{workspace}:<kind>:<k|w|t|u>:<scope id>[:<window id>]` (kinds: rpm,
     tpm, tok, par, usd). The hash tag keeps a workspace's counters in one Redis slot."""
     base = "{" + workspace_id + "}" + f":{kind}:{_DIMS[scope][1]}:{scope_id}"
     return f"{base}:{window.id}" if window else base
@@ -101,8 +107,12 @@ def plan_checks(request: LimitRequest, now: float, hold_seconds: float) -> list[
         scopes.append(("key", request.key_id, ScopeLimits.from_mapping(request.key_limits)))
     if request.workspace_id:
         scopes.append(("workspace", request.workspace_id, workspace.scope_limits()))
-        if request.user_id and workspace.user_limits:
-            scopes.append(("user", request.user_id, workspace.user_scope_limits()))
+        if request.team_id and request.team_limits:
+            team = ScopeLimits.from_mapping(request.team_limits)
+            scopes.append(("team", request.team_id, team))
+        if request.user_id and (workspace.user_limits or request.user_limits):
+            own = ScopeLimits.from_mapping(request.user_limits)
+            scopes.append(("user", request.user_id, own.over(workspace.user_scope_limits())))
     builder = _Builder(request, now, int(hold_seconds * 1000))
     for scope, scope_id, limits in scopes:
         if not limits.empty:

@@ -1,8 +1,9 @@
-"""Plan tiers, and the limits that apply to each scope (key, workspace, user) of a request.
+"""Plan tiers, and the limits that apply to each scope (key, user, team, workspace) of a request.
 
 A workspace's limits are its plan's defaults with the workspace's own `limits` laid over
 them; a workspace without a plan has only what its overrides set. Per-user limits come from
-the workspace's `user_limits`; a key's from the key's `limits`. Every scope is enforced on
+the workspace's `user_limits`, with a member's own limits laid over them; a team's from the
+team's `limits`; a key's from the key's `limits`. Every scope is enforced on
 its own: a request must fit all of them.
 """
 

@@ -18,7 +18,12 @@ from perpetuo.limits.planning import Planned
 from perpetuo.schema import headers as h
 from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError
 
-_SCOPE = {"key": "this API key", "workspace": "this workspace", "user": "this user"}
+_SCOPE = {
+    "key": "this API key",
+    "workspace": "this workspace",
+    "team": "this team",
+    "user": "this user",
+}
 _PERIOD = {
     "daily": "per UTC day",
     "weekly": "per ISO week (UTC)",

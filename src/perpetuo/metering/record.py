@@ -41,6 +41,7 @@ class RequestRecord(msgspec.Struct, omit_defaults=True):
     detail: dict[str, Any] | None = None
     unit: str | None = None  # images | seconds | characters | searches; None: tokens only
     quantity: float = 0.0  # how many of `unit`
+    team_id: str | None = None  # the team the request counted to (Principal.team_id)
 
     @property
     def is_error(self) -> bool:

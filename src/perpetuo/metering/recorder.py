@@ -62,6 +62,7 @@ def build_record(ctx: RequestContext) -> RequestRecord | None:
         status=ctx.status,
         key_id=principal.key_id,
         user_id=principal.user_id,
+        team_id=principal.team_id,
         alias=ctx.alias,
         provider=deployment.provider if deployment else None,
         model=deployment.model if deployment else None,

@@ -1,7 +1,8 @@
 """Folding request records into hourly usage rollups, per dimension.
 
 Each request adds to one row per dimension it has: all, endpoint (the API the client spoke:
-chat, responses, messages or embeddings), alias, provider, model, key, user, and one per tag.
+chat, responses, messages or embeddings), alias, provider, model, key, user, team, and one
+per tag.
 Percentiles come from the latency histogram kept in each row, and never exceed the row's
 slowest request (`latency_max_ms`, which combines by max where every other column adds up).
 """
@@ -30,7 +31,7 @@ SUMS = (  # counters that add up across rows; the latency histogram columns foll
 )
 MAXIMA = ("latency_max_ms",)  # combined by max, not by sum
 COUNTERS = (*SUMS, *LATENCY_COLUMNS, *MAXIMA)
-DIMENSIONS = ("all", "endpoint", "alias", "provider", "model", "key", "user", "tag")
+DIMENSIONS = ("all", "endpoint", "alias", "provider", "model", "key", "user", "team", "tag")
 
 
 def hour_of(epoch: float) -> dt.datetime:
@@ -44,12 +45,12 @@ def latency_column(latency_ms: float) -> str:
 _LATENCY_AT = len(SUMS)  # where the histogram starts in a group's counter list
 _MAX_AT = len(SUMS) + len(LATENCY_COLUMNS)  # latency_max_ms
 _Name = str | None
-# workspace, hour, endpoint, alias, provider, model, key, user, tags
-_GroupKey = tuple[str, int, str, _Name, _Name, _Name, _Name, _Name, tuple[str, ...]]
+# workspace, hour, endpoint, alias, provider, model, key, user, team, tags
+_GroupKey = tuple[str, int, str, _Name, _Name, _Name, _Name, _Name, _Name, tuple[str, ...]]
 
 
 def _dimensions(key: _GroupKey) -> list[tuple[str, str]]:
-    _, _, endpoint, alias, provider, model, key_id, user_id, tags = key
+    _, _, endpoint, alias, provider, model, key_id, user_id, team_id, tags = key
     dims = [("all", "")]
     for dim, value in (
         ("endpoint", endpoint),
@@ -58,6 +59,7 @@ def _dimensions(key: _GroupKey) -> list[tuple[str, str]]:
         ("model", model),
         ("key", key_id),
         ("user", user_id),
+        ("team", team_id),
     ):
         if value:
             dims.append((dim, value[:200]))
@@ -80,6 +82,7 @@ def fold(records: Iterable[RequestRecord]) -> dict[RollupKey, dict[str, Any]]:
             record.model,
             record.key_id,
             record.user_id,
+            record.team_id,
             tuple(record.tags) if record.tags else (),
         )
         sums = groups.get(key)

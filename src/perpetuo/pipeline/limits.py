@@ -25,7 +25,7 @@ async def admit(
     max_output_tokens: int,
     max_cost_micros: int | None = None,
 ) -> None:
-    """Reserve against every limit of the key, workspace and user, or raise the refusal
+    """Reserve against every limit of the key, user, team and workspace, or raise the refusal
     (429 with Retry-After, 402 for budgets and credits). The most expensive deployment of
     the alias prices the worst case, so a budget can never be overspent by a fallback.
     `max_cost_micros`: that worst case, for work not priced by tokens alone."""
@@ -42,7 +42,10 @@ async def admit(
             principal.workspace_id,
             key_id=principal.key_id,
             user_id=principal.user_id,
+            team_id=principal.team_id,
             key_limits=principal.limits,
+            team_limits=principal.team_limits,
+            user_limits=principal.user_limits,
             workspace=ctx.workspace.limits,
             prompt_tokens=prompt_tokens,
             max_output_tokens=max_output_tokens,
@@ -52,12 +55,12 @@ async def admit(
 
 
 def _unlimited(ctx: RequestContext) -> bool:
-    """Nothing to check: no key limits and nothing limited at the workspace (most requests
-    of an installation without plans), so no estimate is worth computing."""
+    """Nothing to check: no key, team or member limits and nothing limited at the workspace
+    (most requests of an installation without plans), so no estimate is worth computing."""
     ws = ctx.workspace.limits
     principal = ctx.principal
     return (
-        not (principal and principal.limits)
+        not (principal and (principal.limits or principal.team_limits or principal.user_limits))
         and ws.plan is None
         and not ws.limits
         and not ws.user_limits
@@ -117,7 +120,10 @@ async def admit_cached(gw: Gateway, ctx: RequestContext) -> None:
             principal.workspace_id,
             key_id=principal.key_id,
             user_id=principal.user_id,
+            team_id=principal.team_id,
             key_limits=_requests_only(principal.limits),
+            team_limits=_requests_only(principal.team_limits),
+            user_limits=_requests_only(principal.user_limits),
             workspace=requests_only,
         )
     )

@@ -10,25 +10,45 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from perpetuo.store.schema import api_keys, memberships, users
+from perpetuo.store.schema import api_keys, memberships, teams, users
 from perpetuo.store.timeutil import utcnow
 
 
 def with_owner() -> Select[Any]:
     """Key rows plus their owner's standing: disabled or not, and still in the key's
-    workspace (platform administrators count as in every workspace). No owner: both null."""
+    workspace (platform administrators count as in every workspace). No owner: both null.
+    Also the key's effective team (its own, else its owner's), that team's limits and the
+    owner's own limits as a member, which the data plane caches with the key."""
     member = exists().where(
         memberships.c.workspace_id == api_keys.c.workspace_id,
         memberships.c.user_id == api_keys.c.owner_id,
+    )
+    owner_membership = memberships.alias("owner_membership")
+    team_id = func.coalesce(api_keys.c.team_id, owner_membership.c.team_id)
+    joined = (
+        api_keys.outerjoin(users, users.c.id == api_keys.c.owner_id)
+        .outerjoin(
+            owner_membership,
+            and_(
+                owner_membership.c.workspace_id == api_keys.c.workspace_id,
+                owner_membership.c.user_id == api_keys.c.owner_id,
+            ),
+        )
+        .outerjoin(
+            teams, and_(teams.c.id == team_id, teams.c.workspace_id == api_keys.c.workspace_id)
+        )
     )
     return select(
         api_keys,
         users.c.disabled_at.label("owner_disabled_at"),
         or_(users.c.is_superadmin, member).label("owner_in_workspace"),
-    ).select_from(api_keys.outerjoin(users, users.c.id == api_keys.c.owner_id))
+        teams.c.id.label("effective_team_id"),
+        teams.c.limits.label("team_limits"),
+        owner_membership.c.limits.label("member_limits"),
+    ).select_from(joined)
 
 
 async def find_by_hash(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:

@@ -47,7 +47,8 @@ async def usage(
 
 
 @router.get(
-    "/usage/breakdown", summary="Totals per API (endpoint), model, provider, key, user or tag"
+    "/usage/breakdown",
+    summary="Totals per API (endpoint), model, provider, key, user, team or tag",
 )
 async def breakdown(
     workspace_id: str,
@@ -70,6 +71,7 @@ def _filters(
     ] = None,
     key_id: str | None = None,
     user_id: str | None = None,
+    team_id: str | None = None,
     alias: str | None = None,
     provider: str | None = None,
     model: str | None = None,
@@ -91,6 +93,7 @@ def _filters(
         "endpoint": endpoint,
         "key_id": key_id,
         "user_id": user_id,
+        "team_id": team_id,
         "alias": alias,
         "provider": provider,
         "model": model,
@@ -170,6 +173,7 @@ CSV_COLUMNS = (
     "created_at",
     "key_id",
     "user_id",
+    "team_id",
     "endpoint",
     "alias",
     "provider",

@@ -130,6 +130,7 @@ def every_page(browser: Browser, base_url: str, upstream: str) -> None:
                 "limits",
                 "members",
                 "audit",
+                "sso",
                 "settings",
             )
         },

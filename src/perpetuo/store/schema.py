@@ -106,7 +106,12 @@ memberships = Table(
     Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(16), nullable=False),
+    _created(),
     # The member's team (control/teams.py), cleared when the team is deleted.
+    Column("team_id", String(40)),
+    # The member's own limits (rpm, budgets...), laid over the workspace's `user_limits`.
+    Column("limits", JsonValue),
+    Index("ix_memberships_user", "user_id"),
     Index("ix_memberships_team", "team_id"),
 )
 
@@ -123,11 +128,6 @@ teams = Table(
     _created(),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("uq_teams_name", "workspace_id", "name", unique=True),
-    Column("team_id", String(40)),
-    # The member's own limits (rpm, budgets...), laid over the workspace's `user_limits`.
-    Column("limits", JsonValue),
-    _created(),
-    Index("ix_memberships_user", "user_id"),
 )
 
 invites = Table(
@@ -179,9 +179,6 @@ api_keys = Table(
     "api_keys",
     metadata,
     Column("id", String(40), primary_key=True),
-    # The key's own team; a key without one counts to its owner's team (control/teams.py).
-    Index("ix_api_keys_team", "team_id"),
-    Column("team_id", String(40)),
     Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("owner_id", ForeignKey("users.id", ondelete="SET NULL")),
     Column("name", String(200), nullable=False),
@@ -203,7 +200,10 @@ api_keys = Table(
     Column("expires_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
     Column("last_used_at", UTCDateTime),
+    # The key's own team; a key without one counts to its owner's team (control/teams.py).
+    Column("team_id", String(40)),
     Index("ix_api_keys_workspace", "workspace_id"),
+    Index("ix_api_keys_team", "team_id"),
     Index("ix_api_keys_updated", "updated_at"),
 )
 
@@ -290,7 +290,6 @@ request_logs = Table(
     Column("alias", String(200)),
     Column("provider", String(200)),
     Column("model", String(200)),
-    Column("team_id", String(40)),  # the team the request counted to
     Column("strategy", String(20)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("fallback", Boolean, nullable=False, default=False),
@@ -315,6 +314,7 @@ request_logs = Table(
     # Work billed in another unit than tokens: images, seconds, characters, searches.
     Column("unit", String(16)),
     Column("quantity", Float, nullable=False, default=0.0),
+    Column("team_id", String(40)),  # the team the request counted to
     Index("ix_request_logs_workspace_time", "workspace_id", "created_at"),
     Index("ix_request_logs_workspace_key_time", "workspace_id", "key_id", "created_at"),
     postgresql_partition_by="RANGE (created_at)",
@@ -479,4 +479,4 @@ mail_outbox = Table(
 )
 
 # Billing's tables live in their own module, on this metadata (imported last: it needs it).
-from perpetuo.store import alert_tables, billing_tables, sso_tables  # noqa: E402, F401
+from perpetuo.store import alert_tables, billing_tables, role_tables, sso_tables  # noqa: E402, F401

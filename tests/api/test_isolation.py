@@ -3,7 +3,9 @@
 Every route must be classified here (a new route fails the suite until it is). For every
 workspace route and every role, the test calls it against another workspace's ids and
 expects 404 with none of that workspace's data in the answer; then within the caller's own
-workspace it expects 403 below the route's minimum role and success from it upward.
+workspace it expects 403 below the route's minimum role and success from it upward. Each
+tenant also has a member holding a custom role (a member's permissions plus the audit log's),
+refused and allowed exactly as its permissions say.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 import pytest
 
 from perpetuo.auth.credential_crypto import new_key_spec
+from perpetuo.control.permissions import BUILT_IN
 from perpetuo.control.session_history import StoredMessage
 from perpetuo.metering.record import RequestRecord
 from perpetuo.metering.writer import write_batch
@@ -27,6 +30,10 @@ from tests.support.fake_stripe import FakeStripe
 from tests.support.people import make_user, make_workspace, sign_in
 
 ROLES = ("viewer", "member", "admin", "owner")
+CUSTOM = "custom"  # a custom role of each tenant's workspace (control/roles.py)
+CUSTOM_PERMISSIONS = sorted(BUILT_IN["member"] | {"audit.read"})
+CUSTOM_ALSO = {("GET", "/api/workspaces/{workspace_id}/audit")}  # beyond a member's routes
+CALLERS = (*ROLES, CUSTOM)
 _counter = itertools.count()
 
 
@@ -56,7 +63,40 @@ async def _tenant(api: Any, name: str) -> Tenant:
     tokens = {role: (await sign_in(plane, uid)).access_token for role, uid in users.items()}
     tenant = Tenant(workspace_id, tokens, users["owner"], f"marker-{name}")
     await _fill(api, tenant)
+    await _custom_member(api, tenant)
     return tenant
+
+
+async def _custom_member(api: Any, t: Tenant) -> None:
+    """The custom role, made and given through the API as an owner would."""
+    owner = bearer(t.tokens["owner"])
+    base = f"/api/workspaces/{t.workspace_id}"
+    role = await api.http.post(
+        f"{base}/roles",
+        headers=owner,
+        json={"name": CUSTOM, "description": t.marker, "permissions": CUSTOM_PERMISSIONS},
+    )
+    assert role.status_code == 201, role.text
+    user_id = await make_user(api.plane, f"{t.marker}-custom@example.com")
+    await _add_member(api.plane, t.workspace_id, user_id, "viewer")
+    given = await api.http.patch(f"{base}/members/{user_id}", headers=owner, json={"role": CUSTOM})
+    assert given.status_code == 200 and given.json()["data"]["role"] == CUSTOM, given.text
+    t.tokens[CUSTOM] = (await sign_in(api.plane, user_id)).access_token
+    t.ids["role_id"] = role.json()["data"]["id"]
+
+
+async def _add_member(plane: Any, workspace_id: str, user_id: str, role: str) -> None:
+    from sqlalchemy import insert
+
+    from perpetuo.store.schema import memberships
+    from perpetuo.store.timeutil import utcnow
+
+    async with plane.db.begin() as conn:
+        await conn.execute(
+            insert(memberships).values(
+                workspace_id=workspace_id, user_id=user_id, role=role, created_at=utcnow()
+            )
+        )
 
 
 async def _fill(api: Any, t: Tenant) -> None:
@@ -301,19 +341,41 @@ async def _fresh_workspace(world: World, t: Tenant) -> dict[str, str]:
     plane = world.api.plane
     from sqlalchemy import insert
 
+    from perpetuo.store.role_tables import workspace_roles
     from perpetuo.store.schema import memberships
     from perpetuo.store.timeutil import utcnow
 
     # Give every role of the tenant the same role in the scratch workspace.
     async with plane.db.begin() as conn:
-        for role in ("viewer", "member", "admin"):
+        for role in ("viewer", "member", "admin", CUSTOM):
             uid = await _user_of(world, t, role)
             await conn.execute(
                 insert(memberships).values(
                     workspace_id=workspace_id, user_id=uid, role=role, created_at=utcnow()
                 )
             )
+        await conn.execute(
+            insert(workspace_roles).values(
+                id=f"role_scratch{next(_counter)}",
+                workspace_id=workspace_id,
+                name=CUSTOM,
+                description="",
+                permissions=CUSTOM_PERMISSIONS,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
     return {"workspace_id": workspace_id}
+
+
+async def _fresh_role(world: World, t: Tenant) -> dict[str, str]:
+    r = await world.call(
+        t.tokens["owner"],
+        "POST",
+        f"/api/workspaces/{t.workspace_id}/roles",
+        {"name": f"fresh{next(_counter)}", "permissions": ["workspace.read"]},
+    )
+    return {"role_id": r.json()["data"]["id"]}
 
 
 async def _user_of(world: World, t: Tenant, role: str) -> str:
@@ -459,6 +521,15 @@ WORKSPACE_ROUTES: dict[tuple[str, str], Route] = {
     # The issuer cannot be reached from the test: ok=false, still 200.
     ("POST", "/api/workspaces/{workspace_id}/sso/providers/{provider_id}/test"): Route("admin"),
     ("GET", "/api/workspaces/{workspace_id}/sso/domains"): Route("admin"),
+    ("GET", "/api/workspaces/{workspace_id}/roles"): Route("viewer"),
+    ("POST", "/api/workspaces/{workspace_id}/roles"): Route(
+        "admin", lambda t: {"name": f"new{next(_counter)}", "permissions": ["workspace.read"]}
+    ),
+    ("GET", "/api/workspaces/{workspace_id}/roles/{role_id}"): Route("viewer"),
+    ("PATCH", "/api/workspaces/{workspace_id}/roles/{role_id}"): Route(
+        "admin", lambda t: {"description": "changed"}
+    ),
+    ("DELETE", "/api/workspaces/{workspace_id}/roles/{role_id}"): Route("admin", fresh=_fresh_role),
 }
 WORKSPACE_ROUTES |= billing.route_table(Route, _fresh_workspace)
 # Workspace routes no workspace role may use: only platform administrators (and the master
@@ -496,6 +567,7 @@ SELF_ROUTES = {
     # The ways to sign in, for the sign-in page: the platform's providers, and the provider
     # of an address's verified domain (tests/ui/test_sso_oidc.py).
     ("GET", "/api/auth/sso/providers"),
+    ("GET", "/api/permissions"),  # the same list for everyone
 } | billing.SELF_ROUTES
 # Routes nobody signs in for, off unless the operator turns them on (test_catalog.py).
 PUBLIC_ROUTES = {
@@ -578,10 +650,11 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
         b.ids["rule_id"],
         b.ids["channel_id"],
         b.ids["provider_id"],
+        b.ids["role_id"],
         b.ids["team_id"],
     )
     for (method, template), route in WORKSPACE_ROUTES.items():
-        for role in ROLES:
+        for role in CALLERS:
             for workspace_id in (b.workspace_id, a.workspace_id):
                 # B's workspace outright, or A's workspace with B's resource ids in it.
                 ids = {k: v for k, v in b.ids.items() if k != "user_id"} | {"user_id": b.owner_id}
@@ -597,6 +670,7 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
                         "rule_id",
                         "channel_id",
                         "provider_id",
+                        "role_id",
                         "team_id",
                     )
                 ):
@@ -616,17 +690,23 @@ async def test_another_workspaces_ids_give_404_and_no_data(world):
                 assert not any(leak in response.text for leak in leaks), (role, method, path)
 
 
+def _allowed(role: str, route_key: tuple[str, str], minimum: str) -> bool:
+    if role == CUSTOM:
+        return _allowed("member", route_key, minimum) or route_key in CUSTOM_ALSO
+    return ROLES.index(role) >= ROLES.index(minimum)
+
+
 async def test_roles_in_ones_own_workspace(world):
     a = world.a
     for (method, template), route in WORKSPACE_ROUTES.items():
-        for role in ROLES:
+        for role in CALLERS:
             fresh = await route.fresh(world, a)
             workspace_id = fresh.pop("workspace_id", a.workspace_id)
             path = _path(template, workspace_id, {**a.ids, **fresh})
             response = await world.call(
                 a.tokens[role], method, path, route.body(a) if route.body else None
             )
-            allowed = ROLES.index(role) >= ROLES.index(route.minimum)
+            allowed = _allowed(role, (method, template), route.minimum)
             if not allowed:
                 assert response.status_code == 403, (role, method, path, response.text)
             elif template.endswith("/test"):
@@ -642,7 +722,7 @@ async def test_roles_in_ones_own_workspace(world):
 async def test_platform_routes_refuse_workspace_people(world):
     for method, template in PLATFORM_ROUTES:
         path = _path(template, "", {"user_id": world.b.owner_id})
-        for role in ROLES:
+        for role in CALLERS:
             response = await world.call(world.a.tokens[role], method, path)
             assert response.status_code == 403, (role, method, path)
             assert world.b.marker not in response.text
@@ -653,7 +733,7 @@ async def test_platform_routes_refuse_workspace_people(world):
 async def test_superadmin_workspace_routes_refuse_every_workspace_role(world):
     a, b = world.a, world.b
     for (method, template), body in SUPERADMIN_WORKSPACE_ROUTES.items():
-        for role in ROLES:
+        for role in CALLERS:
             own = _path(template, a.workspace_id, a.ids)
             response = await world.call(a.tokens[role], method, own, body(a))
             assert response.status_code == 403, (role, method, own, response.text)
@@ -733,14 +813,14 @@ async def test_chat_sessions_are_their_makers_alone(world):
 async def test_routes_naming_a_workspace_in_the_body_or_query(world):
     a, b = world.a, world.b
     for (method, _), (minimum, request) in billing.NAMED_WORKSPACE_ROUTES.items():
-        for role in ROLES:
+        for role in CALLERS:
             path, body = request(b.workspace_id)
             response = await world.call(a.tokens[role], method, path, body)
             assert response.status_code == 404, (role, path, response.text)
             assert b.marker not in response.text and b.workspace_id not in response.text
             path, body = request(a.workspace_id)
             response = await world.call(a.tokens[role], method, path, body)
-            allowed = ROLES.index(role) >= ROLES.index(minimum)
+            allowed = _allowed(role, (method, path), minimum)
             expected = (200, 201, 409) if allowed else (403,)  # 409: the trial was used
             assert response.status_code in expected, (role, path, response.text)
 
@@ -748,7 +828,7 @@ async def test_routes_naming_a_workspace_in_the_body_or_query(world):
 async def test_platform_billing_routes_refuse_workspace_people(world):
     for (method, template), body in billing.PLATFORM_BODY_ROUTES.items():
         path = template.replace("{coupon_id}", world.b.ids["coupon_id"])
-        for role in ROLES:
+        for role in CALLERS:
             response = await world.call(world.a.tokens[role], method, path, body(world.a))
             assert response.status_code == 403, (role, path, response.text)
             assert world.b.marker not in response.text

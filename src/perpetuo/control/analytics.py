@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Select, and_, func, or_, select
 
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.errors import invalid, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.metering.compact import expand_trace
@@ -91,7 +91,7 @@ async def usage_series(
     start, end = _range(since, until)
     dim = group_by or "all"
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "usage.read")
         rows = (
             await conn.execute(
                 select(usage_rollups).where(
@@ -128,7 +128,7 @@ async def usage_breakdown(
     names = (*_BREAKDOWN_SUMS, "cost_micros", "saved_cost_micros")
     sums = [func.coalesce(func.sum(usage_rollups.c[name]), 0).label(name) for name in names]
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "usage.read")
         rows = (
             await conn.execute(
                 select(usage_rollups.c.value, *sums)
@@ -251,7 +251,7 @@ async def search_logs(
 ) -> Page:
     start, end = _range(since, until)
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "usage.read")
         query = newest_first(
             _log_query(workspace_id, start, end, filters), request_logs, cursor, limit
         )
@@ -262,7 +262,7 @@ async def get_log(
     plane: ControlPlane, actor: Actor, workspace_id: str, request_id: str
 ) -> dict[str, Any]:
     async with plane.db.connect() as conn:
-        role = await require_role(conn, actor, workspace_id, Role.VIEWER)
+        grant = await require(conn, actor, workspace_id, "usage.read")
         row = (
             await conn.execute(
                 select(request_logs).where(
@@ -273,7 +273,7 @@ async def get_log(
     if row is None:
         raise not_found("Request log")
     view = log_view(row, full=True)
-    if role < Role.ADMIN and view["detail"]:  # prompts and answers: admins and owners only
+    if not grant.allows("logs.detail") and view["detail"]:  # prompts and answers
         view["detail"] = {k: v for k, v in view["detail"].items() if k not in BODY_FIELDS}
     return view
 
@@ -292,7 +292,7 @@ async def export_logs(
     checked here, before anything is streamed."""
     start, end = _range(since, until)
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "usage.read")
     return _iterate_logs(plane, workspace_id, start, end, filters, max_rows)
 
 

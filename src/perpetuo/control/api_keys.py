@@ -22,7 +22,7 @@ from perpetuo.auth import api_keys as keygen
 from perpetuo.auth.key_cache import owner_standing
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
+from perpetuo.control.access import require, require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY
 from perpetuo.control.email_verification import require_verified
@@ -247,9 +247,10 @@ async def create_key(
         "key_hash": keygen.key_hash(plane.keys.api_key_hmac, new.plaintext),
     }
     async with plane.db.begin() as conn:
-        role = await require_role(conn, actor, workspace_id, Role.MEMBER)
+        grant = await require(conn, actor, workspace_id, "keys.create")
+        role = grant.rank or Role.VIEWER
         await require_verified(conn, plane, actor)
-        if spec.service and role < Role.ADMIN:
+        if spec.service and not grant.allows("keys.manage"):
             raise forbidden("Only workspace admins and owners create service keys.")
         await _check_team(conn, role, workspace_id, spec)
         await repo.insert_key(conn, values)
@@ -279,11 +280,11 @@ async def _check_team(conn: Any, role: Role, workspace_id: str, spec: KeyRestric
 
 
 async def _manageable(conn: Any, actor: Actor, workspace_id: str, key_id: str) -> Any:
-    role = await require_role(conn, actor, workspace_id, Role.MEMBER)
+    grant = await require(conn, actor, workspace_id, "keys.create")
     row = await repo.get(conn, workspace_id, key_id)
     if row is None:
         raise not_found("API key")
-    if role < Role.ADMIN and row.owner_id != actor.user_id:
+    if not grant.allows("keys.manage") and row.owner_id != actor.user_id:
         raise forbidden("Members can only manage the API keys they created.")
     return row
 
@@ -292,7 +293,7 @@ async def list_keys(
     plane: ControlPlane, actor: Actor, workspace_id: str, *, limit: int, cursor: str | None
 ) -> Page:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "keys.read")
         query = newest_first(
             repo.with_owner().where(api_keys.c.workspace_id == workspace_id),
             api_keys,
@@ -306,7 +307,7 @@ async def get_key(
     plane: ControlPlane, actor: Actor, workspace_id: str, key_id: str
 ) -> dict[str, Any]:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "keys.read")
         row = await repo.get(conn, workspace_id, key_id)
     if row is None:
         raise not_found("API key")

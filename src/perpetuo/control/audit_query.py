@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.errors import invalid
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.users import require_superadmin
@@ -80,7 +80,7 @@ async def workspace_audit(
     cursor: str | None,
 ) -> Page:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "audit.read")
         query = _filtered(
             select(audit_log).where(audit_log.c.workspace_id == workspace_id), filters
         )

@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.chat_sessions import ChatSession, ChatSessionStore, sessions_t
 from perpetuo.control.errors import not_found
 from perpetuo.control.plane import ControlPlane
@@ -79,7 +79,7 @@ async def list_sessions(
     cursor: str | None,
 ) -> Page:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "sessions.read")
         query = newest_first(store.listing(workspace_id, None), sessions_t, cursor, limit)
         return to_page((await conn.execute(query)).all(), limit)
 
@@ -88,7 +88,7 @@ async def get_session(
     plane: ControlPlane, store: ChatSessionStore, actor: Actor, workspace_id: str, session_id: str
 ) -> dict[str, Any]:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "sessions.manage")
     session = await store.session(workspace_id, session_id, None)
     if session is None:
         raise not_found("Chat session")
@@ -99,7 +99,7 @@ async def delete_session(
     plane: ControlPlane, store: ChatSessionStore, actor: Actor, workspace_id: str, session_id: str
 ) -> None:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "sessions.manage")
     session = await store.session(workspace_id, session_id, None)
     if session is None:
         raise not_found("Chat session")
@@ -125,7 +125,7 @@ async def export_sessions(
     """Every live session of the workspace with its messages, as one JSON document in
     pieces. Access is checked and the export audited before anything is sent."""
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "sessions.manage")
         await audit.record(
             conn,
             actor,

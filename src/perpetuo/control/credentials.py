@@ -13,8 +13,8 @@ from sqlalchemy import delete, insert, select
 
 from perpetuo.auth.credential_crypto import CredentialCryptoError, Keyring, Sealed
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.errors import invalid, not_found, unavailable
 from perpetuo.control.outbound import check_tenant_url
 from perpetuo.control.plane import ControlPlane
@@ -107,7 +107,7 @@ async def create_credential(
     credential_id = new_id("cred")
     sealed = keyring.seal(secret, workspace_id, credential_id)
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "credentials.write")
         await conn.execute(
             insert(provider_credentials).values(
                 id=credential_id,
@@ -155,7 +155,7 @@ async def list_credentials(
     plane: ControlPlane, actor: Actor, workspace_id: str, *, limit: int, cursor: str | None
 ) -> Page:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "credentials.read")
         query = newest_first(
             select(provider_credentials).where(provider_credentials.c.workspace_id == workspace_id),
             provider_credentials,
@@ -169,7 +169,7 @@ async def get_credential(
     plane: ControlPlane, actor: Actor, workspace_id: str, credential_id: str
 ) -> dict[str, Any]:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "credentials.read")
         row = await _get(conn, workspace_id, credential_id)
     if row is None:
         raise not_found("Provider credential")
@@ -182,7 +182,7 @@ async def load_secret(
     """The row and decrypted key, for the test-connection action (admins only)."""
     keyring = _keyring(plane)
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "credentials.write")
         row = await _get(conn, workspace_id, credential_id)
     if row is None:
         raise not_found("Provider credential")
@@ -196,7 +196,7 @@ async def delete_credential(
     plane: ControlPlane, actor: Actor, workspace_id: str, credential_id: str
 ) -> None:
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "credentials.write")
         row = await _get(conn, workspace_id, credential_id)
         if row is None:
             raise not_found("Provider credential")

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.errors import forbidden
 from perpetuo.control.plane import ControlPlane
 from perpetuo.metering.pricing import to_micro_usd
@@ -80,7 +80,7 @@ async def add_entry(
 ) -> dict[str, Any]:
     """Grant or adjust credits (platform administrators only); the entry and new balance."""
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)  # strangers: 404
+        await require(conn, actor, workspace_id, "credits.read")  # strangers: 404
         if not actor.is_superadmin:
             raise forbidden("Only platform administrators can grant or adjust credits.")
         row = await repo.add_entry(
@@ -115,7 +115,7 @@ async def ledger(
 ) -> tuple[int, Page]:
     """The balance and a page of ledger entries, newest first (admins and owners)."""
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "credits.ledger")
         balance = await repo.balance(conn, workspace_id)
         query = newest_first(
             select(credit_ledger).where(credit_ledger.c.workspace_id == workspace_id),
@@ -139,6 +139,6 @@ def summary_view(workspace_id: str, granted: int, used: int) -> dict[str, Any]:
 async def summary(plane: ControlPlane, actor: Actor, workspace_id: str) -> dict[str, Any]:
     """Credit granted, used and left (any role in the workspace)."""
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "credits.read")
         granted, used = await repo.totals(conn, workspace_id)
     return summary_view(workspace_id, granted, used)

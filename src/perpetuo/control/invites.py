@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.api_keys import token_hash
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
+from perpetuo.control.access import require
 from perpetuo.control.accounts import normalize_email
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.errors import conflict, forbidden, not_found
 from perpetuo.control.members import RoleName
+from perpetuo.control.permissions import BUILT_IN
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspaces import get_row, workspace_view
 from perpetuo.schema.errors import ErrorType, GatewayError
@@ -98,9 +99,11 @@ async def create_invite(
     invite_id = new_id("inv")
     now = utcnow()
     async with plane.db.begin() as conn:
-        actor_role = await require_role(conn, actor, workspace_id, Role.ADMIN)
-        if role >= Role.ADMIN and actor_role < Role.OWNER:
+        grant = await require(conn, actor, workspace_id, "members.manage")
+        if role >= Role.ADMIN and grant.rank != Role.OWNER:
             raise forbidden("Only owners can invite owners or admins.")
+        if not grant.covers(BUILT_IN[role.label]):
+            raise forbidden(f"The {role.label} role has permissions you lack.")
         member = await conn.scalar(
             select(users.c.id)
             .join(memberships, memberships.c.user_id == users.c.id)
@@ -187,7 +190,7 @@ async def list_invites(
     plane: ControlPlane, actor: Actor, workspace_id: str, *, limit: int, cursor: str | None
 ) -> Page:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "members.manage")
         query = newest_first(
             select(invites).where(invites.c.workspace_id == workspace_id), invites, cursor, limit
         )
@@ -198,7 +201,7 @@ async def revoke_invite(
     plane: ControlPlane, actor: Actor, workspace_id: str, invite_id: str
 ) -> None:
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "members.manage")
         row = await _get(conn, workspace_id, invite_id)
         if row is None:
             raise not_found("Invite")

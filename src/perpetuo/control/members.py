@@ -2,8 +2,9 @@
 
 The rules, for an actor with role A acting on a member whose role is T:
 - anyone in the workspace may list its members;
-- admins and owners manage members; only owners grant, change or remove the owner and
-  admin roles (so an admin manages members and viewers only);
+- holders of `members.manage` (admins and owners, or a custom role with it) manage members;
+  only owners grant, change or remove the owner and admin roles (so an admin manages members
+  and viewers only), and nobody grants, changes or removes a role with permissions they lack;
 - anyone may leave, or lower their own role;
 - a workspace always keeps at least one owner.
 Platform super-administrators and the master key act as owners.
@@ -16,28 +17,35 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
+from perpetuo.control.access import require
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.api_keys import owner_changed
 from perpetuo.control.errors import conflict, forbidden, not_found
+from perpetuo.control.permissions import Grant
 from perpetuo.control.plane import ControlPlane
+from perpetuo.control.roles import permissions_of
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.repos.api_keys import touch_owned
 from perpetuo.store.schema import memberships, users, workspaces
 from perpetuo.store.timeutil import iso
 
-RoleName = Literal["owner", "admin", "member", "viewer"]
+RoleName = Literal["owner", "admin", "member", "viewer"]  # invites give a built-in role
 
 
 class RoleChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: RoleName
+    role: str = Field(
+        min_length=1,
+        max_length=16,
+        description="owner, admin, member, viewer, or the name of one of the workspace's "
+        "custom roles",
+    )
 
 
 def member_view(row: Any) -> dict[str, Any]:
@@ -73,7 +81,7 @@ async def list_members(
     plane: ControlPlane, actor: Actor, workspace_id: str, *, limit: int, cursor: str | None
 ) -> Page:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "workspace.read")
         members = _members(workspace_id)
         query = newest_first(select(members), members, cursor, limit)  # type: ignore[arg-type]
         return to_page((await conn.execute(query)).all(), limit)
@@ -95,9 +103,9 @@ async def _lock(conn: AsyncConnection, workspace_id: str) -> None:
 
 
 async def _keep_an_owner(
-    conn: AsyncConnection, workspace_id: str, current: Role, field: str | None
+    conn: AsyncConnection, workspace_id: str, current: Grant, field: str | None
 ) -> None:
-    if current != Role.OWNER:
+    if current.role != Role.OWNER.label:
         return
     owners = await conn.scalar(
         select(func.count())
@@ -110,33 +118,47 @@ async def _keep_an_owner(
         )
 
 
-def _may_manage(actor_role: Role, current: Role, new: Role | None) -> None:
-    if actor_role < Role.ADMIN:
-        raise forbidden("This needs the admin role or higher in this workspace.")
-    if actor_role < Role.OWNER and (
-        current >= Role.ADMIN or (new is not None and new >= Role.ADMIN)
-    ):
+def _high(grant: Grant) -> bool:
+    rank = grant.rank
+    return rank is not None and rank >= Role.ADMIN
+
+
+def _may_manage(actor: Grant, current: Grant, new: Grant | None) -> None:
+    if not actor.allows("members.manage"):
+        raise forbidden("This needs the members.manage permission in this workspace.")
+    if actor.rank != Role.OWNER and (_high(current) or (new is not None and _high(new))):
         raise forbidden("Only owners can grant, change or remove the owner and admin roles.")
+    for grant in (current, new):
+        if grant is not None and not actor.covers(grant.permissions):
+            raise forbidden(
+                f"The role {grant.role!r} has permissions you lack, so you cannot grant, "
+                "change or remove it."
+            )
+
+
+async def _grant_of(conn: AsyncConnection, workspace_id: str, role: str) -> Grant:
+    return Grant(role, await permissions_of(conn, workspace_id, role))
 
 
 async def change_role(
     plane: ControlPlane, actor: Actor, workspace_id: str, user_id: str, spec: RoleChange
 ) -> dict[str, Any]:
-    new = Role.parse(spec.role)
     async with plane.db.begin() as conn:
-        actor_role = await require_role(conn, actor, workspace_id, Role.VIEWER)
+        actor_grant = await require(conn, actor, workspace_id, "workspace.read")
         await _lock(conn, workspace_id)
         row = await _target(conn, workspace_id, user_id)
-        current = Role.parse(row.role)
-        if new == current:
+        new = await _grant_of(conn, workspace_id, spec.role)
+        if new.role == row.role:
             return member_view(row)
-        if not (user_id == actor.user_id and new < current):  # lowering one's own role is free
-            _may_manage(actor_role, current, new)
+        current = await _grant_of(conn, workspace_id, row.role)
+        lowering = new.permissions < current.permissions
+        if not (user_id == actor.user_id and lowering):  # lowering one's own role is free
+            _may_manage(actor_grant, current, new)
         await _keep_an_owner(conn, workspace_id, current, "role")
         await conn.execute(
             update(memberships)
             .where(memberships.c.workspace_id == workspace_id, memberships.c.user_id == user_id)
-            .values(role=new.label)
+            .values(role=new.role)
         )
         after = member_view(await _target(conn, workspace_id, user_id))
         await audit.record(
@@ -154,13 +176,13 @@ async def change_role(
 
 async def remove_member(plane: ControlPlane, actor: Actor, workspace_id: str, user_id: str) -> None:
     async with plane.db.begin() as conn:
-        actor_role = await require_role(conn, actor, workspace_id, Role.VIEWER)
+        actor_grant = await require(conn, actor, workspace_id, "workspace.read")
         await _lock(conn, workspace_id)
         row = await _target(conn, workspace_id, user_id)
-        current = Role.parse(row.role)
+        current = await _grant_of(conn, workspace_id, row.role)
         leaving = user_id == actor.user_id
         if not leaving:
-            _may_manage(actor_role, current, None)
+            _may_manage(actor_grant, current, None)
         await _keep_an_owner(conn, workspace_id, current, None)
         await conn.execute(
             delete(memberships).where(

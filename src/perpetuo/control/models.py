@@ -13,8 +13,8 @@ from sqlalchemy import delete, insert, select, update
 
 from perpetuo.config.model import Strategy
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.errors import conflict, invalid, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import touch_routing
@@ -101,7 +101,7 @@ async def create_model(
     plane: ControlPlane, actor: Actor, workspace_id: str, spec: ModelCreate
 ) -> dict[str, Any]:
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "models.write")
         if await _get(conn, workspace_id, spec.alias) is not None:
             raise conflict(f"The alias {spec.alias!r} already exists in this workspace.", "alias")
         await _check_credentials(conn, workspace_id, spec)
@@ -135,7 +135,7 @@ async def list_models(
     plane: ControlPlane, actor: Actor, workspace_id: str, *, limit: int, cursor: str | None
 ) -> Page:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "models.read")
         query = newest_first(
             select(workspace_models).where(workspace_models.c.workspace_id == workspace_id),
             workspace_models,
@@ -147,7 +147,7 @@ async def list_models(
 
 async def get_model(plane: ControlPlane, actor: Actor, workspace_id: str, alias: str) -> Any:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "models.read")
         row = await _get(conn, workspace_id, alias)
     if row is None:
         raise not_found("Model")
@@ -158,7 +158,7 @@ async def replace_model(
     plane: ControlPlane, actor: Actor, workspace_id: str, alias: str, spec: ModelSpec
 ) -> dict[str, Any]:
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "models.write")
         row = await _get(conn, workspace_id, alias)
         if row is None:
             raise not_found("Model")
@@ -186,7 +186,7 @@ async def replace_model(
 
 async def delete_model(plane: ControlPlane, actor: Actor, workspace_id: str, alias: str) -> None:
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "models.write")
         row = await _get(conn, workspace_id, alias)
         if row is None:
             raise not_found("Model")

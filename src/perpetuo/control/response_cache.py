@@ -7,8 +7,8 @@ from typing import Any
 
 from perpetuo.cache.service import ResponseCache
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.changes import CACHE_PURGED
 from perpetuo.control.plane import ControlPlane
 
@@ -17,7 +17,7 @@ async def cache_stats(
     plane: ControlPlane, cache: ResponseCache, actor: Actor, workspace_id: str
 ) -> dict[str, Any]:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.VIEWER)
+        await require(conn, actor, workspace_id, "cache.read")
     return {
         "object": "cache_stats",
         "workspace_id": workspace_id,
@@ -33,7 +33,7 @@ async def purge_cache(
     alias: str | None,
 ) -> dict[str, Any]:
     async with plane.db.connect() as conn:
-        await require_role(conn, actor, workspace_id, Role.ADMIN)
+        await require(conn, actor, workspace_id, "cache.purge")
     removed = await cache.purge(workspace_id, alias)
     async with plane.db.begin() as conn:
         await audit.record(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from perpetuo.auth.principal import DEFAULT_WORKSPACE_ID
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
+from perpetuo.control.access import require
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED
 from perpetuo.control.cors_origins import MAX_ORIGINS, check_origins
@@ -260,15 +260,15 @@ def listed_view(actor: Actor, row: Any) -> dict[str, Any]:
 
 async def get_workspace(plane: ControlPlane, actor: Actor, workspace_id: str) -> dict[str, Any]:
     async with plane.db.connect() as conn:
-        role = await require_role(conn, actor, workspace_id, Role.VIEWER)
-        return workspace_view(await get_row(conn, workspace_id), role)
+        grant = await require(conn, actor, workspace_id, "workspace.read")
+        return workspace_view(await get_row(conn, workspace_id), grant.role)
 
 
 async def update_workspace(
     plane: ControlPlane, actor: Actor, workspace_id: str, spec: WorkspaceUpdate
 ) -> dict[str, Any]:
     async with plane.db.begin() as conn:
-        role = await require_role(conn, actor, workspace_id, Role.ADMIN)
+        grant = await require(conn, actor, workspace_id, "settings.write")
         _check_platform_settings(actor, spec.settings)
         if spec.settings is not None:
             url = spec.settings.alert_webhook_url
@@ -284,7 +284,7 @@ async def update_workspace(
             if settings_changed:
                 values["settings"] = merged
         if not values:
-            return workspace_view(row, role)
+            return workspace_view(row, grant.role)
         await conn.execute(
             update(workspaces)
             .where(workspaces.c.id == workspace_id)
@@ -305,13 +305,13 @@ async def update_workspace(
         )
     if settings_changed:
         await plane.changes.publish(WORKSPACE, workspace_id)
-    return workspace_view(updated, role)
+    return workspace_view(updated, grant.role)
 
 
 async def delete_workspace(plane: ControlPlane, actor: Actor, workspace_id: str) -> None:
     """Owners only. Everything the workspace holds goes with it (the audit trail stays)."""
     async with plane.db.begin() as conn:
-        await require_role(conn, actor, workspace_id, Role.OWNER)
+        await require(conn, actor, workspace_id, "workspace.delete")
         if workspace_id == DEFAULT_WORKSPACE_ID:
             raise conflict("The default workspace cannot be deleted.")
         row = await get_row(conn, workspace_id)

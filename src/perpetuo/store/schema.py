@@ -479,4 +479,4 @@ mail_outbox = Table(
 )
 
 # Billing's tables live in their own module, on this metadata (imported last: it needs it).
-from perpetuo.store import alert_tables, billing_tables, sso_tables  # noqa: E402, F401
+from perpetuo.store import alert_tables, billing_tables, role_tables, sso_tables  # noqa: E402, F401

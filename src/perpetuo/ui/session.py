@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from perpetuo.auth.api_keys import token_hash
 from perpetuo.control.actor import Actor, Role
+from perpetuo.control.permissions import dashboard_rank
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.sessions import session_id_of
+from perpetuo.store.role_tables import workspace_roles
 from perpetuo.store.schema import memberships, sessions, users, workspaces
 from perpetuo.store.timeutil import utcnow
 from perpetuo.ui.security import SESSION_COOKIE, csrf_token
@@ -114,8 +116,18 @@ async def find_visitor(request: Request) -> Visitor | None:
             return None
         rows = (
             await conn.execute(
-                select(memberships.c.workspace_id, memberships.c.role, workspaces.c.name)
+                select(
+                    memberships.c.workspace_id,
+                    memberships.c.role,
+                    workspaces.c.name,
+                    workspace_roles.c.permissions,  # a custom role's
+                )
                 .join(workspaces, workspaces.c.id == memberships.c.workspace_id)
+                .outerjoin(
+                    workspace_roles,
+                    (workspace_roles.c.workspace_id == memberships.c.workspace_id)
+                    & (workspace_roles.c.name == memberships.c.role),
+                )
                 .where(memberships.c.user_id == row.id)
                 .order_by(workspaces.c.name, workspaces.c.id)
             )
@@ -129,7 +141,9 @@ async def find_visitor(request: Request) -> Visitor | None:
         csrf=csrf_token(request.app.state.csrf_key, session_id),
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
-        memberships=[Membership(r.workspace_id, r.name, Role.parse(r.role)) for r in rows],
+        memberships=[
+            Membership(r.workspace_id, r.name, dashboard_rank(r.role, r.permissions)) for r in rows
+        ],
         email_verified=row.email_verified_at is not None,
         needs_verification=row.email_verified_at is None and plane.mail.enabled,
     )

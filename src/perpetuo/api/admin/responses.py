@@ -57,5 +57,7 @@ def json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # or a parameter (either can be malformed); FastAPI's own 422 schema is not what we answer.
 SIGNED_IN = errors(401, 422)  # any signed-in caller (or the master key)
 PLATFORM = errors(401, 403, 422)  # platform administrators only
-WORKSPACE = errors(401, 404, 422)  # any role in the workspace (no role: 404, as if none)
+# Any role in the workspace (no role: 404, as if none); a custom role may lack even what a
+# viewer can do (control/permissions.py), hence the 403.
+WORKSPACE = errors(401, 403, 404, 422)
 WORKSPACE_ROLE = errors(401, 403, 404, 422)  # a role above viewer in the workspace

@@ -13,8 +13,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.alerts import rules as kinds
 from perpetuo.control.errors import forbidden, invalid, not_found
 from perpetuo.control.plane import ControlPlane
@@ -115,7 +115,7 @@ async def authorize(
         if not actor.is_superadmin:
             raise forbidden("Only platform administrators manage platform alerts.")
         return
-    await require_role(conn, actor, workspace_id, Role.ADMIN if write else Role.VIEWER)
+    await require(conn, actor, workspace_id, "alerts.write" if write else "alerts.read")
 
 
 def scoped(table: Any, workspace_id: str | None) -> Any:

@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import one
 from perpetuo.api.admin.responses import WORKSPACE
-from perpetuo.control.access import require_role
-from perpetuo.control.actor import Role
+from perpetuo.control.access import require
 from perpetuo.control.errors import invalid
 from perpetuo.control.workspaces import effective_settings, get_row
 from perpetuo.guardrails.evaluate import evaluate
@@ -42,7 +41,7 @@ async def test_guardrails(body: GuardrailTest, actor: ActorDep, plane: PlaneDep)
     base = None
     if body.workspace_id is not None:
         async with plane.db.connect() as conn:
-            await require_role(conn, actor, body.workspace_id, Role.VIEWER)
+            await require(conn, actor, body.workspace_id, "workspace.read")
             row = await get_row(conn, body.workspace_id)
         base = effective_settings(row.settings).guardrails
     elif body.policy is None:

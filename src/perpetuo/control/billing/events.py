@@ -302,7 +302,7 @@ async def apply_intent_failed(ctx: Context, prepared: dict[str, Any]) -> str | N
         workspace_id,
         int(intent.get("amount") or 0),
         str(error.get("message") or "")[:200],
-        intent["id"],
+        str(metadata.get("attempt") or intent["id"]),  # a recharge's key: mailed once
     )
     return workspace_id
 

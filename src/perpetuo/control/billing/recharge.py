@@ -146,19 +146,27 @@ async def check(billing: Billing) -> dict[str, int]:
     return done
 
 
+def recharge_attempt(workspace_id: str, crossing: int) -> str:
+    """One recharge: the charge's idempotency key, and the dedupe key of the mail saying it
+    failed (sent here, or by Stripe's `payment_intent.payment_failed`, whichever is first)."""
+    return f"recharge:{workspace_id}:{crossing}"
+
+
 async def _charge(billing: Billing, acc: Any, crossing: int) -> bool:
     if not acc.customer_id or acc.recharge_amount_micros <= 0:
         return False
     amount_cents = acc.recharge_amount_micros // 10_000
+    attempt = recharge_attempt(acc.workspace_id, crossing)
     metadata = {
         "workspace_id": acc.workspace_id,
         "kind": "recharge",
         "credits_micros": str(amount_cents * 10_000),
         "description": "Automatic credit recharge",
+        "attempt": attempt,  # Stripe's failure event then names the same attempt
     }
     try:
         intent = await billing.stripe.charge_off_session(
-            acc.customer_id, amount_cents, metadata, f"recharge:{acc.workspace_id}:{crossing}"
+            acc.customer_id, amount_cents, metadata, attempt
         )
     except (PaymentDeclined, GatewayError) as exc:
         # Not retried with a new key: the charge may have reached Stripe. People are told.
@@ -171,7 +179,7 @@ async def _charge(billing: Billing, acc: Any, crossing: int) -> bool:
                 acc.workspace_id,
                 amount_cents,
                 reason[:200],
-                f"recharge:{acc.workspace_id}:{crossing}",
+                attempt,
             )
         return False
     if intent.get("status") == "succeeded":  # credited now; the webhook then finds it done

@@ -164,3 +164,17 @@ async def test_routes_are_off_when_billing_is_off(tmp_path):
             assert answer.status_code == 404, (path, answer.text)
         paths = api.app.admin_app().openapi()["paths"]
         assert not [p for p in paths if "billing" in p or "plans" in p or "trials" in p]
+
+
+async def test_stripe_gets_absolute_return_addresses_without_mail_configured(shop):
+    # Stripe refuses relative success, cancel and return URLs; this server sends no mail.
+    assert not shop.api.plane.mail.enabled
+    ws, _, token = await shop.customer()
+    made = await shop.call(token, "POST", f"/api/workspaces/{ws}/billing/topup", {"amount_usd": 10})
+    session = shop.fake.get(made.json()["data"]["id"])
+    assert session["success_url"] == f"http://127.0.0.1:8080/ui/w/{ws}/billing?checkout=done"
+    assert session["cancel_url"] == f"http://127.0.0.1:8080/ui/w/{ws}/billing?checkout=canceled"
+    portal = await shop.call(token, "POST", f"/api/workspaces/{ws}/billing/portal")
+    assert portal.status_code == 201, portal.text
+    [call] = [c for c in shop.fake.calls if c[1] == "billing_portal/sessions"][-1:]
+    assert call[2]["return_url"] == f"http://127.0.0.1:8080/ui/w/{ws}/billing"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from perpetuo.config.billing import BillingConfig
 from perpetuo.control.billing.service import Billing
 from perpetuo.control.billing.stripe_api import StripeAPI
+from perpetuo.control.mail.config import base_url_of
 
 if TYPE_CHECKING:
     from perpetuo.config import Settings
@@ -40,4 +41,10 @@ def build_billing(config: BillingConfig, settings: Settings, plane: ControlPlane
         api_base=settings.stripe_api_base,
         tolerance=settings.stripe_webhook_tolerance,
     )
-    return Billing(config, stripe, plane, worker_interval=settings.billing_interval)
+    return Billing(
+        config,
+        stripe,
+        plane,
+        worker_interval=settings.billing_interval,
+        base_url=base_url_of(settings),
+    )

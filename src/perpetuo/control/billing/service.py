@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from perpetuo.config.billing import BillingConfig
 from perpetuo.control.billing.catalog import Catalog
@@ -42,12 +43,14 @@ class Billing:
         plane: ControlPlane,
         *,
         worker_interval: float = 30.0,
+        base_url: str = "",
     ) -> None:
         self.config = config
         self.stripe = stripe
         self.catalog = Catalog(config, stripe)
         self.plane = plane
         self.worker_interval = worker_interval
+        self.base_url = base_url.rstrip("/")
         # Usage settled on this instance but not yet in the ledger (limits/ledger.py).
         self.pending_usage: Callable[[str], int] = lambda _workspace_id: 0
         self._worker: Any = None
@@ -57,7 +60,10 @@ class Billing:
         return self.plane.db
 
     def link(self, path: str, **query: str) -> str:
-        return self.plane.mail.link(path, **query)
+        """An absolute link into this server (Stripe refuses relative return addresses), with
+        or without mail configured."""
+        suffix = f"?{urlencode(query)}" if query else ""
+        return f"{self.base_url or self.plane.mail.base_url}{path}{suffix}"
 
     async def commit(self, effects: Effects) -> None:
         """After the transaction: live balances move, instances re-read changed workspaces,

@@ -2,6 +2,7 @@
 
 RESERVE checks every counter of a request and reserves them all or none, in one round trip:
 that is what makes a limit exact across gateway instances, and all-or-nothing across scopes.
+Requests of one workspace that arrive together share the round trip (coalesce.py).
 The arithmetic mirrors gcra.py and memory.py (integers below 2^53, exact in Lua's doubles).
 Numbers passed to redis.call are formatted with %d: Lua would print large ones as 1e+15.
 
@@ -19,135 +20,155 @@ local P = 60000
 local function int(x) return string.format('%d', x) end
 """
 
-# KEYS: one per check.  ARGV: now_ms, request_id, then per check:
-#   kind, limit, amount, ttl_ms, hold_ms, seed  (seed: '-' none needed, '?' needed, or a value)
-# Returns {0, missing...} | {1, index, wait_ms, value, ...} | {2, remaining, reset_ms, ...}
+# Both scripts take a batch of requests (one or more; all keys of one {workspace} slot), each
+# checked or settled as if alone, in arrival order: batching saves round trips and client
+# work, never changes a result.
+# KEYS: the checks of every request, in order.  ARGV: per request: request_id, now_ms, n
+# (its number of checks), then per check: kind, limit, amount, ttl_ms, hold_ms, seed
+# (seed: '-' none needed, '?' needed, or a value).
+# Returns per request: its reply's length, then {0, missing...} | {1, index, wait_ms, value,
+# ...} | {2, remaining, reset_ms, ...} (indexes 1-based within the request).
 RESERVE = (
     _COMMON
     + """
-local now = tonumber(ARGV[1])
-local rid = ARGV[2]
-local missing, refused, found = {}, {}, {}
-local function refuse(i, wait, value)
-  table.insert(refused, i); table.insert(refused, wait); table.insert(refused, value)
-end
-for i = 1, #KEYS do
-  local b = 2 + (i - 1) * 6
-  local kind, limit, amount = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local hold, seed, key = tonumber(ARGV[b + 5]), ARGV[b + 6], KEYS[i]
-  if kind == 1 then
-    local v = redis.call('HMGET', key, 'l', 't')
-    local level = tonumber(v[1]) or 0
-    local elapsed = now - (tonumber(v[2]) or now)
-    if elapsed >= P then level = 0 elseif elapsed > 0 then
-      level = math.max(0, level - elapsed * limit) end
-    local excess = level + amount * P - limit * P
-    if amount > limit then refuse(i, -1, level)
-    elseif excess > 0 then refuse(i, math.ceil(excess / limit), level) end
-    found[i] = level
-  elseif kind == 2 then
-    local z = key .. ':z'
-    local expired = redis.call('ZRANGEBYSCORE', z, '-inf', int(now), 'LIMIT', 0, 200)
-    for _, id in ipairs(expired) do
-      local a = redis.call('HGET', key, 'r:' .. id)
-      if a then
-        redis.call('HINCRBY', key, 'h', int(-tonumber(a)))
-        redis.call('HDEL', key, 'r:' .. id)
+local function reserve(rid, now, k, n, base)
+  local missing, refused, found = {}, {}, {}
+  local function refuse(i, wait, value)
+    table.insert(refused, i); table.insert(refused, wait); table.insert(refused, value)
+  end
+  for i = 1, n do
+    local b = base + (i - 1) * 6
+    local kind, limit = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+    local amount, hold, seed = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 5]), ARGV[b + 6]
+    local key = KEYS[k + i]
+    if kind == 1 then
+      local v = redis.call('HMGET', key, 'l', 't')
+      local level = tonumber(v[1]) or 0
+      local elapsed = now - (tonumber(v[2]) or now)
+      if elapsed >= P then level = 0 elseif elapsed > 0 then
+        level = math.max(0, level - elapsed * limit) end
+      local excess = level + amount * P - limit * P
+      if amount > limit then refuse(i, -1, level)
+      elseif excess > 0 then refuse(i, math.ceil(excess / limit), level) end
+      found[i] = level
+    elseif kind == 2 then
+      local z = key .. ':z'
+      local expired = redis.call('ZRANGEBYSCORE', z, '-inf', int(now), 'LIMIT', 0, 200)
+      for _, id in ipairs(expired) do
+        local a = redis.call('HGET', key, 'r:' .. id)
+        if a then
+          redis.call('HINCRBY', key, 'h', int(-tonumber(a)))
+          redis.call('HDEL', key, 'r:' .. id)
+        end
+        redis.call('ZREM', z, id)
       end
-      redis.call('ZREM', z, id)
+      local v = redis.call('HMGET', key, 's', 'h')
+      local s = tonumber(v[1])
+      if s == nil then
+        if seed == '?' then table.insert(missing, i); s = 0
+        elseif seed == '-' then s = 0 else s = tonumber(seed) end
+      end
+      local total = s + (tonumber(v[2]) or 0)
+      if limit >= 0 and total + amount > limit then refuse(i, 0, total) end
+      found[i] = total
+    else
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - hold))
+      local used = redis.call('ZCARD', key)
+      if used >= limit then refuse(i, 0, used) end
+      found[i] = used
     end
-    local v = redis.call('HMGET', key, 's', 'h')
-    local s = tonumber(v[1])
-    if s == nil then
-      if seed == '?' then table.insert(missing, i); s = 0
-      elseif seed == '-' then s = 0 else s = tonumber(seed) end
-    end
-    local total = s + (tonumber(v[2]) or 0)
-    if limit >= 0 and total + amount > limit then refuse(i, 0, total) end
-    found[i] = total
-  else
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - hold))
-    local n = redis.call('ZCARD', key)
-    if n >= limit then refuse(i, 0, n) end
-    found[i] = n
   end
+  if #missing > 0 then table.insert(missing, 1, 0); return missing end
+  if #refused > 0 then table.insert(refused, 1, 1); return refused end
+  local out = {2}
+  for i = 1, n do
+    local b = base + (i - 1) * 6
+    local kind, limit, amount = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+    local ttl, hold, seed = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), ARGV[b + 6]
+    local key = KEYS[k + i]
+    if kind == 1 then
+      local level = found[i] + amount * P
+      local reset = math.ceil(level / limit)
+      redis.call('HSET', key, 'l', int(level), 't', int(now))
+      redis.call('PEXPIRE', key, int(reset + 1000))
+      table.insert(out, math.max(0, math.floor((limit * P - level) / P)))
+      table.insert(out, reset)
+    elseif kind == 2 then
+      if seed ~= '-' and seed ~= '?' then redis.call('HSETNX', key, 's', seed)
+      else redis.call('HSETNX', key, 's', '0') end
+      redis.call('HINCRBY', key, 'h', int(amount))
+      redis.call('HSET', key, 'r:' .. rid, int(amount))
+      redis.call('ZADD', key .. ':z', int(now + hold), rid)
+      redis.call('PEXPIRE', key, int(ttl))
+      redis.call('PEXPIRE', key .. ':z', int(ttl))
+      if limit >= 0 then table.insert(out, limit - found[i] - amount) else table.insert(out, -1) end
+      table.insert(out, 0)
+    else
+      redis.call('ZADD', key, int(now), rid)
+      redis.call('PEXPIRE', key, int(hold))
+      table.insert(out, limit - found[i] - 1)
+      table.insert(out, 0)
+    end
+  end
+  return out
 end
-if #missing > 0 then table.insert(missing, 1, 0); return missing end
-if #refused > 0 then table.insert(refused, 1, 1); return refused end
-local out = {2}
-for i = 1, #KEYS do
-  local b = 2 + (i - 1) * 6
-  local kind, limit, amount = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local ttl, hold, seed, key = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), ARGV[b + 6], KEYS[i]
-  if kind == 1 then
-    local level = found[i] + amount * P
-    local reset = math.ceil(level / limit)
-    redis.call('HSET', key, 'l', int(level), 't', int(now))
-    redis.call('PEXPIRE', key, int(reset + 1000))
-    table.insert(out, math.max(0, math.floor((limit * P - level) / P)))
-    table.insert(out, reset)
-  elseif kind == 2 then
-    if seed ~= '-' and seed ~= '?' then redis.call('HSETNX', key, 's', seed)
-    else redis.call('HSETNX', key, 's', '0') end
-    local held = redis.call('HINCRBY', key, 'h', int(amount))
-    redis.call('HSET', key, 'r:' .. rid, int(amount))
-    redis.call('ZADD', key .. ':z', int(now + hold), rid)
-    redis.call('PEXPIRE', key, int(ttl))
-    redis.call('PEXPIRE', key .. ':z', int(ttl))
-    if limit >= 0 then table.insert(out, limit - found[i] - amount) else table.insert(out, -1) end
-    table.insert(out, 0)
-  else
-    redis.call('ZADD', key, int(now), rid)
-    redis.call('PEXPIRE', key, int(hold))
-    table.insert(out, limit - found[i] - 1)
-    table.insert(out, 0)
-  end
+local out, k, a = {}, 0, 0
+while a < #ARGV do
+  local rid, now, n = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local reply = reserve(rid, now, k, n, a + 3)
+  table.insert(out, #reply)
+  for _, v in ipairs(reply) do table.insert(out, v) end
+  k, a = k + n, a + 3 + n * 6
 end
 return out
 """
 )
 
-# KEYS: one per item.  ARGV: now_ms, request_id, then per item:
-#   kind, limit, value, alert_at ('-' for none), alert_ttl_ms
-# Returns {index, settled total, ...} (1-based) of the items whose alert fired now.
+# KEYS: the items of every request, in order.  ARGV: per request: request_id, now_ms, n,
+# then per item: kind, limit, value, alert_at ('-' for none), alert_ttl_ms.
+# Returns {request, index, settled total, ...} (both 1-based, the index within its request)
+# of the items whose alert fired now.
 SETTLE = (
     _COMMON
     + """
-local now = tonumber(ARGV[1])
-local rid = ARGV[2]
-local fired = {}
-for i = 1, #KEYS do
-  local b = 2 + (i - 1) * 5
-  local kind, limit, value = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local alert, alert_ttl, key = ARGV[b + 4], ARGV[b + 5], KEYS[i]
-  if kind == 1 then
-    local v = redis.call('HMGET', key, 'l', 't')
-    if v[1] or value > 0 then
-      local level = tonumber(v[1]) or 0
-      local elapsed = now - (tonumber(v[2]) or now)
-      if elapsed >= P then level = 0 elseif elapsed > 0 then
-        level = math.max(0, level - elapsed * limit) end
-      level = math.max(0, level + value * P)
-      redis.call('HSET', key, 'l', int(level), 't', int(now))
-      redis.call('PEXPIRE', key, int(math.ceil(level / limit) + 1000))
-    end
-  elseif kind == 2 then
-    local a = redis.call('HGET', key, 'r:' .. rid)
-    if a then
-      redis.call('HINCRBY', key, 'h', int(-tonumber(a)))
-      redis.call('HDEL', key, 'r:' .. rid)
-      redis.call('ZREM', key .. ':z', rid)
-    end
-    if redis.call('HEXISTS', key, 's') == 1 then
-      local s = redis.call('HINCRBY', key, 's', int(value))
-      if alert ~= '-' and s >= tonumber(alert) then
-        if redis.call('SET', key .. ':a', '1', 'NX', 'PX', alert_ttl) then
-          table.insert(fired, i); table.insert(fired, s) end
+local fired, k, a, r = {}, 0, 0, 0
+while a < #ARGV do
+  local rid, now, n = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  r = r + 1
+  for i = 1, n do
+    local b = a + 3 + (i - 1) * 5
+    local kind, limit, value = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+    local alert, alert_ttl, key = ARGV[b + 4], ARGV[b + 5], KEYS[k + i]
+    if kind == 1 then
+      local v = redis.call('HMGET', key, 'l', 't')
+      if v[1] or value > 0 then
+        local level = tonumber(v[1]) or 0
+        local elapsed = now - (tonumber(v[2]) or now)
+        if elapsed >= P then level = 0 elseif elapsed > 0 then
+          level = math.max(0, level - elapsed * limit) end
+        level = math.max(0, level + value * P)
+        redis.call('HSET', key, 'l', int(level), 't', int(now))
+        redis.call('PEXPIRE', key, int(math.ceil(level / limit) + 1000))
       end
+    elseif kind == 2 then
+      local held = redis.call('HGET', key, 'r:' .. rid)
+      if held then
+        redis.call('HINCRBY', key, 'h', int(-tonumber(held)))
+        redis.call('HDEL', key, 'r:' .. rid)
+        redis.call('ZREM', key .. ':z', rid)
+      end
+      if redis.call('HEXISTS', key, 's') == 1 then
+        local s = redis.call('HINCRBY', key, 's', int(value))
+        if alert ~= '-' and s >= tonumber(alert) then
+          if redis.call('SET', key .. ':a', '1', 'NX', 'PX', alert_ttl) then
+            table.insert(fired, r); table.insert(fired, i); table.insert(fired, s) end
+        end
+      end
+    else
+      redis.call('ZREM', key, rid)
     end
-  else
-    redis.call('ZREM', key, rid)
   end
+  k, a = k + n, a + 3 + n * 5
 end
 return fired
 """

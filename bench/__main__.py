@@ -64,6 +64,7 @@ def loadgen(
     key: str,
     model: str = "gpt-4o-mini",
     dialect: str = "chat",
+    keys_file: str = "",
 ) -> dict[str, Any]:
     cmd = [
         sys.executable,
@@ -85,10 +86,31 @@ def loadgen(
         cmd.append("--stream")
     if key:
         cmd += ["--key", key]
+    if keys_file:
+        cmd += ["--keys-file", keys_file]
     out = subprocess.run(
         cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=duration + 120
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_production(duration: float, levels: list[int], write: bool) -> None:
+    from bench import production
+
+    def measure(
+        url: str, concurrency: int, stream: bool, key: str, keys_file: str, seconds: float
+    ) -> dict[str, Any]:
+        return loadgen(url, concurrency, seconds, stream, key, keys_file=keys_file)
+
+    results = production.run(duration, levels, measure)
+    results["command"] = "./dev bench " + " ".join(sys.argv[1:])
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "production.json").write_text(json.dumps(results, indent=2))
+    table = "\n".join(production.render(results))
+    print(table)
+    if write:
+        write_docs(ROOT / "docs" / "performance.md", table, production.BEGIN, production.END)
 
 
 def main() -> None:
@@ -108,12 +130,23 @@ def main() -> None:
     parser.add_argument(
         "--bedrock", action="store_true", help="instead: Bedrock's costs (bench/bedrock.py)"
     )
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="instead: the production profile against the bare one (bench/production.py)",
+    )
+    parser.add_argument(
+        "--no-routing", action="store_true", help="skip the routing scenarios (tail-latency runs)"
+    )
     args = parser.parse_args()
     if args.soak:
         from bench import soak
 
         sys.exit(0 if soak.main(args.soak) else 1)
     levels = [int(c) for c in args.concurrency.split(",")]
+    if args.production:
+        run_production(args.duration, levels, args.write_docs)
+        return
     if args.bedrock:
         from bench import bedrock
 
@@ -187,6 +220,7 @@ def main() -> None:
                     f"{rows[-1]['mode']:6} c={concurrency:<3} "
                     f"direct {direct['rps']:8.0f} rps p50 {direct['p50_ms']:.3f} ms | "
                     f"gateway {via['rps']:8.0f} rps p50 {via['p50_ms']:.3f} ms "
+                    f"p99 {via['p99_ms']:.3f} ms (direct p99 {direct['p99_ms']:.3f}) "
                     f"errors {via['errors']} cpu/req {cpu:.3f} ms",
                     flush=True,
                 )
@@ -212,11 +246,13 @@ def main() -> None:
                     )
                 print(f"  chat again cpu/req {after or 0:.3f} ms", flush=True)
                 dialect_rows += cell
-        routing_rows = routing.run(
-            gateway.pid,
-            args.duration,
-            lambda alias, c: loadgen(gateway_url, c, args.duration, False, MASTER_KEY, alias),
-        )
+        routing_rows = []
+        if not args.no_routing:
+            routing_rows = routing.run(
+                gateway.pid,
+                args.duration,
+                lambda alias, c: loadgen(gateway_url, c, args.duration, False, MASTER_KEY, alias),
+            )
         memory = process_memory_kib(gateway.pid)
     finally:
         gateway.terminate()
@@ -224,7 +260,7 @@ def main() -> None:
         for upstream in (mock, flaky):
             upstream.terminate()
             upstream.wait(10)
-    overhead = routing.router_overhead()
+    overhead = {} if args.no_routing else routing.router_overhead()
     print("router overhead, us/request:", overhead, flush=True)
     results = {
         "machine": {

@@ -82,9 +82,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def write_docs(path: Path, table: str) -> None:
+def write_docs(path: Path, table: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the generated block between the markers, keeping the prose around it."""
-    text = path.read_text() if path.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
-    block = f"{BEGIN}\n{table}\n{END}"
-    text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    text = path.read_text() if path.exists() else f"# Performance\n\n{begin}\n{end}\n"
+    block = f"{begin}\n{table}\n{end}"
+    text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     path.write_text(text)

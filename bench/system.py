@@ -38,6 +38,23 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its children (a server's workers, a database's backends),
+    those alive now: read it before and after a scenario from the same living processes."""
+    total = process_cpu_seconds(pid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            total += tree_cpu_seconds(int(entry))
+    return total
+
+
 def process_memory_kib(pid: int) -> dict[str, int]:
     values: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as handle:
@@ -66,14 +83,18 @@ def start_mock(port: int, fail_rate: float = 0.0) -> subprocess.Popen[str]:
 
 
 def start_gateway_process(
-    config_path: Any, port: int, env: dict[str, str], log_path: Any = None
+    config_path: Any,
+    port: int,
+    env: dict[str, str],
+    log_path: Any = None,
+    args: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
-    """`perpetuo serve` on `port` with `env` over this environment, returned once ready; its
-    stderr goes to `log_path` (appended) or nowhere."""
+    """`perpetuo serve` on `port` with `env` over this environment (and `args`, e.g.
+    `--workers 2`), returned once ready; its stderr goes to `log_path` (appended) or nowhere."""
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "perpetuo", "serve"),
-            *("--config", str(config_path), "--port", str(port)),
+            *("--config", str(config_path), "--port", str(port), *args),
         ],
         cwd=ROOT,
         env={**os.environ, **env},

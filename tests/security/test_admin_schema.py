@@ -225,6 +225,12 @@ def test_viewer_is_refused_as_documented(callers: Callers) -> None:
         assert 403 in run.statuses[label], (label, run.statuses[label])
         assert not any(200 <= s < 300 for s in run.statuses[label]), (label, run.statuses[label])
     assert 403 in run.statuses["POST /api/workspaces/{workspace_id}/keys"], run.statuses
+    # Single sign-on is admins' (domains the platform's): the role is judged before the body
+    # or any id, so a viewer learns nothing else from these routes.
+    sso = [label for label in run.statuses if "}/sso/" in label.split()[1]]
+    assert sso, run.statuses
+    for label in sso:
+        assert run.statuses[label] == {403}, (label, run.statuses[label])
 
 
 @pytest.mark.parametrize("caller", ["anonymous", "api_key"])

@@ -108,6 +108,22 @@ async def _sso_provider(w: World, t: Tenant) -> dict[str, str]:
     return {"provider_id": (await _api(w, t, "/sso/providers", body))["id"]}
 
 
+async def _team(w: World, t: Tenant) -> dict[str, str]:
+    body = {"name": f"{t.marker} team {next(counter)}", "description": t.marker}
+    return {"team_id": (await _api(w, t, "/teams", body))["id"]}
+
+
+async def _team_member(w: World, t: Tenant) -> dict[str, str]:
+    """A fresh member in a fresh team."""
+    ids = await _team(w, t) | await _member(w, t)
+    response = await w.api.http.put(
+        f"/api/workspaces/{t.workspace_id}/teams/{ids['team_id']}/members/{ids['user_id']}",
+        headers=bearer(t.people["owner"].access_token),
+    )
+    assert response.status_code == 200, response.text
+    return ids
+
+
 @dataclass(frozen=True)
 class Route:
     minimum: str
@@ -126,6 +142,15 @@ MUTATIONS: dict[str, Route] = {
     "/invites": Route(
         "admin", lambda t, ids: {"email": f"n{next(counter)}@example.com", "role": "viewer"}
     ),
+    "/teams": Route("admin", lambda t, ids: {"name": f"t{next(counter)}", "limits.rpm": "60"}),
+    "/teams/{team_id}": Route(
+        "admin", lambda t, ids: {"name": f"r{next(counter)}", "limits.budget_usd": "5"}, _team
+    ),
+    "/teams/{team_id}/delete": Route("admin", fresh=_team),
+    "/teams/{team_id}/members": Route(
+        "admin", lambda t, ids: {"user_id": t.people["member"].user_id}
+    ),
+    "/teams/{team_id}/members/{user_id}/remove": Route("admin", fresh=_team_member),
     "/invites/{invite_id}/revoke": Route("admin", fresh=_invite),
     "/providers": Route(
         "admin", lambda t, ids: {"name": "n", "provider_type": "openai", "api_key": "sk-new-1234"}
@@ -194,6 +219,8 @@ PLAYGROUND = "/playground/chat"
 READS: dict[str, Route] = {
     "": Route("viewer"),
     "/members": Route("viewer"),
+    "/teams": Route("viewer"),
+    "/teams/{team_id}": Route("viewer"),
     "/providers": Route("viewer"),
     "/models": Route("viewer"),
     "/models/new": Route("admin"),
@@ -277,6 +304,7 @@ async def w(tmp_path, monkeypatch):
         async with world(tmp_path, stripe) as made:
             for tenant in (made.a, made.b):
                 tenant.ids |= await _sso_provider(made, tenant)
+                tenant.ids |= await _team(made, tenant)
             yield made
     finally:
         stripe.stop()
@@ -374,6 +402,7 @@ async def test_another_workspaces_ids_answer_404_without_its_data(w):
         b.ids["invite_id"],
         b.ids["session_id"],
         b.ids["provider_id"],
+        b.ids["team_id"],
     )
     for role in ROLES:
         person = a.people[role]
@@ -409,6 +438,7 @@ async def test_lists_show_only_the_workspaces_own_records(w):
         "/providers",
         "/models",
         "/members",
+        "/teams",
         "/logs",
         "/audit",
         "/usage",

@@ -33,6 +33,7 @@ from perpetuo.ui.pages import (
     settings,
     sso,
     sso_settings,
+    teams,
     usage,
 )
 from perpetuo.ui.render import build_environment, render
@@ -45,6 +46,7 @@ ROUTERS = [
     account.router,
     overview.router,
     members.router,
+    teams.router,
     providers.router,
     models.router,
     keys.router,

@@ -43,6 +43,7 @@ NAV = (
     NavItem("billing", "Billing", offer="billing"),
     NavItem("referrals", "Referrals", offer="referrals"),
     NavItem("members", "Members"),
+    NavItem("teams", "Teams"),
     NavItem("audit", "Audit log", Role.ADMIN),
     NavItem("sso", "Single sign-on", Role.ADMIN),
     NavItem("settings", "Settings"),

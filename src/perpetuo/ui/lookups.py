@@ -1,4 +1,5 @@
-"""Names people recognise for the ids stored in logs and rollups: keys, credentials, users.
+"""Names people recognise for the ids stored in logs and rollups: keys, credentials, users,
+teams.
 
 A workspace deployment's provider is its credential's id (`cred_...`); pages show the
 credential's name instead. Providers of the built-in demo type (`type: demo`: canned
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from perpetuo.providers.registry import DEMO
 from perpetuo.routing.table import Alias
 from perpetuo.schema.endpoints import Endpoint
-from perpetuo.store.schema import api_keys, memberships, provider_credentials, users
+from perpetuo.store.schema import api_keys, memberships, provider_credentials, teams, users
 from perpetuo.ui.context import WorkspacePage
 
 DEMO_LABEL = "demo provider"
@@ -76,3 +77,9 @@ async def user_emails(page: WorkspacePage) -> dict[str, str]:
     )
     async with page.plane.db.connect() as conn:
         return {row.id: row.email for row in (await conn.execute(query)).all()}
+
+
+async def team_names(page: WorkspacePage) -> dict[str, str]:
+    query = select(teams.c.id, teams.c.name).where(teams.c.workspace_id == page.id)
+    async with page.plane.db.connect() as conn:
+        return {row.id: row.name for row in (await conn.execute(query)).all()}

@@ -1,5 +1,6 @@
-"""Usage and cost: charts over time, breakdowns by API (dialect), model, provider, key and
-user, the workspace's budget and credit standing, and the charts' figures as CSV."""
+"""Usage and cost: charts over time (the workspace's, or one team's), breakdowns by API
+(dialect), model, provider, key, user and team, the workspace's budget and credit standing,
+and the charts' figures as CSV."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from perpetuo.ui.budget import budget_status
 from perpetuo.ui.charts import Series, axis_usd, bar_chart, line_chart, share_bar
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.formatting import API_NAMES, count, ms
-from perpetuo.ui.lookups import key_names, provider_names, user_emails
+from perpetuo.ui.lookups import key_names, provider_names, team_names, user_emails
 from perpetuo.ui.render import markup
 from perpetuo.ui.timerange import TimeRange, parse_range
 
@@ -28,6 +29,7 @@ BREAKDOWNS = (
     ("provider", "Provider", "By provider"),
     ("key", "API key", "By API key"),
     ("user", "User", "By user"),
+    ("team", "Team", "By team"),
 )
 
 
@@ -159,27 +161,39 @@ async def _names(page: WorkspacePage) -> dict[str, dict[str, str]]:
         "key": await key_names(page),
         "user": await user_emails(page),
         "provider": await provider_names(page),
+        "team": await team_names(page),
     }
 
 
-async def _series(page: WorkspacePage, window: TimeRange) -> list[dict[str, Any]]:
-    return await analytics.usage_series(
+async def _series(
+    page: WorkspacePage, window: TimeRange, team: str | None = None
+) -> list[dict[str, Any]]:
+    """The workspace's figures per bucket, or one team's (its rows of the team grouping)."""
+    rows = await analytics.usage_series(
         page.plane,
         page.actor,
         page.id,
         since=window.since,
         until=window.until,
         granularity=window.granularity,
+        group_by="team" if team else None,
     )
+    return [row for row in rows if row["group"] == team] if team else rows
 
 
 @router.get("")
 async def usage_page(
-    page: PageDep, range: str | None = None, since: str | None = None, until: str | None = None
+    page: PageDep,
+    range: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    team: str | None = None,
 ) -> Response:
     window = parse_range(range, since, until, default="7d")
-    rows = await _series(page, window)
     names = await _names(page)
+    team = team if team in names["team"] else None  # unknown (another workspace's): all
+    rows = await _series(page, window, team)
+    query = {**window.query, **({"team": team} if team else {})}
     tables = []
     for dim, title, heading in BREAKDOWNS:
         entries = await analytics.usage_breakdown(
@@ -199,18 +213,25 @@ async def usage_page(
         totals=totals(rows),
         tables=tables,
         budget=await budget_status(page),
-        usage_csv_url=page.url("usage/export.csv") + f"?{urlencode(window.query)}",
+        teams=sorted(names["team"].items(), key=lambda item: item[1].lower()),
+        team=team,
+        usage_csv_url=page.url("usage/export.csv") + f"?{urlencode(query)}",
         logs_csv_url=page.url("logs/export.csv") + f"?{urlencode(window.query)}",
     )
 
 
 @router.get("/export.csv")
 async def export(
-    page: PageDep, range: str | None = None, since: str | None = None, until: str | None = None
+    page: PageDep,
+    range: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    team: str | None = None,
 ) -> Response:
-    """The figures the page charts, for the same range, one row per hour or day."""
+    """The figures the page charts, for the same range (and team), one row per hour or day."""
     window = parse_range(range, since, until, default="7d")
-    body = usage_csv(window, await _series(page, window))
+    team = team if team in await team_names(page) else None
+    body = usage_csv(window, await _series(page, window, team))
     name = f"perpetuo-usage-{page.id}-{window.since:%Y%m%d}-{window.until:%Y%m%d}.csv"
     return Response(
         body,

@@ -6,11 +6,14 @@ refusals shown next to their field."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from perpetuo.auth.credential_crypto import new_key_spec
+from perpetuo.store.billing_tables import referrals
 from tests.support.admin_api import MASTER
 from tests.support.fake_stripe import FakeStripe
-from tests.ui.world import world
+from tests.support.people import PASSWORD
+from tests.ui.world import ORIGIN, csrf_of, world
 
 
 @pytest.fixture
@@ -94,3 +97,31 @@ async def test_coupons_and_referral_codes_from_the_pages(w):
     assert refused.status_code == 422 and "its own members" in refused.text
     late = await admin.post(f"{base}/referrals/attach", {"code": w.a.ids["referral_code"]})
     assert late.status_code == 409 and "has paid already" in late.text
+
+
+async def test_a_referral_link_names_the_referrer_of_the_first_workspace_made(w):
+    code = w.a.ids["referral_code"]  # someone outside both tenants
+    async with w.api.client("127.0.0.1") as http:
+        signup = await http.get(f"/ui/signup?ref={code.lower()}")
+        form = {"email": "referred@example.com", "password": PASSWORD, "name": "Ref"}
+        form["csrf_token"] = csrf_of(signup.text)
+        made = await http.post("/ui/signup", data=form, headers={"origin": ORIGIN})
+        assert made.status_code == 303, made.text
+        listing = await http.get("/ui/workspaces")
+        created = await http.post(
+            "/ui/workspaces",
+            data={"name": "Referred", "csrf_token": csrf_of(listing.text)},
+            headers={"origin": ORIGIN},
+        )
+        assert created.status_code == 303, created.text
+        workspace_id = created.headers["location"].rsplit("/", 1)[-1]
+        again = await http.post(  # a second workspace is not referred: the code was used
+            "/ui/workspaces",
+            data={"name": "Second", "csrf_token": csrf_of(listing.text)},
+            headers={"origin": ORIGIN},
+        )
+        assert again.status_code == 303
+    async with w.api.plane.db.connect() as conn:
+        rows = (await conn.execute(select(referrals.c.workspace_id, referrals.c.code))).all()
+    referred = [r for r in rows if r.code == code]
+    assert [(r.workspace_id, r.code) for r in referred] == [(workspace_id, code)]

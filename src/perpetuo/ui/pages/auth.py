@@ -19,6 +19,7 @@ from perpetuo.control.sessions import ClientInfo
 from perpetuo.control.sso.logout import provider_logout
 from perpetuo.schema.errors import GatewayError
 from perpetuo.store.sso_tables import sso_providers
+from perpetuo.ui import referral_link
 from perpetuo.ui.forms import Errors, PresessionForm, SessionForm, error_of, validate
 from perpetuo.ui.render import redirect, render
 from perpetuo.ui.security import PRESESSION_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie
@@ -102,8 +103,11 @@ async def login(request: Request, form: PresessionForm) -> Response:
 
 
 @router.get("/ui/signup")
-async def signup_page(request: Request, invite: str | None = None, email: str = "") -> Response:
-    return auth_page(request, "signup.html", form={"invite_token": invite or "", "email": email})
+async def signup_page(
+    request: Request, invite: str | None = None, email: str = "", ref: str | None = None
+) -> Response:
+    page = auth_page(request, "signup.html", form={"invite_token": invite or "", "email": email})
+    return referral_link.remember(request, page, ref)
 
 
 @router.post("/ui/signup")

@@ -15,6 +15,7 @@ from perpetuo.control.workspaces import WorkspaceCreate
 from perpetuo.schema.errors import GatewayError
 from perpetuo.store.schema import api_keys, provider_credentials, workspace_models
 from perpetuo.store.timeutil import utcnow
+from perpetuo.ui import referral_link
 from perpetuo.ui.budget import budget_status
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import Errors, SessionForm, error_of, validate
@@ -48,7 +49,8 @@ async def create(request: Request, visitor: VisitorDep, form: SessionForm) -> Re
     if spec is not None:
         try:
             view = await workspaces.create_workspace(plane_of(request), visitor.actor, spec)
-            return redirect(request, f"/ui/w/{view['id']}", f"Workspace {view['name']} created.")
+            done = redirect(request, f"/ui/w/{view['id']}", f"Workspace {view['name']} created.")
+            return await referral_link.name_referrer(request, done, visitor.actor, view["id"])
         except GatewayError as exc:
             errors = error_of(exc, "name")
     return _list_page(request, visitor, 422, form=form.values, errors=errors)

@@ -36,6 +36,7 @@ def summary_of(event: dict[str, Any]) -> str:
         "workspace": "the workspace",
         "key": f"key {event.get('key_id') or event['scope_id']}",
         "user": f"member {event['scope_id']}",
+        "team": f"team {event['scope_id']}",
     }.get(event["scope"], event["scope"])
     spent = event.get("spent_usd")
     spent_text = f" (${spent:,.2f} spent)" if spent is not None else ""

@@ -58,7 +58,7 @@ class HealthCheckFailing(_Params):
 
 
 class BudgetThreshold(_Params):
-    scopes: list[Literal["workspace", "key", "user"]] | None = Field(
+    scopes: list[Literal["workspace", "team", "key", "user"]] | None = Field(
         default=None, description="Which budgets; default: all (their soft thresholds)"
     )
 

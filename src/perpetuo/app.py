@@ -97,6 +97,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     plane.sso.http = client
     plane.sso.configure(config.sso)
     plane.api_keys = config.api_keys
+    plane.currency = config.currency
     keys = KeyCache(key_loader(plane.db))
     plane.changes.subscribe(KEY, keys.invalidate_key)
     workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)

@@ -17,6 +17,7 @@ from pydantic import (
 
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.config.billing import BillingConfig
+from perpetuo.config.currency import CurrencyConfig
 from perpetuo.config.keys import ApiKeysConfig
 from perpetuo.config.sso import SsoConfig
 from perpetuo.guardrails.policy import GuardrailPolicy
@@ -529,6 +530,7 @@ class GatewayConfig(_Strict):
     billing: BillingConfig = Field(default_factory=BillingConfig)
     sso: SsoConfig = Field(default_factory=SsoConfig)
     api_keys: ApiKeysConfig = Field(default_factory=ApiKeysConfig)
+    currency: CurrencyConfig = Field(default_factory=CurrencyConfig)
     # provider -> the variable its api_key is read from (set by the loader).
     _key_variables: dict[str, KeySource] = PrivateAttr(default_factory=dict)
 

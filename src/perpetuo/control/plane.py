@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from perpetuo.auth.credential_crypto import Keyring
 from perpetuo.auth.secrets import DerivedKeys
 from perpetuo.auth.throttle import LoginThrottle
+from perpetuo.config.currency import CurrencyConfig
 from perpetuo.config.keys import ApiKeysConfig
 from perpetuo.control.changes import ChangeFeed
 from perpetuo.control.mail import Mailer
@@ -51,3 +52,5 @@ class ControlPlane:
     billing: Billing | None = None
     # The config's api_keys section: the environments keys may be created in.
     api_keys: ApiKeysConfig = field(default_factory=ApiKeysConfig)
+    # The config's currency section: exchange rates for showing costs (control/money.py).
+    currency: CurrencyConfig = field(default_factory=CurrencyConfig)

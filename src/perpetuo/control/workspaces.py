@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.principal import DEFAULT_WORKSPACE_ID
 from perpetuo.cache.policy import CachePolicy
-from perpetuo.control import audit
+from perpetuo.control import audit, money
 from perpetuo.control.access import require
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.changes import KEY, WORKSPACE, WORKSPACE_DELETED
 from perpetuo.control.cors_origins import MAX_ORIGINS, check_origins
 from perpetuo.control.email_verification import require_verified
 from perpetuo.control.errors import conflict, forbidden, not_found
+from perpetuo.control.money import BudgetEntry
 from perpetuo.control.outbound import check_tenant_url
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import touch_routing
@@ -39,6 +40,7 @@ Plan = Literal["free", "starter", "pro", "enterprise"]
 BudgetPeriod = Literal["daily", "weekly", "monthly", "total"]
 Positive = Annotated[int, Field(gt=0)]
 Usd = Annotated[float, Field(gt=0)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]  # ISO 4217, e.g. EUR
 PLATFORM_SETTINGS = frozenset({"plan", "limits", "credits_required"})
 
 
@@ -100,6 +102,10 @@ class WorkspaceSettings(BaseModel):
         description="Browser origins (https://app.example.com) allowed to call the data plane "
         "with this workspace's keys, besides the server's own list",
     )
+    currency: Currency | None = Field(
+        default=None,
+        description="Show costs in this currency (USD, or one the operator set a rate for)",
+    )
 
     _check_webhook = field_validator("alert_webhook_url")(_webhook)
     _check_origins = field_validator("cors_origins")(check_origins)
@@ -126,6 +132,7 @@ class SettingsPatch(BaseModel):
     cache: CachePolicy | None = None
     guardrails: GuardrailPolicy | None = None
     cors_origins: Annotated[list[str], Field(max_length=MAX_ORIGINS)] | None = None
+    currency: Currency | None = None
 
     _check_webhook = field_validator("alert_webhook_url")(_webhook)
     _check_origins = field_validator("cors_origins")(check_origins)
@@ -143,6 +150,11 @@ class WorkspaceUpdate(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     settings: SettingsPatch | None = None
+    budget: BudgetEntry | None = Field(
+        default=None,
+        description="The budget in the workspace's currency (or `currency`), converted to "
+        "settings.budget_usd at the operator's rate of the day",
+    )
 
 
 def effective_settings(stored: dict[str, Any] | None) -> WorkspaceSettings:
@@ -183,6 +195,20 @@ def _merged(stored: dict[str, Any] | None, patch: SettingsPatch) -> dict[str, An
     return merged
 
 
+def _with_budget(plane: ControlPlane, row: Any, spec: WorkspaceUpdate) -> SettingsPatch | None:
+    """The settings to apply: the patch, its display currency checked, with a budget given
+    in another currency converted to USD (control/money.py)."""
+    patch = spec.settings
+    given = patch.model_dump(exclude_unset=True) if patch is not None else {}
+    if "currency" in given:
+        money.check_display_currency(plane.currency, given["currency"])
+    if spec.budget is None:
+        return patch
+    code = given["currency"] if "currency" in given else (row.settings or {}).get("currency")
+    converted, _ = money.budget_settings(plane.currency, spec.budget, code)
+    return SettingsPatch.model_validate({**given, **converted})
+
+
 def _check_platform_settings(actor: Actor, patch: SettingsPatch | None) -> None:
     if patch is not None and PLATFORM_SETTINGS & patch.model_fields_set and not actor.is_superadmin:
         names = ", ".join(sorted(PLATFORM_SETTINGS & patch.model_fields_set))
@@ -199,6 +225,7 @@ async def create_workspace(
     _check_platform_settings(actor, spec.settings)
     if spec.settings is not None:
         check_tenant_url(plane, spec.settings.alert_webhook_url, "settings.alert_webhook_url")
+        money.check_display_currency(plane.currency, spec.settings.currency)
     workspace_id = new_id("ws")
     now = utcnow()
     settings = _merged({}, spec.settings) if spec.settings else {}
@@ -274,12 +301,13 @@ async def update_workspace(
             url = spec.settings.alert_webhook_url
             check_tenant_url(plane, url, "settings.alert_webhook_url")
         row = await get_row(conn, workspace_id)
+        patch = _with_budget(plane, row, spec)
         values: dict[str, Any] = {}
         if spec.name is not None and spec.name.strip() != row.name:
             values["name"] = spec.name.strip()
         settings_changed = False
-        if spec.settings is not None:
-            merged = _merged(row.settings, spec.settings)
+        if patch is not None:
+            merged = _merged(row.settings, patch)
             settings_changed = merged != (row.settings or {})
             if settings_changed:
                 values["settings"] = merged

@@ -209,6 +209,7 @@ class Gateway:
         self.workspace_routes.set_policies(egress, config.upstream_limits)
         self.plane.sso.configure(config.sso)
         self.plane.api_keys = config.api_keys
+        self.plane.currency = config.currency
         if self.metrics is not None:
             self.metrics.aliases, self.metrics.providers = set(table.aliases), set(config.providers)
         log.info("configuration reloaded: %d aliases", len(table.aliases))

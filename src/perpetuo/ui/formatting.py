@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from perpetuo.control.money import USD, Currency, currency_of
 from perpetuo.store.timeutil import utcnow
 
 
@@ -15,6 +19,26 @@ def usd(value: Any, digits: int | None = None) -> str:
     if digits is None:
         digits = 2 if abs(amount) >= 1 or amount == 0 else 4 if abs(amount) >= 0.01 else 6
     return f"${amount:,.{digits}f}"
+
+
+def page_currency(page: Any) -> Currency:
+    """The display currency of a workspace page (its setting, at the operator's rate)."""
+    if page is None or not hasattr(page, "settings"):
+        return USD
+    return currency_of(page.plane.currency, page.settings.currency)
+
+
+@pass_context
+def money(context: Context, value: Any) -> str:
+    """A USD amount in the page's workspace currency: `8,410.00 INR`, or `$100.00`."""
+    currency = page_currency(context.get("page"))
+    return currency.label(None if value is None else currency.from_usd(float(value)))
+
+
+@pass_context
+def rate_note(context: Context, _: Any = None) -> str:
+    """`1 USD = 84.1 INR (rate of 2026-12-01)` beside converted amounts; empty for USD."""
+    return page_currency(context.get("page")).rate_note
 
 
 def price(value: Any) -> str:
@@ -131,6 +155,8 @@ FILTERS = {
     "provider_choice": provider_choice,
     "choices": choices,
     "usd": usd,
+    "money": money,
+    "rate_note": rate_note,
     "price": price,
     "count": count,
     "ms": ms,

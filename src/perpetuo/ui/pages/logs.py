@@ -12,6 +12,7 @@ from sqlalchemy import select
 from perpetuo.api.admin.routes.usage import csv_chunks
 from perpetuo.control import analytics
 from perpetuo.control.errors import invalid
+from perpetuo.control.money import currency_of
 from perpetuo.store.schema import usage_rollups
 from perpetuo.ui import log_search
 from perpetuo.ui.context import PageDep, WorkspacePage, show
@@ -103,7 +104,7 @@ async def export(
     )
     name = f"perpetuo-logs-{page.id}.csv"
     return StreamingResponse(
-        csv_chunks(rows),
+        csv_chunks(rows, currency_of(page.plane.currency, page.settings.currency)),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )

@@ -14,10 +14,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from perpetuo.control import analytics
+from perpetuo.control.money import CURRENCY_COLUMNS, USD, Currency
 from perpetuo.ui.budget import budget_status
 from perpetuo.ui.charts import Series, axis_usd, bar_chart, line_chart, share_bar
 from perpetuo.ui.context import PageDep, WorkspacePage, show
-from perpetuo.ui.formatting import API_NAMES, count, ms
+from perpetuo.ui.formatting import API_NAMES, count, ms, page_currency
 from perpetuo.ui.lookups import key_names, provider_names, team_names, user_emails
 from perpetuo.ui.render import markup
 from perpetuo.ui.timerange import TimeRange, parse_range
@@ -124,11 +125,13 @@ CSV_COLUMNS = (
 )
 
 
-def usage_csv(window: TimeRange, rows: list[dict[str, Any]]) -> str:
+def usage_csv(window: TimeRange, rows: list[dict[str, Any]], currency: Currency = USD) -> str:
+    """CSV_COLUMNS, then the cost in the workspace's currency with the rate and its date."""
     by_bucket = {row["bucket"]: row for row in rows}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow((*CSV_COLUMNS, *CURRENCY_COLUMNS))
+    rate = currency.view()
     for label in buckets(window):
         stamp = label.isoformat().replace("+00:00", "Z")
         row = by_bucket.get(stamp) or {}
@@ -138,6 +141,8 @@ def usage_csv(window: TimeRange, rows: list[dict[str, Any]]) -> str:
                 "" if row.get(name) is None and name.startswith("latency") else row.get(name, 0)
                 for name in CSV_COLUMNS[1:]
             ]
+            + [currency.from_usd(row.get("cost_usd", 0)), currency.code, rate["per_usd"]]
+            + [rate["rate_date"] or ""]
         )
     return buffer.getvalue()
 
@@ -231,7 +236,7 @@ async def export(
     """The figures the page charts, for the same range (and team), one row per hour or day."""
     window = parse_range(range, since, until, default="7d")
     team = team if team in await team_names(page) else None
-    body = usage_csv(window, await _series(page, window, team))
+    body = usage_csv(window, await _series(page, window, team), page_currency(page))
     name = f"perpetuo-usage-{page.id}-{window.since:%Y%m%d}-{window.until:%Y%m%d}.csv"
     return Response(
         body,

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from perpetuo.api.admin.deps import ActorDep, PlaneDep
 from perpetuo.api.admin.envelope import CursorParam, LimitParam, one, page
 from perpetuo.api.admin.responses import WORKSPACE, json_errors
-from perpetuo.control import analytics
+from perpetuo.control import analytics, money
 
 router = APIRouter(
     prefix="/api/workspaces/{workspace_id}", tags=["Usage and logs"], responses=WORKSPACE
@@ -43,7 +43,18 @@ async def usage(
         granularity=granularity,
         group_by=group_by,
     )
-    return {"data": rows, "next_cursor": None, "has_more": False}
+    return await _in_currency(plane, workspace_id, rows)
+
+
+async def _in_currency(plane: Any, workspace_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows with their cost in the workspace's currency, and the rate used with its date."""
+    currency = await money.workspace_currency(plane, workspace_id)
+    return {
+        "data": money.with_costs(rows, currency),
+        "currency": currency.view(),
+        "next_cursor": None,
+        "has_more": False,
+    }
 
 
 @router.get(
@@ -61,7 +72,7 @@ async def breakdown(
     rows = await analytics.usage_breakdown(
         plane, actor, workspace_id, since=since, until=until, group_by=group_by
     )
-    return {"data": rows, "next_cursor": None, "has_more": False}
+    return await _in_currency(plane, workspace_id, rows)
 
 
 def _filters(
@@ -155,9 +166,11 @@ async def export_logs(
     rows = await analytics.export_logs(
         plane, actor, workspace_id, since=since, until=until, filters=filters
     )
+    currency = await money.workspace_currency(plane, workspace_id)
     name = f"perpetuo-logs-{workspace_id}.csv"
     return CSVResponse(
-        csv_chunks(rows), headers={"content-disposition": f'attachment; filename="{name}"'}
+        csv_chunks(rows, currency),
+        headers={"content-disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -194,14 +207,25 @@ CSV_COLUMNS = (
 )
 
 
-async def csv_chunks(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    """Request-log rows as CSV (CSV_COLUMNS), in pieces of 500 rows."""
+async def csv_chunks(
+    rows: AsyncIterator[dict[str, Any]], currency: money.Currency = money.USD
+) -> AsyncIterator[str]:
+    """Request-log rows as CSV (CSV_COLUMNS, then CURRENCY_COLUMNS), in pieces of 500 rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow((*CSV_COLUMNS, *money.CURRENCY_COLUMNS))
+    rate = currency.view()
     count = 0
     async for row in rows:
-        writer.writerow([";".join(row[c]) if c == "tags" else row[c] for c in CSV_COLUMNS])
+        writer.writerow(
+            [
+                *(";".join(row[c]) if c == "tags" else row[c] for c in CSV_COLUMNS),
+                currency.from_usd(row["cost_usd"]),
+                currency.code,
+                rate["per_usd"],
+                rate["rate_date"] or "",
+            ]
+        )
         count += 1
         if count % 500 == 0:
             yield buffer.getvalue()

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from perpetuo.control import members, teams
 from perpetuo.control.actor import Role
+from perpetuo.control.team_overview import team_overview
 from perpetuo.schema.errors import GatewayError
 from perpetuo.ui.budget import PERIOD_CHOICES
 from perpetuo.ui.context import PageDep, WorkspacePage, show
@@ -31,15 +32,14 @@ def limits_of(form: FormData, errors: Errors) -> dict[str, Any]:
 
 
 async def _list(page: WorkspacePage, status: int = 200, **context: Any) -> Response:
-    listed = await teams.list_teams(page.plane, page.actor, page.id, limit=200, cursor=None)
-    details = [await teams.get_team(page.plane, page.actor, page.id, row.id) for row in listed.rows]
+    overview = await team_overview(page.plane, page.actor, page.id)
     context.setdefault("form", {})
     return show(
         page,
         "teams.html",
         status,
         active="teams",
-        teams=sorted(details, key=lambda t: t["name"].lower()),
+        teams=overview,
         rate_fields=RATE_FIELDS,
         periods=PERIOD_CHOICES,
         **context,

@@ -113,6 +113,14 @@ async def test_a_key_maker_creates_its_own_keys_but_no_service_keys(plane):
         plane, person(people["admin"]), workspace, api_keys.KeyCreate(name="admin's")
     )
     await refused(403, api_keys.revoke_key(plane, maker, workspace, others["id"]))
+    renamed = await api_keys.update_key(
+        plane, maker, workspace, view["id"], api_keys.KeyUpdate(name="renamed")
+    )
+    assert renamed["name"] == "renamed"
+    await refused(  # teams are for those who manage every key
+        403,
+        api_keys.update_key(plane, maker, workspace, view["id"], api_keys.KeyUpdate(team_id=None)),
+    )
     await api_keys.revoke_key(plane, maker, workspace, view["id"])
 
 

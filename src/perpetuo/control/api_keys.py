@@ -22,11 +22,12 @@ from perpetuo.auth import api_keys as keygen
 from perpetuo.auth.key_cache import owner_standing
 from perpetuo.cache.policy import CachePolicy
 from perpetuo.control import audit
-from perpetuo.control.access import require, require_role
-from perpetuo.control.actor import Actor, Role
+from perpetuo.control.access import require
+from perpetuo.control.actor import Actor
 from perpetuo.control.changes import KEY
 from perpetuo.control.email_verification import require_verified
 from perpetuo.control.errors import forbidden, invalid, not_found
+from perpetuo.control.permissions import Grant
 from perpetuo.control.plane import ControlPlane
 from perpetuo.guardrails.policy import GuardrailPolicy
 from perpetuo.store.ids import new_id
@@ -248,11 +249,10 @@ async def create_key(
     }
     async with plane.db.begin() as conn:
         grant = await require(conn, actor, workspace_id, "keys.create")
-        role = grant.rank or Role.VIEWER
         await require_verified(conn, plane, actor)
         if spec.service and not grant.allows("keys.manage"):
             raise forbidden("Only workspace admins and owners create service keys.")
-        await _check_team(conn, role, workspace_id, spec)
+        await _check_team(conn, grant, workspace_id, spec)
         await repo.insert_key(conn, values)
         row = await repo.get(conn, workspace_id, key_id)
         view = key_view(row)
@@ -268,12 +268,13 @@ async def create_key(
     return view, new.plaintext
 
 
-async def _check_team(conn: Any, role: Role, workspace_id: str, spec: KeyRestrictions) -> None:
-    """Putting a key in a team (or taking it out) is for admins, and only into a team of the
-    key's own workspace (another's team ids are not found)."""
+async def _check_team(conn: Any, grant: Grant, workspace_id: str, spec: KeyRestrictions) -> None:
+    """Putting a key in a team (or taking it out) is for those who manage every key (admins
+    and owners), and only into a team of the key's own workspace (another's team ids are not
+    found)."""
     if "team_id" not in spec.model_fields_set:
         return
-    if role < Role.ADMIN:
+    if not grant.allows("keys.manage"):
         raise forbidden("Only workspace admins and owners put keys in teams.")
     if spec.team_id is not None and await team_repo.find(conn, workspace_id, spec.team_id) is None:
         raise not_found("Team")
@@ -320,7 +321,7 @@ async def update_key(
     async with plane.db.begin() as conn:
         row = await _manageable(conn, actor, workspace_id, key_id)
         await _check_team(
-            conn, await require_role(conn, actor, workspace_id, Role.MEMBER), workspace_id, spec
+            conn, await require(conn, actor, workspace_id, "keys.create"), workspace_id, spec
         )
         values = _restriction_values(spec, row.limits)
         if spec.name is not None:

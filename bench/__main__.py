@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import dialects, routing
+from bench import dialects, looplag, routing
 from bench.report import render_markdown, write_docs
 from bench.system import (
     free_port,
@@ -180,7 +180,8 @@ def main() -> None:
         time.sleep(1.0)
         idle_rss = process_memory_kib(gateway.pid)["VmRSS"]
         direct_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
-        gateway_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+        gateway_base = f"http://127.0.0.1:{gw_port}"
+        gateway_url = f"{gateway_base}/v1/chat/completions"
         bases = (f"http://127.0.0.1:{mock_port}/v1", f"http://127.0.0.1:{gw_port}/v1")
         if args.dialects:
             dialects.check(bases[1], MASTER_KEY)
@@ -201,9 +202,11 @@ def main() -> None:
         for stream in (False, True):
             for concurrency in levels:
                 direct = loadgen(direct_url, concurrency, args.duration, stream, "")
+                lag_before = looplag.scrape(gateway_base)
                 cpu_before = process_cpu_seconds(gateway.pid)
                 via = loadgen(gateway_url, concurrency, args.duration, stream, MASTER_KEY)
                 cpu_used = process_cpu_seconds(gateway.pid) - cpu_before
+                lag = looplag.late(lag_before, looplag.scrape(gateway_base))
                 # The load generator's warm-up second is served too: count it in.
                 served = via["requests"] * (1 + 1 / args.duration)
                 rows.append(
@@ -213,6 +216,7 @@ def main() -> None:
                         "direct": direct,
                         "gateway": via,
                         "gateway_cpu_ms_per_request": cpu_used * 1000 / served if served else None,
+                        "loop_lag": lag,
                     }
                 )
                 cpu = rows[-1]["gateway_cpu_ms_per_request"]
@@ -221,7 +225,7 @@ def main() -> None:
                     f"direct {direct['rps']:8.0f} rps p50 {direct['p50_ms']:.3f} ms | "
                     f"gateway {via['rps']:8.0f} rps p50 {via['p50_ms']:.3f} ms "
                     f"p99 {via['p99_ms']:.3f} ms (direct p99 {direct['p99_ms']:.3f}) "
-                    f"errors {via['errors']} cpu/req {cpu:.3f} ms",
+                    f"errors {via['errors']} cpu/req {cpu:.3f} ms; {looplag.describe(lag)}",
                     flush=True,
                 )
                 if not args.dialects:

@@ -40,6 +40,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"| {_fmt(ttft_direct)} | {_fmt(ttft_via)} | {added_ttft} "
             f"| {row['gateway_cpu_ms_per_request']:.3f} | {via['errors']} |"
         )
+    if any(row.get("loop_lag") for row in results["rows"]):
+        lines += ["", *render_tail(results["rows"])]
     if results.get("dialect_rows"):
         chat_cpu = {
             (r["mode"], r["concurrency"]): r["cpu_ms"] for r in results["chat_cpu_ms_per_request"]
@@ -51,6 +53,29 @@ def render_markdown(results: dict[str, Any]) -> str:
         figures = ", ".join(f"{k}: {v:.1f} µs" for k, v in results["router_overhead_us"].items())
         lines += ["", f"Router overhead per request, in-process around a no-op call: {figures}."]
     return "\n".join(lines)
+
+
+def render_tail(rows: list[dict[str, Any]]) -> list[str]:
+    """The tail against the median, the direct upstream's beside it, and the gateway's own
+    event-loop lag samples (every 0.1 s) during the scenario."""
+    lines = [
+        "Tail latency and event-loop lag (samples every 0.1 s during the gateway scenario):",
+        "",
+        "| mode | conc. | gateway p99/p50 | direct p99/p50 | lag samples | > 5 ms | > 25 ms "
+        "| > 100 ms | mean lag ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        direct, via, lag = row["direct"], row["gateway"], row.get("loop_lag")
+        if not lag:
+            continue
+        over = lag["over"]
+        lines.append(
+            f"| {row['mode']} | {row['concurrency']} | {via['p99_ms'] / via['p50_ms']:.1f} "
+            f"| {direct['p99_ms'] / direct['p50_ms']:.1f} | {lag['samples']} | {over['0.005']} "
+            f"| {over['0.025']} | {over['0.1']} | {lag['mean_ms']:.2f} |"
+        )
+    return lines
 
 
 def render_routing(rows: list[dict[str, Any]]) -> list[str]:

@@ -106,3 +106,49 @@ async def test_a_budget_entered_in_rupees_is_enforced_in_dollars(w: World):
         json={"settings": {"currency": "JPY"}},
     )
     assert refused.status_code == 422 and refused.json()["error"]["param"] == "settings.currency"
+
+
+async def test_the_dashboard_sets_the_currency_and_a_budget_in_it(w: World):
+    owner = w.a.people["owner"]
+    base = f"/ui/w/{w.a.workspace_id}"
+    settings = (await owner.get(f"{base}/settings")).text
+    assert "INR (1 USD = 80 INR, rate of 2026-12-01)" in settings
+    saved = await owner.post(
+        f"{base}/settings",
+        {
+            "name": "renamed",
+            "default_strategy": "default",
+            "log_retention_days": "30",
+            "chat_session_retention_days": "30",
+            "currency": "INR",
+        },
+    )
+    assert saved.status_code == 303, saved.text[:500]
+    limits = (await owner.get(f"{base}/limits")).text
+    assert "Budget (INR)" in limits
+    saved = await owner.post(
+        f"{base}/limits/budget", {"budget_usd": "8000", "budget_soft_usd": "6000"}
+    )
+    assert saved.status_code == 303, saved.text[:500]
+    stored = await workspace_settings(w)
+    assert (stored["budget_usd"], stored["budget_soft_usd"]) == (100.0, 75.0)
+    limits = (await owner.get(f"{base}/limits")).text
+    assert 'value="8000.0"' in limits and "8,000.00 INR per monthly period" in limits
+    # Saved again unchanged after the rate moved: the dollars stay what they were.
+    w.api.plane.currency = CurrencyConfig.model_validate(
+        {"rates": {"INR": {"per_usd": 90, "date": "2026-12-02"}}}
+    )
+    resaved = await owner.post(
+        f"{base}/limits/budget", {"budget_usd": "9000", "budget_soft_usd": "100"}
+    )
+    assert resaved.status_code == 303
+    stored = await workspace_settings(w)
+    assert stored["budget_usd"] == 100.0 and stored["budget_soft_usd"] == pytest.approx(100 / 90)
+
+
+async def workspace_settings(w: World) -> dict:
+    response = await w.api.http.get(
+        f"/api/workspaces/{w.a.workspace_id}",
+        headers=bearer(w.a.people["owner"].access_token),
+    )
+    return response.json()["data"]["settings"]

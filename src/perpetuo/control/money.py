@@ -40,6 +40,19 @@ class Currency:
     def to_usd(self, amount: float) -> float:
         return amount / self.per_usd
 
+    def entry(self, usd: float) -> float:
+        """A USD figure as a form shows it in this currency (two decimals; USD as it is)."""
+        return usd if self.date is None else round(usd * self.per_usd, 2)
+
+    def entered(self, amount: float | None, stored_usd: float | None) -> float | None:
+        """A figure entered in this currency, in USD: one shown unchanged keeps its dollars
+        (no drift through rounding or a newer rate); a new one converts at today's rate."""
+        if amount is None or self.date is None:
+            return amount
+        if stored_usd is not None and amount == self.entry(stored_usd):
+            return stored_usd
+        return round(self.to_usd(amount), 6)
+
     def view(self) -> dict[str, Any]:
         """What answers carry beside converted amounts: the currency, its rate and its date."""
         return {

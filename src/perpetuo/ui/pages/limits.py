@@ -17,6 +17,7 @@ from perpetuo.limits.plans import PLANS, WorkspaceLimits
 from perpetuo.schema.errors import GatewayError
 from perpetuo.ui.budget import PERIOD_CHOICES, budget_status
 from perpetuo.ui.context import PageDep, WorkspacePage, show
+from perpetuo.ui.formatting import page_currency
 from perpetuo.ui.forms import Errors, FormData, SessionForm, error_of, validate
 from perpetuo.ui.render import redirect
 
@@ -51,6 +52,7 @@ async def _page(page: WorkspacePage, status: int = 200, **context: Any) -> Respo
         plans=PLANS,
         rate_fields=RATE_FIELDS,
         periods=PERIOD_CHOICES,
+        currency=page_currency(page),
         budget=await budget_status(page),
         balance=balance,
         ledger=entries,
@@ -96,6 +98,9 @@ async def save_budget(page: PageDep, form: SessionForm) -> Response:
         "alert_webhook_url": form.optional("alert_webhook_url"),
         "user_limits": _rates(form, "user_limits", errors),
     }
+    currency = page_currency(page)  # the form's amounts are in the workspace's currency
+    for name in ("budget_usd", "budget_soft_usd"):
+        data[name] = currency.entered(data[name], getattr(page.settings, name))
     return await _patch(page, data, "budget", errors)
 
 

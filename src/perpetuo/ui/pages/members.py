@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from perpetuo.control import invites, members
+from perpetuo.control import invites, members, roles
 from perpetuo.control.actor import Role
 from perpetuo.control.invites import InviteCreate
 from perpetuo.control.members import RoleChange
@@ -27,6 +27,7 @@ async def _page(page: WorkspacePage, status: int = 200, **context: Any) -> Respo
         listed = await invites.list_invites(page.plane, page.actor, page.id, limit=50, cursor=None)
         pending = [invites.invite_view(row) for row in listed.rows]
     context.setdefault("form", {})
+    custom = await roles.list_roles(page.plane, page.actor, page.id)
     return show(
         page,
         "members.html",
@@ -34,7 +35,8 @@ async def _page(page: WorkspacePage, status: int = 200, **context: Any) -> Respo
         active="members",
         members=[members.member_view(row) for row in people.rows],
         invites=pending,
-        roles=ROLE_CHOICES,
+        roles=ROLE_CHOICES + [(r["name"], f"{r['name']} (custom)") for r in custom],
+        invite_roles=ROLE_CHOICES,  # invitations give a built-in role
         **context,
     )
 

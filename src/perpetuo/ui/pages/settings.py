@@ -30,9 +30,19 @@ def _page(page: WorkspacePage, status: int = 200, **context: Any) -> Response:
         active="settings",
         settings=page.settings,
         strategies=STRATEGIES,
+        currencies=_currencies(page),
         deletable=page.id != DEFAULT_WORKSPACE_ID,
         **context,
     )
+
+
+def _currencies(page: WorkspacePage) -> list[tuple[str, str]]:
+    """USD, then each currency the operator set a rate for, with the rate and its date."""
+    rates = page.plane.currency.rates
+    return [("", "USD (default)")] + [
+        (code, f"{code} (1 USD = {rate.per_usd:g} {code}, rate of {rate.date.isoformat()})")
+        for code, rate in sorted(rates.items())
+    ]
 
 
 @router.get("")
@@ -50,6 +60,7 @@ async def save(page: PageDep, form: SessionForm) -> Response:
             "log_retention_days": form.integer("log_retention_days", errors),
             "log_request_bodies": form.checked("log_request_bodies"),
             "chat_session_retention_days": form.integer("chat_session_retention_days", errors),
+            "currency": form.get("currency") or None,
         },
     }
     try:

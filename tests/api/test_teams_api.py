@@ -4,6 +4,8 @@ affects are re-read), with no restart and no query per request."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -171,3 +173,15 @@ async def test_a_change_to_a_team_reaches_the_data_plane_at_once(api):
     out = await api.http.patch(f"{base}/keys/{made['id']}", headers=admin, json={"team_id": None})
     assert out.status_code == 200 and out.json()["data"]["team_id"] is None
     assert await chat() == 200
+    # The request log says which team each request counted to: filtered and exported by it.
+    for _ in range(100):
+        logs = await api.http.get(f"{base}/logs", headers=admin, params={"team_id": team["id"]})
+        if len(logs.json()["data"]) == 4:
+            break
+        await asyncio.sleep(0.1)
+    assert [row["team_id"] for row in logs.json()["data"]] == [team["id"]] * 4
+    export = await api.http.get(f"{base}/logs/export.csv", headers=admin)
+    header, *rows = export.text.strip().splitlines()
+    column = header.split(",").index("team_id")
+    teams = [row.split(",")[column] for row in rows]
+    assert sorted(teams) == ["", *[team["id"]] * 4]  # the last request had no team

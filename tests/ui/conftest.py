@@ -226,7 +226,7 @@ def shop(mocks, tmp_path_factory) -> Iterator[Shop]:
         "PERPETUO_PUBLIC_URL": gateway.url,  # links in mail and Stripe's return addresses
     }
     stripe.webhook_url = f"{gateway.url}/api/billing/stripe/webhook"
-    gateway.start()
+    gateway.start(timeout=60)  # a loaded machine starts slowly
     admin = {"email": "shop-admin@example.com", "password": PASSWORD}  # the platform's
     response = httpx.post(f"{gateway.url}/api/auth/signup", json=admin, timeout=30)
     assert response.status_code == 201, response.text

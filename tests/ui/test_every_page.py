@@ -129,6 +129,7 @@ def every_page(browser: Browser, base_url: str, upstream: str) -> None:
                 "usage",
                 "limits",
                 "members",
+                "teams",
                 "audit",
                 "sso",
                 "settings",

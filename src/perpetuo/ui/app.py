@@ -16,6 +16,7 @@ from perpetuo.schema.errors import GatewayError
 from perpetuo.store.pagination import BadCursor
 from perpetuo.ui.pages import (
     account,
+    alerts,
     audit,
     auth,
     billing,
@@ -55,6 +56,7 @@ ROUTERS = [
     chat_sessions.router,
     usage.router,
     limits.router,
+    alerts.router,
     billing.router,
     referrals.router,
     audit.router,

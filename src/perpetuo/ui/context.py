@@ -40,6 +40,7 @@ NAV = (
     NavItem("sessions", "Chat sessions"),
     NavItem("usage", "Usage and cost"),
     NavItem("limits", "Limits and plan"),
+    NavItem("alerts", "Alerts"),
     NavItem("billing", "Billing", offer="billing"),
     NavItem("referrals", "Referrals", offer="referrals"),
     NavItem("members", "Members"),

@@ -303,7 +303,7 @@ async def active(db: Any, workspace_id: str | None) -> list[dict[str, Any]]:
     s, r = alert_states.c, alert_rules.c
     async with db.connect() as conn:
         rows = await conn.execute(
-            select(s.subject, s.summary, s.fired_at, s.value, r.name, r.kind)
+            select(s.rule_id, s.subject, s.summary, s.fired_at, s.value, r.name, r.kind)
             .join(alert_rules, alert_rules.c.id == s.rule_id)
             .where(s.status == "firing", scoped(alert_states, workspace_id))
             .order_by(s.fired_at.desc())
@@ -311,6 +311,7 @@ async def active(db: Any, workspace_id: str | None) -> list[dict[str, Any]]:
         )
         return [
             {
+                "rule_id": row.rule_id,
                 "rule_name": row.name,
                 "kind": row.kind,
                 "subject": row.subject,

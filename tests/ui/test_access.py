@@ -124,6 +124,17 @@ async def _team_member(w: World, t: Tenant) -> dict[str, str]:
     return ids
 
 
+async def _alert_channel(w: World, t: Tenant) -> dict[str, str]:
+    # The receiver never resolves: a test through it fails at once (and the page says so).
+    body = {"name": f"{t.marker} hook", "kind": "webhook", "url": "https://unreachable.invalid/h"}
+    return {"channel_id": (await _api(w, t, "/alert-channels", body))["id"]}
+
+
+async def _alert_rule(w: World, t: Tenant) -> dict[str, str]:
+    body = {"name": f"{t.marker} rule {next(counter)}", "kind": "key_expiring"}
+    return {"rule_id": (await _api(w, t, "/alert-rules", body))["id"]}
+
+
 @dataclass(frozen=True)
 class Route:
     minimum: str
@@ -203,6 +214,27 @@ MUTATIONS: dict[str, Route] = {
     "/sso/{provider_id}": Route("admin", lambda t, ids: {"name": "renamed"}, _sso_provider),
     "/sso/{provider_id}/test": Route("admin"),
     "/sso/{provider_id}/delete": Route("admin", fresh=_sso_provider),
+    "/alerts/rules": Route(
+        "admin",
+        lambda t, ids: {"rule.name": f"r{next(counter)}", "rule.kind": "key_expiring"},
+    ),
+    "/alerts/rules/{rule_id}": Route(
+        "admin", lambda t, ids: {"edit.name": "renamed", "edit.params": "days = 9"}, _alert_rule
+    ),
+    "/alerts/rules/{rule_id}/enabled": Route("admin", lambda t, ids: {"enabled": "off"}),
+    "/alerts/rules/{rule_id}/delete": Route("admin", fresh=_alert_rule),
+    "/alerts/channels": Route(
+        "admin",
+        lambda t, ids: {
+            "channel.name": f"c{next(counter)}",
+            "channel.kind": "slack",
+            "channel.url": "https://hooks.slack.invalid/services/x",
+        },
+    ),
+    "/alerts/channels/{channel_id}": Route("admin", lambda t, ids: {"edit.name": "renamed"}),
+    "/alerts/channels/{channel_id}/enabled": Route("admin", lambda t, ids: {"enabled": "on"}),
+    "/alerts/channels/{channel_id}/test": Route("admin"),
+    "/alerts/channels/{channel_id}/delete": Route("admin", fresh=_alert_channel),
     "/settings": Route("admin", lambda t, ids: {"name": "renamed"}),
     "/settings/delete": Route("owner", lambda t, ids: {"confirm": "scratch"}, _workspace),
 }
@@ -239,6 +271,7 @@ READS: dict[str, Route] = {
     "/limits": Route("viewer"),
     "/billing": Route("viewer"),
     "/referrals": Route("viewer"),
+    "/alerts": Route("viewer"),
     "/audit": Route("admin"),
     "/sso": Route("admin"),
     "/settings": Route("viewer"),
@@ -305,6 +338,8 @@ async def w(tmp_path, monkeypatch):
             for tenant in (made.a, made.b):
                 tenant.ids |= await _sso_provider(made, tenant)
                 tenant.ids |= await _team(made, tenant)
+                tenant.ids |= await _alert_channel(made, tenant)
+                tenant.ids |= await _alert_rule(made, tenant)
             yield made
     finally:
         stripe.stop()
@@ -403,6 +438,8 @@ async def test_another_workspaces_ids_answer_404_without_its_data(w):
         b.ids["session_id"],
         b.ids["provider_id"],
         b.ids["team_id"],
+        b.ids["channel_id"],
+        b.ids["rule_id"],
     )
     for role in ROLES:
         person = a.people[role]
@@ -439,6 +476,7 @@ async def test_lists_show_only_the_workspaces_own_records(w):
         "/models",
         "/members",
         "/teams",
+        "/alerts",
         "/logs",
         "/audit",
         "/usage",

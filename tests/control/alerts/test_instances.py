@@ -130,3 +130,25 @@ async def test_email_alerts_go_to_the_workspace_admins_through_the_outbox(tmp_pa
             assert service.deliverer.sent == 1
     finally:
         smtp.stop()
+
+
+async def test_platform_alert_mail_links_to_the_admin_api_not_a_missing_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERPETUO_ENCRYPTION_KEYS", new_key_spec("k1"))
+    smtp = SMTPServer().start()
+    try:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+        async with admin_api(url, tmp_path, **smtp.settings()) as api:
+            await quiet(api)
+            await make_user(api.plane, "root@example.com", superadmin=True)
+            channel = await make_channel(api, "/api/admin", {"name": "ops", "kind": "email"})
+            tested = await api.http.post(
+                f"/api/admin/alert-channels/{channel['id']}/test", headers=MASTER
+            )
+            assert tested.json()["data"]["ok"] is True
+            (mail,) = await smtp.inbox.wait_for(1)
+            text = text_of(mail)
+            # The dashboard has no platform alerts page: the mail points at the API instead.
+            assert "/ui/admin" not in text and "/ui/w/" not in text
+            assert "/docs#/Alerts" in text and "GET /api/admin/alerts" in text
+    finally:
+        smtp.stop()

@@ -43,6 +43,7 @@ log = logging.getLogger("perpetuo.alerts")
 TIMEOUTS = Timeouts(connect=3.0, first_byte=5.0, read=5.0, total=10.0)
 LEASE = dt.timedelta(minutes=2)
 ADMIN_ROLES = ("owner", "admin")
+PLATFORM_ALERTS_DOCS = "/docs#/Alerts"  # the admin API's reference, at its Alerts section
 
 
 @dataclass
@@ -303,8 +304,10 @@ class Deliverer:
                 "summary": alert["summary"],
                 "status": alert["status"],
                 "workspace_name": name,
+                "platform": workspace_id is None,
+                # Platform alerts have no dashboard page: their history is in the admin API.
                 "alerts_url": mailer.link(
-                    f"/ui/w/{workspace_id}/alerts" if workspace_id else "/ui/admin/alerts"
+                    f"/ui/w/{workspace_id}/alerts" if workspace_id else PLATFORM_ALERTS_DOCS
                 ),
             }
             for user_id in people:

@@ -7,6 +7,7 @@ when the lock file changes; that install is the only thing that needs the networ
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -25,18 +26,21 @@ IDP_DIR = Path(__file__).resolve().parent / "oidc_idp"
 def install() -> None:
     """`npm ci` unless node_modules already holds what package-lock.json says."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        raise RuntimeError("the SSO tests need Node.js 20+ and npm (./dev test installs them)")
+        raise RuntimeError("the SSO tests need Node.js 20+ and npm (on PATH)")
     digest = hashlib.sha256((IDP_DIR / "package-lock.json").read_bytes()).hexdigest()
     stamp = IDP_DIR / "node_modules" / ".perpetuo-lock"
-    if stamp.is_file() and stamp.read_text() == digest:
-        return
-    subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=IDP_DIR,
-        check=True,
-        timeout=600,
-    )
-    stamp.write_text(digest)
+    # Test workers running side by side install once: the others wait for the first.
+    with (IDP_DIR / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and stamp.read_text() == digest:
+            return
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=IDP_DIR,
+            check=True,
+            timeout=600,
+        )
+        stamp.write_text(digest)
 
 
 class IdentityProvider:

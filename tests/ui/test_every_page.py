@@ -22,8 +22,9 @@ WIDTHS = {"laptop": LAPTOP, "phone": PHONE}
 
 
 def fill_workspace(base_url: str, workspace_id: str, upstream: str) -> dict[str, str]:
-    """A credential on the mock upstream, an alias on it, a key, an invitation, and requests
-    made with the key (one of them failing), through the admin API and the data plane."""
+    """A credential on the mock upstream, an alias on it, a key, an invitation, an alert
+    channel and rule, and requests made with the key (one of them failing), through the admin
+    API and the data plane."""
     api = httpx.Client(base_url=f"{base_url}/api/workspaces/{workspace_id}", headers=MASTER)
     made = {}
     for path, body in (
@@ -38,6 +39,7 @@ def fill_workspace(base_url: str, workspace_id: str, upstream: str) -> dict[str,
         ),
         ("keys", {"name": "pages-key"}),
         ("invites", {"email": "someone@example.com"}),
+        ("alert-channels", {"name": "ops", "kind": "webhook", "url": f"{upstream}/alert-hook"}),
     ):
         response = api.post(f"/{path}", json=body)
         assert response.status_code == 201, response.text
@@ -50,6 +52,16 @@ def fill_workspace(base_url: str, workspace_id: str, upstream: str) -> dict[str,
         },
     )
     assert model.status_code == 201, model.text
+    rule = api.post(
+        "/alert-rules",
+        json={
+            "name": "Failing deployment",
+            "kind": "deployment_degraded",
+            "params": {"condition": "error_rate", "threshold": 0.2},
+            "channel_ids": [made["alert-channels"]["id"]],
+        },
+    )
+    assert rule.status_code == 201, rule.text
     sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key=made["keys"]["key"], max_retries=0)
     for text in ("first", "second"):
         sdk.chat.completions.create(
@@ -128,6 +140,7 @@ def every_page(browser: Browser, base_url: str, upstream: str) -> None:
                 "sessions",
                 "usage",
                 "limits",
+                "alerts",
                 "members",
                 "teams",
                 "audit",

@@ -4,13 +4,17 @@ to the input; viewers read the same page and can change nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from perpetuo.auth.credential_crypto import new_key_spec
 from perpetuo.store.alert_tables import alert_channels, alert_rules
+from perpetuo.store.schema import api_keys
+from perpetuo.store.timeutil import utcnow
+from tests.control.alerts.conftest import Receiver, quiet, receiver  # noqa: F401 (a fixture)
 from tests.ui.world import World, world
 
 HOOK = "https://unreachable.invalid/hooks/T000/very-secret-path"  # reserved: never resolves
@@ -173,3 +177,45 @@ async def test_an_admin_changes_switches_off_tests_and_deletes(w: World):
     assert gone.status_code == 303 and await _count(w, alert_channels) == 0
     assert (await admin.post(f"{base}/rules/{rule_id}/delete")).status_code == 303
     assert await _count(w, alert_rules) == 0
+
+
+async def test_the_page_shows_firing_rules_and_test_outcomes(
+    w: World,
+    receiver: Receiver,  # noqa: F811 (the fixture imported above)
+):
+    service = await quiet(w.api)  # the test drives evaluation; loopback receivers allowed
+    a = w.a
+    admin, viewer = a.people["admin"], a.people["viewer"]
+    base = f"/ui/w/{a.workspace_id}/alerts"
+    made = await admin.post(
+        f"{base}/channels", {**_channel_form("receiver"), "channel.url": receiver.url}
+    )
+    assert made.status_code == 201
+    async with w.api.plane.db.connect() as conn:
+        channel_id = await conn.scalar(select(alert_channels.c.id))
+    rule = {
+        "rule.name": "Keys expiring",
+        "rule.kind": "key_expiring",
+        "rule.params": "days = 7",
+        "rule.channel_ids": channel_id,
+        "rule.enabled": "on",
+    }
+    assert (await admin.post(f"{base}/rules", rule)).status_code == 303
+    async with w.api.plane.db.begin() as conn:
+        await conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id == a.ids["key_id"])
+            .values(expires_at=utcnow() + dt.timedelta(days=2))
+        )
+    assert len(await service.evaluate_once(utcnow())) == 1
+    await service.deliver_due()
+
+    seen = (await viewer.get(base)).text
+    state = re.search(r'data-test="rule-state">(.*?)</td>', seen, re.S)
+    assert state and "firing" in state[1]
+    assert 'data-test="firing"' in seen and "Keys expiring" in seen
+    assert receiver.bodies()[0]["type"] == "alert.firing"
+
+    tested = await admin.post(f"{base}/channels/{channel_id}/test")
+    assert tested.status_code == 200 and "Test alert delivered" in tested.text
+    assert receiver.bodies()[-1]["type"] == "alert.test"

@@ -40,17 +40,21 @@ def process_cpu_seconds(pid: int) -> float:
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time of a process and of its children (a server's workers, a database's backends),
-    those alive now: read it before and after a scenario from the same living processes."""
-    total = process_cpu_seconds(pid)
+    those alive now and those it has reaped (counted in its own stat), so a backend that ends
+    between two readings keeps its share."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / ticks  # utime, stime, cutime, cstime
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
+                child = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue  # ended meanwhile
-        if int(fields[1]) == pid:
+        if int(child[1]) == pid:
             total += tree_cpu_seconds(int(entry))
     return total
 

@@ -5,12 +5,16 @@ refusals shown next to their field."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
 from perpetuo.auth.credential_crypto import new_key_spec
+from perpetuo.config import GatewayConfig
 from perpetuo.store.billing_tables import referrals
-from tests.support.admin_api import MASTER
+from tests.control.billing.conftest import billing_config, billing_settings
+from tests.support.admin_api import MASTER, admin_api
 from tests.support.fake_stripe import FakeStripe
 from tests.support.people import PASSWORD
 from tests.ui.world import ORIGIN, csrf_of, world
@@ -125,3 +129,21 @@ async def test_a_referral_link_names_the_referrer_of_the_first_workspace_made(w)
         rows = (await conn.execute(select(referrals.c.workspace_id, referrals.c.code))).all()
     referred = [r for r in rows if r.code == code]
     assert [(r.workspace_id, r.code) for r in referred] == [(workspace_id, code)]
+
+
+async def test_the_pricing_page_lists_the_plans_on_sale(tmp_path):
+    stripe = FakeStripe().start()
+    config = GatewayConfig.model_validate(
+        {"billing": billing_config(), "public": {"pricing": True}}
+    )
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    try:
+        async with admin_api(url, tmp_path, config, **billing_settings(stripe)) as api:
+            page = (await api.http.get("/ui/pricing")).text
+    finally:
+        stripe.stop()
+    plans = re.findall(r'data-plan="([^"]+)"', page)
+    assert plans == ["free", "starter", "pro"]  # the catalog's, not the limits tiers
+    row = page.split('data-plan="pro"', 1)[1].split("</tr>", 1)[0]
+    assert "$40.00 / month" in row and ">300<" in row  # the plan's own rpm over its tier's
+    assert "free" in page.split('data-plan="free"', 1)[1].split("</tr>", 1)[0]

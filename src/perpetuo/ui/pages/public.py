@@ -15,6 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from perpetuo.control import catalog
+from perpetuo.control.billing import Billing
+from perpetuo.control.billing.catalog import plan_limits
 from perpetuo.control.errors import not_found
 from perpetuo.control.rankings import Rankings
 from perpetuo.limits.plans import PLANS, ScopeLimits
@@ -37,9 +39,15 @@ class PlanOffer:
     monthly_usd: float | None = None  # None: no list price (usage is billed, or ask)
 
 
-def plan_offers() -> list[PlanOffer]:
-    """The plans on the pricing page: the one place that reads the plan catalog. Today the
+def plan_offers(billing: Billing | None = None) -> list[PlanOffer]:
+    """The plans on the pricing page: the one place that reads the plan catalog. When the
+    server sells plans, its billing catalog (prices, and limits over their tiers); else the
     tiers of limits/plans.py, which carry limits and no prices."""
+    if billing is not None and billing.catalog.plans:
+        return [
+            PlanOffer(plan.id, plan.name, plan_limits(plan), plan.monthly_usd)
+            for plan in billing.catalog.plans
+        ]
     return [PlanOffer(name, name.title(), limits) for name, limits in PLANS.items()]
 
 
@@ -79,7 +87,11 @@ async def pricing(request: Request) -> Response:
         raise not_found("Page")
     models = [m for m in catalog.catalog_models(*_catalog_sources(request)) if _priced(m)]
     return _show(
-        request, "pricing.html", await find_visitor(request), plans=plan_offers(), models=models
+        request,
+        "pricing.html",
+        await find_visitor(request),
+        plans=plan_offers(_gateway(request).plane.billing),
+        models=models,
     )
 
 

@@ -98,3 +98,22 @@ async def test_renaming_limits_and_deleting_a_team_from_the_page(w: World):
     gone = await owner.post(f"{team_url}/delete", {})
     assert gone.status_code == 303
     assert (await owner.get(team_url)).status_code == 404
+
+
+async def test_admins_put_a_key_in_a_team_from_the_keys_page(w: World):
+    a = w.a
+    owner, member = a.people["owner"], a.people["member"]
+    made = await owner.post(f"/ui/w/{a.workspace_id}/teams", {"name": "Platform"})
+    team_id = made.headers["location"].rsplit("/", 1)[1]
+    key_url = f"/ui/w/{a.workspace_id}/keys/{a.ids['key_id']}"
+    assert 'name="team_id"' not in (await member.get(key_url)).text  # the member's own key
+    form = {"name": "renamed", "scopes": "chat", "team_id": team_id}
+    saved = await owner.post(key_url, form)
+    assert saved.status_code == 303, saved.text[:500]
+    page = await member.get(key_url)
+    assert f"teams/{team_id}" in page.text and "Platform" in page.text
+    team = await member.get(f"/ui/w/{a.workspace_id}/teams/{team_id}")
+    assert "renamed" in team.text and "in the team" in team.text
+    # A member replaying the admin's field is refused: a key's team is the admins' to set.
+    refused = await member.post(key_url, {"name": "mine", "scopes": "chat", "team_id": ""})
+    assert refused.status_code == 403

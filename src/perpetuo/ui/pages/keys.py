@@ -15,7 +15,7 @@ from perpetuo.schema.errors import GatewayError
 from perpetuo.ui.budget import PERIOD_CHOICES
 from perpetuo.ui.context import PageDep, WorkspacePage, show
 from perpetuo.ui.forms import Errors, FormData, SessionForm, error_of, validate
-from perpetuo.ui.lookups import alias_names
+from perpetuo.ui.lookups import alias_names, team_names
 from perpetuo.ui.render import redirect
 
 router = APIRouter(prefix="/ui/w/{workspace_id}/keys")
@@ -115,12 +115,18 @@ def _edit_values(key: dict[str, Any]) -> dict[str, Any]:
     }
     for name, value in (key["limits"] or {}).items():
         values[f"limits.{name}"] = value
+    values["team_id"] = key["team_id"] or ""
     return values
+
+
+def _by_name(item: tuple[str, str]) -> str:
+    return item[1].lower()
 
 
 async def _edit(page: WorkspacePage, key_id: str, status: int = 200, **context: Any) -> Response:
     key = await api_keys.get_key(page.plane, page.actor, page.id, key_id)
     context.setdefault("values", _edit_values(key))
+    names = await team_names(page)
     return show(
         page,
         "key_edit.html",
@@ -131,6 +137,8 @@ async def _edit(page: WorkspacePage, key_id: str, status: int = 200, **context: 
         aliases=await _aliases(page),
         scopes=SCOPES,
         periods=PERIOD_CHOICES,
+        team_name=names.get(key["team_id"] or ""),
+        teams=[("", "None of its own: its owner's team"), *sorted(names.items(), key=_by_name)],
         **context,
     )
 
@@ -145,7 +153,10 @@ async def update(page: PageDep, key_id: str, form: SessionForm) -> Response:
     errors: Errors = {}
     try:
         page.require(Role.MEMBER)
-        spec = validate(KeyUpdate, _key_data(form, errors), errors)
+        data = _key_data(form, errors)
+        if "team_id" in form.values:  # the field admins see: a key's team is theirs to set
+            data["team_id"] = form.optional("team_id")
+        spec = validate(KeyUpdate, data, errors)
         if spec is None:
             return await _edit(page, key_id, 422, errors=errors, values=_values(form))
         view = await api_keys.update_key(page.plane, page.actor, page.id, key_id, spec)

@@ -158,8 +158,14 @@ def test_a_test_alias_falls_back_only_to_test_aliases():
             },
         }
     )
+    # Served by the demo provider, but falling back to a real one: not a test alias.
+    table = RoutingTable.build(config)
+    assert not table.aliases["sandbox"].test and not table.aliases["real"].test
+    marked = config.models["sandbox"].model_copy(update={"test": True})
     with pytest.raises(ConfigError, match=r"models\.sandbox\.fallbacks"):
-        RoutingTable.build(config)
+        RoutingTable.build(
+            config.model_copy(update={"models": {**config.models, "sandbox": marked}})
+        )
     config.models["real"] = config.models["real"].model_copy(update={"test": True})
     table = RoutingTable.build(config)
     assert table.aliases["sandbox"].test and table.aliases["real"].test

@@ -115,19 +115,30 @@ def is_test_alias(config: GatewayConfig, spec: ModelAliasConfig) -> bool:
 
 def _check_test_fallbacks(aliases: dict[str, Alias], source: str) -> None:
     """A test alias falls back only to test aliases, so a test key never reaches a real
-    provider through a fallback."""
-    for alias in aliases.values():
-        if not alias.test:
-            continue
-        for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
-            for target in getattr(alias.config, kind):
-                if target in aliases and not aliases[target].test:
+    provider through a fallback: one marked `test: true` that does is a mistake in the file;
+    one that is a test alias only by its providers (a tenant's demo credential, say) is then
+    not one. Repeated until stable, since that can change what other aliases fall back to."""
+    kinds = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+    changed = True
+    while changed:
+        changed = False
+        for alias in list(aliases.values()):
+            if not alias.test:
+                continue
+            for kind in kinds:
+                targets = getattr(alias.config, kind)
+                real = [t for t in targets if t in aliases and not aliases[t].test]
+                if real and alias.config.test:
                     raise ConfigError(
                         source,
                         f"models.{alias.name}.{kind}",
-                        f"{target!r} is not a test alias; a test alias falls back only to "
+                        f"{real[0]!r} is not a test alias; a test alias falls back only to "
                         "test aliases",
                     )
+                if real:
+                    aliases[alias.name] = replace(alias, test=False)
+                    changed = True
+                    break
 
 
 class RoutingTable:

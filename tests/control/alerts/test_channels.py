@@ -125,8 +125,10 @@ async def test_a_failing_receiver_is_retried_with_growing_delays(api, receiver):
     assert len(receiver.received) == 4
     at = [r["at"] for r in receiver.received]
     gaps = [b - a for a, b in itertools.pairwise(at)]
-    # 0.2 s, then 0.4 s, then 0.8 s (each +-10%), polled every 20 ms.
-    assert 0.17 <= gaps[0] <= 0.35 and 0.35 <= gaps[1] <= 0.55 and 0.7 <= gaps[2] <= 1.0
+    # 0.2 s, then 0.4 s, then 0.8 s (each +-10%), polled every 20 ms: never earlier than the
+    # schedule; later only by what a busy machine adds to a poll.
+    for gap, due in zip(gaps, (0.2, 0.4, 0.8), strict=True):
+        assert due * 0.88 <= gap <= due * 1.1 + 1.0, gaps
     ids = {r["body"]["id"] for r in receiver.received}
     assert len(ids) == 1  # one event, delivered again: receivers deduplicate on the id
     [event] = await history(api, PLATFORM)

@@ -185,3 +185,41 @@ async def test_a_change_to_a_team_reaches_the_data_plane_at_once(api):
     column = header.split(",").index("team_id")
     teams = [row.split(",")[column] for row in rows]
     assert sorted(teams) == ["", *[team["id"]] * 4]  # the last request had no team
+
+
+async def test_the_hot_path_reads_no_team_or_membership_from_the_database(api):
+    """The key's team, the team's limits and the owner's limits come with the cached key:
+    after a key's first request, requests query none of keys, teams or memberships."""
+    from sqlalchemy import event
+
+    ws, who = await people(api)
+    (member_id, member), admin = who["member"], who["admin"][1]
+    base = f"/api/workspaces/{ws}"
+    team = await api.http.post(
+        f"{base}/teams", headers=admin, json={"name": "T", "limits": {"rpm": 1000, "budget_usd": 5}}
+    )
+    await api.http.put(
+        f"{base}/teams/{team.json()['data']['id']}/members/{member_id}", headers=admin
+    )
+    await api.http.put(
+        f"{base}/members/{member_id}/limits", headers=admin, json={"limits": {"rpm": 500}}
+    )
+    key = (await api.http.post(f"{base}/keys", headers=member, json={"name": "k"})).json()["data"]
+    first = await api.http.post("/v1/chat/completions", headers=bearer(key["key"]), json=CHAT)
+    assert first.status_code == 200 and first.headers["x-ratelimit-limit-requests"] == "500"
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        seen.append(statement.lower())
+
+    engine = api.plane.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for _ in range(10):
+            response = await api.http.post(
+                "/v1/chat/completions", headers=bearer(key["key"]), json=CHAT
+            )
+            assert response.status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert not [s for s in seen if any(t in s for t in ("api_keys", "teams", "memberships"))]

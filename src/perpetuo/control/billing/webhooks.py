@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import stripe
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perpetuo.control.billing.events import HANDLERS, Context
 from perpetuo.control.billing.service import Billing, Effects
+from perpetuo.control.billing.stripe_api import stripe_library
 from perpetuo.schema.errors import ErrorType, GatewayError
 from perpetuo.store.billing_tables import stripe_events
 from perpetuo.store.timeutil import utcnow
@@ -41,7 +41,7 @@ async def receive(billing: Billing, payload: bytes, signature: str | None) -> di
         raise bad_signature("The Stripe-Signature header is missing.")
     try:
         event = billing.stripe.verify(payload, signature)
-    except stripe.SignatureVerificationError:
+    except stripe_library().SignatureVerificationError:
         raise bad_signature("The signature does not match, or is too old.") from None
     except ValueError:
         raise bad_signature("The body is not a Stripe event.") from None

@@ -5,6 +5,7 @@ and a provider switched off must stop at once on every instance).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -13,13 +14,13 @@ from sqlalchemy import select
 from perpetuo.auth.credential_crypto import CredentialCryptoError, Sealed
 from perpetuo.config.sso import SsoConfig
 from perpetuo.control.errors import unavailable
-from perpetuo.control.sso.oidc import Metadata, ProviderCache
 from perpetuo.control.sso.spec import WORKSPACE_PREFIX, ProviderSpec, from_config, from_row
 from perpetuo.store.sso_tables import sso_domains, sso_providers
 from perpetuo.transport.client import HTTPClient
 
 if TYPE_CHECKING:
     from perpetuo.control.plane import ControlPlane
+    from perpetuo.control.sso.oidc import Metadata, ProviderCache
 
 log = logging.getLogger("perpetuo.sso")
 
@@ -34,8 +35,14 @@ class SsoDirectory:
     def __init__(self, http: HTTPClient | None = None, base_url: str = "") -> None:
         self.http = http  # set when the gateway is built; no sign-in happens before
         self.base_url = base_url.rstrip("/")  # redirect URIs start with it
-        self.cache = ProviderCache()
         self.platform: dict[str, ProviderSpec] = {}
+
+    @functools.cached_property
+    def cache(self) -> ProviderCache:
+        # The token libraries (joserfc, authlib, cryptography) load with the first sign-in.
+        from perpetuo.control.sso.oidc import ProviderCache
+
+        return ProviderCache()
 
     def configure(self, config: SsoConfig) -> None:
         self.platform = {name: from_config(name, spec) for name, spec in config.providers.items()}

@@ -8,8 +8,10 @@ workspace's ids answer 404 without any of its data.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -329,10 +331,11 @@ def path(template: str, t: Tenant, ids: dict[str, str], workspace_id: str | None
     return out
 
 
-@pytest.fixture
-async def w(tmp_path, monkeypatch):
-    monkeypatch.setenv("PERPETUO_ENCRYPTION_KEYS", new_key_spec("k1"))
-    stripe = FakeStripe().start()  # billing on, so its pages are checked too
+@asynccontextmanager
+async def routes_world(tmp_path: Path) -> AsyncIterator[World]:
+    """Two tenants holding one of everything a dashboard route names by id, billing on (so
+    its pages are there too). Needs PERPETUO_ENCRYPTION_KEYS set."""
+    stripe = FakeStripe().start()
     try:
         async with world(tmp_path, stripe) as made:
             for tenant in (made.a, made.b):
@@ -343,6 +346,13 @@ async def w(tmp_path, monkeypatch):
             yield made
     finally:
         stripe.stop()
+
+
+@pytest.fixture
+async def w(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERPETUO_ENCRYPTION_KEYS", new_key_spec("k1"))
+    async with routes_world(tmp_path) as made:
+        yield made
 
 
 async def test_every_route_is_classified(w):

@@ -11,8 +11,8 @@ import pytest
 from perpetuo.auth.credential_crypto import new_key_spec
 from perpetuo.control import sessions
 from tests.support.people import PASSWORD
-from tests.ui.test_access import MUTATIONS, PLATFORM_MUTATIONS, path
-from tests.ui.world import ORIGIN, csrf_of, world
+from tests.ui.test_access import MUTATIONS, PLATFORM_MUTATIONS, path, routes_world
+from tests.ui.world import ORIGIN, csrf_of
 
 SESSION_POSTS = ["/ui/logout", "/ui/workspaces", "/ui/invites/accept"]
 PRESESSION_POSTS = ["/ui/login", "/ui/signup"]
@@ -21,7 +21,7 @@ PRESESSION_POSTS = ["/ui/login", "/ui/signup"]
 @pytest.fixture
 async def w(tmp_path, monkeypatch):
     monkeypatch.setenv("PERPETUO_ENCRYPTION_KEYS", new_key_spec("k1"))
-    async with world(tmp_path) as made:
+    async with routes_world(tmp_path) as made:  # every id the mutations name
         yield made
 
 

@@ -12,7 +12,8 @@ Converse events, or Anthropic's events wrapped in `chunk` messages ({"bytes": ba
 InvokeModelWithResponseStream. Anthropic models (`anthropic.` in the id) are served through
 InvokeModel with the Messages body (`anthropic_version: bedrock-2023-05-31`, no `model`),
 checked like the Anthropic mock checks it. Titan and Cohere embedding models answer
-InvokeModel with their own formats.
+InvokeModel with their own formats, Nova Canvas and Titan Image Generator with theirs
+(bedrock_images).
 
 Triggers in the last user text: "trigger throttling" (429 ThrottlingException), "trigger
 context overflow" (400 ValidationException, input too long), "trigger model not ready",
@@ -32,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.mocks import anthropic_mock, bedrock_converse
+from tests.mocks import anthropic_mock, bedrock_converse, bedrock_images
 from tests.mocks.bedrock_wire import (
     ACCESS_KEY,
     API_KEY,
@@ -162,6 +163,8 @@ class BedrockMock(MockUpstream):
         if action in ("invoke", "invoke-with-response-stream"):
             if "embed" in model:
                 return self.embed(recorded.body, model)
+            if bedrock_images.is_image_model(model) and action == "invoke":
+                return bedrock_images.generate(recorded.body, model, _trigger)
             return await self.invoke(request, recorded.body, model, action != "invoke")
         return bedrock_error(404, "UnknownOperationException", f"unknown operation {action}")
 
@@ -358,6 +361,12 @@ def config_fragment(mock: BedrockMock) -> dict[str, Any]:
             },
             "cohere-embed": {
                 "deployments": [{"provider": "bedrock-main", "model": "cohere.embed-english-v3"}]
+            },
+            "nova-canvas": {
+                "deployments": [{"provider": "bedrock-main", "model": bedrock_images.NOVA_CANVAS}]
+            },
+            "titan-image": {
+                "deployments": [{"provider": "bedrock-main", "model": bedrock_images.TITAN_IMAGE}]
             },
             "nova-failover": {
                 "deployments": [

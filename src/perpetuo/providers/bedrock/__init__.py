@@ -15,6 +15,7 @@ Requests are signed with SigV4 (service `bedrock`) from the provider's AWS crede
 AWS event streams (eventstream, stream), not SSE. Embeddings: Titan and Cohere (embeddings).
 Rerank: Cohere's rerank models through InvokeModel, with Cohere's v2 body (cohere/rerank.py)
 and `api_version: 2`.
+Images: Nova Canvas and Titan Image Generator through InvokeModel (images).
 The endpoint is `https://bedrock-runtime.{region}.amazonaws.com` unless api_base says
 otherwise (a VPC endpoint, a proxy).
 """
@@ -44,7 +45,7 @@ from perpetuo.providers.base import (
     encode_json,
     json_headers,
 )
-from perpetuo.providers.bedrock import converse_response, embeddings
+from perpetuo.providers.bedrock import converse_response, embeddings, images
 from perpetuo.providers.bedrock.aws_credentials import (
     RemoteAwsCredentials,
     StaticAwsCredentials,
@@ -89,7 +90,7 @@ class BedrockAdapter(ProviderAdapter):
     type = "bedrock"
     requires_key = False  # AWS credentials or an API key: see cloud_access
     supports_embeddings = True
-    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.RERANK})
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.RERANK, Endpoint.IMAGES})
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -188,10 +189,13 @@ class BedrockAdapter(ProviderAdapter):
         return UpstreamCall(url, self.signed(target, url, headers, payload), payload)
 
     def operation_request(self, request: OperationRequest, target: Target) -> UpstreamCall:
-        """Rerank with Cohere's models (InvokeModel); other rerankers are not offered."""
-        if request.endpoint is not Endpoint.RERANK or "cohere.rerank" not in target.model:
+        """Rerank with Cohere's models, images with Amazon's (InvokeModel); nothing else."""
+        if request.endpoint is Endpoint.IMAGES and images.family(target.model):
+            payload = images.request_body(request, target.model)
+        elif request.endpoint is Endpoint.RERANK and "cohere.rerank" in target.model:
+            payload = encode_json({**rerank.request_body(request, None), "api_version": 2})
+        else:
             return super().operation_request(request, target)
-        payload = encode_json({**rerank.request_body(request, None), "api_version": 2})
         url = self.url(target, "invoke")
         headers = json_headers(("accept", "application/json"))
         return UpstreamCall(url, self.signed(target, url, headers, payload), payload)
@@ -217,6 +221,8 @@ class BedrockAdapter(ProviderAdapter):
     def operation_response(
         self, request: OperationRequest, body: bytes, content_type: str, target: Target
     ) -> OperationAnswer:
+        if request.endpoint is Endpoint.IMAGES:
+            return OperationAnswer(images.answer(decode_object(body)))
         return OperationAnswer(rerank.answer(request, decode_object(body), target.model))
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:

@@ -6,6 +6,7 @@ header (`ValidationException:http://internal.amazon.com/...`) and sometimes in t
 200, an event-stream message of `:message-type` `exception` names it in `:exception-type`
 (camel-cased: `throttlingException`) with `{"message": ...}` as payload. The name decides the
 kind; the status is the fallback for answers that are not Bedrock's (proxies, load balancers).
+Image models' content-filter refusals are ValidationExceptions saying so: content policy.
 """
 
 from __future__ import annotations
@@ -87,11 +88,20 @@ def stream_exception(name: str | None, payload: bytes) -> UpstreamError:
 def classify(name: str | None, message: str, status: int, wait: float | None) -> UpstreamError:
     known = ERRORS.get((name or "").lower())
     kind = known[1] if known else kind_of_status(status)
+    code = None
     if kind is K.INVALID_REQUEST and looks_like_context_overflow(message):
         kind = K.CONTEXT_LENGTH  # "Input is too long for requested model."
+    elif kind is K.INVALID_REQUEST and content_filtered(message):
+        kind, code = K.CONTENT_POLICY, "content_policy_violation"
     return UpstreamError(
         kind,
         redact_secrets(message[:2000]),
         status=status,
+        code=code,
         retry_after=wait,
     )
+
+
+def content_filtered(message: str) -> bool:
+    """Image models' refusals: a ValidationException "...blocked by our content filters"."""
+    return "content filter" in message.lower()

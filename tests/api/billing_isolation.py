@@ -19,23 +19,30 @@ def billing_options(fake: FakeStripe) -> tuple[GatewayConfig, dict[str, Any]]:
     return GatewayConfig.model_validate({"billing": billing_config()}), billing_settings(fake)
 
 
-async def fill_billing(api: Any, fake: FakeStripe, t: Any) -> None:
-    """The tenant subscribes (so plan changes and cancellation have something to act on),
-    and someone outside it has a referral code."""
-    owner = bearer(t.tokens["owner"])
+async def subscribe_tenant(
+    api: Any, fake: FakeStripe, workspace_id: str, owner_token: str, marker: str
+) -> str:
+    """The workspace pays for the starter plan (so plan changes and cancellation have a
+    subscription to act on); answers the referral code of someone outside it."""
     made = await api.http.post(
-        f"/api/workspaces/{t.workspace_id}/billing/checkout",
-        headers=owner,
+        f"/api/workspaces/{workspace_id}/billing/checkout",
+        headers=bearer(owner_token),
         json={"plan_id": "starter"},
     )
     assert made.status_code == 201, made.text
     fake.complete_checkout(made.json()["data"]["id"])
     for answer in await fake.deliver(api.http):
         assert answer.status_code == 200, answer.text
-    friend = await make_user(api.plane, f"friend-{t.marker}@example.com")
+    friend = await make_user(api.plane, f"friend-{marker}@example.com")
     token = (await sign_in(api.plane, friend)).access_token
     code = await api.http.get("/api/referrals", headers=bearer(token))
-    t.ids["referral_code"] = code.json()["data"]["code"]
+    return code.json()["data"]["code"]
+
+
+async def fill_billing(api: Any, fake: FakeStripe, t: Any) -> None:
+    """The tenant subscribes, someone outside it has a referral code, and a coupon exists."""
+    code = await subscribe_tenant(api, fake, t.workspace_id, t.tokens["owner"], t.marker)
+    t.ids["referral_code"] = code
     coupon = await api.http.post(
         "/api/admin/coupons",
         headers=MASTER,

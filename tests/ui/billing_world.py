@@ -6,36 +6,20 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from perpetuo.config import GatewayConfig
-from tests.control.billing.conftest import billing_config, billing_settings
-from tests.support.admin_api import MASTER, bearer
+from tests.api.billing_isolation import billing_options, subscribe_tenant
+from tests.support.admin_api import MASTER
 from tests.support.fake_stripe import FakeStripe
-from tests.support.people import make_user, sign_in
+
+__all__ = ["billing_options", "fresh_coupon", "subscribe"]
 
 _counter = itertools.count()
 
 
-def billing_options(fake: FakeStripe) -> tuple[GatewayConfig, dict[str, Any]]:
-    return GatewayConfig.model_validate({"billing": billing_config()}), billing_settings(fake)
-
-
 async def subscribe(api: Any, fake: FakeStripe, t: Any) -> None:
-    """The tenant pays for the starter plan (so plan changes and cancellation have a
-    subscription to act on), and someone outside it has a referral code."""
-    owner = bearer(t.people["owner"].access_token)
-    made = await api.http.post(
-        f"/api/workspaces/{t.workspace_id}/billing/checkout",
-        headers=owner,
-        json={"plan_id": "starter"},
-    )
-    assert made.status_code == 201, made.text
-    fake.complete_checkout(made.json()["data"]["id"])
-    for answer in await fake.deliver(api.http):
-        assert answer.status_code == 200, answer.text
-    friend = await make_user(api.plane, f"friend-{t.marker}@example.com")
-    token = (await sign_in(api.plane, friend)).access_token
-    code = await api.http.get("/api/referrals", headers=bearer(token))
-    t.ids["referral_code"] = code.json()["data"]["code"]
+    """The tenant subscribes, and someone outside it has a referral code."""
+    owner_token = t.people["owner"].access_token
+    code = await subscribe_tenant(api, fake, t.workspace_id, owner_token, t.marker)
+    t.ids["referral_code"] = code
 
 
 async def fresh_coupon(w: Any, t: Any) -> dict[str, str]:

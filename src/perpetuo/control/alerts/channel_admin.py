@@ -79,13 +79,11 @@ async def _channel(conn: AsyncConnection, workspace_id: str | None, channel_id: 
     return row
 
 
-async def create_channel(
-    plane: ControlPlane, actor: Actor, workspace_id: str | None, spec: ChannelCreate
-) -> dict[str, Any]:
-    async with plane.db.connect() as conn:  # who may, before anything about the body is said
-        await authorize(conn, actor, workspace_id, write=True)
-    channel_id, now = new_id("alch"), utcnow()
-    sealed, display, signing = None, "", None
+def _target(
+    plane: ControlPlane, spec: ChannelCreate, workspace_id: str | None, channel_id: str
+) -> tuple[Any, str, str | None]:
+    """A new channel's sealed URL (and signing secret), its display and the secret to show
+    once; an e-mail channel has none of these."""
     if spec.kind == "email":
         if not plane.mail.enabled:
             raise forbidden(
@@ -94,25 +92,28 @@ async def create_channel(
             )
         if spec.url is not None:
             raise invalid("url: e-mail channels have no URL.", "url")
-    else:
-        if spec.url is None:
-            raise invalid(f"url: a {spec.kind} channel needs one.", "url")
-        if spec.to is not None:
-            raise invalid("to: only e-mail channels have recipients.", "to")
-        url = spec.url.get_secret_value()
-        check_tenant_url(plane, url, "url")
-        secret = {"url": url}
-        if spec.kind == "webhook":
-            signing = (
-                spec.signing_secret.get_secret_value()
-                if spec.signing_secret
-                else new_signing_secret()
-            )
-            secret["signing_secret"] = signing
-        sealed = seal(_keyring(plane), secret, workspace_id, channel_id)
-        display = display_of(url)
+        return None, "", None
+    if spec.url is None:
+        raise invalid(f"url: a {spec.kind} channel needs one.", "url")
+    if spec.to is not None:
+        raise invalid("to: only e-mail channels have recipients.", "to")
+    url = spec.url.get_secret_value()
+    check_tenant_url(plane, url, "url")
+    secret, signing = {"url": url}, None
+    if spec.kind == "webhook":
+        given = spec.signing_secret
+        signing = given.get_secret_value() if given else new_signing_secret()
+        secret["signing_secret"] = signing
+    return seal(_keyring(plane), secret, workspace_id, channel_id), display_of(url), signing
+
+
+async def create_channel(
+    plane: ControlPlane, actor: Actor, workspace_id: str | None, spec: ChannelCreate
+) -> dict[str, Any]:
+    channel_id, now = new_id("alch"), utcnow()
     async with plane.db.begin() as conn:
-        await authorize(conn, actor, workspace_id, write=True)
+        await authorize(conn, actor, workspace_id, write=True)  # before judging the body
+        sealed, display, signing = _target(plane, spec, workspace_id, channel_id)
         to = await _check_recipients(conn, workspace_id, spec.to)
         if spec.kind == "email":
             display = ", ".join(to) if to else "owners and admins"

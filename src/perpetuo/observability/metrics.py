@@ -8,6 +8,7 @@ by `perpetuo serve --workers N`) aggregates every worker's values at scrape time
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from prometheus_client import (
 )
 
 from perpetuo.schema.operations import OPERATION_ENDPOINTS
+from perpetuo.transport.connection import Connection
 
 disable_created_metrics()  # *_created series double the scrape for little use
 
@@ -200,6 +202,19 @@ class GatewayMetrics:
             "Access-log lines dropped because the output could not keep up",
             registry=r,
         )
+        # Set at scrape time (and with the other gauges): what grows when something leaks.
+        self.upstream_connections = Gauge(
+            "perpetuo_upstream_connections_open",
+            "Upstream connections open, pooled or in use",
+            registry=r,
+            **mode,
+        )
+        self.tasks = Gauge(
+            "perpetuo_event_loop_tasks",
+            "Tasks alive on the event loop (requests, streams, background work)",
+            registry=r,
+            **mode,
+        )
         self._totals: dict[str, int] = {}
         self.breaker = Gauge(
             "perpetuo_circuit_breaker_state",
@@ -291,8 +306,17 @@ class GatewayMetrics:
         self.queue_depth.set(queue_depth)
         self.spilled.set(spilled)
         self.flush_seconds.set(flush_seconds)
+        self.sample_process()
         for deployment, state in breakers.items():
             self.breaker.labels(self._deployment(deployment)).set(BREAKER_STATES.get(state, 0))
+
+    def sample_process(self) -> None:
+        """Open upstream connections and live tasks: a counter read and a weak-set length."""
+        self.upstream_connections.set(Connection.open_count)
+        try:
+            self.tasks.set(len(asyncio.all_tasks()))
+        except RuntimeError:  # no running loop (a scrape from outside one)
+            pass
 
     def refresh_request_log(self, health: dict[str, Any], totals: dict[str, int]) -> None:
         """The writer's `health()` and its running totals (counters advance by the change)."""
@@ -315,6 +339,7 @@ class GatewayMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text: this process's registry, or every worker's in multiprocess mode."""
+        self.sample_process()
         if multiprocess_dir():
             from prometheus_client import multiprocess
 

@@ -9,6 +9,7 @@ by `perpetuo serve --workers N`) aggregates every worker's values at scrape time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -313,10 +314,8 @@ class GatewayMetrics:
     def sample_process(self) -> None:
         """Open upstream connections and live tasks: a counter read and a weak-set length."""
         self.upstream_connections.set(Connection.open_count)
-        try:
+        with contextlib.suppress(RuntimeError):  # no running loop: a scrape from outside one
             self.tasks.set(len(asyncio.all_tasks()))
-        except RuntimeError:  # no running loop (a scrape from outside one)
-            pass
 
     def refresh_request_log(self, health: dict[str, Any], totals: dict[str, int]) -> None:
         """The writer's `health()` and its running totals (counters advance by the change)."""

@@ -82,6 +82,20 @@ def key_loader(db: Database):
     return load
 
 
+def key_batch_loader(db: Database):
+    async def load(hashes: list[str]) -> dict[str, KeyRecord]:
+        async with db.connect() as conn:
+            rows = await key_rows.find_by_hashes(conn, hashes)
+        wanted, found = set(hashes), {}
+        for row in rows:
+            for matched in (row.key_hash, row.previous_hash):
+                if matched in wanted:
+                    found[matched] = KeyRecord.from_row(row, matched)
+        return found
+
+    return load
+
+
 def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     source = str(settings.config) if settings.config else "config"
     table = RoutingTable.build(config, source)
@@ -98,7 +112,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
     plane.sso.configure(config.sso)
     plane.api_keys = config.api_keys
     plane.currency = config.currency
-    keys = KeyCache(key_loader(plane.db))
+    keys = KeyCache(key_loader(plane.db), batch_loader=key_batch_loader(plane.db))
     plane.changes.subscribe(KEY, keys.invalidate_key)
     workspace_routes = WorkspaceRoutes(plane.db, plane.keyring)
     workspace_routes.set_policies(plane.egress, config.upstream_limits)

@@ -167,3 +167,93 @@ async def test_malformed_and_unknown_keys():
             await auth.authenticate({"authorization": f"Bearer {token}"})
         assert exc.value.code == "invalid_api_key"
     assert (await auth.authenticate({"authorization": "Bearer master"})).kind == "master"
+
+
+class BatchLoader:
+    """Many hashes in one call, as the database's `IN (...)` query answers them."""
+
+    def __init__(self, rows, gate: asyncio.Event | None = None):
+        self.rows = rows
+        self.gate = gate
+        self.batches: list[list[str]] = []
+
+    async def __call__(self, hashes):
+        self.batches.append(list(hashes))
+        if self.gate is not None:
+            await self.gate.wait()
+        return {h: KeyRecord.from_row(self.rows[h], h) for h in hashes if h in self.rows}
+
+
+class Clock:
+    """The cache's monotonic clock, moved by the test (no sleeping, no timing flakes)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    def time(self):
+        return self.now
+
+
+async def test_keys_in_use_are_read_again_in_batches_before_they_expire(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr("perpetuo.auth.key_cache.time", clock)
+    rows = {f"h{i}": row(id=f"key_{i}", key_hash=f"h{i}") for i in range(5)}
+    loader, batch = Loader(rows), BatchLoader(rows)
+    cache = KeyCache(loader, batch_loader=batch, ttl=60, batch_size=2)
+    for h in rows:
+        await cache.get(h)  # read on first sight, one query each
+    for h in ("h0", "h1", "h2"):
+        await cache.get(h)  # in use since
+    rows["h1"] = row(id="key_1", key_hash="h1", revoked_at=dt.datetime.now(dt.UTC))
+    clock.now += 45
+    assert await cache.refresh_due(within=20) == 3
+    assert sorted(h for b in batch.batches for h in b) == ["h0", "h1", "h2"]
+    assert max(len(b) for b in batch.batches) == 2
+    clock.now += 30  # past the first reads' ttl, within the refreshed ones'
+    assert (await cache.get("h0")).key_id == "key_0"
+    assert (await cache.get("h1")).revoked  # the refresh brought the revocation
+    assert loader.calls == 5  # none of the keys in use waited on a query
+    await cache.get("h3")  # unused since its read: expired, read on use
+    assert loader.calls == 6
+
+
+async def test_entries_not_due_are_left_alone(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr("perpetuo.auth.key_cache.time", clock)
+    rows = {"h": row()}
+    batch = BatchLoader(rows)
+    cache = KeyCache(Loader(rows), batch_loader=batch, ttl=60)
+    await cache.get("h")
+    await cache.get("h")
+    clock.now += 30
+    assert await cache.refresh_due(within=20) == 0 and batch.batches == []
+
+
+async def test_a_key_gone_from_the_database_is_refreshed_as_unknown():
+    rows = {"h": row()}
+    cache = KeyCache(Loader(rows), batch_loader=BatchLoader(rows))
+    await cache.get("h")
+    await cache.get("h")
+    del rows["h"]
+    await cache.refresh_due(within=120.0)
+    assert await cache.get("h") is None
+
+
+async def test_an_invalidation_during_a_refresh_is_not_undone_by_it():
+    rows = {"h": row()}
+    gate = asyncio.Event()
+    loader, batch = Loader(rows), BatchLoader(rows, gate)
+    cache = KeyCache(loader, batch_loader=batch)
+    await cache.get("h")
+    await cache.get("h")
+    refresh = asyncio.create_task(cache.refresh_due(within=120.0))
+    await asyncio.sleep(0)  # the batch has read the key as it was
+    rows["h"] = row(revoked_at=dt.datetime.now(dt.UTC))
+    cache.invalidate_key("key_1")  # the revocation arrives meanwhile
+    gate.set()
+    await refresh
+    assert (await cache.get("h")).revoked  # read again, not the batch's older copy
+    assert loader.calls == 2

@@ -5,6 +5,12 @@ its entry expires or is invalidated (locally at once; from other instances throu
 invalidation feed). Unknown hashes are remembered briefly too, so random keys cannot turn
 into a database load. Concurrent misses for one key share a single query.
 
+Entries in use are read again before they expire, off the request path: `refresh_due`
+(called every few seconds by the gateway) reloads those that expire soon and were used since
+they were read, in one query per batch, so a busy key never waits on the database and
+thousands of keys cost a few statements a minute rather than one each. An entry is never
+older than `ttl`, as before; an entry invalidated while its batch is read is not put back.
+
 The record carries the owner's standing, read with the key: disabling the owner or removing
 them from the workspace marks their keys changed, which drops them here (see changes.py),
 so the refusal needs no query per request. So do the key's team, the team's limits and the
@@ -110,9 +116,12 @@ def _epoch(value: dt.datetime | None) -> float | None:
 class _Entry:
     record: KeyRecord | None
     fresh_until: float
+    used: bool = False  # served since it was read: worth reading again before it expires
 
 
 Loader = Callable[[str], Awaitable[KeyRecord | None]]
+# Many hashes at once: the record of each hash found (hashes left out are unknown).
+BatchLoader = Callable[[list[str]], Awaitable[dict[str, KeyRecord]]]
 
 
 class KeyCache:
@@ -120,11 +129,15 @@ class KeyCache:
         self,
         loader: Loader,
         *,
+        batch_loader: BatchLoader | None = None,
         ttl: float = 60.0,
         negative_ttl: float = 5.0,
         max_entries: int = 200_000,
+        batch_size: int = 500,
     ) -> None:
         self._loader = loader
+        self._batch_loader = batch_loader
+        self._batch_size = batch_size
         self._ttl = ttl
         self._negative_ttl = negative_ttl
         self._max_entries = max_entries
@@ -136,8 +149,31 @@ class KeyCache:
     async def get(self, key_hash: str) -> KeyRecord | None:
         entry = self._entries.get(key_hash)
         if entry is not None and entry.fresh_until > time.monotonic():
+            entry.used = True
             return entry.record
         return await self._flight.run(key_hash, lambda: self._load(key_hash))
+
+    async def refresh_due(self, within: float) -> int:
+        """Read again, in batches, the entries in use that expire in the next `within`
+        seconds; returns how many were read. Unused entries are left to expire."""
+        if self._batch_loader is None:
+            return 0
+        horizon = time.monotonic() + within
+        due = [
+            (h, e)
+            for h, e in self._entries.items()
+            if e.used and e.record is not None and e.fresh_until <= horizon
+        ]
+        for start in range(0, len(due), self._batch_size):
+            batch = due[start : start + self._batch_size]
+            records = await self._batch_loader([h for h, _ in batch])
+            for key_hash, entry in batch:
+                # Invalidated (or reloaded) while the batch was read: what was read may be
+                # older than the change, so the entry stays as the invalidation left it.
+                if self._entries.get(key_hash) is entry:
+                    self._forget(key_hash)
+                    self._store(key_hash, records.get(key_hash))
+        return len(due)
 
     async def _load(self, key_hash: str) -> KeyRecord | None:
         record = await self._loader(key_hash)

@@ -241,6 +241,7 @@ class Gateway:
         if self.plane.billing is not None:
             await self.plane.billing.start()  # recharges, trial ends, grace periods
         self._tasks.append(asyncio.create_task(self._flush_key_usage_forever()))
+        self._tasks.append(asyncio.create_task(self._refresh_keys_forever()))
         self._tasks.append(asyncio.create_task(self._prune_logs_forever()))
         await self.router.start()  # active health checks, where configured
         if self.alerts is not None:
@@ -290,6 +291,15 @@ class Gateway:
         while True:
             await asyncio.sleep(interval)
             await flush_last_used(self.plane.db, self.keys)
+
+    async def _refresh_keys_forever(self, interval: float = 10.0) -> None:
+        """Keys in use are read again before they expire, in batches (auth/key_cache.py)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.keys.refresh_due(within=2 * interval)
+            except Exception as exc:  # entries then expire and load on use, as without this
+                log.warning("could not refresh cached API keys: %s", exc)
 
     async def aclose(self) -> None:
         if self.loop_lag is not None:

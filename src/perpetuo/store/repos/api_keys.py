@@ -58,6 +58,14 @@ async def find_by_hash(conn: AsyncConnection, key_hash: str) -> Row[Any] | None:
     return (await conn.execute(query)).first()
 
 
+async def find_by_hashes(conn: AsyncConnection, hashes: Sequence[str]) -> list[Row[Any]]:
+    """The rows any of `hashes` (current or previous) belongs to, in one query."""
+    query = with_owner().where(
+        or_(api_keys.c.key_hash.in_(hashes), api_keys.c.previous_hash.in_(hashes))
+    )
+    return list((await conn.execute(query)).all())
+
+
 async def get(conn: AsyncConnection, workspace_id: str, key_id: str) -> Row[Any] | None:
     query = with_owner().where(api_keys.c.workspace_id == workspace_id, api_keys.c.id == key_id)
     return (await conn.execute(query)).first()

@@ -36,6 +36,7 @@ from perpetuo.control.sso.directory import SsoDirectory
 from perpetuo.control.stored_responses import ResponseStore
 from perpetuo.control.workspace_routing import WorkspaceRoutes
 from perpetuo.limits import build_limit_engine
+from perpetuo.metering.journal import JournalPolicy
 from perpetuo.metering.writer import Bounds, UsageWriter
 from perpetuo.observability import logs
 from perpetuo.observability.metrics import GatewayMetrics
@@ -201,6 +202,11 @@ def request_log_writer(settings: Settings, db: Database) -> UsageWriter:
         batch_size=settings.request_log_batch_size,
         flush_interval=settings.request_log_flush_interval,
         bounds=bounds,
+        journal_dir=settings.data_dir / "journal" if settings.request_log_journal else None,
+        journal=JournalPolicy(
+            interval=settings.request_log_journal_interval_ms / 1000,
+            fsync=settings.request_log_journal_fsync,
+        ),
     )
 
 

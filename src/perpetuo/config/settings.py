@@ -88,6 +88,24 @@ class Settings(BaseSettings):
         gt=0,
         description="A spilled record older than this (seconds) makes the gateway not ready",
     )
+    request_log_journal: bool = Field(
+        default=True,
+        description="Append request-log records to a local journal within milliseconds of "
+        "each answer, so that a hard kill (SIGKILL, OOM) loses only those milliseconds",
+    )
+    request_log_journal_interval_ms: float = Field(
+        default=5.0,
+        gt=0,
+        le=1000,
+        description="Milliseconds between the journal's batched appends (the bound on what a "
+        "hard kill loses, plus the time its thread waits for the CPU)",
+    )
+    request_log_journal_fsync: Literal["never", "interval", "always"] = Field(
+        default="never",
+        description="never: the journal survives a killed process (the page cache does) but "
+        "not a power loss or kernel crash; interval: fsync once a second; always: after every "
+        "append",
+    )
     request_log_degraded_after: float = Field(
         default=30.0,
         gt=0,

@@ -4,7 +4,9 @@ Each process appends to its own JSON-lines file (fsynced before the records are 
 Replays claim a file by renaming it (atomic: one process replays each file) and read it in
 chunks; after each chunk is committed its end offset is saved beside the file, so a replay
 cut short by a restart resumes where it was instead of starting over (and what it repeats
-is harmless: inserts skip ids already stored). The directory is capped in bytes.
+is harmless: inserts skip ids already stored). The directory is capped in bytes. Journal
+segments left by a process that is gone (metering/journal.py) are adopted here and replayed
+the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class SpillDir:
         self.own_name = f"requests-{os.getpid()}-{secrets.token_hex(4)}{SPILL_SUFFIX}"
         self.usage = SpillUsage()
         self._first_line: dict[tuple[str, int], float | None] = {}
+        self._adopted: set[str] = set()  # replayed at once, like our own file
 
     def prepare(self) -> None:
         """Create the directory; give back replays this process's pid claimed in an earlier
@@ -66,6 +69,14 @@ class SpillDir:
         self.usage.bytes += len(data)
         return True
 
+    def adopt(self, source: Path) -> None:
+        """Move `source` (records in the spill's format, such as a journal segment whose
+        process is gone) into the directory, to be replayed by this process at once."""
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"requests-{source.stem}{SPILL_SUFFIX}"
+        source.rename(self.path / name)
+        self._adopted.add(name)
+
     # -- replaying -----------------------------------------------------------------------------
 
     def claim_next(self) -> Replay | None:
@@ -76,13 +87,15 @@ class SpillDir:
             if now - _mtime(stale) > ABANDONED_AFTER:
                 _release(stale)
         for path in sorted(self.path.glob(f"*{SPILL_SUFFIX}")):
-            if path.name != self.own_name and now - _mtime(path) < QUIET_BEFORE_REPLAY:
+            mine = path.name == self.own_name or path.name in self._adopted
+            if not mine and now - _mtime(path) < QUIET_BEFORE_REPLAY:
                 continue  # another live writer may still be appending to it
             claimed = path.with_name(f"{path.name}{CLAIM}{os.getpid()}")
             try:
                 path.rename(claimed)
             except OSError:
                 continue
+            self._adopted.discard(path.name)
             if path.name == self.own_name:  # later spills go to a new file, never onto this one
                 self.own_name = f"requests-{os.getpid()}-{secrets.token_hex(4)}{SPILL_SUFFIX}"
             return Replay(path, claimed)

@@ -11,6 +11,8 @@ one replay chunk between live batches, so both progress. Replays are idempotent 
 their request id; one already stored is skipped and not counted twice in rollups). When
 the spill reaches its cap the writer reports itself full (readiness fails) and the records
 that fit nowhere are dropped and counted, with an error logged at most once a minute.
+With a journal (metering/journal.py), records pass through it on their way to the queue, so
+a hard kill loses only the journal's last few milliseconds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perpetuo.metering.journal import Journal, JournalPolicy
 from perpetuo.metering.record import RequestRecord, encode_record
 from perpetuo.metering.rows import rollup_rows, to_row
 from perpetuo.metering.spill import Replay, SpillDir
@@ -77,6 +80,8 @@ class UsageWriter:
         bounds: Bounds | None = None,
         retry_delays: tuple[float, ...] = (0.1, 0.5),
         lock_timeout: float = 2.0,
+        journal_dir: Path | None = None,
+        journal: JournalPolicy | None = None,
     ) -> None:
         self.db = db
         self.bounds = bounds or Bounds()
@@ -105,6 +110,13 @@ class UsageWriter:
         self.replayed = 0  # spilled records read back and committed
         self.dropped = 0
         self.last_flush_seconds = 0.0
+        self.journal: Journal | None = None
+        if journal_dir is not None:
+            policy = journal or JournalPolicy()
+            self.journal = Journal(
+                journal_dir, policy, self._accept, self._held_since, self._alerts
+            )
+            self.emit = self.journal.emit  # type: ignore[method-assign]  # it feeds _accept
 
     # -- the request side --------------------------------------------------------------------
 
@@ -112,6 +124,24 @@ class UsageWriter:
         self._queue.append((time.monotonic(), record))
         if len(self._queue) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
+
+    def _accept(self, records: list[RequestRecord], journaled: float) -> None:
+        """From the journal's thread: records now on disk, for the queue."""
+        self._queue.extend([(journaled, record) for record in records])
+        if len(self._queue) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def _held_since(self) -> float | None:
+        """Queue time of the oldest record neither written nor spilled yet. The queue's head
+        is read before the batch in flight: `_take` marks a batch before popping it."""
+        try:
+            head: float | None = self._queue[0][0]
+        except IndexError:
+            head = None
+        inflight = self._inflight_since
+        if head is None or inflight is None:
+            return inflight if head is None else head
+        return min(head, inflight)
 
     @property
     def queue_depth(self) -> int:
@@ -121,19 +151,26 @@ class UsageWriter:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.spill.prepare)
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.start, self.spill)
         self._thread = threading.Thread(target=self._run, name="request-log-writer", daemon=True)
         self._thread.start()
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         """Write everything queued (for at most `drain_seconds`), spill the rest."""
         self._drain_deadline = time.monotonic() + drain_seconds
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.stop)
+            vars(self).pop("emit", None)  # a straggler goes straight to the queue
         if self._thread is None:
             await asyncio.to_thread(self._finish)
-            return
-        self._stopping.set()
-        self._wake.set()
-        await asyncio.to_thread(self._thread.join, drain_seconds + 2 * self.lock_timeout + 5)
-        self._thread = None
+        else:
+            self._stopping.set()
+            self._wake.set()
+            await asyncio.to_thread(self._thread.join, drain_seconds + 2 * self.lock_timeout + 5)
+            self._thread = None
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
 
     async def replay_spills(self) -> int:
         """Replay every spill file that may be replayed now; returns the records replayed."""
@@ -192,6 +229,7 @@ class UsageWriter:
                 more = self._cycle(due)
             except Exception:  # a bug here must not end the thread: records keep coming
                 log.exception("request log writer cycle failed")
+                self._inflight_since = None
                 more = False
             if more:
                 self._wake.set()
@@ -208,9 +246,7 @@ class UsageWriter:
                 return False  # queued records wait for the next attempt (within the bounds)
             self._next_probe = now + PROBE_INTERVAL
             if self._queue:
-                batch = self._take()
-                if not self._write(batch, retry=False):
-                    self._spill_records(batch)
+                if not self._deliver(self._take(), retry=False):
                     self._spill_queued()
                     return False
             elif not self._probe():
@@ -220,9 +256,7 @@ class UsageWriter:
         while self._queue and (due or len(self._queue) >= self.batch_size):
             # What is left after full batches waits for the interval: writing it at once would
             # commit a handful of records per transaction under steady traffic.
-            batch = self._take()
-            if not self._write(batch, retry=True):
-                self._spill_records(batch)
+            if not self._deliver(self._take(), retry=True):
                 self._spill_queued()
                 return False
         return self._replay_chunk()
@@ -233,42 +267,47 @@ class UsageWriter:
             self._replay.release()
             self._replay = None
         while self._queue and not self._failing and time.monotonic() < self._drain_deadline:
-            batch = self._take()
-            if not self._write(batch, retry=False):
-                self._spill_records(batch)
+            self._deliver(self._take(), retry=False)
         if self._queue:
             self._spill_records(self._take(len(self._queue)), bounded=True)
+            self._inflight_since = None
         self._close_sink()
 
     def _take(self, count: int | None = None) -> list[RequestRecord]:
+        """The next batch, marked in flight until `_deliver` or the spill settles it (marked
+        before it leaves the queue, so the journal always finds it in one or the other)."""
         count = min(count or self.batch_size, len(self._queue))
-        taken = [self._queue.popleft() for _ in range(count)]
-        if taken:
-            self._inflight_since = taken[0][0]
-        return [record for _, record in taken]
+        if count:
+            self._inflight_since = self._queue[0][0]
+        return [self._queue.popleft()[1] for _ in range(count)]
+
+    def _deliver(self, batch: list[RequestRecord], *, retry: bool) -> bool:
+        """Write a batch taken from the queue, or spill it; False when the write failed."""
+        written = self._write(batch, retry=retry)
+        if not written:
+            self._spill_records(batch)
+        self._inflight_since = None
+        return written
 
     def _write(self, batch: list[RequestRecord], *, retry: bool, fresh: bool = True) -> bool:
         delays = (*self.retry_delays, None) if retry else (None,)
-        try:
-            for delay in delays:
-                started = time.perf_counter()
-                try:
-                    sink = self._sink or open_sink(self.db.url, lock_timeout=self.lock_timeout)
-                    self._sink = sink
-                    inserted = _write_records(sink, batch, fresh=fresh)
-                except Exception as exc:
-                    self._close_sink()
-                    self._note_failure(exc)
-                    if delay is None or self._stopping.wait(delay):
-                        return False
-                    continue
-                self.written += inserted
-                self.last_flush_seconds = time.perf_counter() - started
-                self._record_bytes += (len(encode_record(batch[0])) - self._record_bytes) * 0.1
-                return True
-            return False
-        finally:
-            self._inflight_since = None
+        for delay in delays:
+            started = time.perf_counter()
+            try:
+                sink = self._sink or open_sink(self.db.url, lock_timeout=self.lock_timeout)
+                self._sink = sink
+                inserted = _write_records(sink, batch, fresh=fresh)
+            except Exception as exc:
+                self._close_sink()
+                self._note_failure(exc)
+                if delay is None or self._stopping.wait(delay):
+                    return False
+                continue
+            self.written += inserted
+            self.last_flush_seconds = time.perf_counter() - started
+            self._record_bytes += (len(encode_record(batch[0])) - self._record_bytes) * 0.1
+            return True
+        return False
 
     def _note_failure(self, exc: Exception) -> None:
         if not self._failing:
@@ -302,12 +341,15 @@ class UsageWriter:
         """Records past the queue's byte or age bound go to the spill (oldest first)."""
         queue = self._queue
         excess = len(queue) - int(self.bounds.queue_max_bytes / self._record_bytes)
-        victims = [queue.popleft()[1] for _ in range(max(0, excess))]
+        victims = self._take(excess) if excess > 0 else []
         cutoff = now - self.bounds.queue_max_age
         while queue and queue[0][0] < cutoff:
+            if not victims:
+                self._inflight_since = queue[0][0]
             victims.append(queue.popleft()[1])
         if victims:
             self._spill_records(victims, bounded=True)
+            self._inflight_since = None
 
     def _spill_queued(self) -> None:
         """While the database fails, what is queued goes to disk (while the spill has room)."""
@@ -334,8 +376,9 @@ class UsageWriter:
             )
             return
         self._spill_full = True
-        if not bounded:
-            self._queue.extendleft((time.monotonic(), r) for r in reversed(records))
+        if not bounded:  # back with the time they were taken at, for the bounds and the journal
+            since = self._inflight_since or time.monotonic()
+            self._queue.extendleft((since, r) for r in reversed(records))
             return
         self.dropped += len(records)
         self._alerts.log(

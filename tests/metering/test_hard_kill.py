@@ -122,6 +122,6 @@ def test_a_hard_kill_loses_no_record_answered_before_the_bound(mocks, tmp_path):
         while not due <= (stored := logged(database)[0]):
             assert time.monotonic() < deadline, f"{len(due - stored)} answered records lost"
             time.sleep(0.1)
-        ids, rows, counted = logged(database)
+        _, rows, counted = logged(database)
         assert rows == counted  # each record counted once, those replayed twice included
         assert not list(journal.glob("journal-*"))  # replayed, and nothing left behind

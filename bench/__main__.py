@@ -125,7 +125,15 @@ def main() -> None:
         "--soak",
         type=float,
         metavar="MINUTES",
-        help="instead: the request-log soak (bench/soak.py)",
+        help="instead: the mixed-traffic soak (bench/soak_mixed.py)",
+    )
+    parser.add_argument(
+        "--soak-graphs", default="", metavar="DIR", help="with --soak: where its PNGs go"
+    )
+    parser.add_argument(
+        "--request-log-soak",
+        action="store_true",
+        help="with --soak: the request-log soak instead (bench/soak.py)",
     )
     parser.add_argument(
         "--bedrock", action="store_true", help="instead: Bedrock's costs (bench/bedrock.py)"
@@ -139,10 +147,14 @@ def main() -> None:
         "--no-routing", action="store_true", help="skip the routing scenarios (tail-latency runs)"
     )
     args = parser.parse_args()
-    if args.soak:
+    if args.soak and args.request_log_soak:
         from bench import soak
 
         sys.exit(0 if soak.main(args.soak) else 1)
+    if args.soak:
+        from bench import soak_mixed
+
+        sys.exit(0 if soak_mixed.main(args.soak, args.soak_graphs) else 1)
     levels = [int(c) for c in args.concurrency.split(",")]
     if args.production:
         run_production(args.duration, levels, args.write_docs)

@@ -1,6 +1,7 @@
 """A fast upstream for benchmarks: canned answers, keep-alive, no framework. It serves OpenAI
-chat completions, and by path OpenAI's Responses API (`/v1/responses`) and Anthropic's
-Messages API (`/v1/messages`), with the same answer in each format (bench/mock_dialects.py).
+chat completions, embeddings (`/v1/embeddings`, one 128-dimension vector), and by path
+OpenAI's Responses API (`/v1/responses`) and Anthropic's Messages API (`/v1/messages`),
+with the same answer in each format (bench/mock_dialects.py).
 
 Streaming answers are sent as chunked SSE, one event per HTTP chunk, all at once, so the
 measured time to first token is the gateway's, not the mock's.
@@ -94,8 +95,23 @@ STREAM_RESPONSE = (
     + _stream_body()
 )
 
+_EMBEDDING = json.dumps(
+    {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.125, -0.5, 0.25, 0.75] * 32}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 8, "total_tokens": 8},
+    },
+    separators=(",", ":"),
+).encode()
+EMBEDDING_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(_EMBEDDING), _EMBEDDING)
+)
+
 # By the path's last segment; anything else is chat completions.
 _ANSWERS = {
+    b"embeddings": (EMBEDDING_RESPONSE, EMBEDDING_RESPONSE),
     b"responses": (mock_dialects.RESPONSES_JSON, mock_dialects.RESPONSES_STREAM),
     b"messages": (mock_dialects.MESSAGES_JSON, mock_dialects.MESSAGES_STREAM),
 }

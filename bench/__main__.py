@@ -146,7 +146,17 @@ def main() -> None:
     parser.add_argument(
         "--no-routing", action="store_true", help="skip the routing scenarios (tail-latency runs)"
     )
+    parser.add_argument(
+        "--hard-kill",
+        type=int,
+        metavar="KILLS",
+        help="instead: request-log records a SIGKILL loses, journal on and off (bench/hardkill.py)",
+    )
     args = parser.parse_args()
+    if args.hard_kill:
+        from bench import hardkill
+
+        sys.exit(0 if hardkill.main(args.hard_kill, args.duration) else 1)
     if args.soak and args.request_log_soak:
         from bench import soak
 

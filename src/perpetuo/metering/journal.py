@@ -94,9 +94,8 @@ class Journal:
         self._deliver = deliver
         self._held_since = held_since
         self._alerts = alerts
-        host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
-        self._host = host
-        self._stem = f"{SEGMENT_PREFIX}{host}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._host = host_label()
+        self._stem = f"{SEGMENT_PREFIX}{self._host}-{os.getpid()}-{secrets.token_hex(4)}"
         self._number = 0
         self._pending: deque[RequestRecord] = deque()
         self._signal = threading.Event()
@@ -291,6 +290,11 @@ class Journal:
         if adopted:
             log.info("replaying %d request log journal segments left by a hard stop", adopted)
         return adopted
+
+
+def host_label() -> str:
+    """This host's name as segment names carry it."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
 
 
 def _remove_if_unlocked(path: Path) -> None:

@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from sqlalchemy import select
@@ -53,7 +53,7 @@ class ChangeFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
         self._watermark = utcnow()
-        self._seen: dict[int, float] = {}
+        self._seen: dict[Hashable, float] = {}
         self.redis_connected = False
 
     def subscribe(self, kind: str, listener: Listener) -> None:
@@ -126,12 +126,16 @@ class ChangeFeed:
         started = utcnow()
         since = self._watermark - _OVERLAP
         async with self.db.connect() as conn:
-            keys = await conn.execute(select(api_keys.c.id).where(api_keys.c.updated_at > since))
-            changed_keys = list(keys.scalars())
-            rows = await conn.execute(
-                select(workspaces.c.id).where(workspaces.c.updated_at > since)
+            keys = await conn.execute(
+                select(api_keys.c.id, api_keys.c.updated_at).where(api_keys.c.updated_at > since)
             )
-            changed_workspaces = list(rows.scalars())
+            changed_keys = [k for k, at in keys if self._first_sight((KEY, k, at))]
+            rows = await conn.execute(
+                select(workspaces.c.id, workspaces.c.updated_at).where(
+                    workspaces.c.updated_at > since
+                )
+            )
+            changed_workspaces = [w for w, at in rows if self._first_sight((WORKSPACE, w, at))]
             # Deleted rows cannot be polled: the audit trail is the tombstone. A config
             # reload is announced there too, for instances without Redis.
             events = await conn.execute(
@@ -162,11 +166,13 @@ class ChangeFeed:
             self._dispatch(CONFIG, "reload")
         self._watermark = started
 
-    def _first_sight(self, event_id: int) -> bool:
-        """Audit events show up in several overlapping polls: act on each once."""
-        if event_id in self._seen:
+    def _first_sight(self, seen: Hashable) -> bool:
+        """Audit events, and each version of a changed row, show up in several overlapping
+        polls: act on each once (dropping a cached key again at every poll would send its
+        requests to the database, and fail them if it has just gone down)."""
+        if seen in self._seen:
             return False
-        self._seen[event_id] = time.monotonic()
+        self._seen[seen] = time.monotonic()
         if len(self._seen) > 1000:
             horizon = time.monotonic() - 120
             self._seen = {i: t for i, t in self._seen.items() if t > horizon}

@@ -257,3 +257,26 @@ async def test_an_invalidation_during_a_refresh_is_not_undone_by_it():
     await refresh
     assert (await cache.get("h")).revoked  # read again, not the batch's older copy
     assert loader.calls == 2
+
+
+async def test_a_key_not_in_memory_while_the_database_is_down_gets_503_not_500():
+    token = generate("live").plaintext
+    up = True
+
+    async def loader(h: str):
+        if not up:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        return KeyRecord.from_row(row(key_hash=h), h)
+
+    cache = KeyCache(loader)
+    auth = Authenticator(None, hmac_key=HMAC_KEY, keys=cache)
+    headers = {"authorization": f"Bearer {token}"}
+    assert (await auth.authenticate(headers)).workspace_id == "ws_1"
+    up = False
+    assert (await auth.authenticate(headers)).workspace_id == "ws_1"  # from memory
+    cache.invalidate_key("key_1")  # e.g. the key was edited just before the outage
+    with pytest.raises(GatewayError) as exc:
+        await auth.authenticate(headers)
+    assert exc.value.status == 503 and exc.value.code == "store_unavailable"
+    assert exc.value.headers == {"retry-after": "1"}
+    assert "database" in exc.value.message and "111" not in exc.value.message

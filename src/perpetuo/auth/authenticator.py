@@ -3,7 +3,8 @@
 Each refusal has its own code and message: a missing key, an unknown key, a revoked,
 expired or rotated-away key (401), a request from an address or site the key does not allow,
 or a key whose owner was disabled or left the workspace (403). With an invalid-key throttle,
-an address that sent too many missing or unknown keys gets 429 before any lookup. Scope and
+an address that sent too many missing or unknown keys gets 429 before any lookup. A key that
+is not in memory while the database is unreachable gets 503 (keys in memory keep working). Scope and
 model restrictions are checked later, where the endpoint and model are known.
 """
 
@@ -15,6 +16,8 @@ import math
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from perpetuo.auth.api_keys import key_hash, looks_like_key
 from perpetuo.auth.key_cache import KeyCache, KeyRecord
@@ -66,7 +69,10 @@ class Authenticator:
             return MASTER
         record = None
         if self.keys is not None and self._hmac_key is not None and looks_like_key(token):
-            record = await self.keys.get(key_hash(self._hmac_key, token))
+            try:
+                record = await self.keys.get(key_hash(self._hmac_key, token))
+            except (OSError, SQLAlchemyError) as exc:  # keys in memory still work meanwhile
+                raise store_unavailable() from exc
         if record is None:
             if throttle is not None:
                 await throttle.failed(client_ip)
@@ -82,6 +88,17 @@ OWNER_REFUSALS = {
     "removed": "This API key's owner is no longer a member of this workspace, so the key no "
     "longer works. Ask a workspace admin for a key of your own or a service key.",
 }
+
+
+def store_unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway cannot check this API key right now: its database is unreachable. "
+        "Retry in a moment.",
+        type=ErrorType.UNAVAILABLE,
+        code=ErrorCode.STORE_UNAVAILABLE,
+        headers={"retry-after": "1"},
+    )
 
 
 def too_many_invalid_keys(wait: float) -> GatewayError:

@@ -77,6 +77,7 @@ class ErrorCode(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     INSUFFICIENT_CREDITS = "insufficient_credits"
     LIMITS_UNAVAILABLE = "limits_unavailable"
+    STORE_UNAVAILABLE = "store_unavailable"  # a key not in memory while the database is down
 
 
 class GatewayError(Exception):

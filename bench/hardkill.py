@@ -261,7 +261,8 @@ def emit_cost(records: int = 200_000) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite+aiosqlite:///{tmp}/x.db")
         for name, journal_dir in (("journal on", Path(tmp) / "journal"), ("journal off", None)):
-            writer = UsageWriter(db, Path(tmp) / "spill", journal_dir=journal_dir)
+            # No writer thread here: a batch size never reached keeps it from being woken.
+            writer = UsageWriter(db, Path(tmp) / "spill", batch_size=10**9, journal_dir=journal_dir)
             emit = writer.emit
             started = time.perf_counter()
             for _ in range(records):

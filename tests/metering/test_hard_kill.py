@@ -17,7 +17,7 @@ import msgspec
 from tests.conftest import full_config
 from tests.support.gateway import MASTER_KEY, GatewayProcess
 
-# The bound docs/deployment.md states for the default journal (5 ms between appends), with
+# The bound docs/deployment.md states for the default journal (10 ms between appends), with
 # room for a loaded 2-core machine to leave the gateway's threads waiting for a CPU.
 BOUND = 0.1
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "kill"}]}

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         "each answer, so that a hard kill (SIGKILL, OOM) loses only those milliseconds",
     )
     request_log_journal_interval_ms: float = Field(
-        default=5.0,
+        default=10.0,
         gt=0,
         le=1000,
         description="Milliseconds between the journal's batched appends (the bound on what a "

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,6 +32,7 @@ def serve(
     """Run the gateway."""
     import uvicorn
 
+    from perpetuo.api.server_protocol import GatewayHttpProtocol
     from perpetuo.app import build_control_plane
     from perpetuo.auth.master_key import ensure_master_key, master_key_file
     from perpetuo.cli.banner import banner, key_warnings
@@ -60,12 +64,15 @@ def serve(
         finally:
             await plane.db.dispose()
 
-    try:
-        run(prepare())
-    except StartupError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot open the database: {exc}")
+    def prepared() -> None:
+        try:
+            run(prepare())
+        except StartupError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"cannot open the database: {exc}")
+
+    migrate_aside(settings, prepared)
     os.environ["PERPETUO_DATA_DIR"] = str(settings.data_dir.resolve())
     # Where this gateway listens: the egress policy refuses tenant URLs that point back here.
     host = host or gateway_config.server.host or settings.host
@@ -102,7 +109,8 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=GatewayHttpProtocol,  # httptools, a response's writes in one system call
+        ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
         lifespan="on",
         access_log=False,
         server_header=False,
@@ -110,6 +118,48 @@ def serve(
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
     )
+
+
+def migrate_aside(settings: Any, prepared: Callable[[], None]) -> None:
+    """Run `prepared` (migrations, store checks) here when the schema is at head, else in a
+    forked child: the server then never loads Alembic, whose modules (about 11 MiB) it would
+    keep for its whole life after a first start or an upgrade. The child's exit is ours."""
+    from perpetuo.store.database import Database
+    from perpetuo.store.migrate import HEAD_REVISION, current_revision
+
+    async def behind() -> bool:
+        db = Database(settings.resolved_database_url())
+        try:
+            return await current_revision(db) != HEAD_REVISION
+        finally:
+            await db.dispose()
+
+    try:
+        fork = hasattr(os, "fork") and run(behind())
+    except OSError:
+        fork = False  # `prepared` says what is wrong with the database
+    if not fork:
+        prepared()
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: prepare, then leave without running the parent's exit handlers
+        code = 1
+        try:
+            prepared()
+            code = 0
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        raise typer.Exit(code if code > 0 else 1)  # the child has said why
 
 
 def check_config(

@@ -7,9 +7,10 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -23,6 +24,9 @@ class Rendered:
 
 @functools.cache
 def _environments() -> tuple[Environment, Environment]:
+    # Jinja loads with the first mail, not at every start of a gateway that may send none.
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     def build(autoescape: bool) -> Environment:
         return Environment(
             loader=FileSystemLoader(TEMPLATES),

@@ -26,10 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jwt
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from perpetuo.providers.base import CredentialSource
 from perpetuo.providers.credentials import RefreshingCredentials, fetch_json, fingerprint
@@ -68,6 +65,10 @@ class ServiceAccountToken(RefreshingCredentials[str]):
         pem, token_uri = info.get("private_key"), info.get("token_uri") or TOKEN_URI
         if not isinstance(email, str) or not isinstance(pem, str) or not isinstance(token_uri, str):
             raise ValueError("the service-account key lacks client_email or private_key")
+        # The token libraries load with the first service account, not at every start.
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
         try:
             key = load_pem_private_key(pem.encode(), password=None)
         except (ValueError, TypeError):
@@ -89,6 +90,8 @@ class ServiceAccountToken(RefreshingCredentials[str]):
             "exp": now + ASSERTION_LIFETIME,
         }
         headers = {"kid": self.key_id} if isinstance(self.key_id, str) else None
+        import jwt
+
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
 
     async def fetch(self, client: HTTPClient) -> tuple[str, float | None]:

@@ -1,0 +1,69 @@
+"""The server connection's writes: one system call per loop turn, the same bytes in order,
+nothing lost at close, nothing written to a closed connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+from perpetuo.api.server_protocol import _TurnWriter
+
+
+class Transport:
+    def __init__(self):
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data):
+        assert not self.closed
+        self.writes.append(bytes(data))
+
+    def is_closing(self):
+        return self.closed
+
+    def close(self):
+        self.closed = True
+
+    def abort(self):
+        self.aborted = self.closed = True
+
+    def get_write_buffer_size(self):
+        return 0
+
+
+async def test_a_turns_writes_reach_the_socket_as_one():
+    raw = Transport()
+    writer = _TurnWriter(raw, asyncio.get_running_loop())
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    writer.write(b"{}")
+    assert raw.writes == [] and writer.get_write_buffer_size() == 40
+    await asyncio.sleep(0)  # the end of the turn
+    assert raw.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    writer.write(b"5\r\nlater\r\n")  # a later turn: its own write
+    await asyncio.sleep(0)
+    assert raw.writes[1:] == [b"5\r\nlater\r\n"]
+
+
+async def test_close_sends_what_was_written_first():
+    raw = Transport()
+    writer = _TurnWriter(raw, asyncio.get_running_loop())
+    writer.write(b"last piece")
+    writer.close()
+    assert raw.writes == [b"last piece"] and raw.closed
+    await asyncio.sleep(0)  # the turn's flush finds nothing left
+    assert raw.writes == [b"last piece"]
+
+
+async def test_a_closed_or_aborted_connection_gets_nothing():
+    raw = Transport()
+    writer = _TurnWriter(raw, asyncio.get_running_loop())
+    writer.write(b"for nobody")
+    raw.closed = True  # the client went away within the turn
+    await asyncio.sleep(0)
+    assert raw.writes == []
+    raw2 = Transport()
+    writer2 = _TurnWriter(raw2, asyncio.get_running_loop())
+    writer2.write(b"dropped")
+    writer2.abort()
+    await asyncio.sleep(0)
+    assert raw2.writes == [] and raw2.aborted

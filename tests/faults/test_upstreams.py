@@ -18,18 +18,22 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.upstreams import FaultyUpstream
+from tests.faults.upstreams import (
+    RAW_MODES,
+    TIMEOUTS,
+    FaultyUpstream,
+    fault_bases,
+    fault_config,
+)
 from tests.mocks.openai_mock import OpenAIMock
 from tests.support.gateway import MASTER_KEY, GatewayProcess
 from tests.support.pki import make_pki
 
-TIMEOUTS = {"connect": 0.8, "first_byte": 0.8, "read": 0.5, "total": 1.5}
 MARGIN = 1.5  # seconds over the timeout that ends a request, for a loaded machine
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 USER = [{"role": "user", "content": "fault"}]
 
-# fault -> (api_base of its provider, the class a client sees when it is alone, the timeout
-# that ends it). The api_base is filled in by the fixture.
+# fault -> (the status and code a client sees when it is alone, the timeout that ends it)
 EXPECTED = {
     "slow-headers": (504, "upstream_timeout", TIMEOUTS["first_byte"]),
     "slow-body": (504, "upstream_timeout", TIMEOUTS["total"]),
@@ -47,39 +51,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     untrusted = OpenAIMock()
     untrusted.tls = make_pki(work / "pki", "untrusted").server_context()
     untrusted.start()
-    raw = {
-        mode: FaultyUpstream(mode).start()
-        for mode in ("slow-headers", "slow-body", "reset-mid-stream", "not-tls", "silent")
-    }
-    bases = {
-        "slow-headers": raw["slow-headers"].url(),
-        "slow-body": raw["slow-body"].url(),
-        "reset-mid-stream": raw["reset-mid-stream"].url(),
-        "dns": "http://upstream.invalid/v1",  # reserved: never resolves
-        "not-tls": raw["not-tls"].url("https"),
-        "bad-certificate": f"{untrusted.url}/v1",
-        "tls-never-answers": raw["silent"].url("https"),
-    }
-    providers: dict[str, Any] = {
-        "good": {"type": "openai", "api_base": f"{good.url}/v1", "api_key": "sk-test-openai"},
-    }
-    models: dict[str, Any] = {}
-    for fault, base in bases.items():
-        providers[fault] = {
-            "type": "openai",
-            "api_base": base,
-            "api_key": "sk-fault",
-            "timeouts": TIMEOUTS,
-        }
-        # Own upstream model names: each alias has deployments (and breakers) of its own.
-        models[f"over-{fault}"] = {
-            "deployments": [
-                {"provider": fault, "model": f"over-{fault}"},
-                {"provider": "good", "model": "gpt-4o-mini"},
-            ]
-        }
-        models[f"only-{fault}"] = {"deployments": [{"provider": fault, "model": f"only-{fault}"}]}
-    config = {"providers": providers, "models": models}
+    raw = {mode: FaultyUpstream(mode).start() for mode in RAW_MODES}
+    good_provider = {"api_base": f"{good.url}/v1", "api_key": "sk-test-openai"}
+    config = fault_config(fault_bases(raw, f"{untrusted.url}/v1"), good_provider)
     gateway = GatewayProcess(config, work).start()
     yield {"gateway": gateway, "good": good, "raw": raw}
     gateway.stop()

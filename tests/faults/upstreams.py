@@ -16,8 +16,11 @@ import json
 import socket
 import struct
 import threading
+from typing import Any
 
 INTERVAL = 0.2  # seconds between trickled bytes: under any read timeout the tests use
+TIMEOUTS = {"connect": 0.8, "first_byte": 0.8, "read": 0.5, "total": 1.5}
+RAW_MODES = ("slow-headers", "slow-body", "reset-mid-stream", "not-tls", "silent")
 
 
 def _chunk(content: str | None, finish: str | None = None) -> bytes:
@@ -120,3 +123,39 @@ async def _read_request(reader: asyncio.StreamReader) -> None:
         if name.strip().lower() == b"content-length":
             await reader.readexactly(int(value))
             return
+
+
+def fault_bases(raw: dict[str, FaultyUpstream], untrusted_base: str) -> dict[str, str]:
+    """Each fault's provider address: the raw servers, a name that never resolves, and an
+    https server whose certificate no one trusts."""
+    return {
+        "slow-headers": raw["slow-headers"].url(),
+        "slow-body": raw["slow-body"].url(),
+        "reset-mid-stream": raw["reset-mid-stream"].url(),
+        "dns": "http://upstream.invalid/v1",  # reserved: never resolves
+        "not-tls": raw["not-tls"].url("https"),
+        "bad-certificate": untrusted_base,
+        "tls-never-answers": raw["silent"].url("https"),
+    }
+
+
+def fault_config(bases: dict[str, str], good: dict[str, Any]) -> dict[str, Any]:
+    """Per fault, `over-<fault>` (the faulty deployment, then `good`) and `only-<fault>`
+    (the faulty one alone); own upstream model names, so own deployments and breakers."""
+    providers: dict[str, Any] = {"good": {"type": "openai", **good}}
+    models: dict[str, Any] = {}
+    for fault, base in bases.items():
+        providers[fault] = {
+            "type": "openai",
+            "api_base": base,
+            "api_key": "sk-fault",
+            "timeouts": TIMEOUTS,
+        }
+        models[f"over-{fault}"] = {
+            "deployments": [
+                {"provider": fault, "model": f"over-{fault}"},
+                {"provider": "good", "model": "gpt-4o-mini"},
+            ]
+        }
+        models[f"only-{fault}"] = {"deployments": [{"provider": fault, "model": f"only-{fault}"}]}
+    return {"providers": providers, "models": models}

@@ -152,7 +152,16 @@ def main() -> None:
         metavar="KILLS",
         help="instead: request-log records a SIGKILL loses, journal on and off (bench/hardkill.py)",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="instead: Redis, PostgreSQL and upstream faults under load (bench/faults.py)",
+    )
     args = parser.parse_args()
+    if args.faults:
+        from bench import faults
+
+        sys.exit(0 if faults.main() else 1)
     if args.hard_kill:
         from bench import hardkill
 

@@ -111,10 +111,11 @@ def test_a_hard_kill_loses_no_record_answered_before_the_bound(mocks, tmp_path):
     due = {rid for at, rid in load.answered if at < killed - BOUND}
     stored, _, _ = logged(database)
     in_journal = journaled(journal)
-    # The kill left answered requests out of the database, in the journal; and records the
-    # database already had there too (committed, not yet rotated away).
-    assert due - stored and due - stored <= in_journal
-    assert in_journal & stored
+    # The kill left answered requests out of the database; the journal has them. (It may also
+    # hold records the database has: test_journal.py replays such a segment.)
+    missing = due - stored
+    assert missing, "the kill came after a commit: nothing to recover"
+    assert missing <= in_journal, f"{len(missing - in_journal)} of {len(missing)} not journaled"
 
     restarted = {k: v for k, v in env.items() if not k.startswith("PERPETUO_REQUEST_LOG")}
     with GatewayProcess(config, tmp_path, env=restarted):

@@ -165,11 +165,11 @@ class Journal:
         records = [pending.popleft() for _ in range(len(pending))]
         now = time.monotonic()
         if records:
-            self._append(self._encode(records), now)
+            self._append(self._encode(records), len(records), now)
             self._deliver(records, now)
         self._maintain(now)
 
-    def _append(self, data: bytes, now: float) -> None:
+    def _append(self, data: bytes, count: int, now: float) -> None:
         """Write `data` to the current segment; a failure is logged and the records go on
         to the writer unjournaled (the journal protects them, it must not hold them up)."""
         try:
@@ -194,7 +194,7 @@ class Journal:
             return
         segment.bytes += len(data)
         segment.last = now
-        self.appended += data.count(b"\n")
+        self.appended += count
 
     def _maintain(self, now: float) -> None:
         current = self._current
@@ -284,8 +284,10 @@ class Journal:
                 else:
                     spill.adopt(path)
                     adopted += 1
-            except OSError:
-                pass  # renamed or removed by another process starting at the same time
+            except FileNotFoundError:
+                pass  # taken over by another process starting at the same time
+            except OSError as exc:
+                log.warning("request log journal segment %s not taken over: %s", name, exc)
             finally:
                 _close(fd)
         if adopted:

@@ -274,10 +274,10 @@ def emit_cost(records: int = 200_000) -> dict[str, float]:
 def thread_cost(seconds: float = 4.0) -> dict[str, float]:
     """CPU of the journal's own thread (from /proc, in nanoseconds) per record, at the default
     interval, for a gateway-like record offered at about 2,000 and 7,000 a second."""
+    from perpetuo.metering.alerts import EveryMinute
     from perpetuo.metering.journal import Journal, JournalPolicy
     from perpetuo.metering.record import RequestRecord
     from perpetuo.metering.spill import SpillDir
-    from perpetuo.metering.writer import EveryMinute
 
     attempt = {"deployment": "mock/gpt-4o-mini", "provider": "mock", "status": 200}
     record = RequestRecord(

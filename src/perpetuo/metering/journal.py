@@ -35,15 +35,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import msgspec
 
+from perpetuo.metering.alerts import EveryMinute
 from perpetuo.metering.record import RequestRecord
 from perpetuo.metering.spill import QUIET_BEFORE_REPLAY, SpillDir
-
-if TYPE_CHECKING:
-    from perpetuo.metering.writer import EveryMinute
 
 log = logging.getLogger("perpetuo.usage")
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perpetuo.metering.alerts import EveryMinute
 from perpetuo.metering.journal import Journal, JournalPolicy
 from perpetuo.metering.record import RequestRecord, encode_record
 from perpetuo.metering.rows import rollup_rows, to_row
@@ -49,24 +50,6 @@ class Bounds:
     spill_max_bytes: int = 2 * 1024**3
     spill_max_age: float = 24 * 3600.0
     degraded_after: float = 30.0  # writer lag (seconds) past which it reports degraded
-
-
-class EveryMinute:
-    """A log line at most once a minute per kind, saying how many it stands for."""
-
-    def __init__(self, period: float = 60.0) -> None:
-        self.period = period
-        self._last: dict[str, float] = {}
-        self._count: dict[str, int] = {}
-
-    def log(self, level: int, kind: str, message: str, *args: Any) -> None:
-        self._count[kind] = self._count.get(kind, 0) + 1
-        now = time.monotonic()
-        if now - self._last.get(kind, -self.period) >= self.period:
-            times = self._count.pop(kind)
-            self._last[kind] = now
-            suffix = f" ({times} times in the last minute)" if times > 1 else ""
-            log.log(level, message + suffix, *args)
 
 
 class UsageWriter:

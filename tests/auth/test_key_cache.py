@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from perpetuo.auth import key_cache
 from perpetuo.auth.api_keys import generate, key_hash
 from perpetuo.auth.authenticator import Authenticator
 from perpetuo.auth.key_cache import KeyCache, KeyRecord
@@ -280,3 +281,28 @@ async def test_a_key_not_in_memory_while_the_database_is_down_gets_503_not_500()
     assert exc.value.status == 503 and exc.value.code == "store_unavailable"
     assert exc.value.headers == {"retry-after": "1"}
     assert "database" in exc.value.message and "111" not in exc.value.message
+
+
+async def test_keys_in_use_outlive_their_ttl_while_the_database_is_down(monkeypatch):
+    up = True
+
+    async def loader(h: str):
+        if not up:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        return KeyRecord.from_row(row(key_hash=h), h)
+
+    clock = [1000.0]
+    monkeypatch.setattr(key_cache, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    cache = KeyCache(loader, ttl=60)
+    assert (await cache.get("h")).key_id == "key_1"
+    up = False
+    clock[0] += 600  # an outage ten times the TTL
+    assert (await cache.get("h")).key_id == "key_1"
+    with pytest.raises(ConnectionRefusedError):
+        await cache.get("never-seen")  # (the authenticator answers 503 for it)
+    cache.invalidate_key("key_1")  # e.g. revoked through another instance's pub/sub
+    with pytest.raises(ConnectionRefusedError):
+        await cache.get("h")
+    up = True
+    clock[0] += 1
+    assert (await cache.get("h")).key_id == "key_1"

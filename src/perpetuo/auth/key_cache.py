@@ -10,6 +10,9 @@ Entries in use are read again before they expire, off the request path: `refresh
 they were read, in one query per batch, so a busy key never waits on the database and
 thousands of keys cost a few statements a minute rather than one each. An entry is never
 older than `ttl`, as before; an entry invalidated while its batch is read is not put back.
+While the database cannot be read, an expired entry is served as it was (stale if error), so
+a database outage longer than the TTL does not lock out the keys in use; invalidations still
+drop entries at once.
 
 The record carries the owner's standing, read with the key: disabling the owner or removing
 them from the workspace marks their keys changed, which drops them here (see changes.py),
@@ -151,7 +154,15 @@ class KeyCache:
         if entry is not None and entry.fresh_until > time.monotonic():
             entry.used = True
             return entry.record
-        return await self._flight.run(key_hash, lambda: self._load(key_hash))
+        try:
+            return await self._flight.run(key_hash, lambda: self._load(key_hash))
+        except Exception:
+            # The database is unreachable: a key read before keeps working past its TTL (an
+            # invalidated one is gone, so this is never a revoked key).
+            if entry is not None and entry.record is not None:
+                entry.used = True
+                return entry.record
+            raise
 
     async def refresh_due(self, within: float) -> int:
         """Read again, in batches, the entries in use that expire in the next `within`

@@ -249,9 +249,10 @@ def cost(mock_port: int, workdir: Path, rounds: int, duration: float) -> dict[st
     }
 
 
-def emit_cost(records: int = 200_000) -> dict[str, float]:
+def emit_cost(rounds: int = 200, batch: int = 1000) -> dict[str, float]:
     """Microseconds of the event loop's share per record: `emit` with and without the
-    journal (its thread does the rest), in this process."""
+    journal (its thread does the rest), in this process, in rounds of `batch` records
+    taken away between rounds as the threads would (a queue left to grow costs more)."""
     from perpetuo.metering.record import RequestRecord
     from perpetuo.metering.writer import UsageWriter
     from perpetuo.store.database import Database
@@ -263,11 +264,15 @@ def emit_cost(records: int = 200_000) -> dict[str, float]:
         for name, journal_dir in (("journal on", Path(tmp) / "journal"), ("journal off", None)):
             # No writer thread here: a batch size never reached keeps it from being woken.
             writer = UsageWriter(db, Path(tmp) / "spill", batch_size=10**9, journal_dir=journal_dir)
-            emit = writer.emit
-            started = time.perf_counter()
-            for _ in range(records):
-                emit(record)
-            out[name] = (time.perf_counter() - started) / records * 1e6
+            emit, spent = writer.emit, 0.0
+            waiting = writer.journal._pending if writer.journal else writer._queue
+            for _ in range(rounds):
+                started = time.perf_counter()
+                for _ in range(batch):
+                    emit(record)
+                spent += time.perf_counter() - started
+                waiting.clear()
+            out[name] = spent / (rounds * batch) * 1e6
     return out
 
 

@@ -214,8 +214,14 @@ class Journal:
         path = self.path / f"{self._stem}-{self._number:06d}{SEGMENT_SUFFIX}"
         making = path.with_name(f".{path.name}.new")
         fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.rename(making, path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(making, path)
+        except OSError:
+            _close(fd)
+            with contextlib.suppress(OSError):
+                making.unlink()
+            raise
         if self.policy.fsync != "never":
             _sync_directory(self.path)
         self._current = Segment(path, fd, now)

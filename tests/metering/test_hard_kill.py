@@ -1,5 +1,6 @@
-"""A gateway killed with SIGKILL under load: after a restart, the request log holds every
-request answered more than the journal's bound before the kill, each once."""
+"""A gateway killed with SIGKILL under load, on SQLite and on PostgreSQL: after a restart,
+the request log holds every request answered more than the journal's bound before the kill,
+each once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 import msgspec
 
@@ -59,18 +61,31 @@ class Load:
                 self.answered.append((time.monotonic(), response.headers["x-request-id"]))
 
 
-def logged(database: Path) -> tuple[set[str], int, int]:
+IDS = "SELECT id FROM request_logs"
+COUNTED = "SELECT coalesce(sum(requests), 0) FROM usage_rollups WHERE dim = 'all'"
+
+
+def logged(store_url: str) -> tuple[set[str], int, int]:
     """(ids in the request log, rows, requests counted in the `all` rollup)."""
-    conn = sqlite3.connect(database)
+    if store_url.startswith("postgresql"):
+        return asyncio.run(_logged_postgres(store_url.replace("+asyncpg", "")))
+    conn = sqlite3.connect(store_url.split(":///", 1)[1])
     try:
-        ids = {row[0] for row in conn.execute("SELECT id FROM request_logs")}
-        rows = conn.execute("SELECT count(*) FROM request_logs").fetchone()[0]
-        counted = conn.execute(
-            "SELECT coalesce(sum(requests), 0) FROM usage_rollups WHERE dim = 'all'"
-        ).fetchone()[0]
+        found = [row[0] for row in conn.execute(IDS)]
+        counted = conn.execute(COUNTED).fetchone()[0]
     finally:
         conn.close()
-    return ids, rows, counted
+    return set(found), len(found), counted
+
+
+async def _logged_postgres(dsn: str) -> tuple[set[str], int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        found = [row[0] for row in await conn.fetch(IDS)]
+        counted = await conn.fetchval(COUNTED)
+    finally:
+        await conn.close()
+    return set(found), len(found), counted
 
 
 def journaled(journal: Path) -> set[str]:
@@ -81,23 +96,23 @@ def journaled(journal: Path) -> set[str]:
     return ids
 
 
-def test_a_hard_kill_loses_no_record_answered_before_the_bound(mocks, tmp_path):
+def test_a_hard_kill_loses_no_record_answered_before_the_bound(mocks, store_url, tmp_path):
     config, env = full_config(mocks)
     # Batches are written every 3 s, whatever their size, so that the kill below lands between
     # two commits with records in memory only (by default every 0.5 s or 2,000 records).
     env = {
         **env,
+        "PERPETUO_DATABASE_URL": store_url,
         "PERPETUO_REQUEST_LOG_FLUSH_INTERVAL": "3",
         "PERPETUO_REQUEST_LOG_BATCH_SIZE": "1000000",
     }
-    data = tmp_path / "data"
-    database, journal = data / "perpetuo.db", data / "journal"
+    journal = tmp_path / "data" / "journal"
     first = GatewayProcess(config, tmp_path, env=env).start()
     assert first.proc is not None
     load = Load(first.url).start()
     try:
         deadline = time.monotonic() + 20
-        while not (database.exists() and logged(database)[1] > 0):  # the first commit
+        while not logged(store_url)[1]:  # the first commit
             assert time.monotonic() < deadline, "no request-log batch was written"
             time.sleep(0.05)
         time.sleep(0.6)
@@ -109,7 +124,7 @@ def test_a_hard_kill_loses_no_record_answered_before_the_bound(mocks, tmp_path):
     time.sleep(0.2)  # answers already on their way when the process died
     load.stop()
     due = {rid for at, rid in load.answered if at < killed - BOUND}
-    stored, _, _ = logged(database)
+    stored, _, _ = logged(store_url)
     in_journal = journaled(journal)
     # The kill left answered requests out of the database; the journal has them. (It may also
     # hold records the database has: test_journal.py replays such a segment.)
@@ -117,12 +132,12 @@ def test_a_hard_kill_loses_no_record_answered_before_the_bound(mocks, tmp_path):
     assert missing, "the kill came after a commit: nothing to recover"
     assert missing <= in_journal, f"{len(missing - in_journal)} of {len(missing)} not journaled"
 
-    restarted = {k: v for k, v in env.items() if not k.startswith("PERPETUO_REQUEST_LOG")}
+    restarted = {k: v for k, v in env.items() if not k.startswith("PERPETUO_REQUEST_LOG_")}
     with GatewayProcess(config, tmp_path, env=restarted):
         deadline = time.monotonic() + 20
-        while not due <= (stored := logged(database)[0]):
+        while not due <= (stored := logged(store_url)[0]):
             assert time.monotonic() < deadline, f"{len(due - stored)} answered records lost"
             time.sleep(0.1)
-        _, rows, counted = logged(database)
+        _, rows, counted = logged(store_url)
         assert rows == counted  # each record counted once, those replayed twice included
         assert not list(journal.glob("journal-*"))  # replayed, and nothing left behind

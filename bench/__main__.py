@@ -157,7 +157,17 @@ def main() -> None:
         action="store_true",
         help="instead: Redis, PostgreSQL and upstream faults under load (bench/faults.py)",
     )
+    parser.add_argument(
+        "--workers-scaling",
+        action="store_true",
+        help="instead: one worker against two, load pinned to the last CPU (bench/workers.py)",
+    )
     args = parser.parse_args()
+    if args.workers_scaling:
+        from bench import workers
+
+        workers.run(args.duration)
+        return
     if args.faults:
         from bench import faults
 

@@ -2,8 +2,8 @@
 gateway loses, with the request-log journal on and off, and what the journal costs.
 
 `./dev bench --hard-kill KILLS` (python -m bench.hardkill KILLS):
-1. cost: two gateways on one mock, journal on and off, take turns under the load generator
-   (JSON chat, 16 connections); gateway CPU per request and event-loop lag of each;
+1. cost: two gateways on one mock, journal on and off, under the load generator at once
+   (JSON chat, 16 connections each); gateway CPU per request and event-loop lag of each;
 2. kills: for each setting, one gateway (SQLite, default batching) is loaded by 16 clients
    that note when each answer arrived and its request id, killed with SIGKILL at a random
    moment 1.5-3 s into the load, restarted on the same data directory and given time to
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,8 @@ def kills(mock_port: int, workdir: Path, count: int) -> dict[str, Any]:
 
 
 def cost(mock_port: int, workdir: Path, rounds: int, duration: float) -> dict[str, Any]:
-    """CPU per request and loop lag, journal on and off, in alternating rounds."""
+    """CPU per request and loop lag, journal on and off: both gateways loaded at once in each
+    round, so that whatever else the machine runs weighs on both alike."""
     from bench.__main__ import loadgen
 
     gateways = {
@@ -213,32 +215,35 @@ def cost(mock_port: int, workdir: Path, rounds: int, duration: float) -> dict[st
     }
     cpu: dict[str, list[float]] = {name: [] for name in gateways}
     lag: dict[str, list[dict[str, Any]]] = {name: [] for name in gateways}
+
+    def measure(name: str) -> None:
+        gateway = gateways[name]
+        assert gateway.proc is not None
+        before, lag_before = process_cpu_seconds(gateway.proc.pid), looplag.scrape(gateway.base)
+        url = f"{gateway.base}/v1/chat/completions"
+        result = loadgen(url, CLIENTS, duration, False, MASTER_KEY)
+        used = process_cpu_seconds(gateway.proc.pid) - before
+        served = result["requests"] * (1 + 1 / duration)  # the warm-up second too
+        cpu[name].append(used * 1000 / served)
+        lag[name].append(looplag.late(lag_before, looplag.scrape(gateway.base)))
+        print(
+            f"  {name}: {result['rps']:.0f} rps, cpu/req {cpu[name][-1]:.3f} ms, "
+            f"{looplag.describe(lag[name][-1])}",
+            flush=True,
+        )
+
     try:
         time.sleep(1.0)
-        for turn in range(rounds):
-            order = list(gateways) if turn % 2 == 0 else list(reversed(gateways))
-            for name in order:
-                gateway = gateways[name]
-                assert gateway.proc is not None
-                before, lag_before = (
-                    process_cpu_seconds(gateway.proc.pid),
-                    looplag.scrape(gateway.base),
-                )
-                result = loadgen(
-                    f"{gateway.base}/v1/chat/completions", CLIENTS, duration, False, MASTER_KEY
-                )
-                used = process_cpu_seconds(gateway.proc.pid) - before
-                served = result["requests"] * (1 + 1 / duration)  # the warm-up second too
-                cpu[name].append(used * 1000 / served)
-                lag[name].append(looplag.late(lag_before, looplag.scrape(gateway.base)))
-                print(
-                    f"  {name}: {result['rps']:.0f} rps, cpu/req {cpu[name][-1]:.3f} ms, "
-                    f"{looplag.describe(lag[name][-1])}",
-                    flush=True,
-                )
+        for _ in range(rounds):
+            loads = [threading.Thread(target=measure, args=(name,)) for name in gateways]
+            for load in loads:
+                load.start()
+            for load in loads:
+                load.join()
     finally:
         for gateway in gateways.values():
             gateway.stop()
+    on, off = cpu["journal on"], cpu["journal off"]
     return {
         name: {
             "cpu_ms_per_request": cpu[name],
@@ -246,7 +251,7 @@ def cost(mock_port: int, workdir: Path, rounds: int, duration: float) -> dict[st
             "loop_lag": lag[name],
         }
         for name in gateways
-    }
+    } | {"median_difference_ms": statistics.median(a - b for a, b in zip(on, off, strict=True))}
 
 
 def emit_cost(rounds: int = 200, batch: int = 1000) -> dict[str, float]:
@@ -368,6 +373,11 @@ def main(count: int, duration: float = 5.0, rounds: int = 5) -> bool:
             f"cpu/req {spend['median_cpu_ms_per_request']:.3f} ms (median of {rounds})",
             flush=True,
         )
+    print(
+        f"journal CPU per request, median of the rounds' differences: "
+        f"{costs['median_difference_ms']:.3f} ms",
+        flush=True,
+    )
     on = losses["journal on"]
     return on["lost_older_than_bound"] == 0 and on["duplicates"] == 0
 

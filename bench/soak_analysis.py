@@ -84,8 +84,8 @@ def verdict(samples: list[dict[str, Any]], warmup_s: float, totals: dict[str, An
         checks[f"{name}_range"] = [min(s[name] for s in after), max(s[name] for s in after)]
         checks[f"{name}_pass"] = len(after) >= 3 and growth <= limit
     lags = [s["lag_p99_ms"] for s in after if s.get("lag_p99_ms") is not None]
-    checks["lag_p99_ms_median"] = sorted(lags)[len(lags) // 2] if lags else None
-    checks["lag_p99_ms_max"] = max(lags) if lags else None
+    checks["lag_p99_ms_median"] = round(sorted(lags)[len(lags) // 2], 1) if lags else None
+    checks["lag_p99_ms_max"] = round(max(lags), 1) if lags else None
     lost = totals["answered"] - totals["rows"]
     checks["lost_rows"] = lost
     checks["rows_pass"] = lost == 0

@@ -121,6 +121,8 @@ class Sampler:
             "answered": figures["answered"],
             "rows_written": figures.get("rows_written", 0),
             "server_errors": figures["server_errors"],
+            # The machine's, to read loop lag by: on a shared host, lag is also CPU not given.
+            "load_1m": round(os.getloadavg()[0], 2),
         }
         if self.last is not None and keep:
             span = now - self.last["t"]

@@ -9,6 +9,7 @@ import fcntl
 import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -178,3 +179,39 @@ async def test_a_journal_that_cannot_write_holds_no_record_back(
     finally:
         await writer.stop()
     assert await stored(sqlite_db) == (20, 20, 20)
+
+
+async def test_a_journal_stuck_in_a_write_holds_no_record_back(
+    sqlite_db, tmp_path, monkeypatch, caplog
+):
+    """A hung disk: records go on to the database without the journal, and through it again
+    once it moves."""
+    monkeypatch.setattr(journal_module, "STALLED_AFTER", 0.3)
+    disk = threading.Event()
+    append = Journal._append
+
+    def hung(self, data, count, now):
+        disk.wait(30)
+        append(self, data, count, now)
+
+    monkeypatch.setattr(Journal, "_append", hung)
+    caplog.set_level(logging.WARNING, "perpetuo.usage")
+    writer = UsageWriter(
+        sqlite_db, tmp_path / "spill", flush_interval=0.05, journal_dir=tmp_path / "journal"
+    )
+    await writer.start()
+    try:
+        writer.emit(record(0))  # the journal's thread takes it and hangs writing it
+        await until(lambda: "emit" not in vars(writer), 10)
+        for i in range(1, 20):
+            writer.emit(record(i))
+        await until(lambda: writer.written == 19, 10)  # all but the one stuck in the journal
+        assert "journal stalled" in caplog.text
+        disk.set()
+        await until(lambda: writer.written == 20 and "emit" in vars(writer), 10)
+        writer.emit(record(20))
+        await until(lambda: writer.journal.appended == 2, 5)  # journaled again
+    finally:
+        disk.set()
+        await writer.stop()
+    assert await stored(sqlite_db) == (21, 21, 21)

@@ -17,7 +17,9 @@ start-up, segments whose lock is free (their process is gone) are moved into the
 directory and replayed from there, idempotently: a record that reached the database before
 the kill is skipped, not stored or counted twice. A segment written on another host (a
 shared volume, where locks may not reach) must also be quiet for as long as another
-process's spill file before it is taken.
+process's spill file before it is taken. A journal whose thread hangs in a write (a hung
+disk) is bypassed by the writer until it moves again: it protects records, it must never
+hold them up.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ SEGMENT_PREFIX = "journal-"
 SEGMENT_SUFFIX = ".jsonl"
 FSYNC_EVERY = 1.0  # seconds, for the `interval` policy
 IDLE_WAKE = 1.0  # seconds between looks at old segments while no record arrives
+STALLED_AFTER = 5.0  # seconds without a finished cycle (a hung disk): records bypass it
 
 Fsync = Literal["never", "interval", "always"]
 
@@ -103,6 +106,7 @@ class Journal:
         self._closed: list[Segment] = []
         self._encode = msgspec.json.Encoder().encode_lines
         self._last_fsync = 0.0
+        self.beat = time.monotonic()  # when the thread last finished a cycle
         # Figures for tests and the bench (written by the journal thread only).
         self.appended = 0
         self.failed_writes = 0
@@ -129,10 +133,22 @@ class Journal:
         """Journal and hand over everything emitted so far, then stop the thread."""
         self._stopping.set()
         self._signal.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
-        self._flush()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(30)
+        if thread is not None and thread.is_alive():  # stuck in a write: hand over, unwritten
+            pending = self._pending
+            self._deliver([pending.popleft() for _ in range(len(pending))], time.monotonic())
+        else:
+            self._flush()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def stalled(self, now: float) -> bool:
+        """Whether the thread has not finished a cycle for a long while (a hung disk)."""
+        return now - self.beat > STALLED_AFTER
 
     def close(self) -> None:
         """After the writer stopped: delete the segments it holds nothing of; the rest stay
@@ -154,6 +170,7 @@ class Journal:
                 self._flush()
             except Exception:  # a bug here must not end the thread: records keep coming
                 log.exception("request log journal cycle failed")
+            self.beat = time.monotonic()
             # The records of the next `interval` gather into one batch (one write); a plain
             # sleep is the cheapest wait, and stop() waits for it at most this long.
             time.sleep(self.policy.interval)

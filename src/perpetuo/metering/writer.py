@@ -221,6 +221,7 @@ class UsageWriter:
     def _cycle(self, due: bool) -> bool:
         """One round: bounds, live batches, one replay chunk. True when replay work remains."""
         now = time.monotonic()
+        self._watch_journal(now)
         if now >= self._next_rescan:
             self._rescan(now)
         self._bound_queue(now)
@@ -243,6 +244,20 @@ class UsageWriter:
                 self._spill_queued()
                 return False
         return self._replay_chunk()
+
+    def _watch_journal(self, now: float) -> None:
+        """A journal stuck in a write (a hung disk) must not hold the request log up: records
+        go straight to the queue until it moves again, unjournaled."""
+        journal = self.journal
+        if journal is None or not journal.running:
+            return  # stopping: stop() decides where late records go
+        bypassed = "emit" not in vars(self)
+        if journal.stalled(now) and not bypassed:
+            vars(self).pop("emit")
+            log.error("request log journal stalled: records go on without it until it recovers")
+        elif bypassed and not journal.stalled(now):
+            self.emit = journal.emit  # type: ignore[method-assign]
+            log.warning("request log journal writes again")
 
     def _finish(self) -> None:
         """At stop: write what is queued until the drain deadline, spill the rest."""

@@ -121,8 +121,8 @@ def test_a_hard_kill_loses_no_record_answered_before_the_bound(mocks, store_url,
         first.proc.wait(10)
     finally:
         first.stop()
-    time.sleep(0.2)  # answers already on their way when the process died
-    load.stop()
+        time.sleep(0.2)  # answers already on their way when the process died
+        load.stop()
     due = {rid for at, rid in load.answered if at < killed - BOUND}
     stored, _, _ = logged(store_url)
     in_journal = journaled(journal)

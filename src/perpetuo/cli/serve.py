@@ -136,8 +136,8 @@ def migrate_aside(settings: Any, prepared: Callable[[], None]) -> None:
 
     try:
         fork = hasattr(os, "fork") and run(behind())
-    except OSError:
-        fork = False  # `prepared` says what is wrong with the database
+    except Exception:
+        fork = False  # `prepared` meets the same failure and says what is wrong, as before
     if not fork:
         prepared()
         return

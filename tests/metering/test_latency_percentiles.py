@@ -19,6 +19,7 @@ from perpetuo.store.schema import LATENCY_BUCKETS_MS, LATENCY_COLUMNS
 from tests.support.plane import make_plane
 
 HOUR = 3600.0
+DAY = 24 * HOUR
 
 
 @pytest.fixture
@@ -91,7 +92,8 @@ async def test_no_percentile_above_the_slowest_request(plane, latencies):
 
 async def test_the_slowest_request_spans_hours_and_dimensions(plane):
     """Rows of several hours merge by max (not by sum), in the database and in analytics."""
-    start = time.time() // HOUR * HOUR - 2 * HOUR
+    # Yesterday 10:00 UTC: the three hours fall inside one day, whatever the time of the run.
+    start = time.time() // DAY * DAY - DAY + 10 * HOUR
     await write_batch(plane.db, records([40.0, 41.0], start))
     await write_batch(plane.db, records([44.0], start + HOUR))
     await write_batch(plane.db, records([42.0], start + 10))  # the same hour, another batch

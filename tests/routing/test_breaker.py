@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from perpetuo.config.model import CircuitBreakerConfig
 from perpetuo.routing.breaker import BreakerState, CircuitBreaker
 
@@ -89,3 +91,27 @@ def test_success_or_failure_while_open_changes_nothing():
     b.on_success(1.0)
     fail(b, 2.0)
     assert b.state is OPEN and b.open_until == 30.0
+
+
+def test_failed_forced_probes_of_an_open_breaker_log_the_opening_once(caplog):
+    b = breaker(cooldown=30)
+    caplog.set_level(logging.INFO, logger="perpetuo.routing")
+    fail(b, 0.0, 3)
+    for i in range(5):  # every deployment is open: each request forces a probe, which fails
+        now = 1.0 + i
+        assert b.acquire(now, force=True)
+        fail(b, now)
+        assert b.state is OPEN and b.open_until == now + 30  # each failure still re-opens
+    assert _openings(caplog) == 1
+    assert b.acquire(40.0) and b.state is HALF_OPEN  # a probe after the cooldown: real news
+    fail(b, 40.0)
+    assert _openings(caplog) == 2
+    assert b.acquire(70.0, force=True)  # recovered...
+    b.on_success(70.0)
+    assert b.state is CLOSED
+    fail(b, 71.0, 3)  # ...and opened again
+    assert _openings(caplog) == 3
+
+
+def _openings(caplog) -> int:
+    return sum(r.getMessage().startswith("circuit opened") for r in caplog.records)

@@ -3,7 +3,9 @@
 Closed: requests flow; it opens after `consecutive_failures` failures in a row, or when the
 error rate over the health window reaches `error_rate` with at least `min_requests` outcomes.
 Open: the deployment is skipped until `cooldown` seconds have passed. Half-open: one probe
-request goes through; its success closes the breaker, its failure opens it again.
+request goes through; its success closes the breaker, its failure opens it again. A probe
+forced through before the cooldown ends (every deployment of an alias is open) that fails
+re-opens the breaker without logging it again: it never stopped being open.
 
 Time is passed in (`now`, monotonic seconds) so the state machine is tested with a fake clock.
 """
@@ -28,7 +30,15 @@ _CLOSED, _OPEN, _HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerStat
 
 
 class CircuitBreaker:
-    __slots__ = ("config", "consecutive", "name", "open_until", "probe_started", "state")
+    __slots__ = (
+        "config",
+        "consecutive",
+        "forced",
+        "name",
+        "open_until",
+        "probe_started",
+        "state",
+    )
 
     def __init__(self, config: CircuitBreakerConfig, name: str = "") -> None:
         self.config = config
@@ -37,6 +47,7 @@ class CircuitBreaker:
         self.consecutive = 0  # failures in a row while closed
         self.open_until = 0.0
         self.probe_started: float | None = None  # a half-open probe is in flight
+        self.forced = False  # half-open only by a forced probe, inside the open cooldown
 
     # -- asking --------------------------------------------------------------------------
 
@@ -56,9 +67,11 @@ class CircuitBreaker:
         if state is _CLOSED:
             return True
         if state is _OPEN:
-            if now < self.open_until and not force:
+            early = now < self.open_until
+            if early and not force:
                 return False
             self.state = _HALF_OPEN
+            self.forced = early
         elif self._probe_busy(now):
             return False
         self.probe_started = now
@@ -99,7 +112,8 @@ class CircuitBreaker:
 
     def trip(self, now: float) -> None:
         """Open now (also used directly when our provider credential is rejected)."""
-        if self.state is not _OPEN:
+        # A failed forced probe is no news (logged, it repeated on every request to a dead alias).
+        if self.state is _CLOSED or (self.state is _HALF_OPEN and not self.forced):
             log.warning(
                 "circuit opened for %s for %.1fs", self.name or "deployment", self.config.cooldown
             )
@@ -107,6 +121,7 @@ class CircuitBreaker:
         self.open_until = now + self.config.cooldown
         self.probe_started = None
         self.consecutive = 0
+        self.forced = False
 
     def hasten(self, now: float) -> None:
         """End an open breaker's cooldown now (an active health check passed)."""
@@ -118,6 +133,7 @@ class CircuitBreaker:
         self.state = _CLOSED
         self.consecutive = 0
         self.probe_started = None
+        self.forced = False
 
     def reopens_in(self, now: float) -> float:
         return max(0.0, self.open_until - now) if self.state is _OPEN else 0.0

@@ -18,6 +18,9 @@ class Transport:
         assert not self.closed
         self.writes.append(bytes(data))
 
+    def writelines(self, pieces):
+        self.write(b"".join(pieces))  # one system call for all of them, as uvloop's does
+
     def is_closing(self):
         return self.closed
 
@@ -67,3 +70,13 @@ async def test_a_closed_or_aborted_connection_gets_nothing():
     writer2.abort()
     await asyncio.sleep(0)
     assert raw2.writes == [] and raw2.aborted
+
+
+async def test_a_large_body_goes_out_whole_after_its_head():
+    raw = Transport()
+    writer = _TurnWriter(raw, asyncio.get_running_loop())
+    head, body = b"HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n", b"x" * 200_000
+    writer.write(head)
+    writer.write(body)
+    await asyncio.sleep(0)
+    assert b"".join(raw.writes) == head + body

@@ -17,6 +17,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+_JOIN_BELOW = 65536  # pieces smaller than this in all are joined; larger ones are not copied
+
 
 class _TurnWriter:
     """A transport whose writes in one loop turn reach the socket as one write."""
@@ -42,7 +44,12 @@ class _TurnWriter:
         self._pending = []
         if self._transport.is_closing():
             return  # the peer is gone: what it would have read goes nowhere, as before
-        self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if len(pending) == 1:
+            self._transport.write(pending[0])
+        elif sum(map(len, pending)) < _JOIN_BELOW:
+            self._transport.write(b"".join(pending))
+        else:  # a large body is not copied to be joined: the transport writes the pieces
+            self._transport.writelines(pending)
 
     def writelines(self, pieces: Any) -> None:
         for piece in pieces:

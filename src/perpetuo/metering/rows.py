@@ -1,4 +1,5 @@
-"""Request records as the bulk sinks take them: tuples in column order, rollups as tuples.
+"""Request records as the bulk sinks take them: tuples in column order, rollups as tuples,
+and a batch of them written through a sink.
 
 This runs on the writer's thread, not on the event loop: turning a record into a row (its
 timestamp, its JSON fields, the compacted trace) is most of a row's cost in Python.
@@ -6,6 +7,7 @@ timestamp, its JSON fields, the compacted trace) is most of a row's cost in Pyth
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
@@ -15,7 +17,8 @@ import msgspec
 from perpetuo.metering.compact import compact_trace
 from perpetuo.metering.record import RequestRecord
 from perpetuo.metering.rollup import fold
-from perpetuo.store.bulk import LOG_COLUMNS, ROLLUP_COUNTERS, Row
+from perpetuo.store.bulk import LOG_COLUMNS, ROLLUP_COUNTERS, RequestLogSink, Row, open_sink
+from perpetuo.store.database import Database
 
 _encode = msgspec.json.Encoder().encode
 _values = attrgetter(*LOG_COLUMNS)
@@ -50,3 +53,24 @@ def rollup_rows(
         (workspace, stamp(bucket.timestamp()), dim, value, *(counts[n] for n in ROLLUP_COUNTERS))
         for (workspace, bucket, dim, value), counts in fold(chosen).items()
     ]
+
+
+def write_records(sink: RequestLogSink, batch: list[RequestRecord], *, fresh: bool) -> int:
+    """Insert `batch` with its rollups in one transaction; returns how many rows were new
+    (`fresh`: live records, most likely new, so the sink tries its fast path first)."""
+    rows = [to_row(record, sink.stamp) for record in batch]
+    return sink.write(rows, lambda picked: rollup_rows(batch, picked, sink.stamp), fresh=fresh)
+
+
+async def write_batch(db: Database, batch: list[RequestRecord]) -> int:
+    """Write `batch` at once through the writer's own path (for tools and tests); returns how
+    many rows were new."""
+
+    def write() -> int:
+        sink = open_sink(db.url)
+        try:
+            return write_records(sink, batch, fresh=True)
+        finally:
+            sink.close()
+
+    return await asyncio.to_thread(write)

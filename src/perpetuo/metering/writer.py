@@ -30,7 +30,10 @@ from typing import Any
 from perpetuo.metering.alerts import EveryMinute
 from perpetuo.metering.journal import Journal, JournalPolicy
 from perpetuo.metering.record import RequestRecord, encode_record
-from perpetuo.metering.rows import rollup_rows, to_row
+from perpetuo.metering.rows import (
+    write_batch as write_batch,
+)  # re-exported: tools and tests import it here
+from perpetuo.metering.rows import write_records
 from perpetuo.metering.spill import Replay, SpillDir
 from perpetuo.store.bulk import RequestLogSink, open_sink
 from perpetuo.store.database import Database
@@ -294,7 +297,7 @@ class UsageWriter:
             try:
                 sink = self._sink or open_sink(self.db.url, lock_timeout=self.lock_timeout)
                 self._sink = sink
-                inserted = _write_records(sink, batch, fresh=fresh)
+                inserted = write_records(sink, batch, fresh=fresh)
             except Exception as exc:
                 self._close_sink()
                 self._note_failure(exc)
@@ -424,22 +427,3 @@ class UsageWriter:
         while self._replay_chunk():
             pass
         self._close_sink()
-
-
-async def write_batch(db: Database, batch: list[RequestRecord]) -> int:
-    """Write `batch` at once through the writer's own path (for tools and tests); returns how
-    many rows were new."""
-
-    def write() -> int:
-        sink = open_sink(db.url)
-        try:
-            return _write_records(sink, batch, fresh=True)
-        finally:
-            sink.close()
-
-    return await asyncio.to_thread(write)
-
-
-def _write_records(sink: RequestLogSink, batch: list[RequestRecord], *, fresh: bool) -> int:
-    rows = [to_row(record, sink.stamp) for record in batch]
-    return sink.write(rows, lambda picked: rollup_rows(batch, picked, sink.stamp), fresh=fresh)

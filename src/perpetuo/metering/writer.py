@@ -30,9 +30,7 @@ from typing import Any
 from perpetuo.metering.alerts import EveryMinute
 from perpetuo.metering.journal import Journal, JournalPolicy
 from perpetuo.metering.record import RequestRecord, encode_record
-from perpetuo.metering.rows import (
-    write_batch as write_batch,
-)  # re-exported: tools and tests import it here
+from perpetuo.metering.rows import write_batch as write_batch  # tools and tests import it here
 from perpetuo.metering.rows import write_records
 from perpetuo.metering.spill import Replay, SpillDir
 from perpetuo.store.bulk import RequestLogSink, open_sink

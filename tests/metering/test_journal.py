@@ -20,6 +20,7 @@ from perpetuo.metering.journal import Journal, JournalPolicy, host_label
 from perpetuo.metering.record import encode_record
 from perpetuo.metering.spill import QUIET_BEFORE_REPLAY
 from perpetuo.metering.writer import UsageWriter, write_batch
+from perpetuo.observability.metrics import GatewayMetrics
 from perpetuo.store.database import Database
 from perpetuo.store.migrate import upgrade
 from tests.metering.test_backlog import record, stored, until
@@ -60,6 +61,10 @@ async def test_records_are_on_disk_before_the_database_has_them_and_leave_it_aft
         assert time.monotonic() - started < 1.0
         assert journaled_ids(journal) == [f"req_{i:08d}" for i in range(50)]
         assert writer.queue_depth == 50 and await stored(sqlite_db) == (0, 0, 0)
+        await until(lambda: writer.journal.appended == 50, 5)
+        metrics = GatewayMetrics(set(), set())
+        metrics.refresh_request_log(writer.health(), metrics.request_log_totals(writer))
+        assert "perpetuo_usage_journaled_records_total 50.0" in metrics.render()[0].decode()
     finally:
         await writer.stop()
     assert await stored(sqlite_db) == (50, 50, 50)
@@ -176,6 +181,11 @@ async def test_a_journal_that_cannot_write_holds_no_record_back(
         await until(lambda: writer.written == 20, 10)
         assert writer.journal.failed_writes >= 1
         assert "journal write failed" in caplog.text
+        metrics = GatewayMetrics(set(), set())
+        metrics.refresh_request_log(writer.health(), metrics.request_log_totals(writer))
+        text = metrics.render()[0].decode()
+        failures = f"perpetuo_usage_journal_failures_total {float(writer.journal.failed_writes)}"
+        assert failures in text and "perpetuo_usage_journaled_records_total 0.0" in text
     finally:
         await writer.stop()
     assert await stored(sqlite_db) == (20, 20, 20)

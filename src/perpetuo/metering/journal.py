@@ -109,7 +109,7 @@ class Journal:
         self.beat = time.monotonic()  # when the thread last finished a cycle
         # Figures for tests and the bench (written by the journal thread only).
         self.appended = 0
-        self.failed_writes = 0
+        self.failed_writes = 0  # writes and fsyncs
 
     # -- the request side --------------------------------------------------------------------
 
@@ -257,6 +257,7 @@ class Journal:
             os.fdatasync(segment.fd)
             segment.unsynced = False
         except OSError as exc:
+            self.failed_writes += 1
             self._alerts.log(logging.ERROR, "journal", "request log journal fsync failed (%s)", exc)
         self._last_fsync = time.monotonic()
 

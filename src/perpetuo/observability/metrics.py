@@ -29,6 +29,7 @@ from perpetuo.transport.connection import Connection
 disable_created_metrics()  # *_created series double the scrape for little use
 
 if TYPE_CHECKING:
+    from perpetuo.metering.writer import UsageWriter
     from perpetuo.pipeline.context import RequestContext
     from perpetuo.routing.table import RoutingTable
 
@@ -193,6 +194,16 @@ class GatewayMetrics:
             "Request-log records dropped because memory and the spill were both full",
             registry=r,
         )
+        self.journaled = Counter(
+            "perpetuo_usage_journaled_records",
+            "Request-log records appended to the local journal",
+            registry=r,
+        )
+        self.journal_failures = Counter(
+            "perpetuo_usage_journal_failures",
+            "Failed request-log journal writes or fsyncs (their records went on unjournaled)",
+            registry=r,
+        )
         self.access_sampled_out = Counter(
             "perpetuo_access_log_sampled_out",
             "Requests left out of the access log by its sampling policy",
@@ -327,6 +338,8 @@ class GatewayMetrics:
             "written": self.rows_written,
             "replayed": self.replayed,
             "dropped": self.dropped,
+            "journaled": self.journaled,
+            "journal_failures": self.journal_failures,
             "sampled_out": self.access_sampled_out,
             "access_dropped": self.access_dropped,
         }
@@ -335,6 +348,18 @@ class GatewayMetrics:
             if total > self._totals.get(name, 0):
                 counter.inc(total - self._totals.get(name, 0))
             self._totals[name] = total
+
+    @staticmethod
+    def request_log_totals(usage: UsageWriter) -> dict[str, int]:
+        """The writer's and its journal's running totals, for `refresh_request_log`."""
+        journal = usage.journal
+        return {
+            "written": usage.written,
+            "replayed": usage.replayed,
+            "dropped": usage.dropped,
+            "journaled": journal.appended if journal is not None else 0,
+            "journal_failures": journal.failed_writes if journal is not None else 0,
+        }
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text: this process's registry, or every worker's in multiprocess mode."""

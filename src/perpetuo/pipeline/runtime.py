@@ -267,9 +267,7 @@ class Gateway:
             self.metrics.refresh_request_log(
                 usage.health(),
                 {
-                    "written": usage.written,
-                    "replayed": usage.replayed,
-                    "dropped": usage.dropped,
+                    **self.metrics.request_log_totals(usage),
                     "sampled_out": sampled_out,
                     "access_dropped": access_dropped,
                 },

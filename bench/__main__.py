@@ -171,7 +171,7 @@ def main() -> None:
     if args.faults:
         from bench import faults
 
-        sys.exit(0 if faults.main() else 1)
+        sys.exit(0 if faults.main(args.write_docs) else 1)
     if args.hard_kill:
         from bench import hardkill
 

@@ -1,4 +1,4 @@
-"""Faults, measured: `./dev bench --faults`.
+"""Faults, measured: `./dev bench --faults` (`--write-docs`: its tables into docs/performance.md).
 
 Redis and PostgreSQL are real processes (the test suite's, tests/support/services.py) that
 this run pauses (SIGSTOP), stops, or kills with kill -9 while `CONCURRENCY` clients send chat
@@ -364,14 +364,19 @@ def render(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main() -> bool:
+def main(write: bool = False) -> bool:
     import json
+
+    from bench.report import write_docs
 
     results = run()
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "faults.json").write_text(json.dumps(results, indent=2))
-    print("\n".join(render(results)))
+    table = "\n".join(render(results))
+    print(table)
+    if write:
+        write_docs(ROOT / "docs" / "performance.md", table, BEGIN, END)
     lost = sum(r.get("rows_lost", 0) + r.get("rows_counted_twice", 0) for r in results["scenarios"])
     doubled = any(r.get("ledger_micros") != r.get("metered_micros") for r in results["scenarios"])
     return lost == 0 and not doubled

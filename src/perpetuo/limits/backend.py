@@ -41,6 +41,12 @@ class Check:
     hold_ms: int = 0  # WINDOW holds and SLOTS entries expire after this
     seedable: bool = False  # WINDOW: when missing, must start from `seed` (read from the store)
     seed: int | None = None
+    corrected: bool = False  # RATE: settlement corrects it to the real amount (tokens)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the request's settlement changes this counter (beyond freeing a slot)."""
+        return self.kind is Kind.WINDOW or self.corrected
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from perpetuo.limits.ledger import CreditLedgerWriter
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.planning import LimitRequest, Planned, credit_key, plan_checks
 from perpetuo.limits.refusals import limits_unavailable, ratelimit_headers, refusal, wait_seconds
+from perpetuo.limits.retry import Pending, SettleRetries
 from perpetuo.schema.errors import ErrorCode, GatewayError
 from perpetuo.singleflight import SingleFlight
 
@@ -38,6 +39,7 @@ log = logging.getLogger("perpetuo.limits")
 MAX_REQUEST_SECONDS = 900.0  # holds and concurrency slots of a request that never ends expire
 CREDIT_REFRESH_SECONDS = 30.0  # memory backend: re-read credit balances this often
 GRANT_RETRIES, GRANT_RETRY_SECONDS = 150, 2.0  # a grant reaches Redis if it is back in 5 min
+FINAL_SETTLE_SECONDS = 2.0  # at stop, the most spent sending settlements still queued
 _PAYMENT = (ErrorCode.BUDGET_EXCEEDED, ErrorCode.INSUFFICIENT_CREDITS)
 
 
@@ -130,6 +132,7 @@ class LimitEngine:
         self.stats = LimitStats()
         self.backend = backend
         self.guard = BackendGuard(backend, fallback, failure_policy, self.stats)
+        self.retries = SettleRetries(self.guard, self.stats, clock)
         self.history: UsageHistory = history or NoHistory()
         self.ledger = ledger
         self.alerts = AlertSender(self.stats)
@@ -212,6 +215,7 @@ class LimitEngine:
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        await self.retries.aclose(FINAL_SETTLE_SECONDS)
         if self.ledger is not None:
             await self.ledger.aclose()
         await self.guard.primary.aclose()
@@ -262,20 +266,30 @@ class LimitEngine:
         cost: int,
     ) -> None:
         assert backend is not None
-        fired: list[tuple[int, int]] = []
-        # While Redis is known to be down, do not make every ending request wait on it.
-        if items and not (backend is self.guard.primary and self.guard.paused):
-            try:
-                fired = await backend.settle(items, request.request_id, int(self.clock() * 1000))
-            except BackendUnavailable as exc:
-                self.guard.failed(exc)  # its holds expire; the usage is in the request log
         if any(p.measure == "credits" for p in meaning) and self.ledger is not None and cost:
             self.ledger.deduct(request.workspace_id or "-", cost)
-        for index, spent in fired:
-            event = budget_event(
-                meaning[index], request.workspace_id, request.key_id, spent, self.clock()
-            )
-            self.alerts.fire(event)
+        if not items:
+            return
+
+        def fire(fired: list[tuple[int, int]]) -> None:
+            for index, spent in fired:
+                event = budget_event(
+                    meaning[index], request.workspace_id, request.key_id, spent, self.clock()
+                )
+                self.alerts.fire(event)
+
+        # While Redis is known to be down, do not make every ending request wait on it: the
+        # settlement is queued, and sent (applied once) when Redis is tried again.
+        if backend is self.guard.primary and self.guard.paused:
+            self.retries.add(Pending(items, request.request_id, fire))
+            return
+        try:
+            fired = await backend.settle(items, request.request_id, int(self.clock() * 1000))
+        except BackendUnavailable as exc:
+            self.guard.failed(exc)
+            self.retries.add(Pending(items, request.request_id, fire))
+            return
+        fire(fired)
 
     def _maybe_refresh_credits(self, request: LimitRequest, planned: list[Planned]) -> None:
         """Memory counters only: other instances' usage and grants reach this one's credit

@@ -36,6 +36,9 @@ class LimitStats:
     alerts_fired: int = 0
     alerts_failed: int = 0  # listeners that raised (delivery is the alert path's)
     refused: int = 0
+    settles_queued: int = 0  # settlements that could not reach Redis, queued to be sent again
+    settles_retried: int = 0  # of those, sent to Redis later (applied there once)
+    settles_dropped: int = 0  # of those, dropped: the queue was full, or the process stopped
 
 
 class BackendGuard:
@@ -60,6 +63,10 @@ class BackendGuard:
     def paused(self) -> bool:
         """True while the primary is left alone after a failure."""
         return self.fallback is not None and self._clock() < self._paused_until
+
+    def pause_left(self) -> float:
+        """Seconds until the primary may be tried again (0 when it may be now)."""
+        return max(0.0, self._paused_until - self._clock())
 
     def pick(self) -> LimitBackend:
         """The backend for a new admission: the primary unless it is paused after a failure."""

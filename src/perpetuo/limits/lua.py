@@ -11,6 +11,9 @@ Counter layout (all names share the request's {workspace} hash tag, so one slot)
 - WINDOW hash  s (settled), h (held), r:<request id> (each hold);  <key>:z  zset of hold
          expiries;  <key>:a  the once-per-window alert flag
 - SLOTS  zset  request id -> start ms
+- {workspace}:tickets  zset  request id -> expiry ms: an admitted request whose settlement is
+  still to come. SETTLE applies a request's settlement only if it removes its ticket, so a
+  settlement sent again (its reply was lost) is applied once.
 """
 
 from __future__ import annotations
@@ -23,15 +26,15 @@ local function int(x) return string.format('%d', x) end
 # Both scripts take a batch of requests (one or more; all keys of one {workspace} slot), each
 # checked or settled as if alone, in arrival order: batching saves round trips and client
 # work, never changes a result.
-# KEYS: the checks of every request, in order.  ARGV: per request: request_id, now_ms, n
-# (its number of checks), then per check: kind, limit, amount, ttl_ms, hold_ms, seed
-# (seed: '-' none needed, '?' needed, or a value).
+# KEYS: the batch's tickets, then the checks of every request, in order.  ARGV: per request:
+# request_id, now_ms, n (its number of checks), ticket_ms (0: no ticket), then per check:
+# kind, limit, amount, ttl_ms, hold_ms, seed (seed: '-' none needed, '?' needed, or a value).
 # Returns per request: its reply's length, then {0, missing...} | {1, index, wait_ms, value,
 # ...} | {2, remaining, reset_ms, ...} (indexes 1-based within the request).
 RESERVE = (
     _COMMON
     + """
-local function reserve(rid, now, k, n, base)
+local function reserve(rid, now, k, n, ticket, base)
   local missing, refused, found = {}, {}, {}
   local function refuse(i, wait, value)
     table.insert(refused, i); table.insert(refused, wait); table.insert(refused, value)
@@ -81,6 +84,10 @@ local function reserve(rid, now, k, n, base)
   if #missing > 0 then table.insert(missing, 1, 0); return missing end
   if #refused > 0 then table.insert(refused, 1, 1); return refused end
   local out = {2}
+  if ticket > 0 then
+    redis.call('ZADD', KEYS[1], int(now + ticket), rid)
+    redis.call('PEXPIRE', KEYS[1], int(ticket))
+  end
   for i = 1, n do
     local b = base + (i - 1) * 6
     local kind, limit, amount = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
@@ -112,31 +119,35 @@ local function reserve(rid, now, k, n, base)
   end
   return out
 end
-local out, k, a = {}, 0, 0
+local out, k, a = {}, 1, 0
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', int(tonumber(ARGV[2])))
 while a < #ARGV do
   local rid, now, n = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local reply = reserve(rid, now, k, n, a + 3)
+  local reply = reserve(rid, now, k, n, tonumber(ARGV[a + 4]), a + 4)
   table.insert(out, #reply)
   for _, v in ipairs(reply) do table.insert(out, v) end
-  k, a = k + n, a + 3 + n * 6
+  k, a = k + n, a + 4 + n * 6
 end
 return out
 """
 )
 
-# KEYS: the items of every request, in order.  ARGV: per request: request_id, now_ms, n,
+# KEYS: the batch's tickets, then the items of every request, in order.  ARGV: per request:
+# request_id, now_ms, n, ticketed (1: applied only if its ticket is there, which it removes),
 # then per item: kind, limit, value, alert_at ('-' for none), alert_ttl_ms.
 # Returns {request, index, settled total, ...} (both 1-based, the index within its request)
 # of the items whose alert fired now.
 SETTLE = (
     _COMMON
     + """
-local fired, k, a, r = {}, 0, 0, 0
+local fired, k, a, r = {}, 1, 0, 0
 while a < #ARGV do
   local rid, now, n = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   r = r + 1
-  for i = 1, n do
-    local b = a + 3 + (i - 1) * 5
+  -- Settled already (a reply lost on the way back), or admitted over an hour ago: skipped.
+  local skip = ARGV[a + 4] == '1' and redis.call('ZREM', KEYS[1], rid) == 0
+  for i = 1, skip and 0 or n do
+    local b = a + 4 + (i - 1) * 5
     local kind, limit, value = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
     local alert, alert_ttl, key = ARGV[b + 4], ARGV[b + 5], KEYS[k + i]
     if kind == 1 then
@@ -168,7 +179,7 @@ while a < #ARGV do
       redis.call('ZREM', key, rid)
     end
   end
-  k, a = k + n, a + 3 + n * 5
+  k, a = k + n, a + 4 + n * 5
 end
 return fired
 """

@@ -145,7 +145,7 @@ class _Builder:
             check = Check(Kind.RATE, name("rpm"), limits.rpm, 1)
             self._add(check, ErrorCode.RATE_LIMIT_REQUESTS, "requests", header="requests")
         if limits.tpm:
-            check = Check(Kind.RATE, name("tpm"), limits.tpm, tokens)
+            check = Check(Kind.RATE, name("tpm"), limits.tpm, tokens, corrected=True)
             self._add(check, ErrorCode.RATE_LIMIT_TOKENS, "tokens", header="tokens")
         for quota, period, code in (
             (limits.daily_tokens, "daily", ErrorCode.QUOTA_DAILY_TOKENS),

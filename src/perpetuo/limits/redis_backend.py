@@ -5,6 +5,9 @@ Every call is bounded (short socket timeouts and an overall deadline) and any fa
 check never hangs on Redis. Admissions of one workspace that arrive while another is in
 flight share the next call, and settlements wait up to `SETTLE_LINGER` to share theirs
 (coalesce.py): under load, a fraction of a round trip per request.
+
+An admission whose settlement will change a counter leaves a ticket, which its settlement
+removes and needs: a settlement sent again because its reply was lost is applied once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ DEADLINE = 0.5  # seconds, for a whole call including waiting for a pooled conne
 MAX_CONNECTIONS = 32
 SETTLE_LINGER = 0.005  # seconds a settlement waits for others to share its call
 MAX_BATCH = 64  # requests per script call
+TICKET_MS = 3_600_000  # a settlement reaching Redis later than this after admission is skipped
 
 Reserving = tuple[Sequence[Check], str, int]  # checks, request id, now (ms)
 Settling = tuple[Sequence[Settlement], str, int]
@@ -146,10 +150,11 @@ class RedisBackend:
             raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def _send_reserves(self, batch: list[Reserving]) -> list[list[int]]:
-        keys: list[str] = []
+        keys: list[str] = [_tickets(batch[0][0])]
         args: list[Any] = []
         for checks, request_id, now_ms in batch:
-            args += [request_id, now_ms, len(checks)]
+            ticket = TICKET_MS if any(check.settled for check in checks) else 0
+            args += [request_id, now_ms, len(checks), ticket]
             for check in checks:
                 keys.append(PREFIX + check.key)
                 if check.kind is Kind.WINDOW and check.seedable:
@@ -167,10 +172,12 @@ class RedisBackend:
         return replies
 
     async def _send_settles(self, batch: list[Settling]) -> list[list[tuple[int, int]]]:
-        keys: list[str] = []
+        keys: list[str] = [_tickets(batch[0][0])]
         args: list[Any] = []
         for items, request_id, now_ms in batch:
-            args += [request_id, now_ms, len(items)]
+            # Freeing a slot alone (release) is harmless twice and leaves the ticket.
+            ticketed = any(item.kind is not Kind.SLOTS for item in items)
+            args += [request_id, now_ms, len(items), int(ticketed)]
             for item in items:
                 keys.append(PREFIX + item.key)
                 alert = "-" if item.alert_at is None else item.alert_at
@@ -204,6 +211,11 @@ class RedisBackend:
                 await self._client.connection_pool.disconnect()
             self._client = None
             self._loaded = False
+
+
+def _tickets(entries: Sequence[Check] | Sequence[Settlement]) -> str:
+    """The zset of admitted requests whose settlement is still to come, one per workspace."""
+    return f"{PREFIX}{_slot(entries)}}}:tickets"
 
 
 def _slot(entries: Sequence[Check] | Sequence[Settlement]) -> str:

@@ -1,11 +1,16 @@
-"""The server connection's writes: one system call per loop turn, the same bytes in order,
-nothing lost at close, nothing written to a closed connection."""
+"""The server connection's writes: one system call for what a turn and the next produced, the
+same bytes in order, nothing lost at close, nothing written to a closed connection."""
 
 from __future__ import annotations
 
 import asyncio
 
 from perpetuo.api.server_protocol import _TurnWriter
+
+
+async def turns(n: int = 2) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
 
 
 class Transport:
@@ -40,11 +45,27 @@ async def test_a_turns_writes_reach_the_socket_as_one():
     writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     writer.write(b"{}")
     assert raw.writes == [] and writer.get_write_buffer_size() == 40
-    await asyncio.sleep(0)  # the end of the turn
+    await turns()
     assert raw.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
-    writer.write(b"5\r\nlater\r\n")  # a later turn: its own write
-    await asyncio.sleep(0)
+    writer.write(b"5\r\nlater\r\n")  # later: its own write
+    await turns()
     assert raw.writes[1:] == [b"5\r\nlater\r\n"]
+
+
+async def test_a_stream_head_goes_out_with_what_its_pump_had_ready():
+    raw = Transport()
+    writer = _TurnWriter(raw, asyncio.get_running_loop())
+
+    async def pump():  # started in the turn that wrote the head, as StreamingResponse does
+        writer.write(b"a\r\ndata: x\n\n\r\n")
+
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    task = asyncio.ensure_future(pump())
+    await turns()
+    await task
+    assert raw.writes == [
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\na\r\ndata: x\n\n\r\n"
+    ]
 
 
 async def test_close_sends_what_was_written_first():
@@ -53,7 +74,7 @@ async def test_close_sends_what_was_written_first():
     writer.write(b"last piece")
     writer.close()
     assert raw.writes == [b"last piece"] and raw.closed
-    await asyncio.sleep(0)  # the turn's flush finds nothing left
+    await turns()  # the scheduled flush finds nothing left
     assert raw.writes == [b"last piece"]
 
 
@@ -61,14 +82,14 @@ async def test_a_closed_or_aborted_connection_gets_nothing():
     raw = Transport()
     writer = _TurnWriter(raw, asyncio.get_running_loop())
     writer.write(b"for nobody")
-    raw.closed = True  # the client went away within the turn
-    await asyncio.sleep(0)
+    raw.closed = True  # the client went away meanwhile
+    await turns()
     assert raw.writes == []
     raw2 = Transport()
     writer2 = _TurnWriter(raw2, asyncio.get_running_loop())
     writer2.write(b"dropped")
     writer2.abort()
-    await asyncio.sleep(0)
+    await turns()
     assert raw2.writes == [] and raw2.aborted
 
 
@@ -78,5 +99,5 @@ async def test_a_large_body_goes_out_whole_after_its_head():
     head, body = b"HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n", b"x" * 200_000
     writer.write(head)
     writer.write(body)
-    await asyncio.sleep(0)
+    await turns()
     assert b"".join(raw.writes) == head + body

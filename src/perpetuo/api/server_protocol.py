@@ -1,13 +1,13 @@
-"""The HTTP server's connection protocol: uvicorn's httptools one, writing each turn's output
-to the socket at once.
+"""The HTTP server's connection protocol: uvicorn's httptools one, writing what a request
+produces in one turn of the event loop, and the next, in one system call.
 
 uvicorn writes a response's status line and headers, then every body piece, each with its own
-system call; a JSON answer is two writes and a streamed one a write per event. Here a
-connection's writes made in one turn of the event loop are held and written together at the
-end of the turn (before the loop next waits for I/O), so a JSON answer is one write and a
-burst of events one write: the same bytes in the same order, and no later than the turn in
-which they were produced. On loopback a write costs about as much CPU as the gateway's own
-work on a request.
+system call; a JSON answer is two writes and a stream at least three. Here a connection's
+writes are held and written together two loop iterations after the first of them (before the
+loop waits for I/O a second time): a JSON answer is one write, and a stream's head goes out
+with the events its pump task, started in the same turn, had ready. The same bytes in the
+same order, a few microseconds later at most. On loopback a write costs about as much CPU as
+the gateway's own work on a request.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _JOIN_BELOW = 65536  # pieces smaller than this in all are joined; larger ones a
 
 
 class _TurnWriter:
-    """A transport whose writes in one loop turn reach the socket as one write."""
+    """A transport whose writes in a loop turn and the next reach the socket as one write."""
 
     __slots__ = ("_loop", "_pending", "_transport")
 
@@ -34,8 +34,13 @@ class _TurnWriter:
         if not data:
             return
         if not self._pending:
-            self._loop.call_soon(self.flush)
+            self._loop.call_soon(self._flush_next)
         self._pending.append(data)
+
+    def _flush_next(self) -> None:
+        # One more iteration: a task started in the writing turn (a stream's pump) runs its
+        # first step in the next, before this.
+        self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         pending = self._pending

@@ -56,6 +56,11 @@ class SettleRetries:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, and nothing being sent."""
+        return not self._queue and (self._task is None or self._task.done())
+
     def add(self, pending: Pending) -> None:
         self._stats.settles_queued += 1
         self._queue.append(pending)

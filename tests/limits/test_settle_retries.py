@@ -18,6 +18,7 @@ from perpetuo.limits import retry as retry_module
 from perpetuo.limits.backend import BackendUnavailable, Check, Kind, Settlement
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.redis_backend import PREFIX, RedisBackend
+from perpetuo.observability.metrics import GatewayMetrics
 from tests.limits.support import Clock, make_request
 from tests.support.services import RedisServer
 
@@ -185,3 +186,11 @@ async def test_the_queue_is_bounded_dropping_the_oldest_with_a_count_and_a_warni
     assert limits.stats.settles_retried == 3
     dropped = [r for r in caplog.records if "settlements dropped" in r.getMessage()]
     assert len(dropped) == 1  # once a minute, not per settlement
+    metrics = GatewayMetrics(set(), set())
+    metrics.refresh_limits(limits.stats)
+    metrics.refresh_limits(limits.stats)  # counters advance by the change only
+    text = metrics.render()[0].decode()
+    for outcome, count in (("queued", 5), ("retried", 3), ("dropped", 2)):
+        assert (
+            f'perpetuo_limits_settlements_deferred_total{{outcome="{outcome}"}} {count}.0' in text
+        )

@@ -29,6 +29,7 @@ from perpetuo.transport.connection import Connection
 disable_created_metrics()  # *_created series double the scrape for little use
 
 if TYPE_CHECKING:
+    from perpetuo.limits.guard import LimitStats
     from perpetuo.metering.writer import UsageWriter
     from perpetuo.pipeline.context import RequestContext
     from perpetuo.routing.table import RoutingTable
@@ -214,6 +215,12 @@ class GatewayMetrics:
             "Access-log lines dropped because the output could not keep up",
             registry=r,
         )
+        self.limit_settlements = Counter(
+            "perpetuo_limits_settlements_deferred",
+            "Settlements that could not reach Redis at once: queued, sent later, or dropped",
+            ["outcome"],
+            registry=r,
+        )
         # Set at scrape time (and with the other gauges): what grows when something leaks.
         self.upstream_connections = Gauge(
             "perpetuo_upstream_connections_open",
@@ -347,6 +354,14 @@ class GatewayMetrics:
             total = totals.get(name, 0)
             if total > self._totals.get(name, 0):
                 counter.inc(total - self._totals.get(name, 0))
+            self._totals[name] = total
+
+    def refresh_limits(self, stats: LimitStats) -> None:
+        """The limits engine's deferred settlements (counters advance by the change)."""
+        for outcome in ("queued", "retried", "dropped"):
+            total, name = getattr(stats, f"settles_{outcome}"), f"settles_{outcome}"
+            if total > self._totals.get(name, 0):
+                self.limit_settlements.labels(outcome).inc(total - self._totals.get(name, 0))
             self._totals[name] = total
 
     @staticmethod

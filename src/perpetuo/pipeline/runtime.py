@@ -272,6 +272,7 @@ class Gateway:
                     "access_dropped": access_dropped,
                 },
             )
+            self.metrics.refresh_limits(self.limits.stats)
             await asyncio.sleep(interval)
 
     async def _prune_logs_forever(self, interval: float = 3600.0) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 log = logging.getLogger("perpetuo.cache")
 
 PREFIX = "perpetuo:cache:"
-SOCKET_TIMEOUT = 0.25
 DEADLINE = 0.5
 PAUSE_SECONDS = 2.0  # after a failure, Redis is left alone this long
 LOG_EVERY_SECONDS = 60.0
@@ -82,8 +81,8 @@ class RedisBackend:
 
             self._client = redis.from_url(
                 self.url,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
+                socket_timeout=self.deadline / 2,
+                socket_connect_timeout=self.deadline / 2,
                 max_connections=32,
             )
             self._scripts = {

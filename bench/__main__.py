@@ -29,6 +29,7 @@ from bench import dialects, looplag, routing
 from bench.report import render_markdown, write_docs
 from bench.system import (
     free_port,
+    mock_config,
     process_cpu_seconds,
     process_memory_kib,
     start_gateway_process,
@@ -198,16 +199,7 @@ def main() -> None:
     mock = start_mock(mock_port)
     flaky = start_mock(flaky_port, routing.FAIL_RATE)
     workdir = Path(tempfile.mkdtemp(prefix="perpetuo-bench-"))
-    config = {
-        "providers": {
-            "mock": {
-                "type": "openai",
-                "api_base": f"http://127.0.0.1:{mock_port}/v1",
-                "api_key": "sk-bench",
-            }
-        },
-        "models": {"gpt-4o-mini": {"deployments": [{"provider": "mock", "model": "gpt-4o-mini"}]}},
-    }
+    config = mock_config(mock_port)
     extra = routing.routing_config(mock_port, flaky_port)
     config["routing"] = extra["routing"]
     config["providers"].update(extra["providers"])

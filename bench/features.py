@@ -23,6 +23,7 @@ from typing import Any
 from bench.keystore import seed_keys
 from bench.system import (
     free_port,
+    mock_config,
     process_cpu_seconds,
     start_gateway_process,
     start_mock,
@@ -91,16 +92,7 @@ def run_variants(duration: float, redis_url: str) -> list[tuple[str, dict[str, A
     work = Path(tempfile.mkdtemp(prefix="perpetuo-features-"))
     import yaml
 
-    config = {
-        "providers": {
-            "mock": {
-                "type": "openai",
-                "api_base": f"http://127.0.0.1:{mock_port}/v1",
-                "api_key": "sk-bench",
-            }
-        },
-        "models": {"gpt-4o-mini": {"deployments": [{"provider": "mock", "model": "gpt-4o-mini"}]}},
-    }
+    config = mock_config(mock_port)
     config_path = work / "bench.yaml"
     config_path.write_text(yaml.safe_dump(config))
     data = work / "data"

@@ -36,6 +36,7 @@ from bench.loadgen import body
 from bench.system import (
     ROOT,
     free_port,
+    mock_config,
     process_cpu_seconds,
     start_gateway_process,
     start_mock,
@@ -48,25 +49,12 @@ CLIENTS = 16
 SETTINGS = {"journal on": "true", "journal off": "false"}
 
 
-def config(mock_port: int) -> dict[str, Any]:
-    return {
-        "providers": {
-            "mock": {
-                "type": "openai",
-                "api_base": f"http://127.0.0.1:{mock_port}/v1",
-                "api_key": "sk-bench",
-            }
-        },
-        "models": {"gpt-4o-mini": {"deployments": [{"provider": "mock", "model": "gpt-4o-mini"}]}},
-    }
-
-
 class Gateway:
     def __init__(self, workdir: Path, mock_port: int, journal: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.config_path = workdir / "gateway.yaml"
-        self.config_path.write_text(yaml.safe_dump(config(mock_port)))
+        self.config_path.write_text(yaml.safe_dump(mock_config(mock_port)))
         self.env = {
             "PERPETUO_MASTER_KEY": MASTER_KEY,
             "PERPETUO_DATA_DIR": str(workdir / "data"),

@@ -72,6 +72,20 @@ def process_memory_kib(pid: int) -> dict[str, int]:
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def mock_config(port: int) -> dict[str, Any]:
+    """A gateway config with one alias, gpt-4o-mini, served by the bench mock on `port`."""
+    return {
+        "providers": {
+            "mock": {
+                "type": "openai",
+                "api_base": f"http://127.0.0.1:{port}/v1",
+                "api_key": "sk-bench",
+            }
+        },
+        "models": {"gpt-4o-mini": {"deployments": [{"provider": "mock", "model": "gpt-4o-mini"}]}},
+    }
+
+
 def start_mock(port: int, fail_rate: float = 0.0) -> subprocess.Popen[str]:
     """The bench mock upstream on `port`, returned once it says it is ready."""
     proc = subprocess.Popen(

@@ -122,6 +122,41 @@ async def test_a_writer_outrun_by_traffic_stays_bounded_and_loses_nothing(store_
         await db.dispose()
 
 
+async def test_a_writer_that_writes_but_too_slowly_keeps_the_bound(tmp_path, monkeypatch):
+    """Writes that succeed, each slower than the traffic: the writer stays in its drain loop,
+    and the memory bound holds there too (it used to be checked only between loops)."""
+    from perpetuo.metering import writer as writer_module
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    await upgrade(db)
+    real = writer_module.write_records
+
+    def slow(sink, batch, *, fresh):
+        time.sleep(0.1)  # 100 records in 0.1 s: 1,000 a second at best
+        return real(sink, batch, fresh=fresh)
+
+    monkeypatch.setattr(writer_module, "write_records", slow)
+    line = len(encode_record(record(0)))
+    bound = 300  # records the bound holds: about 3 bytes of memory per encoded byte
+    bounds = Bounds(queue_max_bytes=int(bound * line * writer_module.MEMORY_PER_ENCODED_BYTE))
+    writer = UsageWriter(db, tmp_path / "spill", batch_size=100, flush_interval=0.05, bounds=bounds)
+    await writer.start()
+    deepest = 0
+    try:
+        for i in range(4000):  # about 4,000 records a second, for a second
+            writer.emit(record(i))
+            if i % 40 == 0:
+                await asyncio.sleep(0.01)
+                deepest = max(deepest, writer.queue_depth)
+        assert writer.spilled > 0
+        assert deepest < 3 * bound  # was every record not yet written: over 2,500
+        await until(lambda: writer.written >= 4000 and writer.spill.usage.bytes == 0, 60)
+        assert await stored(db) == (4000, 4000, 4000)
+    finally:
+        await writer.stop()
+        await db.dispose()
+
+
 async def test_spilled_records_replay_when_the_database_returns_without_new_writes(
     store_url, tmp_path
 ):

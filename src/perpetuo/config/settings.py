@@ -68,10 +68,10 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="Seconds a partial batch of request-log rows waits"
     )
     request_log_queue_max_bytes: int = Field(
-        default=64 * 1024 * 1024,
+        default=32 * 1024 * 1024,
         ge=1024,
-        description="Request-log records kept in memory while the database is behind; past "
-        "this, the oldest go to the spill directory",
+        description="Memory for request-log records waiting while the database is behind "
+        "(estimated from their encoded size); past this, the oldest go to the spill directory",
     )
     request_log_queue_max_age: float = Field(
         default=30.0, gt=0, description="Seconds a request-log record may wait in memory"

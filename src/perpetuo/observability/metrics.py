@@ -351,18 +351,19 @@ class GatewayMetrics:
             "access_dropped": self.access_dropped,
         }
         for name, counter in counters.items():
-            total = totals.get(name, 0)
-            if total > self._totals.get(name, 0):
-                counter.inc(total - self._totals.get(name, 0))
-            self._totals[name] = total
+            self._advance(name, counter, totals.get(name, 0))
 
     def refresh_limits(self, stats: LimitStats) -> None:
         """The limits engine's deferred settlements (counters advance by the change)."""
         for outcome in ("queued", "retried", "dropped"):
-            total, name = getattr(stats, f"settles_{outcome}"), f"settles_{outcome}"
-            if total > self._totals.get(name, 0):
-                self.limit_settlements.labels(outcome).inc(total - self._totals.get(name, 0))
-            self._totals[name] = total
+            name = f"settles_{outcome}"
+            self._advance(name, self.limit_settlements.labels(outcome), getattr(stats, name))
+
+    def _advance(self, name: str, counter: Any, total: int) -> None:
+        """Move `counter` on by what the running `total` gained since the last refresh."""
+        if total > self._totals.get(name, 0):
+            counter.inc(total - self._totals.get(name, 0))
+        self._totals[name] = total
 
     @staticmethod
     def request_log_totals(usage: UsageWriter) -> dict[str, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import signal
@@ -272,10 +273,10 @@ def emit_cost(rounds: int = 200, batch: int = 1000) -> dict[str, float]:
 def thread_cost(seconds: float = 4.0) -> dict[str, float]:
     """CPU of the journal's own thread (from /proc, in nanoseconds) per record, at the default
     interval, for a gateway-like record offered at about 2,000 and 7,000 a second."""
-    from perpetuo.metering.alerts import EveryMinute
     from perpetuo.metering.journal import Journal, JournalPolicy
     from perpetuo.metering.record import RequestRecord
     from perpetuo.metering.spill import SpillDir
+    from perpetuo.observability.log_limit import EveryMinute
 
     attempt = {"deployment": "mock/gpt-4o-mini", "provider": "mock", "status": 200}
     record = RequestRecord(
@@ -300,7 +301,11 @@ def thread_cost(seconds: float = 4.0) -> dict[str, float]:
     for every_2ms in (4, 14):
         with tempfile.TemporaryDirectory() as tmp:
             journal = Journal(
-                Path(tmp) / "journal", JournalPolicy(), lambda *_: None, lambda: None, EveryMinute()
+                Path(tmp) / "journal",
+                JournalPolicy(),
+                lambda *_: None,
+                lambda: None,
+                EveryMinute(logging.getLogger("bench")),
             )
             journal.start(SpillDir(Path(tmp) / "spill", 10**9))
             assert journal._thread is not None

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from perpetuo.limits.backend import BackendUnavailable, Settlement
-from perpetuo.limits.guard import LOG_EVERY_SECONDS, BackendGuard, LimitStats
+from perpetuo.limits.guard import BackendGuard, LimitStats
+from perpetuo.observability.log_limit import EveryMinute
 
 log = logging.getLogger("perpetuo.limits")
 
@@ -51,7 +51,7 @@ class SettleRetries:
         self.max_pending = max_pending
         self._queue: deque[Pending] = deque()
         self._task: asyncio.Task[None] | None = None
-        self._last_log = -LOG_EVERY_SECONDS
+        self._warnings = EveryMinute(log)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -115,16 +115,15 @@ class SettleRetries:
 
     def _dropped(self, count: int, why: str) -> None:
         self._stats.settles_dropped += count
-        now = time.monotonic()
-        if now - self._last_log >= LOG_EVERY_SECONDS:
-            self._last_log = now
-            log.warning(
-                "limits: %d settlements dropped before reaching Redis (%s; %d so far); "
-                "their reservations expire on their own",
-                count,
-                why,
-                self._stats.settles_dropped,
-            )
+        self._warnings.log(
+            logging.WARNING,
+            why,
+            "limits: %d settlements dropped before reaching Redis (%s; %d so far); "
+            "their reservations expire on their own",
+            count,
+            why,
+            self._stats.settles_dropped,
+        )
 
     async def aclose(self, within: float) -> None:
         """Stop retrying, after one last try (within `within` seconds) if Redis may be tried now."""

@@ -41,9 +41,9 @@ from typing import Literal
 
 import msgspec
 
-from perpetuo.metering.alerts import EveryMinute
 from perpetuo.metering.record import RequestRecord
 from perpetuo.metering.spill import QUIET_BEFORE_REPLAY, SpillDir
+from perpetuo.observability.log_limit import EveryMinute
 
 log = logging.getLogger("perpetuo.usage")
 

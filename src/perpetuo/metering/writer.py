@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from perpetuo.metering.alerts import EveryMinute
 from perpetuo.metering.journal import Journal, JournalPolicy
 from perpetuo.metering.record import RequestRecord, encode_record
 from perpetuo.metering.rows import write_batch as write_batch  # tools and tests import it here
 from perpetuo.metering.rows import write_records
 from perpetuo.metering.spill import Replay, SpillDir
+from perpetuo.observability.log_limit import EveryMinute
 from perpetuo.store.bulk import RequestLogSink, open_sink
 from perpetuo.store.database import Database
 
@@ -90,7 +90,7 @@ class UsageWriter:
         self._spill_full = False
         self._inflight_since: float | None = None  # enqueue time of the batch being written
         self._record_bytes = 1024.0  # running estimate, for the queue's byte bound
-        self._alerts = EveryMinute()
+        self._alerts = EveryMinute(log)
         self._drain_deadline = float("inf")
         # Figures for metrics and tests (written by the writer thread only).
         self.written = 0  # rows inserted, live and replayed

@@ -1,5 +1,5 @@
-"""Log lines about the request log's backlog and journal: at most once a minute per kind,
-saying how many occurrences each stands for."""
+"""Log lines that could repeat on every request or batch (a backlog, a failing disk, a
+dependency that is away): at most once a period per kind, saying how many each stands for."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import logging
 import time
 from typing import Any
 
-log = logging.getLogger("perpetuo.usage")
-
 
 class EveryMinute:
     """A log line at most once a minute per kind, saying how many it stands for."""
 
-    def __init__(self, period: float = 60.0) -> None:
+    def __init__(self, logger: logging.Logger, period: float = 60.0) -> None:
+        self.logger = logger
         self.period = period
         self._last: dict[str, float] = {}
         self._count: dict[str, int] = {}
@@ -25,4 +24,4 @@ class EveryMinute:
             times = self._count.pop(kind)
             self._last[kind] = now
             suffix = f" ({times} times in the last minute)" if times > 1 else ""
-            log.log(level, message + suffix, *args)
+            self.logger.log(level, message + suffix, *args)

@@ -42,7 +42,7 @@ from typing import Literal
 import msgspec
 
 from perpetuo.metering.record import RequestRecord
-from perpetuo.metering.spill import QUIET_BEFORE_REPLAY, SpillDir
+from perpetuo.metering.spill import QUIET_BEFORE_REPLAY, SpillDir, mtime
 from perpetuo.observability.log_limit import EveryMinute
 
 log = logging.getLogger("perpetuo.usage")
@@ -289,7 +289,7 @@ class Journal:
             if not (name.startswith(SEGMENT_PREFIX) and name.endswith(SEGMENT_SUFFIX)):
                 continue
             local = name.startswith(f"{SEGMENT_PREFIX}{self._host}-")
-            if not local and now - _mtime(path) < QUIET_BEFORE_REPLAY:
+            if not local and now - mtime(path) < QUIET_BEFORE_REPLAY:
                 continue  # another host's: its lock may not reach us, so wait until quiet
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -347,10 +347,3 @@ def _sync_directory(path: Path) -> None:
 def _close(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return time.time()

@@ -84,11 +84,11 @@ class SpillDir:
         abandoned long ago by a process that may still exist are taken up again too."""
         now = time.time()
         for stale in self.path.glob(f"*{SPILL_SUFFIX}{CLAIM}*"):
-            if now - _mtime(stale) > ABANDONED_AFTER:
+            if now - mtime(stale) > ABANDONED_AFTER:
                 _release(stale)
         for path in sorted(self.path.glob(f"*{SPILL_SUFFIX}")):
             mine = path.name == self.own_name or path.name in self._adopted
-            if not mine and now - _mtime(path) < QUIET_BEFORE_REPLAY:
+            if not mine and now - mtime(path) < QUIET_BEFORE_REPLAY:
                 continue  # another live writer may still be appending to it
             claimed = path.with_name(f"{path.name}{CLAIM}{os.getpid()}")
             try:
@@ -208,7 +208,8 @@ def _first_created(path: Path, offset: int) -> float | None:
         return None
 
 
-def _mtime(path: Path) -> float:
+def mtime(path: Path) -> float:
+    """The file's modification time; now, when it is gone (so it counts as recent)."""
     try:
         return path.stat().st_mtime
     except OSError:

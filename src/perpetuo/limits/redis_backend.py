@@ -13,13 +13,9 @@ removes and needs: a settlement sent again because its reply was lost is applied
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 from collections.abc import Sequence
 from typing import Any
-
-import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from perpetuo.limits import lua
 from perpetuo.limits.backend import (
@@ -31,11 +27,16 @@ from perpetuo.limits.backend import (
     Settlement,
 )
 from perpetuo.limits.coalesce import Coalescer
+from perpetuo.limits.resp import ReplyError, RespClient
 
 PREFIX = "perpetuo:lim:"
-SOCKET_TIMEOUT = 0.25  # seconds, per socket operation (connect, read, write)
-DEADLINE = 0.5  # seconds, for a whole call including waiting for a pooled connection
-MAX_CONNECTIONS = 32
+SOCKET_TIMEOUT = 0.25  # seconds to connect, and for Redis to start answering a command
+DEADLINE = 0.5  # seconds, for a whole call
+SCRIPTS = {"reserve": lua.RESERVE, "settle": lua.SETTLE, "add": lua.ADD_TO_WINDOW}
+SHAS = {
+    name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+    for name, text in SCRIPTS.items()
+}
 SETTLE_LINGER = 0.005  # seconds a settlement waits for others to share its call
 MAX_BATCH = 64  # requests per script call
 TICKET_MS = 3_600_000  # a settlement reaching Redis later than this after admission is skipped
@@ -48,19 +49,12 @@ class RedisBackend:
     name = "redis"
 
     def __init__(
-        self,
-        url: str,
-        *,
-        socket_timeout: float = SOCKET_TIMEOUT,
-        deadline: float = DEADLINE,
-        max_connections: int = MAX_CONNECTIONS,
+        self, url: str, *, socket_timeout: float = SOCKET_TIMEOUT, deadline: float = DEADLINE
     ) -> None:
         self.url = url
-        self._socket_timeout = socket_timeout
         self._deadline = deadline
-        self._max_connections = max_connections
-        self._client: Any = None
-        self._scripts: dict[str, Any] = {}
+        # One pipelined connection (resp.py says why not redis-py on this path).
+        self._client = RespClient(url, connect_timeout=socket_timeout, reply_timeout=socket_timeout)
         self._loaded = False
         self._loading = asyncio.Lock()
         self._reserves: Coalescer[Reserving, list[int]] = Coalescer(
@@ -70,33 +64,13 @@ class RedisBackend:
             self._send_settles, max_batch=MAX_BATCH, linger=SETTLE_LINGER
         )
 
-    def _redis(self) -> Any:
-        if self._client is None:
-            pool = redis.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=self._max_connections,
-                timeout=self._deadline,
-                socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._socket_timeout,
-                retry=Retry(NoBackoff(), 1),  # once: a pooled connection the server closed
-            )
-            self._client = redis.Redis(connection_pool=pool)
-            # Registered once; calls go by EVALSHA (the script is loaded again if Redis lost it).
-            self._scripts = {
-                "reserve": self._client.register_script(lua.RESERVE),
-                "settle": self._client.register_script(lua.SETTLE),
-                "add": self._client.register_script(lua.ADD_TO_WINDOW),
-            }
-        return self._client
-
     async def _load_scripts(self) -> None:
         """Load the scripts before the first EVALSHA, so a burst of first requests does not
-        meet NOSCRIPT on every connection at once."""
+        meet NOSCRIPT at once."""
         async with self._loading:
             if not self._loaded:
-                client = self._redis()
-                for script in self._scripts.values():
-                    script.sha = await client.script_load(script.script)
+                for text in SCRIPTS.values():
+                    await self._client.execute("SCRIPT", "LOAD", text)
                 self._loaded = True
 
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
@@ -104,7 +78,17 @@ class RedisBackend:
             async with asyncio.timeout(self._deadline):
                 if not self._loaded:
                     await self._load_scripts()
-                return await self._scripts[script](keys=keys, args=args)
+                try:
+                    return await self._client.execute(
+                        "EVALSHA", SHAS[script], len(keys), *keys, *args
+                    )
+                except ReplyError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
+                    # Redis lost its scripts (restarted, flushed): EVAL loads it again.
+                    return await self._client.execute(
+                        "EVAL", SCRIPTS[script], len(keys), *keys, *args
+                    )
         except Exception as exc:  # any Redis trouble: the engine's policy decides
             raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
@@ -195,7 +179,7 @@ class RedisBackend:
         # Holds past their expiry are only swept by RESERVE; a read may count them (briefly).
         try:
             async with asyncio.timeout(self._deadline):
-                settled, held = await self._redis().hmget(PREFIX + key, "s", "h")
+                settled, held = await self._client.execute("HMGET", PREFIX + key, "s", "h")
         except Exception as exc:
             raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if settled is None:
@@ -205,12 +189,8 @@ class RedisBackend:
     async def aclose(self) -> None:
         self._reserves.cancel()
         self._settles.cancel()
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.aclose()
-                await self._client.connection_pool.disconnect()
-            self._client = None
-            self._loaded = False
+        await self._client.aclose()
+        self._loaded = False
 
 
 def _tickets(entries: Sequence[Check] | Sequence[Settlement]) -> str:

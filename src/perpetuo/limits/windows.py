@@ -29,7 +29,22 @@ class Window:
         return int(seconds * 1000)
 
 
+_cache: dict[tuple[str, int], Window] = {}
+
+
 def window_of(period: str, now: float) -> Window:
+    """The window of `period` holding `now` (every request asks: cached per UTC day, which
+    decides every period's window; Unix time has no leap seconds, so days are 86,400 s)."""
+    key = (period, int(now // 86_400))
+    window = _cache.get(key)
+    if window is None:
+        if len(_cache) > 64:
+            _cache.clear()
+        window = _cache[key] = _window_of(period, now)
+    return window
+
+
+def _window_of(period: str, now: float) -> Window:
     moment = dt.datetime.fromtimestamp(now, dt.UTC)
     midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "daily":

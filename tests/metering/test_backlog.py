@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from sqlalchemy import func, select
 
+from perpetuo.metering.backlog import MEMORY_PER_ENCODED_BYTE
 from perpetuo.metering.record import RequestRecord, encode_record
 from perpetuo.metering.spill import QUIET_BEFORE_REPLAY
 from perpetuo.metering.writer import Bounds, UsageWriter
@@ -138,7 +139,7 @@ async def test_a_writer_that_writes_but_too_slowly_keeps_the_bound(tmp_path, mon
     monkeypatch.setattr(writer_module, "write_records", slow)
     line = len(encode_record(record(0)))
     bound = 300  # records the bound holds: about 3 bytes of memory per encoded byte
-    bounds = Bounds(queue_max_bytes=int(bound * line * writer_module.MEMORY_PER_ENCODED_BYTE))
+    bounds = Bounds(queue_max_bytes=int(bound * line * MEMORY_PER_ENCODED_BYTE))
     writer = UsageWriter(db, tmp_path / "spill", batch_size=100, flush_interval=0.05, bounds=bounds)
     await writer.start()
     deepest = 0

@@ -16,7 +16,7 @@ import msgspec
 
 from perpetuo.metering.compact import compact_trace
 from perpetuo.metering.record import RequestRecord
-from perpetuo.metering.rollup import fold
+from perpetuo.metering.rollup import COUNTERS, fold_rows
 from perpetuo.store.bulk import LOG_COLUMNS, ROLLUP_COUNTERS, RequestLogSink, Row, open_sink
 from perpetuo.store.database import Database
 
@@ -26,6 +26,8 @@ _CREATED = LOG_COLUMNS.index("created_at")
 _TAGS = LOG_COLUMNS.index("tags")
 _TRACE = LOG_COLUMNS.index("trace")
 _DETAIL = LOG_COLUMNS.index("detail")
+if ROLLUP_COUNTERS != COUNTERS:  # rollup rows go to the sinks in the table's column order
+    raise RuntimeError("usage_rollups columns and metering.rollup.COUNTERS differ")
 
 
 def _json(value: Any) -> str | None:
@@ -49,10 +51,14 @@ def rollup_rows(
 ) -> list[Row]:
     """The rollup increments of `records` (only those at `indexes`, when given)."""
     chosen = records if indexes is None else [records[i] for i in indexes]
-    return [
-        (workspace, stamp(bucket.timestamp()), dim, value, *(counts[n] for n in ROLLUP_COUNTERS))
-        for (workspace, bucket, dim, value), counts in fold(chosen).items()
-    ]
+    stamps: dict[Any, Any] = {}
+    rows = []
+    for (workspace, bucket, dim, value), counters in fold_rows(chosen).items():
+        stamped = stamps.get(bucket)
+        if stamped is None:
+            stamped = stamps[bucket] = stamp(bucket.timestamp())
+        rows.append((workspace, stamped, dim, value, *counters))
+    return rows
 
 
 def write_records(sink: RequestLogSink, batch: list[RequestRecord], *, fresh: bool) -> int:

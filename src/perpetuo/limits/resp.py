@@ -148,7 +148,7 @@ class _Connection(asyncio.Protocol):
             return
         if buffer is self._buffer:
             del self._buffer[:at]
-        else:
+        elif at < len(buffer):  # a reply cut in two: keep its start
             self._buffer = bytearray(buffer[at:])
 
     def abort(self, reason: Exception) -> None:

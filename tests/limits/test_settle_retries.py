@@ -194,3 +194,44 @@ async def test_the_queue_is_bounded_dropping_the_oldest_with_a_count_and_a_warni
         assert (
             f'perpetuo_limits_settlements_deferred_total{{outcome="{outcome}"}} {count}.0' in text
         )
+
+
+async def test_usage_admitted_locally_while_redis_is_paused_reaches_its_budget_once(server):
+    limits = LimitEngine(RedisBackend(server.url), fallback=MemoryBackend(), clock=Clock())
+    try:
+        first = await limits.admit(make_request(**REQUEST, prompt_tokens=10))
+        await first.settle(5, 1_000)  # the budget's counter exists in Redis before the outage
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGSTOP)
+        admitted = []
+        for _ in range(10):
+            admitted.append(await limits.admit(make_request(**REQUEST, prompt_tokens=10)))
+        assert limits.stats.local_fallbacks == 10  # admitted by this instance's own counters
+        await asyncio.gather(*(a.settle(5, 2_000 + i) for i, a in enumerate(admitted)))
+        server.proc.send_signal(signal.SIGCONT)
+        await drained(limits)
+        found = await counters(server.url)
+    finally:
+        await limits.aclose()
+    # Redis's budget has what the outage spent, once; the admission before it left no hold.
+    assert found["usd"]["s"] == 1_000 + sum(2_000 + i for i in range(10))
+    assert found["usd"]["h"] == 0
+    assert limits.stats.settles_retried == 10 and limits.stats.settles_dropped == 0
+
+
+async def test_forwarded_usage_applies_once_and_only_to_counters_born_before_it(redis_server):
+    redis_server.flush()
+    backend = RedisBackend(redis_server.url, deadline=3.0)
+    budget = Check(Kind.WINDOW, "{ws_1}:usd:k:a", 10_000, 5_000, ttl_ms=60_000, hold_ms=60_000)
+    usage = [Settlement(Kind.WINDOW, budget.key, 10_000, 700)]
+    try:
+        await backend.forward(usage, "early", 500)  # no counter: its seed will read the log
+        assert (await backend.reserve([budget], "r1", 1_000)).admitted  # created at 1,000 ms
+        await backend.settle([Settlement(Kind.WINDOW, budget.key, 10_000, 3_000)], "r1", 1_000)
+        await backend.forward(usage, "before", 900)  # settled before the counter was created
+        for _ in range(3):  # settled after it; sent again (a lost reply): applied once
+            await backend.forward(usage, "after", 2_000)
+        found = await counters(redis_server.url)
+    finally:
+        await backend.aclose()
+    assert found["usd"]["s"] == 3_700 and found["usd"]["h"] == 0

@@ -29,6 +29,7 @@ from perpetuo.limits.history import NoHistory, UsageHistory, seed_value
 from perpetuo.limits.ledger import CreditLedgerWriter
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.planning import LimitRequest, Planned, credit_key, plan_checks
+from perpetuo.limits.redis_backend import RedisBackend
 from perpetuo.limits.refusals import limits_unavailable, ratelimit_headers, refusal, wait_seconds
 from perpetuo.limits.retry import Pending, SettleRetries
 from perpetuo.schema.errors import ErrorCode, GatewayError
@@ -283,13 +284,25 @@ class LimitEngine:
         if backend is self.guard.primary and self.guard.paused:
             self.retries.add(Pending(items, request.request_id, fire))
             return
+        now_ms = int(self.clock() * 1000)
         try:
-            fired = await backend.settle(items, request.request_id, int(self.clock() * 1000))
+            fired = await backend.settle(items, request.request_id, now_ms)
         except BackendUnavailable as exc:
             self.guard.failed(exc)
             self.retries.add(Pending(items, request.request_id, fire))
             return
         fire(fired)
+        if backend is self.guard.fallback and isinstance(self.guard.primary, RedisBackend):
+            # Admitted by this instance's own counters while Redis was away: Redis's budgets,
+            # quotas and credits get this usage too, once it answers (alerts fired here).
+            picked = [i for i, item in enumerate(items) if item.kind is Kind.WINDOW and item.value]
+
+            def fire_forwarded(fired: list[tuple[int, int]]) -> None:
+                fire([(picked[index], spent) for index, spent in fired])
+
+            if picked:
+                usage = [items[i] for i in picked]
+                self.retries.add(Pending(usage, request.request_id, fire_forwarded, now_ms))
 
     def _maybe_refresh_credits(self, request: LimitRequest, planned: list[Planned]) -> None:
         """Memory counters only: other instances' usage and grants reach this one's credit

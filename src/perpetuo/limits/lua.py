@@ -8,12 +8,13 @@ Numbers passed to redis.call are formatted with %d: Lua would print large ones a
 
 Counter layout (all names share the request's {workspace} hash tag, so one slot):
 - RATE   hash  l (level, units x 60000), t (ms)
-- WINDOW hash  s (settled), h (held), r:<request id> (each hold);  <key>:z  zset of hold
-         expiries;  <key>:a  the once-per-window alert flag
+- WINDOW hash  s (settled), h (held), b (ms it was created), r:<request id> (each hold);
+         <key>:z  zset of hold expiries;  <key>:a  the once-per-window alert flag
 - SLOTS  zset  request id -> start ms
 - {workspace}:tickets  zset  request id -> expiry ms: an admitted request whose settlement is
   still to come. SETTLE applies a request's settlement only if it removes its ticket, so a
   settlement sent again (its reply was lost) is applied once.
+- {workspace}:fwd:<request id>  string, an hour: its forwarded usage was applied.
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ local function reserve(rid, now, k, n, ticket, base)
       table.insert(out, math.max(0, math.floor((limit * P - level) / P)))
       table.insert(out, reset)
     elseif kind == 2 then
-      if seed ~= '-' and seed ~= '?' then redis.call('HSETNX', key, 's', seed)
-      else redis.call('HSETNX', key, 's', '0') end
+      local start = (seed ~= '-' and seed ~= '?') and seed or '0'
+      if redis.call('HSETNX', key, 's', start) == 1 then
+        redis.call('HSET', key, 'b', int(now))  -- born (see forwarded usage in SETTLE)
+      end
       redis.call('HINCRBY', key, 'h', int(amount))
       redis.call('HSET', key, 'r:' .. rid, int(amount))
       redis.call('ZADD', key .. ':z', int(now + hold), rid)
@@ -133,8 +136,9 @@ return out
 )
 
 # KEYS: the batch's tickets, then the items of every request, in order.  ARGV: per request:
-# request_id, now_ms, n, ticketed (1: applied only if its ticket is there, which it removes),
-# then per item: kind, limit, value, alert_at ('-' for none), alert_ttl_ms.
+# request_id, now_ms, n, mode (0: plain; 1: applied only if its ticket is there, which it
+# removes; 2: forwarded, now_ms being when it was settled locally), then per item: kind,
+# limit, value, alert_at ('-' for none), alert_ttl_ms.
 # Returns {request, index, settled total, ...} (both 1-based, the index within its request)
 # of the items whose alert fired now.
 SETTLE = (
@@ -145,7 +149,16 @@ while a < #ARGV do
   local rid, now, n = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   r = r + 1
   -- Settled already (a reply lost on the way back), or admitted over an hour ago: skipped.
-  local skip = ARGV[a + 4] == '1' and redis.call('ZREM', KEYS[1], rid) == 0
+  -- Forwarded (mode 2): usage of a request admitted by an instance's own counters while
+  -- Redis was away, applied once (a marker per request) to WINDOW counters born before it.
+  local mode = ARGV[a + 4]
+  local skip
+  if mode == '2' then
+    local marker = string.sub(KEYS[1], 1, -8) .. 'fwd:' .. rid
+    skip = not redis.call('SET', marker, '1', 'NX', 'PX', 3600000)
+  else
+    skip = mode == '1' and redis.call('ZREM', KEYS[1], rid) == 0
+  end
   for i = 1, skip and 0 or n do
     local b = a + 4 + (i - 1) * 5
     local kind, limit, value = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
@@ -168,7 +181,9 @@ while a < #ARGV do
         redis.call('HDEL', key, 'r:' .. rid)
         redis.call('ZREM', key .. ':z', rid)
       end
-      if redis.call('HEXISTS', key, 's') == 1 then
+      local live = redis.call('HEXISTS', key, 's') == 1
+      if live and mode == '2' then live = (tonumber(redis.call('HGET', key, 'b')) or 0) <= now end
+      if live then
         local s = redis.call('HINCRBY', key, 's', int(value))
         if alert ~= '-' and s >= tonumber(alert) then
           if redis.call('SET', key .. ':a', '1', 'NX', 'PX', alert_ttl) then

@@ -42,7 +42,7 @@ MAX_BATCH = 64  # requests per script call
 TICKET_MS = 3_600_000  # a settlement reaching Redis later than this after admission is skipped
 
 Reserving = tuple[Sequence[Check], str, int]  # checks, request id, now (ms)
-Settling = tuple[Sequence[Settlement], str, int]
+Settling = tuple[Sequence[Settlement], str, int, bool]  # items, request id, now, forwarded
 
 
 class RedisBackend:
@@ -121,7 +121,20 @@ class RedisBackend:
     ) -> list[tuple[int, int]]:
         if not items:
             return []
-        return await self._bounded(self._settles.call(_slot(items), (items, request_id, now_ms)))
+        call = self._settles.call(_slot(items), (items, request_id, now_ms, False))
+        return await self._bounded(call)
+
+    async def forward(
+        self, items: Sequence[Settlement], request_id: str, settled_ms: int
+    ) -> list[tuple[int, int]]:
+        """Usage of a request this instance admitted by its own counters while Redis was away
+        (WINDOW items: budgets, token quotas, credits), added once per request, and only to
+        counters that existed before `settled_ms`: one created later was seeded from the
+        request log, which has the request. Returns the alerts crossed, as `settle` does."""
+        if not items:
+            return []
+        call = self._settles.call(_slot(items), (items, request_id, settled_ms, True))
+        return await self._bounded(call)
 
     async def _bounded(self, call: Any) -> Any:
         """A caller waits at most the deadline (plus the settlement linger), in a batch or not."""
@@ -158,10 +171,10 @@ class RedisBackend:
     async def _send_settles(self, batch: list[Settling]) -> list[list[tuple[int, int]]]:
         keys: list[str] = [_tickets(batch[0][0])]
         args: list[Any] = []
-        for items, request_id, now_ms in batch:
+        for items, request_id, now_ms, forwarded in batch:
             # Freeing a slot alone (release) is harmless twice and leaves the ticket.
             ticketed = any(item.kind is not Kind.SLOTS for item in items)
-            args += [request_id, now_ms, len(items), int(ticketed)]
+            args += [request_id, now_ms, len(items), 2 if forwarded else int(ticketed)]
             for item in items:
                 keys.append(PREFIX + item.key)
                 alert = "-" if item.alert_at is None else item.alert_at

@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from perpetuo.limits.backend import BackendUnavailable, Settlement
+from perpetuo.limits.backend import BackendUnavailable, LimitBackend, Settlement
 from perpetuo.limits.guard import BackendGuard, LimitStats
+from perpetuo.limits.redis_backend import RedisBackend
 from perpetuo.observability.log_limit import EveryMinute
 
 log = logging.getLogger("perpetuo.limits")
@@ -34,6 +35,7 @@ class Pending:
     items: Sequence[Settlement]
     request_id: str
     fired: Fired  # what to do with the alerts the settlement crosses
+    forwarded_ms: int | None = None  # settled by local counters then: usage to forward
 
 
 class SettleRetries:
@@ -82,7 +84,7 @@ class SettleRetries:
             now_ms = int(self._clock() * 1000)
             try:
                 results = await asyncio.gather(
-                    *(backend.settle(p.items, p.request_id, now_ms) for p in batch),
+                    *(_send(backend, pending, now_ms) for pending in batch),
                     return_exceptions=True,
                 )
             except asyncio.CancelledError:  # stopping: sent or not, they may go again
@@ -140,3 +142,10 @@ class SettleRetries:
         if self._queue:
             self._dropped(len(self._queue), "stopping")
             self._queue.clear()
+
+
+def _send(backend: LimitBackend, pending: Pending, now_ms: int) -> Awaitable[list[tuple[int, int]]]:
+    if pending.forwarded_ms is None:
+        return backend.settle(pending.items, pending.request_id, now_ms)
+    assert isinstance(backend, RedisBackend)  # forwards are queued only for Redis
+    return backend.forward(pending.items, pending.request_id, pending.forwarded_ms)

@@ -165,9 +165,34 @@ def test_fail_open_redis_paused_then_killed_and_restarted(mocks, redis, tmp_path
     # The ledger is charged once per request, whichever counters admitted it.
     assert books["charged"] == books["cost"] > 0
     # Redis counted what it admitted (and what the history held when it came back empty),
-    # each request once: never more than was spent. Requests admitted by this instance's
-    # own counters while Redis was away are counted there, not in Redis: less.
+    # each request once: never more than was spent. Less when records were still on their
+    # way to the request log as Redis, empty, re-read it.
     assert 0 < spent_in_redis <= books["cost"]
+
+
+def test_fail_open_redis_paused_its_budget_gets_what_was_spent_meanwhile(mocks, redis, tmp_path):
+    gateway = start_gateway(mocks, redis, tmp_path, "open")
+    try:
+        key = create_key(gateway, limits=KEY_LIMITS)
+        load = Load(gateway.url, key["key"]).start()
+        time.sleep(0.5)
+        stopped = pause(redis)
+        time.sleep(OUTAGE)
+        resumed = resume(redis)
+        time.sleep(PAUSE_SECONDS + 0.5)
+        extra = back_on_redis(gateway, redis, key["key"])
+        outcomes = load.stop()
+        books = ledger_and_logs(gateway, tmp_path)  # a clean stop sends what is still queued
+        spent_in_redis = budget_counter(redis, key["id"])
+    finally:
+        gateway.stop()
+    within_bound(outcomes)
+    assert len(load.between(stopped + BOUND, resumed)) >= 10  # admitted locally meanwhile
+    assert books["rows"] == len(answered(outcomes)) + extra
+    assert books["charged"] == books["cost"] > 0
+    # What this instance admitted by its own counters while Redis was paused was forwarded
+    # to Redis's budget when it resumed, once per request: exactly what was spent.
+    assert spent_in_redis == books["cost"]
 
 
 def test_fail_closed_redis_paused_answers_503_then_recovers(mocks, redis, tmp_path):

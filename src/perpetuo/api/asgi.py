@@ -6,7 +6,6 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from random import getrandbits
 from typing import Any
 
 from perpetuo.api import (
@@ -34,6 +33,7 @@ from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.schema import headers as H
 from perpetuo.schema.errors import ErrorCode, ErrorType, GatewayError
+from perpetuo.store.ids import new_request_id
 
 log = logging.getLogger("perpetuo.api")
 
@@ -96,7 +96,7 @@ def request_id_for(headers: dict[str, str]) -> str:
     given = headers.get(H.REQUEST_ID)
     if given and _REQUEST_ID.match(given):
         return given
-    return f"req_{getrandbits(96):024x}"  # unique enough, and no syscall per request
+    return new_request_id()
 
 
 class GatewayApp:

@@ -12,7 +12,6 @@ limit, an error), the oldest turns are simply left out of requests.
 from __future__ import annotations
 
 import logging
-from random import getrandbits
 
 from perpetuo.auth.principal import Principal
 from perpetuo.control.chat_sessions import ChatSession
@@ -22,6 +21,7 @@ from perpetuo.pipeline.context import RequestContext
 from perpetuo.pipeline.runtime import Gateway
 from perpetuo.schema.chat import ChatCompletionRequest, SystemMessage, UserMessage
 from perpetuo.schema.errors import GatewayError
+from perpetuo.store.ids import new_request_id
 
 log = logging.getLogger("perpetuo.chat_sessions")
 
@@ -68,9 +68,7 @@ async def _summary(gw: Gateway, principal: Principal, model: str, text: str) -> 
         messages=[SystemMessage(content=INSTRUCTIONS), UserMessage(content=text)],
         max_tokens=MAX_SUMMARY_TOKENS,
     )
-    ctx = RequestContext(
-        f"req_{getrandbits(96):024x}", endpoint=SUMMARY_ENDPOINT, principal=principal
-    )
+    ctx = RequestContext(new_request_id(), endpoint=SUMMARY_ENDPOINT, principal=principal)
     try:
         reply = await chat_completion(gw, ctx, request, {})
     except GatewayError as exc:

@@ -62,6 +62,12 @@ def placeholders(count: int, style: str) -> str:
 def rollup_upsert(style: str, greatest: str) -> str:
     """Add each row's counters to its (workspace, hour, dimension, value) rollup.
     `greatest`: the database's function for the larger of two values."""
+    head, tail = rollup_upsert_parts(greatest)
+    return f"{head}({placeholders(len(ROLLUP_COLUMNS), style)}){tail}"
+
+
+def rollup_upsert_parts(greatest: str) -> tuple[str, str]:
+    """The upsert around its VALUES tuples: what comes before them, and after."""
     additions = ", ".join(
         f"{name} = {greatest}(usage_rollups.{name}, excluded.{name})"
         if name in ROLLUP_MAXIMA
@@ -69,11 +75,10 @@ def rollup_upsert(style: str, greatest: str) -> str:
         for name in ROLLUP_COUNTERS
     )
     columns, key = ", ".join(ROLLUP_COLUMNS), ", ".join(ROLLUP_KEY)
-    marks = placeholders(len(ROLLUP_COLUMNS), style)
     # Statements in this package are built from the schema's column names, never from data.
     return (
-        f"INSERT INTO usage_rollups ({columns}) VALUES ({marks}) "  # noqa: S608
-        f"ON CONFLICT ({key}) DO UPDATE SET {additions}"
+        f"INSERT INTO usage_rollups ({columns}) VALUES ",  # noqa: S608
+        f" ON CONFLICT ({key}) DO UPDATE SET {additions}",
     )
 
 

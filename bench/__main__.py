@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import dialects, looplag, routing
+from bench.drain import wait_for_request_log
 from bench.report import render_markdown, write_docs
 from bench.system import (
     free_port,
@@ -228,6 +229,7 @@ def main() -> None:
         def chat_cpu_per_request(stream: bool, concurrency: int) -> float | None:
             cpu_before = process_cpu_seconds(gateway.pid)
             via = loadgen(gateway_url, concurrency, args.duration, stream, MASTER_KEY)
+            wait_for_request_log(gateway_base, MASTER_KEY)
             served = via["requests"] * (1 + 1 / args.duration)
             used = process_cpu_seconds(gateway.pid) - cpu_before
             return used * 1000 / served if served else None
@@ -238,8 +240,9 @@ def main() -> None:
                 lag_before = looplag.scrape(gateway_base)
                 cpu_before = process_cpu_seconds(gateway.pid)
                 via = loadgen(gateway_url, concurrency, args.duration, stream, MASTER_KEY)
-                cpu_used = process_cpu_seconds(gateway.pid) - cpu_before
                 lag = looplag.late(lag_before, looplag.scrape(gateway_base))
+                catch_up = wait_for_request_log(gateway_base, MASTER_KEY)
+                cpu_used = process_cpu_seconds(gateway.pid) - cpu_before
                 # The load generator's warm-up second is served too: count it in.
                 served = via["requests"] * (1 + 1 / args.duration)
                 rows.append(
@@ -250,6 +253,7 @@ def main() -> None:
                         "gateway": via,
                         "gateway_cpu_ms_per_request": cpu_used * 1000 / served if served else None,
                         "loop_lag": lag,
+                        "request_log_catch_up_s": catch_up,
                     }
                 )
                 cpu = rows[-1]["gateway_cpu_ms_per_request"]
@@ -258,7 +262,8 @@ def main() -> None:
                     f"direct {direct['rps']:8.0f} rps p50 {direct['p50_ms']:.3f} ms | "
                     f"gateway {via['rps']:8.0f} rps p50 {via['p50_ms']:.3f} ms "
                     f"p99 {via['p99_ms']:.3f} ms (direct p99 {direct['p99_ms']:.3f}) "
-                    f"errors {via['errors']} cpu/req {cpu:.3f} ms; {looplag.describe(lag)}",
+                    f"errors {via['errors']} cpu/req {cpu:.3f} ms (request log caught up "
+                    f"{catch_up:.1f} s after); {looplag.describe(lag)}",
                     flush=True,
                 )
                 if not args.dialects:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bench.drain import wait_for_request_log
 from bench.keystore import seed_keys
 from bench.system import free_port, start_gateway_process, start_mock, tree_cpu_seconds
 
@@ -120,6 +121,7 @@ def run(duration: float, levels: list[int], loadgen) -> dict[str, Any]:
                     pids = [proc.pid, *(services if proc is prod else ())]
                     before = [tree_cpu_seconds(pid) for pid in pids]
                     result = loadgen(url + chat, concurrency, stream, *auth, duration)
+                    wait_for_request_log(url, MASTER)  # its rows written: part of its cost
                     used = [tree_cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
                     served = result["requests"] * (1 + 1 / duration)  # warm-up second too
                     per = [u * 1000 / served if served else float("nan") for u in used]

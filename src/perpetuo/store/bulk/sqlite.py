@@ -7,9 +7,9 @@ not `executemany`: sqlite3 gives up the interpreter lock around every statement 
 and `executemany` steps once per row. With the event loop's thread busy, taking the lock back
 waits up to the switch interval (5 ms) each time: measured with a busy thread beside it,
 `executemany` wrote a row per 9 ms, one statement per 100-250 rows a row per 64-133 µs (and
-alone both take 15-19 µs a row). 64 rows a statement keeps each stretch of binding, done
-holding the lock, short for the loop. A writer that slow under load fell behind at 3,000 requests a
-second, its queue filling to its memory bound and spilling.
+alone both take 15-19 µs a row). With `executemany` the writer fell behind at 3,000 requests
+a second, its queue filling to its memory bound and spilling. 64 rows a statement keeps each
+stretch of binding, done holding the lock, short for the loop.
 """
 
 from __future__ import annotations

@@ -227,3 +227,28 @@ async def test_against_redis_nothing_listening_is_a_connection_error() -> None:
     client = _client(free_port(), reply_timeout=0.5)
     with pytest.raises(ConnectionError):
         await client.execute("PING")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6380/3",
+        "redis://user:p%40ss%2Fword@cache.internal/0",
+        "rediss://:secret@cache.internal:6390?db=2&ssl_cert_reqs=none",
+        "rediss://cache.internal/1?ssl_ca_certs=/etc/ssl/redis.pem",
+        "unix:///run/redis.sock?db=4",
+        "redis://localhost",
+    ],
+)
+def test_urls_are_read_as_redis_py_reads_them(url: str) -> None:
+    from redis.asyncio.connection import parse_url as redis_py_parse_url
+
+    theirs = redis_py_parse_url(url)
+    theirs.pop("connection_class", None)
+    ours = resp.parse_url(url)
+    assert ours == {"port": 6379, **theirs} if "host" in theirs else ours == theirs
+
+
+def test_an_unknown_url_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="redis://"):
+        resp.parse_url("http://cache.internal:6379")

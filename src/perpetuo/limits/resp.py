@@ -22,8 +22,7 @@ import asyncio
 import ssl
 from collections import deque
 from typing import Any
-
-from redis.asyncio.connection import parse_url
+from urllib.parse import parse_qs, unquote, urlsplit
 
 MAX_BUFFER = 16 * 1024 * 1024  # bytes of one unfinished reply: more is a broken stream
 MAX_PENDING = 10_000  # commands awaiting replies on the connection: more fail at once
@@ -167,6 +166,35 @@ class _Connection(asyncio.Protocol):
                 future.set_exception(reason)
 
 
+def parse_url(url: str) -> dict[str, Any]:
+    """The connection options of a `redis://`, `rediss://` or `unix://` URL, as redis-py reads
+    them: user and password, the database from `?db=` or the path, and for TLS
+    `?ssl_cert_reqs=` and `?ssl_ca_certs=` (redis-py itself is not loaded for this)."""
+    parsed = urlsplit(url)
+    query = {name: values[0] for name, values in parse_qs(parsed.query).items() if values}
+    options: dict[str, Any] = {}
+    if parsed.scheme == "unix":
+        options["path"] = unquote(parsed.path)
+    elif parsed.scheme in ("redis", "rediss"):
+        options["host"] = unquote(parsed.hostname or "localhost")
+        options["port"] = parsed.port or 6379
+        path = unquote(parsed.path).strip("/")
+        if path and "db" not in query:
+            query["db"] = path
+    else:
+        raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
+    if parsed.username:
+        options["username"] = unquote(parsed.username)
+    if parsed.password:
+        options["password"] = unquote(parsed.password)
+    if query.get("db"):
+        options["db"] = int(query["db"])
+    for name in ("ssl_cert_reqs", "ssl_ca_certs"):
+        if name in query:
+            options[name] = query[name]
+    return options
+
+
 class RespClient:
     def __init__(self, url: str, *, connect_timeout: float, reply_timeout: float) -> None:
         self._options = parse_url(url)
@@ -199,8 +227,8 @@ class RespClient:
                 else:
                     _, connection = await loop.create_connection(
                         lambda: _Connection(loop),
-                        options.get("host", "localhost"),
-                        options.get("port", 6379),
+                        options["host"],
+                        options["port"],
                         ssl=self._ssl_context() if self._tls else None,
                     )
                 setup = []
@@ -220,7 +248,7 @@ class RespClient:
 
     def _ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self._options.get("ssl_ca_certs"))
-        if self._options.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
+        if self._options.get("ssl_cert_reqs") == "none":
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context

@@ -294,7 +294,9 @@ class LimitEngine:
         fire(fired)
         if backend is self.guard.fallback and isinstance(self.guard.primary, RedisBackend):
             # Admitted by this instance's own counters while Redis was away: Redis's budgets,
-            # quotas and credits get this usage too, once it answers (alerts fired here).
+            # quotas and credits get this usage too, once it answers. A threshold it crosses
+            # there alerts once per window as any settlement's would (its flag is in Redis);
+            # the local counters may have alerted for it during the outage too.
             picked = [i for i, item in enumerate(items) if item.kind is Kind.WINDOW and item.value]
 
             def fire_forwarded(fired: list[tuple[int, int]]) -> None:

@@ -19,9 +19,11 @@ import msgspec
 from tests.conftest import full_config
 from tests.support.gateway import MASTER_KEY, GatewayProcess
 
-# The bound docs/deployment.md states for the default journal (10 ms between appends), with
-# room for a loaded 2-core machine to leave the gateway's threads waiting for a CPU.
-BOUND = 0.1
+# docs/deployment.md states 100 ms for the default journal (10 ms between appends), measured
+# by `./dev bench --hard-kill` (oldest record lost: 8 ms before the kill). Here the whole suite
+# shares two cores, and a CI run once left the journal's thread without a CPU for over 100 ms:
+# the test allows 250 ms. Without the journal it still fails: batches are 3 s apart below.
+BOUND = 0.25
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "kill"}]}
 
 

@@ -119,10 +119,7 @@ class RedisBackend:
     async def settle(
         self, items: Sequence[Settlement], request_id: str, now_ms: int
     ) -> list[tuple[int, int]]:
-        if not items:
-            return []
-        call = self._settles.call(_slot(items), (items, request_id, now_ms, False))
-        return await self._bounded(call)
+        return await self._settle(items, request_id, now_ms, forwarded=False)
 
     async def forward(
         self, items: Sequence[Settlement], request_id: str, settled_ms: int
@@ -131,9 +128,14 @@ class RedisBackend:
         (WINDOW items: budgets, token quotas, credits), added once per request, and only to
         counters that existed before `settled_ms`: one created later was seeded from the
         request log, which has the request. Returns the alerts crossed, as `settle` does."""
+        return await self._settle(items, request_id, settled_ms, forwarded=True)
+
+    async def _settle(
+        self, items: Sequence[Settlement], request_id: str, now_ms: int, *, forwarded: bool
+    ) -> list[tuple[int, int]]:
         if not items:
             return []
-        call = self._settles.call(_slot(items), (items, request_id, settled_ms, True))
+        call = self._settles.call(_slot(items), (items, request_id, now_ms, forwarded))
         return await self._bounded(call)
 
     async def _bounded(self, call: Any) -> Any:

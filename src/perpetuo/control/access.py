@@ -8,11 +8,11 @@ role of the workspace (control/permissions.py), read with the membership in one 
 from __future__ import annotations
 
 from sqlalchemy import and_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.errors import forbidden, not_found
 from perpetuo.control.permissions import BUILT_IN, OWNER, PERMISSIONS, Grant
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.role_tables import workspace_roles
 from perpetuo.store.schema import memberships, workspaces
 

@@ -17,7 +17,6 @@ from sqlalchemy import Integer, String, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.passwords import DUMMY_HASH, hash_password, password_problem, verify_password
 from perpetuo.control import audit, sessions
@@ -27,6 +26,7 @@ from perpetuo.control.errors import conflict, forbidden, invalid, too_many, unau
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.sessions import ClientInfo, Tokens
 from perpetuo.control.sso.policy import refuse_password
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.schema import UTCDateTime, memberships, platform_claim, users, workspaces
 from perpetuo.store.timeutil import iso, utcnow

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.actor import Actor
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.schema import audit_log
 from perpetuo.store.timeutil import utcnow
 

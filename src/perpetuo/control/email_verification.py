@@ -15,13 +15,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit, user_tokens
 from perpetuo.control.actor import Actor
 from perpetuo.control.errors import conflict, forbidden, too_many
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.user_tokens import mail_off
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.schema import users
 from perpetuo.store.timeutil import utcnow
 

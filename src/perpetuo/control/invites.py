@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.api_keys import token_hash
 from perpetuo.control import audit
@@ -28,6 +27,7 @@ from perpetuo.control.permissions import BUILT_IN
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspaces import get_row, workspace_view
 from perpetuo.schema.errors import ErrorType, GatewayError
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.repos.api_keys import touch_owned

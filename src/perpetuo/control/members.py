@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
 from perpetuo.control.access import require
@@ -29,6 +28,7 @@ from perpetuo.control.errors import conflict, forbidden, not_found
 from perpetuo.control.permissions import Grant
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.roles import permissions_of
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.repos.api_keys import touch_owned
 from perpetuo.store.schema import memberships, users, workspaces

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
 from perpetuo.control.access import require
@@ -21,6 +20,7 @@ from perpetuo.control.actor import Actor
 from perpetuo.control.errors import conflict, forbidden, invalid, not_found
 from perpetuo.control.permissions import BUILT_IN, PERMISSIONS, Grant, rank_of, unknown
 from perpetuo.control.plane import ControlPlane
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.role_tables import workspace_roles
 from perpetuo.store.schema import memberships

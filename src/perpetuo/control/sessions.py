@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.api_keys import token_hash
 from perpetuo.auth.tokens import InvalidToken, issue_access_token, verify_access_token
 from perpetuo.control.errors import unauthorized
 from perpetuo.control.plane import ControlPlane
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.schema import sessions, users
 from perpetuo.store.timeutil import utcnow

@@ -10,10 +10,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from perpetuo.limits.plans import ScopeLimits
 from perpetuo.limits.windows import window_of
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.repos.usage_sums import usage_sums
 from perpetuo.store.timeutil import iso
 

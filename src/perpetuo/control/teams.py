@@ -17,7 +17,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
@@ -26,6 +25,7 @@ from perpetuo.control.api_keys import KeyLimits, owner_changed
 from perpetuo.control.errors import conflict, not_found
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.team_spend import period_spend
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.repos import teams as team_repo

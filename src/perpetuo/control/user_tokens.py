@@ -12,11 +12,11 @@ import secrets
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.api_keys import token_hash
 from perpetuo.control.errors import invalid
 from perpetuo.schema.errors import ErrorType, GatewayError
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.schema import user_tokens, users
 from perpetuo.store.timeutil import utcnow

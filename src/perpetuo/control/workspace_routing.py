@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.credential_crypto import CredentialCryptoError, Keyring, Sealed
 from perpetuo.config.loader import ConfigError
@@ -27,6 +26,7 @@ from perpetuo.config.model import (
 from perpetuo.limits.plans import WorkspaceLimits
 from perpetuo.routing.table import Alias, RoutingTable
 from perpetuo.singleflight import SingleFlight
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.database import Database
 from perpetuo.store.schema import provider_credentials, workspace_models, workspaces
 from perpetuo.store.timeutil import utcnow

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.principal import DEFAULT_WORKSPACE_ID
 from perpetuo.cache.policy import CachePolicy
@@ -30,6 +29,7 @@ from perpetuo.control.outbound import check_tenant_url
 from perpetuo.control.plane import ControlPlane
 from perpetuo.control.workspace_routing import touch_routing
 from perpetuo.guardrails.policy import GuardrailPolicy
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.pagination import Page, newest_first, to_page
 from perpetuo.store.schema import api_keys, memberships, workspaces

@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from perpetuo.store.aio import AsyncConnection, AsyncEngine
 
 _encode_json = msgspec.json.Encoder().encode
 
@@ -34,7 +35,7 @@ class Database:
             options["connect_args"] = {"timeout": 15}
         else:
             options.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
-        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        self.engine = AsyncEngine(self.url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
 from perpetuo.control.access import require
@@ -18,6 +17,7 @@ from perpetuo.control.actor import Actor
 from perpetuo.control.alerts import rules as kinds
 from perpetuo.control.errors import forbidden, invalid, not_found
 from perpetuo.control.plane import ControlPlane
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.alert_tables import (
     alert_channels,
     alert_deliveries,

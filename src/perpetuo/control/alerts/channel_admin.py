@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.auth.credential_crypto import Keyring
 from perpetuo.control import audit
@@ -26,6 +25,7 @@ from perpetuo.control.alerts.state import record_event
 from perpetuo.control.errors import forbidden, invalid, not_found, unavailable
 from perpetuo.control.outbound import check_tenant_url
 from perpetuo.control.plane import ControlPlane
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.alert_tables import alert_channels, alert_deliveries
 from perpetuo.store.ids import new_id
 from perpetuo.store.pagination import Page, newest_first, to_page

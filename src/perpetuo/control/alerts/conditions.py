@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.alerts import rules as kinds
 from perpetuo.control.alerts.state import Observation
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.database import Database
 from perpetuo.store.repos.credits import balance
 from perpetuo.store.schema import api_keys, provider_credentials, request_logs, usage_rollups

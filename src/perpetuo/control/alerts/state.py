@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.alerts.payloads import FIRING, RESOLVED, event_payload
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.alert_tables import alert_channels, alert_deliveries, alert_events, alert_states
 from perpetuo.store.ids import new_id
 from perpetuo.store.timeutil import iso, utcnow

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.config.billing import BillingConfig, PlanConfig
 from perpetuo.control.workspace_routing import touch_routing
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import billing_accounts
 from perpetuo.store.schema import workspaces
 from perpetuo.store.timeutil import utcnow

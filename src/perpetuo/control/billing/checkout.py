@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
@@ -21,6 +20,7 @@ from perpetuo.control.billing.catalog import Interval, price_usd
 from perpetuo.control.billing.service import Billing
 from perpetuo.control.billing.subscriptions import SERVING
 from perpetuo.control.errors import conflict, invalid
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import billing_accounts
 from perpetuo.store.schema import users, workspaces
 

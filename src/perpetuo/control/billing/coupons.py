@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
@@ -24,6 +23,7 @@ from perpetuo.control.billing import accounts, money
 from perpetuo.control.billing.service import Billing, Effects
 from perpetuo.control.billing.subscriptions import SERVING
 from perpetuo.control.errors import conflict, forbidden, invalid, not_found
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import coupon_redemptions, coupons
 from perpetuo.store.ids import new_id
 from perpetuo.store.timeutil import iso, utcnow

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.billing import accounts, money, referrals, subscriptions
 from perpetuo.control.billing.catalog import included_micros, price_usd
 from perpetuo.control.billing.notices import after_clawback, payment_failed, receipt
 from perpetuo.control.billing.service import Billing, Effects
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import billing_accounts, billing_payments
 from perpetuo.store.timeutil import utcnow
 

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import billing_payments
 from perpetuo.store.schema import credit_ledger
 from perpetuo.store.timeutil import utcnow

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.billing import accounts, money
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.schema import workspaces
 
 if TYPE_CHECKING:

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
 from perpetuo.control.actor import Actor, Role
 from perpetuo.control.billing import accounts, money
 from perpetuo.control.errors import conflict, forbidden, invalid
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import billing_payments, referral_codes, referrals
 from perpetuo.store.schema import memberships, workspaces
 from perpetuo.store.timeutil import iso, utcnow

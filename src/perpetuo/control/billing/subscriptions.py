@@ -13,12 +13,12 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.config.billing import PlanConfig
 from perpetuo.control.billing import accounts
 from perpetuo.control.billing.catalog import Interval
 from perpetuo.control.billing.service import Billing, Effects
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import billing_accounts
 
 ENDED = frozenset({"canceled", "incomplete_expired", "unpaid"})

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit
 from perpetuo.control.access import require_role
@@ -29,6 +28,7 @@ from perpetuo.control.billing import accounts, money
 from perpetuo.control.billing.checkout import subscription_session
 from perpetuo.control.billing.service import Billing, Effects
 from perpetuo.control.errors import conflict, forbidden
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import trial_claims
 from perpetuo.store.timeutil import iso, utcnow
 

@@ -11,11 +11,11 @@ import logging
 import random
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.billing import accounts, money, recharge
 from perpetuo.control.billing.notices import trial_ending
 from perpetuo.control.billing.service import Billing, Effects
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import billing_accounts
 from perpetuo.store.timeutil import utcnow
 

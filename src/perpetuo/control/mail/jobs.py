@@ -8,9 +8,9 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.mail.service import Mailer
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.database import Database
 from perpetuo.store.schema import api_keys, memberships, workspaces
 from perpetuo.store.timeutil import utcnow

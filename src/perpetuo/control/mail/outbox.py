@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.mail.render import Rendered
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.database import Database
 from perpetuo.store.ids import new_id
 from perpetuo.store.schema import mail_outbox

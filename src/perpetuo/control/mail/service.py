@@ -17,13 +17,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.mail import outbox
 from perpetuo.control.mail.catalog import CATEGORIES, category_of
 from perpetuo.control.mail.config import MailConfig
 from perpetuo.control.mail.render import render
 from perpetuo.control.mail.unsubscribe import make_token, unsubscribe_key
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.database import Database
 from perpetuo.store.schema import memberships, users
 

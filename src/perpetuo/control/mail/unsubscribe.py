@@ -14,9 +14,9 @@ import hmac
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control.mail.catalog import CATEGORIES
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.schema import users
 
 ALL = "all"  # a token for every category at once

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.config.sso import normalize_domain
 from perpetuo.control import audit
@@ -24,6 +23,7 @@ from perpetuo.control.plane import ControlPlane
 from perpetuo.control.sso.directory import seal_id, verified_domains
 from perpetuo.control.sso.roles import RoleRules, grants_admin, is_role, role_names
 from perpetuo.control.sso.spec import DEFAULT_SCOPES, GOOGLE_ISSUER, WORKSPACE_PREFIX
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.sso_tables import sso_domains, sso_identities, sso_providers
 from perpetuo.store.timeutil import iso, utcnow

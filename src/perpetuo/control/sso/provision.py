@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perpetuo.control import audit, sessions
 from perpetuo.control.actor import Actor
@@ -26,6 +25,7 @@ from perpetuo.control.sessions import ClientInfo, Tokens
 from perpetuo.control.sso.flow import Identity
 from perpetuo.control.sso.roles import RoleDecision, decide_role, rank
 from perpetuo.control.sso.spec import ProviderSpec
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.ids import new_id
 from perpetuo.store.schema import memberships, users, workspaces
 from perpetuo.store.sso_tables import sso_identities, sso_sessions

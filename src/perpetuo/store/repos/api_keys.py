@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, bindparam, exists, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.schema import api_keys, memberships, teams, users
 from perpetuo.store.timeutil import utcnow
 

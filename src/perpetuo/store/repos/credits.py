@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import case, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.schema import credit_ledger
 
 

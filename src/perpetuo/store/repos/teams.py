@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Row, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.schema import teams
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.schema import usage_rollups
 
 

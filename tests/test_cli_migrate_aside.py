@@ -1,6 +1,7 @@
 """`perpetuo serve` migrates a database that is behind in a forked child, so the server never
-keeps Alembic loaded; a database at head is prepared in process; a failure in the child is the
-server's exit, with the child's message."""
+keeps Alembic loaded and loads the rest of itself meanwhile, then waits for the child; a
+database at head is prepared in process; a failure in the child is the server's exit, with
+the child's message."""
 
 from __future__ import annotations
 
@@ -41,14 +42,24 @@ def run_script(tmp_path, body: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_fresh_database_is_migrated_in_a_child_and_one_at_head_here(tmp_path):
+def test_the_store_is_migrated_in_a_child_while_the_server_goes_on(tmp_path):
     result = run_script(
         tmp_path,
         """
-        migrate_aside(settings, prepared)
+        import time
+
+        def slow_prepared():
+            time.sleep(3.0)
+            prepared()
+
+        started = time.monotonic()
+        store_ready = migrate_aside(settings, slow_prepared)
+        assert time.monotonic() - started < 2.0, "the server does not wait for the child yet"
+        assert asyncio.run(revision()) is None, "the child has not migrated yet"
+        store_ready()
         assert asyncio.run(revision()) == HEAD_REVISION, "the child migrated"
         assert not ran_here and "alembic" not in sys.modules, "nothing of it here"
-        migrate_aside(settings, prepared)  # at head: in process, one query, no Alembic
+        migrate_aside(settings, prepared)()  # at head: in process, one query, no Alembic
         assert ran_here and "alembic" not in sys.modules
         print("ok")
         """,
@@ -65,7 +76,7 @@ def test_a_failure_in_the_child_is_the_servers_exit_with_its_message(tmp_path):
             fail("42 provider credentials are stored but no encryption key is configured")
 
         try:
-            migrate_aside(settings, refused)
+            migrate_aside(settings, refused)()
         except typer.Exit as exc:
             print("exit", exc.exit_code)
         """,

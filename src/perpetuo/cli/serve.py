@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -30,26 +31,10 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the gateway."""
-    import uvicorn
-
-    from perpetuo.api.server_protocol import GatewayHttpProtocol
-    from perpetuo.app import build_control_plane
+    from perpetuo.auth.credential_crypto import Keyring
     from perpetuo.auth.master_key import ensure_master_key, master_key_file
-    from perpetuo.cli.banner import banner, key_warnings
-    from perpetuo.config import ConfigError, load_config
-    from perpetuo.control.bootstrap import StartupError, prepare_store
-    from perpetuo.routing.table import RoutingTable
-    from perpetuo.transport.proxy import ProxyEnvironment
 
     settings = settings_for(config)
-    try:
-        gateway_config = load_config(settings.config)
-        table = RoutingTable.build(gateway_config, str(settings.config or "config"))
-        proxies = ProxyEnvironment.from_environ(os.environ)
-    except ConfigError as exc:
-        fail(str(exc))
-    except ValueError as exc:  # a proxy variable holds no usable URL
-        fail(f"environment: {exc}")
     if settings.master_key is None:
         _, created = ensure_master_key(settings.data_dir)
         where = master_key_file(settings.data_dir)
@@ -58,13 +43,18 @@ def serve(
         master = "from PERPETUO_MASTER_KEY"
 
     async def prepare() -> None:
-        plane = build_control_plane(settings)
+        from perpetuo.control.bootstrap import prepare_database
+        from perpetuo.store.database import Database
+
+        db = Database(settings.resolved_database_url())
         try:
-            await prepare_store(plane)
+            await prepare_database(db, Keyring.from_environment())
         finally:
-            await plane.db.dispose()
+            await db.dispose()
 
     def prepared() -> None:
+        from perpetuo.control.bootstrap import StartupError
+
         try:
             run(prepare())
         except StartupError as exc:
@@ -72,7 +62,28 @@ def serve(
         except OSError as exc:
             fail(f"cannot open the database: {exc}")
 
-    migrate_aside(settings, prepared)
+    # A schema behind head is migrated by a child while this process validates the config
+    # and loads what serving needs; then we wait for it.
+    store_ready = migrate_aside(settings, prepared)
+    from perpetuo.config import ConfigError, load_config
+    from perpetuo.routing.table import RoutingTable
+    from perpetuo.transport.proxy import ProxyEnvironment
+
+    try:
+        gateway_config = load_config(settings.config)
+        table = RoutingTable.build(gateway_config, str(settings.config or "config"))
+        proxies = ProxyEnvironment.from_environ(os.environ)
+    except ConfigError as exc:
+        _fail_after(store_ready, str(exc))
+    except ValueError as exc:  # a proxy variable holds no usable URL
+        _fail_after(store_ready, f"environment: {exc}")
+    import uvicorn
+
+    from perpetuo.api.server_protocol import GatewayHttpProtocol
+    from perpetuo.app import create_app
+    from perpetuo.cli.banner import banner, key_warnings
+
+    store_ready()
     os.environ["PERPETUO_DATA_DIR"] = str(settings.data_dir.resolve())
     # Where this gateway listens: the egress policy refuses tenant URLs that point back here.
     host = host or gateway_config.server.host or settings.host
@@ -96,8 +107,6 @@ def serve(
         _prepare_workers(settings)
     if workers == 1:
         # One process: hand uvicorn the application built from what was just validated.
-        from perpetuo.app import create_app
-
         target: object = create_app(settings, gateway_config)
         factory = False
     else:
@@ -120,10 +129,19 @@ def serve(
     )
 
 
-def migrate_aside(settings: Any, prepared: Callable[[], None]) -> None:
+def _fail_after(store_ready: Callable[[], None], message: str) -> NoReturn:
+    """Our own failure, said once a migrating child is done (whatever its outcome)."""
+    with contextlib.suppress(typer.Exit):
+        store_ready()
+    fail(message)
+
+
+def migrate_aside(settings: Any, prepared: Callable[[], None]) -> Callable[[], None]:
     """Run `prepared` (migrations, store checks) here when the schema is at head, else in a
-    forked child: the server then never loads Alembic, whose modules (about 11 MiB) it would
-    keep for its whole life after a first start or an upgrade. The child's exit is ours."""
+    forked child while this process goes on loading the server; returns the wait for the
+    child (nothing to wait for at head), whose failure is ours. The server never loads
+    Alembic, whose modules (about 11 MiB) it would keep for its whole life after a first
+    start or an upgrade, and a first start migrates while the server loads."""
     from perpetuo.store.database import Database
     from perpetuo.store.migrate import HEAD_REVISION, current_revision
 
@@ -140,7 +158,7 @@ def migrate_aside(settings: Any, prepared: Callable[[], None]) -> None:
         fork = False  # `prepared` meets the same failure and says what is wrong, as before
     if not fork:
         prepared()
-        return
+        return lambda: None
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -157,9 +175,13 @@ def migrate_aside(settings: Any, prepared: Callable[[], None]) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    if code != 0:
-        raise typer.Exit(code if code > 0 else 1)  # the child has said why
+
+    def wait() -> None:
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if code != 0:
+            raise typer.Exit(code if code > 0 else 1)  # the child has said why
+
+    return wait
 
 
 def check_config(

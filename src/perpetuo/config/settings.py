@@ -64,8 +64,10 @@ class Settings(BaseSettings):
     request_log_batch_size: int = Field(
         default=2000, ge=1, description="Request-log rows written per transaction, at most"
     )
+    # Not longer: a batch's writing competes with the event loop for the interpreter and the
+    # CPU; 0.5 s batches put the JSON p99 at 3.3-3.7x the p50 under load, 0.2 s at 2.6-2.8x.
     request_log_flush_interval: float = Field(
-        default=0.5, gt=0, description="Seconds a partial batch of request-log rows waits"
+        default=0.2, gt=0, description="Seconds a partial batch of request-log rows waits"
     )
     request_log_queue_max_bytes: int = Field(
         default=32 * 1024 * 1024,

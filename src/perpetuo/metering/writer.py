@@ -60,7 +60,7 @@ class UsageWriter(SpillBacklog):
         spill_dir: Path,
         *,
         batch_size: int = 2000,
-        flush_interval: float = 0.5,
+        flush_interval: float = 0.2,
         bounds: Bounds | None = None,
         retry_delays: tuple[float, ...] = (0.1, 0.5),
         lock_timeout: float = 2.0,

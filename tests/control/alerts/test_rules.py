@@ -3,6 +3,7 @@ it clears, with the time given to the evaluator (no waiting on the wall clock)."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -219,6 +220,36 @@ async def test_without_budget_rules_the_workspace_webhook_gets_the_old_body(api,
     await _sent(api)
     assert receiver.bodies() == [event]  # as budget alerts were always sent
     assert "x-perpetuo-signature" not in receiver.received[0]["headers"]
+
+
+async def test_without_budget_rules_a_crossing_reported_twice_is_sent_once(api, receiver):
+    # An instance that counted alone while Redis was away reports the crossing, then Redis
+    # does when that usage is forwarded to it: the same budget and period, later figures.
+    ws = await make_workspace(api.plane, {})
+    async with api.plane.db.begin() as conn:
+        await conn.execute(
+            update(workspaces)
+            .where(workspaces.c.id == ws)
+            .values(settings={"alert_webhook_url": receiver.url})
+        )
+    now = utcnow()
+    local = _budget_event(ws, now)
+    from_redis = {**local, "spent_usd": 61.0, "at": (now + MINUTE).isoformat()}
+    raised = await asyncio.gather(
+        raise_budget_alert(api.plane, local), raise_budget_alert(api.plane, from_redis)
+    )
+    assert sum(len(r) for r in raised) == 1
+    next_period = {
+        **local,
+        "period_start": (now + dt.timedelta(hours=1)).isoformat(),
+        "period_end": (now + dt.timedelta(hours=25)).isoformat(),
+    }
+    assert len(await raise_budget_alert(api.plane, next_period)) == 1  # a new period, told
+    await _sent(api)
+    assert [b["period_start"] for b in receiver.bodies()] == [
+        local["period_start"],
+        next_period["period_start"],
+    ]
 
 
 def _budget_event(ws: str, now: dt.datetime) -> dict[str, Any]:

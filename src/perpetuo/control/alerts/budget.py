@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from perpetuo.control.alerts.payloads import FIRING
 from perpetuo.control.alerts.rules import BUDGET_THRESHOLD
-from perpetuo.control.alerts.state import Observation, observe, record_event
+from perpetuo.control.alerts.state import Observation, observe, record_event_once
 from perpetuo.control.plane import ControlPlane
 from perpetuo.store.alert_tables import alert_rules
 from perpetuo.store.schema import workspaces
@@ -74,20 +75,20 @@ async def raise_budget_alert(
             if plane.mail.enabled:
                 extra.append("legacy_mail")
             if extra:
-                alert = _legacy_alert(event)
-                sent.append(
-                    await record_event(
-                        conn,
-                        workspace_id,
-                        None,
-                        None,
-                        FIRING,
-                        alert,
-                        now,
-                        channel_ids=[],
-                        extra=extra,
-                    )
+                event_id = _legacy_event_id(event)
+                recorded = await record_event_once(
+                    conn,
+                    event_id,
+                    workspace_id,
+                    None,
+                    None,
+                    FIRING,
+                    _legacy_alert(event),
+                    now,
+                    channel_ids=[],
+                    extra=extra,
                 )
+                sent += [event_id] if recorded else []
             return sent
         end = event.get("period_end")
         resolve_at = dt.datetime.fromisoformat(end) if end else now + NO_END
@@ -106,6 +107,16 @@ async def raise_budget_alert(
             if (event_id := await observe(conn, rule, seen, now)) is not None:
                 sent.append(event_id)
     return sent
+
+
+def _legacy_event_id(event: dict[str, Any]) -> str:
+    """One id per budget and period: the crossing is told once, even when it is reported
+    twice (an instance that counted alone while Redis was away, then Redis itself)."""
+    about = "|".join(
+        str(event.get(name))
+        for name in ("workspace_id", "scope", "scope_id", "period", "period_start")
+    )
+    return "alev_" + hashlib.sha256(about.encode()).hexdigest()[:32]
 
 
 def _legacy_alert(event: dict[str, Any]) -> dict[str, Any]:

@@ -188,9 +188,41 @@ async def record_event(
     """Insert the event and one pending delivery per enabled channel of its scope (and per
     `extra` kind, e.g. the workspace's legacy alert_webhook_url); the event id."""
     event_id = new_id("alev")
+    await record_event_once(
+        conn,
+        event_id,
+        workspace_id,
+        rule_id,
+        state_id,
+        event_type,
+        alert,
+        now,
+        channel_ids=channel_ids,
+        extra=extra,
+    )
+    return event_id
+
+
+async def record_event_once(
+    conn: AsyncConnection,
+    event_id: str,
+    workspace_id: str | None,
+    rule_id: str | None,
+    state_id: str | None,
+    event_type: str,
+    alert: dict[str, Any],
+    now: dt.datetime,
+    *,
+    channel_ids: list[str],
+    extra: list[str] = (),  # type: ignore[assignment]
+) -> bool:
+    """`record_event` under a given id: False, and nothing recorded or to deliver, when an
+    event of that id exists (an id derived from what the event is about makes it once)."""
     payload = event_payload(event_id, event_type, iso(now) or "", workspace_id, alert)
-    await conn.execute(
-        insert(alert_events).values(
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    recorded = await conn.execute(
+        dialect.insert(alert_events)
+        .values(
             id=event_id,
             workspace_id=workspace_id,
             rule_id=rule_id,
@@ -202,7 +234,10 @@ async def record_event(
             payload=payload,
             created_at=now,
         )
+        .on_conflict_do_nothing(index_elements=["id"])
     )
+    if recorded.rowcount == 0:
+        return False  # recorded before, by this instance or another
     c = alert_channels.c
     channels = []
     if channel_ids:
@@ -227,4 +262,4 @@ async def record_event(
                 created_at=now,
             )
         )
-    return event_id
+    return True

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,16 @@ def load_server_secret(configured: str | None, data_dir: Path, *, create: bool) 
             raise
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we create it
     value = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(value + b"\n")
+    # Written whole under another name, then linked into place: processes starting together
+    # (workers, instances on one volume) all end with the one secret that got there first,
+    # and none reads a file half written.
+    fd, draft = tempfile.mkstemp(prefix=".secret-", dir=data_dir)  # 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(value + b"\n")
+        os.link(draft, path)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    finally:
+        os.unlink(draft)
     return value

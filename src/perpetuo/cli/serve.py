@@ -33,6 +33,7 @@ def serve(
     """Run the gateway."""
     from perpetuo.auth.credential_crypto import Keyring
     from perpetuo.auth.master_key import ensure_master_key, master_key_file
+    from perpetuo.auth.secrets import load_server_secret
 
     settings = settings_for(config)
     if settings.master_key is None:
@@ -41,6 +42,11 @@ def serve(
         master = f"{where} ({'created now' if created else 'kept from before'})"
     else:
         master = "from PERPETUO_MASTER_KEY"
+    configured = settings.secret_key.get_secret_value() if settings.secret_key else None
+    try:  # made here, before workers start, as the stored secret they all read
+        load_server_secret(configured, settings.data_dir, create=True)
+    except (ValueError, OSError) as exc:
+        fail(f"server secret: {exc}")
 
     async def prepare() -> None:
         from perpetuo.control.bootstrap import prepare_database

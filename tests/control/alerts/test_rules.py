@@ -208,13 +208,7 @@ async def test_a_budget_threshold_fires_once_per_period_and_clears_when_it_ends(
 
 
 async def test_without_budget_rules_the_workspace_webhook_gets_the_old_body(api, receiver):
-    ws = await make_workspace(api.plane, {})
-    async with api.plane.db.begin() as conn:
-        await conn.execute(
-            update(workspaces)
-            .where(workspaces.c.id == ws)
-            .values(settings={"alert_webhook_url": receiver.url})
-        )
+    ws = await _legacy_workspace(api, receiver)
     event = _budget_event(ws, utcnow())
     assert len(await raise_budget_alert(api.plane, event)) == 1
     await _sent(api)
@@ -225,13 +219,7 @@ async def test_without_budget_rules_the_workspace_webhook_gets_the_old_body(api,
 async def test_without_budget_rules_a_crossing_reported_twice_is_sent_once(api, receiver):
     # An instance that counted alone while Redis was away reports the crossing, then Redis
     # does when that usage is forwarded to it: the same budget and period, later figures.
-    ws = await make_workspace(api.plane, {})
-    async with api.plane.db.begin() as conn:
-        await conn.execute(
-            update(workspaces)
-            .where(workspaces.c.id == ws)
-            .values(settings={"alert_webhook_url": receiver.url})
-        )
+    ws = await _legacy_workspace(api, receiver)
     now = utcnow()
     local = _budget_event(ws, now)
     from_redis = {**local, "spent_usd": 61.0, "at": (now + MINUTE).isoformat()}
@@ -250,6 +238,18 @@ async def test_without_budget_rules_a_crossing_reported_twice_is_sent_once(api, 
         local["period_start"],
         next_period["period_start"],
     ]
+
+
+async def _legacy_workspace(api, receiver) -> str:
+    """A workspace without alert rules, with the old `alert_webhook_url` setting."""
+    ws = await make_workspace(api.plane, {})
+    async with api.plane.db.begin() as conn:
+        await conn.execute(
+            update(workspaces)
+            .where(workspaces.c.id == ws)
+            .values(settings={"alert_webhook_url": receiver.url})
+        )
+    return ws
 
 
 def _budget_event(ws: str, now: dt.datetime) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from perpetuo.control.alerts.payloads import FIRING
 from perpetuo.control.alerts.rules import BUDGET_THRESHOLD
-from perpetuo.control.alerts.state import Observation, observe, record_event_once
+from perpetuo.control.alerts.state import Observation, observe, record_event
 from perpetuo.control.plane import ControlPlane
 from perpetuo.store.alert_tables import alert_rules
 from perpetuo.store.schema import workspaces
@@ -75,10 +75,8 @@ async def raise_budget_alert(
             if plane.mail.enabled:
                 extra.append("legacy_mail")
             if extra:
-                event_id = _legacy_event_id(event)
-                recorded = await record_event_once(
+                recorded = await record_event(
                     conn,
-                    event_id,
                     workspace_id,
                     None,
                     None,
@@ -87,8 +85,9 @@ async def raise_budget_alert(
                     now,
                     channel_ids=[],
                     extra=extra,
+                    once_as=_legacy_event_id(event),
                 )
-                sent += [event_id] if recorded else []
+                sent += [recorded] if recorded else []
             return sent
         end = event.get("period_end")
         resolve_at = dt.datetime.fromisoformat(end) if end else now + NO_END

@@ -270,6 +270,7 @@ async def send_test(
         event_id = await record_event(
             conn, workspace_id, None, None, TEST, alert, now, channel_ids=[channel_id]
         )
+        assert event_id is not None  # a fresh id: always recorded
         await audit.record(
             conn,
             actor,

@@ -145,7 +145,7 @@ async def _event(
     now: dt.datetime,
     *,
     renotified: bool = False,
-) -> str:
+) -> str | None:
     state = (await conn.execute(select(alert_states).where(mine))).one()
     alert = {
         "rule_id": rule.id,
@@ -184,40 +184,13 @@ async def record_event(
     *,
     channel_ids: list[str],
     extra: list[str] = (),  # type: ignore[assignment]
-) -> str:
+    once_as: str | None = None,
+) -> str | None:
     """Insert the event and one pending delivery per enabled channel of its scope (and per
-    `extra` kind, e.g. the workspace's legacy alert_webhook_url); the event id."""
-    event_id = new_id("alev")
-    await record_event_once(
-        conn,
-        event_id,
-        workspace_id,
-        rule_id,
-        state_id,
-        event_type,
-        alert,
-        now,
-        channel_ids=channel_ids,
-        extra=extra,
-    )
-    return event_id
-
-
-async def record_event_once(
-    conn: AsyncConnection,
-    event_id: str,
-    workspace_id: str | None,
-    rule_id: str | None,
-    state_id: str | None,
-    event_type: str,
-    alert: dict[str, Any],
-    now: dt.datetime,
-    *,
-    channel_ids: list[str],
-    extra: list[str] = (),  # type: ignore[assignment]
-) -> bool:
-    """`record_event` under a given id: False, and nothing recorded or to deliver, when an
-    event of that id exists (an id derived from what the event is about makes it once)."""
+    `extra` kind, e.g. the workspace's legacy alert_webhook_url); the event id. `once_as`:
+    the event's id, derived from what the event is about, so it is recorded once: None, and
+    nothing to deliver, when an event of that id exists."""
+    event_id = once_as or new_id("alev")
     payload = event_payload(event_id, event_type, iso(now) or "", workspace_id, alert)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     recorded = await conn.execute(
@@ -237,7 +210,7 @@ async def record_event_once(
         .on_conflict_do_nothing(index_elements=["id"])
     )
     if recorded.rowcount == 0:
-        return False  # recorded before, by this instance or another
+        return None  # recorded before, by this instance or another
     c = alert_channels.c
     channels = []
     if channel_ids:
@@ -262,4 +235,4 @@ async def record_event_once(
                 created_at=now,
             )
         )
-    return True
+    return event_id

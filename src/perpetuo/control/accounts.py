@@ -14,8 +14,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import Integer, String, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from perpetuo.auth.passwords import DUMMY_HASH, hash_password, password_problem, verify_password
@@ -207,9 +205,8 @@ async def claim_platform(conn: AsyncConnection, plane: ControlPlane, user_id: st
     claim = select(literal(1, Integer), literal(user_id, String), literal(now, UTCDateTime)).where(
         ~select(users.c.id).exists()
     )
-    dialect = postgres_insert if plane.db.dialect == "postgresql" else sqlite_insert
     statement = (
-        dialect(platform_claim)
+        conn.insert(platform_claim)
         .from_select(["id", "user_id", "claimed_at"], claim)
         .on_conflict_do_nothing(index_elements=["id"])
     )

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perpetuo.control.write_behind import WriteBehind
 from perpetuo.store.database import Database
@@ -134,11 +132,12 @@ class ResponseStore:
         rows = [s.row() for s in batch if s.key not in self._deleted]
         if not rows:
             return
-        dialect = postgres_insert if self.db.dialect == "postgresql" else sqlite_insert
         # An id seen again in the same workspace (a provider repeating one) keeps the first.
-        statement = dialect(stored_responses).on_conflict_do_nothing(index_elements=["scope", "id"])
         async with self.db.begin() as conn:
-            await conn.execute(statement, rows)
+            first = conn.insert(stored_responses).on_conflict_do_nothing(
+                index_elements=["scope", "id"]
+            )
+            await conn.execute(first, rows)
 
     async def aclose(self) -> None:
         await self._writer.aclose()

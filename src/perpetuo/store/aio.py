@@ -16,7 +16,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine
+from sqlalchemy import Table, create_engine
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, CursorResult, Engine, ScalarResult, Transaction
 from sqlalchemy.util.concurrency import greenlet_spawn
 
@@ -69,6 +70,11 @@ class AsyncConnection:
     def dialect(self) -> Any:
         return self.sync_connection.dialect
 
+    def insert(self, table: Table) -> Any:
+        """INSERT in this connection's dialect, with its `on_conflict_do_nothing` and
+        `on_conflict_do_update` (both engines have them, with the same arguments)."""
+        return (postgresql if self.dialect.name == "postgresql" else sqlite).insert(table)
+
     def in_transaction(self) -> bool:
         return self.sync_connection.in_transaction()
 
@@ -78,12 +84,6 @@ class AsyncConnection:
     def begin_nested(self) -> AsyncTransaction:
         """A savepoint: `async with conn.begin_nested():` rolls back only its own work."""
         return AsyncTransaction(self, nested=True)
-
-    async def commit(self) -> None:
-        await greenlet_spawn(self.sync_connection.commit)
-
-    async def rollback(self) -> None:
-        await greenlet_spawn(self.sync_connection.rollback)
 
     async def close(self) -> None:
         if self._sync is not None:
@@ -126,14 +126,6 @@ class AsyncTransaction:
         # The sync transaction's own exit: commit when the block ended cleanly, else roll back.
         assert self._sync is not None
         await greenlet_spawn(self._sync.__exit__, kind, value, traceback)
-
-    async def commit(self) -> None:
-        assert self._sync is not None
-        await greenlet_spawn(self._sync.commit)
-
-    async def rollback(self) -> None:
-        assert self._sync is not None
-        await greenlet_spawn(self._sync.rollback)
 
 
 async def _to_completion(coro: Coroutine[Any, Any, T]) -> T:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from perpetuo.control.alerts.payloads import FIRING, RESOLVED, event_payload
 from perpetuo.store.aio import AsyncConnection
@@ -129,9 +128,8 @@ async def _ensure(conn: AsyncConnection, rule: Any, subject: str, now: dt.dateti
         "status": "ok",
         "created_at": now,
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     await conn.execute(
-        dialect.insert(alert_states)
+        conn.insert(alert_states)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["rule_id", "subject"])
     )
@@ -192,9 +190,8 @@ async def record_event(
     nothing to deliver, when an event of that id exists."""
     event_id = once_as or new_id("alev")
     payload = event_payload(event_id, event_type, iso(now) or "", workspace_id, alert)
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     recorded = await conn.execute(
-        dialect.insert(alert_events)
+        conn.insert(alert_events)
         .values(
             id=event_id,
             workspace_id=workspace_id,

@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perpetuo.config.billing import BillingConfig, PlanConfig
 from perpetuo.control.workspace_routing import touch_routing
@@ -25,9 +23,8 @@ from perpetuo.store.timeutil import utcnow
 async def account(conn: AsyncConnection, workspace_id: str, *, lock: bool = False) -> Any:
     """The workspace's billing row, made on first use."""
     now = utcnow()
-    dialect = postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
     await conn.execute(
-        dialect(billing_accounts)
+        conn.insert(billing_accounts)
         .values(
             workspace_id=workspace_id,
             cancel_at_period_end=False,

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perpetuo.store.aio import AsyncConnection
 from perpetuo.store.billing_tables import billing_payments
@@ -39,10 +37,6 @@ class Moves:
             self.items.append((workspace_id, micros))
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    return (postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
-
-
 async def add_entry(
     conn: AsyncConnection,
     moves: Moves,
@@ -57,7 +51,7 @@ async def add_entry(
     if micros == 0:
         return False
     statement = (
-        _insert(conn, credit_ledger)
+        conn.insert(credit_ledger)
         .values(
             workspace_id=workspace_id,
             kind=kind,
@@ -109,7 +103,7 @@ async def credit_payment(conn: AsyncConnection, moves: Moves, payment: Payment, 
         "description": payment.description,
     }
     inserted = await conn.execute(
-        _insert(conn, billing_payments)
+        conn.insert(billing_payments)
         .values(
             id=payment.id,
             workspace_id=payment.workspace_id,
@@ -153,7 +147,7 @@ async def _ensure_row(
 ) -> None:
     """A payment seen first through a refund or dispute: known, not yet credited."""
     await conn.execute(
-        _insert(conn, billing_payments)
+        conn.insert(billing_payments)
         .values(
             id=payment_id,
             workspace_id=workspace_id,

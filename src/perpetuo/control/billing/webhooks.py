@@ -16,8 +16,6 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perpetuo.control.billing.events import HANDLERS, Context
 from perpetuo.control.billing.service import Billing, Effects
@@ -62,9 +60,8 @@ async def apply(billing: Billing, event: dict[str, Any]) -> dict[str, Any]:
     prepared = await handler[0](billing, event) if handler is not None else {}
     effects = Effects()
     async with billing.db.begin() as conn:
-        dialect = postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
         claimed = await conn.execute(
-            dialect(stripe_events)
+            conn.insert(stripe_events)
             .values(
                 id=event["id"][:80],
                 type=str(event.get("type"))[:80],

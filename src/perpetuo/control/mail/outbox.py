@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from perpetuo.control.mail.render import Rendered
 from perpetuo.store.aio import AsyncConnection
@@ -66,9 +64,10 @@ async def enqueue(
     if dedupe_key is None:
         await conn.execute(insert(mail_outbox).values(**values))
         return mail_id
-    dialect = postgres_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = (
-        dialect(mail_outbox).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        conn.insert(mail_outbox)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
     result = await conn.execute(statement)
     return mail_id if result.rowcount == 1 else None

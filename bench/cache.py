@@ -88,9 +88,9 @@ async def store_search(entries: int, dims: int, queries: int = 100) -> dict[str,
     """The full semantic lookup (index search and the answer's row) on SQLite."""
     from sqlalchemy import insert
 
+    from perpetuo.store.conversation_tables import semantic_cache_entries as table
     from perpetuo.store.database import Database
     from perpetuo.store.migrate import upgrade
-    from perpetuo.store.schema import semantic_cache_entries as table
 
     work = Path(tempfile.mkdtemp(prefix="perpetuo-semantic-"))
     db = Database(f"sqlite+aiosqlite:///{work / 'bench.db'}")

@@ -11,10 +11,10 @@ from sqlalchemy import func, select, update
 from perpetuo.control.chat_sessions import Caller, ChatSession, ChatSessionStore
 from perpetuo.control.session_history import StoredMessage, overflow, prelude, window
 from perpetuo.pipeline.session_stream import AnswerCollector
+from perpetuo.store.conversation_tables import chat_session_messages, chat_sessions
 from perpetuo.store.database import Database
 from perpetuo.store.ids import new_id
 from perpetuo.store.migrate import upgrade
-from perpetuo.store.schema import chat_session_messages, chat_sessions
 from perpetuo.store.timeutil import utcnow
 
 

@@ -21,9 +21,9 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 
 from perpetuo.cache.vectors import Match, VectorIndex
+from perpetuo.store.conversation_tables import semantic_cache_entries as table
 from perpetuo.store.database import Database
 from perpetuo.store.ids import new_id
-from perpetuo.store.schema import semantic_cache_entries as table
 from perpetuo.store.timeutil import utcnow
 
 log = logging.getLogger("perpetuo.cache")

@@ -23,8 +23,8 @@ from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
 
 from perpetuo.control.session_history import StoredMessage
 from perpetuo.control.write_behind import WriteBehind
+from perpetuo.store.conversation_tables import chat_session_messages, chat_sessions
 from perpetuo.store.database import AsyncConnection, Database
-from perpetuo.store.schema import chat_session_messages, chat_sessions
 from perpetuo.store.timeutil import utcnow
 
 RETENTION_SETTING = "chat_session_retention_days"

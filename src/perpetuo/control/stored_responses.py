@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from perpetuo.control.write_behind import WriteBehind
+from perpetuo.store.conversation_tables import stored_responses
 from perpetuo.store.database import Database
-from perpetuo.store.schema import stored_responses
 from perpetuo.store.timeutil import utcnow
 
 DEFAULT_RETENTION = dt.timedelta(days=30)

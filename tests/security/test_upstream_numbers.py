@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from perpetuo.providers.anthropic import AnthropicAdapter
-from perpetuo.providers.base import Target, bounded_wait, retry_after
+from perpetuo.providers.base import Target
 from perpetuo.providers.gemini import GeminiAdapter
+from perpetuo.providers.upstream_errors import bounded_wait, retry_after
 from perpetuo.schema.usage import MAX_TOKENS, Usage, clamp_counts
 from perpetuo.transport.url import URL
 from tests.mocks.hostile_mock import HUGE, HostileMock, config_for

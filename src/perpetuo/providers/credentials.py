@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
-from perpetuo.providers.base import redact_secrets
+from perpetuo.providers.upstream_errors import redact_secrets
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.transport.caps import ResponseCaps
 from perpetuo.transport.errors import TransportError

@@ -12,15 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from perpetuo.providers.base import (
-    Json,
-    Target,
-    checked_usage,
-    decode_object,
-    looks_like_context_overflow,
-    now,
-    redact_secrets,
-)
+from perpetuo.providers.base import Json, Target, checked_usage, decode_object, now
+from perpetuo.providers.upstream_errors import looks_like_context_overflow, redact_secrets
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 from perpetuo.schema.usage import Usage, token_count
 

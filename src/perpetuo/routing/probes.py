@@ -14,7 +14,8 @@ import contextlib
 import logging
 
 from perpetuo.config.model import HealthCheckConfig
-from perpetuo.providers.base import UpstreamCall, bounded_wait
+from perpetuo.providers.base import UpstreamCall
+from perpetuo.providers.upstream_errors import bounded_wait
 from perpetuo.routing.classify import counts_against_health, from_transport
 from perpetuo.routing.health import RoutingState
 from perpetuo.routing.table import Deployment, RoutingTable

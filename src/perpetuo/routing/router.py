@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from perpetuo.config.model import RoutingConfig
-from perpetuo.providers.base import Json, NativeRequest, UpstreamCall, bounded_wait, unsupported
+from perpetuo.providers.base import Json, NativeRequest, UpstreamCall, unsupported
+from perpetuo.providers.upstream_errors import bounded_wait
 from perpetuo.routing.admission import admit, capacity_wait
 from perpetuo.routing.backoff import RetryPolicy
 from perpetuo.routing.breaker import BreakerState

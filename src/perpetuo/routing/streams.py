@@ -6,7 +6,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from perpetuo.providers.base import EventSource, Json, bounded_wait
+from perpetuo.providers.base import EventSource, Json
+from perpetuo.providers.upstream_errors import bounded_wait
 from perpetuo.routing.health import RoutingState
 from perpetuo.routing.job import RouteJob
 from perpetuo.routing.table import Deployment

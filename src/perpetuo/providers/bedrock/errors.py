@@ -16,8 +16,12 @@ from typing import Any
 
 import msgspec
 
-from perpetuo.providers.base import looks_like_context_overflow, redact_secrets, retry_after
-from perpetuo.providers.base import status_kind as kind_of_status
+from perpetuo.providers.upstream_errors import (
+    looks_like_context_overflow,
+    redact_secrets,
+    retry_after,
+)
+from perpetuo.providers.upstream_errors import status_kind as kind_of_status
 from perpetuo.schema.errors import UpstreamError, UpstreamErrorKind
 
 K = UpstreamErrorKind

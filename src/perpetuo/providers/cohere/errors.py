@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from perpetuo.providers.base import (
+from perpetuo.providers.upstream_errors import (
     looks_like_context_overflow,
     redact_secrets,
     retry_after,

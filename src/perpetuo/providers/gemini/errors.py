@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from perpetuo.providers.base import (
+from perpetuo.providers.upstream_errors import (
     bounded_wait,
     looks_like_context_overflow,
     redact_secrets,

@@ -27,11 +27,24 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def settings_for(config: Path | None) -> Any:
     """Settings from the environment, with --config taking precedence over PERPETUO_CONFIG."""
+    from pydantic import ValidationError
+
     from perpetuo.config import Settings
 
     if config is not None:
         os.environ["PERPETUO_CONFIG"] = str(config.resolve())
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fail("; ".join(_setting_error(error) for error in exc.errors()))
+
+
+def _setting_error(error: Any) -> str:
+    """`PERPETUO_NAME: what is wrong`, without pydantic's links or the value (a secret may be
+    in it)."""
+    name = "_".join(str(part) for part in error.get("loc", ())) or "settings"
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"PERPETUO_{name.upper()}: {message}" if name != "settings" else message
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

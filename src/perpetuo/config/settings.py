@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from perpetuo.config import urls
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PERPETUO_", extra="ignore")
@@ -256,6 +258,16 @@ class Settings(BaseSettings):
                 "name the origins"
             )
         return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return None if not value else urls.database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return None if not value else urls.redis_url(value)
 
     @field_validator("access_log_routes")
     @classmethod

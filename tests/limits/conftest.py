@@ -18,8 +18,8 @@ BackendFactory = Callable[[], LimitBackend]
 async def backends(request: pytest.FixtureRequest) -> AsyncIterator[BackendFactory]:
     """Makes backends sharing one store: memory backends share one instance (one process),
     Redis backends are separate clients of one Redis (separate gateway instances). Their
-    deadline is generous: these tests are about exactness on a possibly busy machine; the
-    failure tests use the real one."""
+    deadlines (the call, the connection) are generous: these tests are about exactness on a
+    possibly busy machine; the failure tests use the real ones."""
     made: list[LimitBackend] = []
     if request.param == "memory":
         shared = MemoryBackend()
@@ -30,7 +30,7 @@ async def backends(request: pytest.FixtureRequest) -> AsyncIterator[BackendFacto
         server.flush()
 
         def make() -> LimitBackend:
-            backend = RedisBackend(server.url, deadline=3.0)
+            backend = RedisBackend(server.url, deadline=3.0, socket_timeout=3.0)
             made.append(backend)
             return backend
 

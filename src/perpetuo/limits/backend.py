@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class Kind(IntEnum):
@@ -31,8 +31,9 @@ UNLIMITED = -1  # a WINDOW that only counts (for a soft budget threshold without
 SEEDED_ELSEWHERE = None  # seed value: the counter starts at 0 when missing
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+# Checks and settlements are made for every request (several each): named tuples, which
+# build in a quarter of a frozen dataclass's time, and are as immutable.
+class Check(NamedTuple):
     kind: Kind
     key: str  # counter name, unique per scope, window and kind
     limit: int
@@ -49,8 +50,7 @@ class Check:
         return self.kind is Kind.WINDOW or self.corrected
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(NamedTuple):
     kind: Kind
     key: str
     limit: int

@@ -18,7 +18,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
 from typing import Any
 
 from perpetuo.limits import gcra
@@ -239,7 +238,7 @@ class LimitEngine:
             except Exception as exc:
                 log.error("limits: cannot read usage history for %s: %s", checks[index].key, exc)
                 raise limits_unavailable() from exc
-            checks[index] = replace(checks[index], seed=value)
+            checks[index] = checks[index]._replace(seed=value)
         return checks
 
     def _refusal(

@@ -15,7 +15,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from perpetuo.limits.backend import UNLIMITED, Check, Kind
 from perpetuo.limits.plans import NO_WORKSPACE_LIMITS, ScopeLimits, WorkspaceLimits
@@ -61,8 +61,7 @@ class SeedSource:
     until: dt.datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
+class Planned(NamedTuple):
     check: Check
     code: ErrorCode
     scope: Scope
@@ -101,8 +100,61 @@ def micros(usd: float) -> int:
     return to_micro_usd(Decimal(str(usd)))
 
 
+# What a check reserves: one request, the request's tokens, or its worst-case cost.
+_ONE, _TOKENS, _COST = 0, 1, 2
+PLAN_CACHE_SIZE = 4096  # plans kept (one per key, team, member and workspace settings in use)
+
+
+class _Plan:
+    """A request's checks with everything but its amounts and counter lifetimes: the same for
+    every request of one key (with its team, member and workspace settings) in one UTC day.
+    Holding the settings objects keeps their ids, which key the cache, from being reused."""
+
+    __slots__ = ("items", "sources")
+
+    def __init__(self, sources: tuple[Any, ...], items: list[tuple[Any, ...]]) -> None:
+        self.sources = sources
+        self.items = items  # (template check, the rest of its Planned, amount source, expiry ms)
+
+    def fill(self, request: LimitRequest, now: float) -> list[Planned]:
+        tokens = request.estimated_tokens
+        cost = max(1, request.max_cost_micros)
+        now_ms = int(now * 1000)
+        planned = []
+        for check, rest, source, expiry_ms in self.items:
+            amount = 1 if source == _ONE else tokens if source == _TOKENS else cost
+            ttl_ms = check.ttl_ms if expiry_ms is None else expiry_ms - now_ms
+            filled = Check(check.kind, check.key, check.limit, amount, ttl_ms, *check[5:])
+            planned.append(Planned(filled, *rest))
+        return planned
+
+
+_plans: dict[tuple[Any, ...], _Plan] = {}
+
+
 def plan_checks(request: LimitRequest, now: float, hold_seconds: float) -> list[Planned]:
     """Every check the request must pass, key scope first; empty when nothing applies."""
+    hold_ms = int(hold_seconds * 1000)
+    sources = (request.key_limits, request.team_limits, request.user_limits, request.workspace)
+    cache_key = (
+        request.workspace_id,
+        request.key_id,
+        request.team_id,
+        request.user_id,
+        *map(id, sources),
+        int(now // 86_400),  # calendar windows change at midnight UTC
+        hold_ms,
+    )
+    plan = _plans.get(cache_key)
+    if plan is None:
+        if len(_plans) >= PLAN_CACHE_SIZE:
+            for stale in list(_plans)[: PLAN_CACHE_SIZE // 4]:  # the oldest quarter
+                del _plans[stale]
+        plan = _plans[cache_key] = _Plan(sources, _build(request, now, hold_ms))
+    return plan.fill(request, now)
+
+
+def _build(request: LimitRequest, now: float, hold_ms: int) -> list[tuple[Any, ...]]:
     workspace = request.workspace or NO_WORKSPACE_LIMITS
     scopes: list[tuple[Scope, str, ScopeLimits]] = []
     if request.key_id:
@@ -115,23 +167,21 @@ def plan_checks(request: LimitRequest, now: float, hold_seconds: float) -> list[
         if request.user_id and (workspace.user_limits or request.user_limits):
             own = ScopeLimits.from_mapping(request.user_limits)
             scopes.append(("user", request.user_id, own.over(workspace.user_scope_limits())))
-    builder = _Builder(request, now, int(hold_seconds * 1000))
+    builder = _Builder(request.workspace_id or "-", now, hold_ms)
     for scope, scope_id, limits in scopes:
         if not limits.empty:
             builder.scope(scope, scope_id, limits)
     if workspace.credits_required and request.workspace_id:
         builder.credits()
-    return builder.planned
+    return builder.items
 
 
 class _Builder:
-    def __init__(self, request: LimitRequest, now: float, hold_ms: int) -> None:
-        self.request = request
+    def __init__(self, workspace_id: str, now: float, hold_ms: int) -> None:
         self.now = now
         self.hold_ms = hold_ms
-        self.workspace_id = request.workspace_id or "-"
-        self.tag = "{" + self.workspace_id + "}"  # one Redis Cluster slot per workspace
-        self.planned: list[Planned] = []
+        self.workspace_id = workspace_id
+        self.items: list[tuple[Any, ...]] = []
         self._scope: tuple[Scope, str] = ("workspace", self.workspace_id)
 
     def scope(self, scope: Scope, scope_id: str, limits: ScopeLimits) -> None:
@@ -142,13 +192,12 @@ class _Builder:
         def name(kind: str, window: Window | None = None) -> str:
             return counter_key(self.workspace_id, kind, scope, scope_id, window)
 
-        tokens = self.request.estimated_tokens
         if limits.rpm:
-            check = Check(Kind.RATE, name("rpm"), limits.rpm, 1)
-            self._add(check, ErrorCode.RATE_LIMIT_REQUESTS, "requests", header="requests")
+            check = Check(Kind.RATE, name("rpm"), limits.rpm)
+            self._add(check, _ONE, ErrorCode.RATE_LIMIT_REQUESTS, "requests", header="requests")
         if limits.tpm:
-            check = Check(Kind.RATE, name("tpm"), limits.tpm, tokens, corrected=True)
-            self._add(check, ErrorCode.RATE_LIMIT_TOKENS, "tokens", header="tokens")
+            check = Check(Kind.RATE, name("tpm"), limits.tpm, corrected=True)
+            self._add(check, _TOKENS, ErrorCode.RATE_LIMIT_TOKENS, "tokens", header="tokens")
         for quota, period, code in (
             (limits.daily_tokens, "daily", ErrorCode.QUOTA_DAILY_TOKENS),
             (limits.monthly_tokens, "monthly", ErrorCode.QUOTA_MONTHLY_TOKENS),
@@ -156,42 +205,39 @@ class _Builder:
             if quota:
                 window = window_of(period, self.now)
                 seed = SeedSource("tokens", self.workspace_id, dim, value, window.start, window.end)
-                check = self._window(name("tok", window), quota, tokens, window)
-                self._add(check, code, "tokens", header="tokens", window=window, seed=seed)
+                check = self._window(name("tok", window), quota, window)
+                self._add(check, _TOKENS, code, "tokens", header="tokens", window=window, seed=seed)
         if limits.max_parallel:
             check = Check(Kind.SLOTS, name("par"), limits.max_parallel, hold_ms=self.hold_ms)
-            self._add(check, ErrorCode.CONCURRENCY_LIMIT, "parallel")
+            self._add(check, _ONE, ErrorCode.CONCURRENCY_LIMIT, "parallel")
         if limits.budget_usd or limits.budget_soft_usd:
             window = window_of(limits.period, self.now)
             budget = micros(limits.budget_usd) if limits.budget_usd else UNLIMITED
             soft = micros(limits.budget_soft_usd) if limits.budget_soft_usd else None
-            amount = max(1, self.request.max_cost_micros)
-            check = self._window(name("usd", window), budget, amount, window)
+            check = self._window(name("usd", window), budget, window)
             seed = SeedSource("cost", self.workspace_id, dim, value, window.start, window.end)
-            self._add(
-                check, ErrorCode.BUDGET_EXCEEDED, "cost", window=window, seed=seed, soft_micros=soft
-            )
+            code = ErrorCode.BUDGET_EXCEEDED
+            self._add(check, _COST, code, "cost", window=window, seed=seed, soft_micros=soft)
 
     def credits(self) -> None:
         """Prepaid credits as a window with limit 0 whose settled total starts at -balance."""
         self._scope = ("workspace", self.workspace_id)
         window = window_of("total", self.now)
-        amount = max(1, self.request.max_cost_micros)
-        check = self._window(credit_key(self.workspace_id), 0, amount, window)
+        check = self._window(credit_key(self.workspace_id), 0, window)
         seed = SeedSource("credits", self.workspace_id, "all", "", None, None)
-        self._add(check, ErrorCode.INSUFFICIENT_CREDITS, "credits", window=window, seed=seed)
+        code = ErrorCode.INSUFFICIENT_CREDITS
+        self._add(check, _COST, code, "credits", window=window, seed=seed)
 
-    def _window(self, key: str, limit: int, amount: int, window: Window) -> Check:
-        return Check(
-            Kind.WINDOW,
-            key,
-            limit,
-            amount,
-            ttl_ms=window.ttl_ms(self.now),
-            hold_ms=self.hold_ms,
-            seedable=True,
-        )
+    def _window(self, key: str, limit: int, window: Window) -> Check:
+        # A calendar window's counter lives until the window ends (plus slack), counted from
+        # each request's time; an all-time counter for a fixed time after its last use.
+        ttl_ms = window.ttl_ms(self.now) if window.end is None else 0
+        return Check(Kind.WINDOW, key, limit, 0, ttl_ms, self.hold_ms, seedable=True)
 
-    def _add(self, check: Check, code: ErrorCode, measure: Measure, **extra: Any) -> None:
+    def _add(
+        self, check: Check, source: int, code: ErrorCode, measure: Measure, **extra: Any
+    ) -> None:
         scope, scope_id = self._scope
-        self.planned.append(Planned(check, code, scope, scope_id, measure, check.limit, **extra))
+        meaning = Planned(check, code, scope, scope_id, measure, check.limit, **extra)
+        expiry_ms = None if meaning.window is None else meaning.window.expiry_ms
+        self.items.append((check, meaning[1:], source, expiry_ms))

@@ -23,6 +23,11 @@ class Window:
     def seconds_left(self, now: float) -> float | None:
         return None if self.end is None else max(0.0, self.end.timestamp() - now)
 
+    @property
+    def expiry_ms(self) -> int | None:
+        """When a calendar window's counter may go (its end plus slack); None for all time."""
+        return None if self.end is None else int((self.end.timestamp() + SLACK_SECONDS) * 1000)
+
     def ttl_ms(self, now: float) -> int:
         left = self.seconds_left(now)
         seconds = TOTAL_TTL_SECONDS if left is None else left + SLACK_SECONDS

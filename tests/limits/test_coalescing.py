@@ -83,3 +83,23 @@ async def test_a_failed_call_fails_every_caller_in_its_batch():
     assert isinstance(results[0], ConnectionError) and isinstance(results[2], ConnectionError)
     assert isinstance(results[1], asyncio.CancelledError)
     assert sent == [[1], [2, 4]]
+
+
+async def test_a_queued_caller_waits_no_longer_than_its_bound():
+    """The call in flight hangs (its own deadline is longer): those queued behind it give up
+    after `wait_bound` instead of waiting on it, so no request outlives the Redis deadline."""
+    hang = asyncio.Event()
+
+    async def send(batch: list[int]) -> list[int]:
+        await hang.wait()
+        return batch
+
+    coalescer: Coalescer[int, int] = Coalescer(send, wait_bound=0.05)
+    leader = asyncio.create_task(coalescer.call("g", 1))
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await coalescer.call("g", 2)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    hang.set()
+    assert await leader == 1

@@ -9,6 +9,8 @@ exactly as if it had come alone, so batching changes no decision.
 
 `linger` holds the first call of a batch that long before sending (for settlement, which
 is off the response path and may wait a few milliseconds to share its call with more).
+`wait_bound` is the longest a queued caller waits for its batch (its own call, sent from
+its own task, is bounded by `send`, which must bound itself).
 """
 
 from __future__ import annotations
@@ -24,10 +26,18 @@ Send = Callable[[list[T]], Awaitable[list[R]]]
 
 
 class Coalescer(Generic[T, R]):
-    def __init__(self, send: Send[T, R], *, max_batch: int = 64, linger: float = 0.0) -> None:
+    def __init__(
+        self,
+        send: Send[T, R],
+        *,
+        max_batch: int = 64,
+        linger: float = 0.0,
+        wait_bound: float | None = None,
+    ) -> None:
         self._send = send
         self.max_batch = max_batch
         self.linger = linger
+        self.wait_bound = wait_bound
         self._queued: dict[Hashable, list[tuple[T, asyncio.Future[R]]]] = {}
         self._busy: set[Hashable] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -41,7 +51,10 @@ class Coalescer(Generic[T, R]):
             if group not in self._busy:
                 self._busy.add(group)
                 self._spawn(self._drain(group, self.linger))
-            return await future
+            if self.wait_bound is None:
+                return await future
+            async with asyncio.timeout(self.wait_bound):
+                return await future
         # Nothing in flight for this group: send now, from this task (no task to create).
         self._busy.add(group)
         try:

@@ -57,11 +57,14 @@ class RedisBackend:
         self._client = RespClient(url, connect_timeout=socket_timeout, reply_timeout=socket_timeout)
         self._loaded = False
         self._loading = asyncio.Lock()
+        # A caller waits at most the deadline (plus the settlement linger), in a batch or not:
+        # a call sent from the caller's own task is bounded by `_call`, a queued one here.
+        bound = deadline + SETTLE_LINGER
         self._reserves: Coalescer[Reserving, list[int]] = Coalescer(
-            self._send_reserves, max_batch=MAX_BATCH
+            self._send_reserves, max_batch=MAX_BATCH, wait_bound=bound
         )
         self._settles: Coalescer[Settling, list[tuple[int, int]]] = Coalescer(
-            self._send_settles, max_batch=MAX_BATCH, linger=SETTLE_LINGER
+            self._send_settles, max_batch=MAX_BATCH, linger=SETTLE_LINGER, wait_bound=bound
         )
 
     async def _load_scripts(self) -> None:
@@ -139,10 +142,9 @@ class RedisBackend:
         return await self._bounded(call)
 
     async def _bounded(self, call: Any) -> Any:
-        """A caller waits at most the deadline (plus the settlement linger), in a batch or not."""
+        """The call's result; any failure, a timeout included, as BackendUnavailable."""
         try:
-            async with asyncio.timeout(self._deadline + SETTLE_LINGER):
-                return await call
+            return await call
         except BackendUnavailable:
             raise
         except Exception as exc:

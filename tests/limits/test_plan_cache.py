@@ -1,6 +1,7 @@
 """A key's plan (its checks without the request's amounts) is kept between requests: each
 request still gets its own amounts and counter lifetimes, changed settings take effect at
-once, a new day gets the new day's counters, and the cache stays bounded."""
+once (whatever object carries them), a new day gets the new day's counters, and the cache
+stays bounded."""
 
 from __future__ import annotations
 
@@ -80,3 +81,20 @@ def test_the_cache_is_bounded():
     for index in range(planning.PLAN_CACHE_SIZE + 500):
         planning.plan_checks(make_request(key_id=f"key_{index}", key_limits=KEY), now, 900)
     assert len(planning._plans) <= planning.PLAN_CACHE_SIZE
+
+
+def test_plans_follow_the_settings_values_not_their_objects():
+    now = at("2026-03-10T12:00:00")()
+    planning._plans.clear()
+    for _ in range(50):  # a path that builds its settings per request shares one plan
+        request = make_request(key_id="key_v", key_limits={"rpm": 3}, workspace=WORKSPACE)
+        planning.plan_checks(request, now, 900)
+    assert len(planning._plans) == 1
+    limits = {"rpm": 3}
+    planning.plan_checks(make_request(key_id="key_v", key_limits=limits), now, 900)
+    limits["rpm"] = 8  # changed in place: never the stale plan
+    planned = planning.plan_checks(make_request(key_id="key_v", key_limits=limits), now, 900)
+    assert [p.check.limit for p in planned] == [8]
+    # A value that cannot be part of a key is planned without the cache, the same way.
+    odd = make_request(key_id="key_v", key_limits={"rpm": 4, "models": ["a"]})
+    assert [p.check.limit for p in planning.plan_checks(odd, now, 900)] == [4]

@@ -107,13 +107,11 @@ PLAN_CACHE_SIZE = 4096  # plans kept (one per key, team, member and workspace se
 
 class _Plan:
     """A request's checks with everything but its amounts and counter lifetimes: the same for
-    every request of one key (with its team, member and workspace settings) in one UTC day.
-    Holding the settings objects keeps their ids, which key the cache, from being reused."""
+    every request with the same scopes and settings in one UTC day."""
 
-    __slots__ = ("items", "sources")
+    __slots__ = ("items",)
 
-    def __init__(self, sources: tuple[Any, ...], items: list[tuple[Any, ...]]) -> None:
-        self.sources = sources
+    def __init__(self, items: list[tuple[Any, ...]]) -> None:
         self.items = items  # (template check, the rest of its Planned, amount source, expiry ms)
 
     def fill(self, request: LimitRequest, now: float) -> list[Planned]:
@@ -135,23 +133,45 @@ _plans: dict[tuple[Any, ...], _Plan] = {}
 def plan_checks(request: LimitRequest, now: float, hold_seconds: float) -> list[Planned]:
     """Every check the request must pass, key scope first; empty when nothing applies."""
     hold_ms = int(hold_seconds * 1000)
-    sources = (request.key_limits, request.team_limits, request.user_limits, request.workspace)
+    # Keyed by the settings' values, not their objects: a settings object made per request
+    # still finds its plan, and one changed in place cannot find a stale one.
+    workspace = request.workspace
     cache_key = (
         request.workspace_id,
         request.key_id,
         request.team_id,
         request.user_id,
-        *map(id, sources),
+        _frozen(request.key_limits),
+        _frozen(request.team_limits),
+        _frozen(request.user_limits),
+        None
+        if workspace is None
+        else (
+            workspace.plan,
+            _frozen(workspace.limits),
+            _frozen(workspace.user_limits),
+            workspace.budget_usd,
+            workspace.budget_period,
+            workspace.budget_soft_usd,
+            workspace.credits_required,
+        ),
         int(now // 86_400),  # calendar windows change at midnight UTC
         hold_ms,
     )
-    plan = _plans.get(cache_key)
+    try:
+        plan = _plans.get(cache_key)
+    except TypeError:  # a setting that cannot be a key (a list): planned afresh
+        return _Plan(_build(request, now, hold_ms)).fill(request, now)
     if plan is None:
         if len(_plans) >= PLAN_CACHE_SIZE:
             for stale in list(_plans)[: PLAN_CACHE_SIZE // 4]:  # the oldest quarter
                 del _plans[stale]
-        plan = _plans[cache_key] = _Plan(sources, _build(request, now, hold_ms))
+        plan = _plans[cache_key] = _Plan(_build(request, now, hold_ms))
     return plan.fill(request, now)
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
+    return tuple(mapping.items()) if mapping else None
 
 
 def _build(request: LimitRequest, now: float, hold_ms: int) -> list[tuple[Any, ...]]:

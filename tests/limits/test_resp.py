@@ -44,6 +44,9 @@ def test_pack_writes_bulk_strings_and_refuses_what_redis_cannot_take() -> None:
     for wrong in (None, True, object()):
         with pytest.raises(TypeError):
             pack(("SET", "k", wrong))
+    # Lengths are in bytes, whatever mix of arguments (the ASCII-only path and the other).
+    assert pack(("SET", "clé", 12)) == b"*3\r\n$3\r\nSET\r\n$4\r\ncl\xc3\xa9\r\n$2\r\n12\r\n"
+    assert pack(("EVALSHA", -7, "k")) == b"*3\r\n$7\r\nEVALSHA\r\n$2\r\n-7\r\n$1\r\nk\r\n"
 
 
 class FakeRedis:

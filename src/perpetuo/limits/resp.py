@@ -44,10 +44,28 @@ class _Incomplete(Exception):
 
 def pack(args: tuple[Any, ...]) -> bytes:
     """One command in RESP: an array of bulk strings (str, bytes, int or float arguments)."""
+    # The limits' commands are ints and ASCII names: built as one str and encoded once (a
+    # quarter faster than bytes argument by argument, for about 60 arguments), where a
+    # character is a byte, so a str's length is its bulk length.
+    parts = [f"*{len(args)}\r\n"]
+    append = parts.append
+    for arg in args:
+        kind = type(arg)  # exact types: a third faster than isinstance chains
+        if kind is int:
+            text = str(arg)
+            append(f"${len(text)}\r\n{text}\r\n")
+        elif kind is str and arg.isascii():
+            append(f"${len(arg)}\r\n{arg}\r\n")
+        else:
+            return _pack_bytes(args)
+    return "".join(parts).encode()
+
+
+def _pack_bytes(args: tuple[Any, ...]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     append = parts.append
     for arg in args:
-        kind = type(arg)  # exact types first: a third faster than isinstance chains
+        kind = type(arg)
         if kind is str:
             data = arg.encode()
         elif kind is int:

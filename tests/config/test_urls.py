@@ -1,5 +1,6 @@
 """Store and Redis URLs as operators copy them: completed with Perpetuo's drivers, or refused at
-start-up with a message that names the setting (never a worker's traceback)."""
+start-up with a message that names the setting (never a worker's traceback); other settings
+are refused the same way."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ async def test_a_libpq_style_url_reaches_real_postgresql(postgres):
         ("PERPETUO_REDIS_URL", "redis://127.0.0.1:6379/0/1", "the database must be a number"),
         ("PERPETUO_DATABASE_URL", "mysql://u:secret-pw@db/app", "unsupported database URL"),
         ("PERPETUO_SIGNUP", "everyone", "should be 'open', 'invite' or 'closed'"),
+        ("PERPETUO_PORT", "70000", "less than or equal to 65535"),
     ],
 )
 def test_serve_names_the_bad_setting(tmp_path, setting, value, says):
@@ -84,3 +86,17 @@ def test_serve_names_the_bad_setting(tmp_path, setting, value, says):
     assert result.stderr.startswith(f"error: {setting}: ")
     assert says in result.stderr
     assert "Traceback" not in result.stderr and "secret-pw" not in result.stderr
+
+
+def test_serve_refuses_a_port_out_of_range(tmp_path):
+    """Not a server that says it listens on a port no socket can have."""
+    env = {**os.environ, "PERPETUO_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "perpetuo", "serve", "--port", "99999"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2 and "--port" in result.stderr
+    assert "Uvicorn running" not in result.stderr

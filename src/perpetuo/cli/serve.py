@@ -27,7 +27,9 @@ def register(cli: typer.Typer) -> None:
 def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (env: PERPETUO_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (env: PERPETUO_PORT).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (env: PERPETUO_PORT).")
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the gateway."""

@@ -236,7 +236,7 @@ class Settings(BaseSettings):
         "(refresh tokens and the dashboard's cookie)",
     )
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)
     log_level: str = "info"
 
     @model_validator(mode="after")

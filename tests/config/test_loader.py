@@ -107,6 +107,28 @@ def test_invalid_files(tmp_path, text, field, problem):
     assert problem in message
 
 
+def test_every_problem_of_a_file_is_named_at_once(tmp_path):
+    """One edit can fix them all: not the first problem and a count."""
+    text = (
+        "providers: {p: {type: openai, colour: red}, q: {type: openai, timeout: -5}}\n"
+        "server: {port: 99999}\n"
+        "models: {a: {deployments: [{provider: p, model: m, weight: -1}]}}"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, text), env={})
+    named = [exc.value.field, *(other.split(": ")[0] for other in exc.value.others)]
+    assert sorted(named) == [
+        "models.a.deployments[0].weight",
+        "providers.p.colour",
+        "providers.q.timeout",
+        "server.port",
+    ]
+    message = str(exc.value)
+    for field in ("providers.p.colour", "providers.q.timeout", "server.port", "weight"):
+        assert field in message
+    assert message.count("\n") == 3
+
+
 def test_routing_table_rejects_unknown_type_and_missing_base(tmp_path):
     bad_type = load_config(write(tmp_path, "providers: {p: {type: nosuch}}"), env={})
     with pytest.raises(ConfigError) as exc:

@@ -21,12 +21,19 @@ _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(Exception):
-    def __init__(self, source: str, field: str | None, problem: str) -> None:
+    """The config's first problem (`field`, `problem`), and the others found with it, so one
+    edit can fix them all."""
+
+    def __init__(
+        self, source: str, field: str | None, problem: str, others: list[str] | None = None
+    ) -> None:
         where = f"{source}: {field}" if field else source
-        super().__init__(f"{where}: {problem}")
+        listed = "".join(f"\n  also {other}" for other in others or ())
+        super().__init__(f"{where}: {problem}{listed}")
         self.source = source
         self.field = field
         self.problem = problem
+        self.others = others or []
 
 
 def load_config(path: Path | str | None, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -58,18 +65,25 @@ def parse_config(raw: Any, source: str, env: Mapping[str, str]) -> GatewayConfig
     try:
         config = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        ctx_error = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, ReferenceProblem):
-            raise ConfigError(source, ctx_error.field, ctx_error.problem) from None
-        field = _dotted(err["loc"])
-        problem = err["msg"]
-        if err["type"] == "extra_forbidden":
-            problem = "unknown field"
-        extra = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(source, field or None, problem + extra) from None
+        found = [_problem(err) for err in exc.errors(include_url=False)]
+        (field, problem), rest = found[0], found[1:MAX_LISTED]
+        others = [f"{f}: {p}" if f else p for f, p in rest]
+        if len(found) > MAX_LISTED:
+            others.append(f"({len(found) - MAX_LISTED} more problems)")
+        raise ConfigError(source, field, problem, others) from None
     config._key_variables = sources
     return config
+
+
+MAX_LISTED = 20  # problems named in one error
+
+
+def _problem(err: Any) -> tuple[str | None, str]:
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, ReferenceProblem):
+        return ctx_error.field, ctx_error.problem
+    problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+    return _dotted(err["loc"]) or None, problem
 
 
 def key_variables(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, KeySource]:

@@ -74,14 +74,7 @@ async def test_a_libpq_style_url_reaches_real_postgresql(postgres):
     ],
 )
 def test_serve_names_the_bad_setting(tmp_path, setting, value, says):
-    env = {**os.environ, "PERPETUO_DATA_DIR": str(tmp_path), setting: value}
-    result = subprocess.run(
-        [sys.executable, "-m", "perpetuo", "serve", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = serve(tmp_path, "0", **{setting: value})
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {setting}: ")
     assert says in result.stderr
@@ -90,13 +83,17 @@ def test_serve_names_the_bad_setting(tmp_path, setting, value, says):
 
 def test_serve_refuses_a_port_out_of_range(tmp_path):
     """Not a server that says it listens on a port no socket can have."""
-    env = {**os.environ, "PERPETUO_DATA_DIR": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "-m", "perpetuo", "serve", "--port", "99999"],
+    result = serve(tmp_path, "99999")
+    assert result.returncode == 2 and "--port" in result.stderr
+    assert "Uvicorn running" not in result.stderr
+
+
+def serve(tmp_path, port: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`perpetuo serve --port <port>` with `env` over this environment (it should not start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "perpetuo", "serve", "--port", port],
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
+        env={**os.environ, "PERPETUO_DATA_DIR": str(tmp_path), **env},
     )
-    assert result.returncode == 2 and "--port" in result.stderr
-    assert "Uvicorn running" not in result.stderr

@@ -24,11 +24,7 @@ from sqlalchemy import (
     Table,
 )
 
-from perpetuo.store.schema import JsonValue, UTCDateTime, metadata
-
-
-def _created() -> Column[Any]:
-    return Column("created_at", UTCDateTime, nullable=False)
+from perpetuo.store.schema import JsonValue, UTCDateTime, created_column, metadata
 
 
 def _workspace() -> Column[Any]:
@@ -49,7 +45,7 @@ alert_rules = Table(
     Column("for_minutes", Integer, nullable=False, default=0),
     Column("renotify_minutes", Integer),  # null: never re-sent while firing
     Column("created_by", String(40)),
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_alert_rules_workspace", "workspace_id"),
 )
@@ -68,7 +64,7 @@ alert_channels = Table(
     Column("key_id", String(40)),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_by", String(40)),
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_alert_channels_workspace", "workspace_id"),
 )
@@ -92,7 +88,7 @@ alert_states = Table(
     Column("value", Float),
     Column("summary", String(500)),
     Column("detail", JsonValue),
-    _created(),
+    created_column(),
     Index("uq_alert_states_rule_subject", "rule_id", "subject", unique=True),
     Index("ix_alert_states_status", "status"),
 )
@@ -110,7 +106,7 @@ alert_events = Table(
     Column("subject", String(300), nullable=False),
     Column("summary", String(500), nullable=False),
     Column("payload", JsonValue, nullable=False),
-    _created(),
+    created_column(),
     Index("ix_alert_events_workspace_time", "workspace_id", "created_at"),
 )
 
@@ -130,7 +126,7 @@ alert_deliveries = Table(
     Column("lease_until", UTCDateTime),
     Column("response_status", Integer),
     Column("last_error", String(500)),
-    _created(),
+    created_column(),
     Column("delivered_at", UTCDateTime),
     Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
     Index("ix_alert_deliveries_event", "event_id"),

@@ -13,11 +13,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table
 
-from perpetuo.store.schema import JsonValue, UTCDateTime, metadata
-
-
-def _created() -> Column[Any]:
-    return Column("created_at", UTCDateTime, nullable=False)
+from perpetuo.store.schema import JsonValue, UTCDateTime, created_column, metadata
 
 
 def _workspace(primary_key: bool = False) -> Column[Any]:
@@ -59,7 +55,7 @@ billing_accounts = Table(
     Column("trial_status", String(16)),  # active | ended | converted (null: never)
     Column("trial_reminded", Boolean, nullable=False, default=False),
     Column("first_payment_at", UTCDateTime),
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_billing_accounts_trial", "trial_status", "trial_ends_at"),
 )
@@ -94,7 +90,7 @@ billing_payments = Table(
     Column("invoice_id", String(80)),
     Column("fingerprint", String(64)),  # the card's, for trial and referral abuse checks
     Column("description", String(200)),
-    _created(),
+    created_column(),
     Index("ix_billing_payments_workspace", "workspace_id", "created_at"),
 )
 
@@ -105,7 +101,7 @@ trial_claims = Table(
     metadata,
     Column("subject", String(120), primary_key=True),
     Column("workspace_id", String(40), nullable=False),
-    _created(),
+    created_column(),
 )
 
 coupons = Table(
@@ -124,7 +120,7 @@ coupons = Table(
     Column("max_redemptions", Integer),
     Column("redemptions", Integer, nullable=False, default=0),
     Column("created_by", String(40)),
-    _created(),
+    created_column(),
     Column("disabled_at", UTCDateTime),
 )
 
@@ -136,7 +132,7 @@ coupon_redemptions = Table(
     Column("user_id", String(40)),
     # credits: applied at once; percent/amount: waiting for the next checkout, then used.
     Column("status", String(16), nullable=False),
-    _created(),
+    created_column(),
 )
 
 referral_codes = Table(
@@ -144,7 +140,7 @@ referral_codes = Table(
     metadata,
     Column("code", String(32), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, unique=True),
-    _created(),
+    created_column(),
 )
 
 # A workspace referred by someone's code; rewarded on the workspace's first payment.
@@ -157,7 +153,7 @@ referrals = Table(
     Column("code", String(32), nullable=False),
     Column("status", String(16), nullable=False),  # pending | rewarded | refused
     Column("reason", String(120)),
-    _created(),
+    created_column(),
     Column("settled_at", UTCDateTime),
     Index("ix_referrals_referrer", "referrer_id"),
 )

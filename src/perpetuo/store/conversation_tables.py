@@ -5,8 +5,6 @@ Registered on the one `metadata` by store/schema.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -19,12 +17,7 @@ from sqlalchemy import (
     Text,
 )
 
-from perpetuo.store.schema import JsonValue, UTCDateTime, metadata
-
-
-def _created() -> Column[Any]:
-    return Column("created_at", UTCDateTime, nullable=False)
-
+from perpetuo.store.schema import JsonValue, UTCDateTime, created_column, metadata
 
 # Semantic response-cache entries: loaded into each instance's in-process vector index.
 semantic_cache_entries = Table(
@@ -40,7 +33,7 @@ semantic_cache_entries = Table(
     Column("embedder", String(200), nullable=False),  # which model made the vector
     Column("vector", LargeBinary, nullable=False),  # float32, unit length
     Column("answer", LargeBinary, nullable=False),  # a CachedAnswer (msgspec JSON)
-    _created(),
+    created_column(),
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_semantic_cache_entries_workspace", "workspace_id", "seq"),
 )
@@ -63,7 +56,7 @@ stored_responses = Table(
     Column("instructions", JsonValue),
     Column("input_items", JsonValue, nullable=False),  # this turn's input, as items
     Column("response", JsonValue, nullable=False),  # the response object (output included)
-    _created(),
+    created_column(),
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_stored_responses_workspace", "workspace_id", "created_at"),
     Index("ix_stored_responses_expires", "expires_at"),
@@ -87,7 +80,7 @@ chat_sessions = Table(
     Column("summary_model", String(200)),  # null: old turns are dropped, not summarized
     Column("summary", Text),
     Column("summarized_through", BigInteger),  # the last message seq the summary covers
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_chat_sessions_workspace", "workspace_id", "created_at"),
@@ -109,6 +102,6 @@ chat_session_messages = Table(
     Column("message", JsonValue, nullable=False),  # a chat message, as sent or answered
     Column("tokens", Integer, nullable=False),  # its size against the session's budget
     Column("request_id", String(64)),  # the request that posted or answered it
-    _created(),
+    created_column(),
     Index("ix_chat_session_messages_session", "session_id", "seq"),
 )

@@ -58,7 +58,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value
 
 
-def _created() -> Column[dt.datetime]:
+def created_column() -> Column[dt.datetime]:
+    """`created_at`, as every table that records when a row was made has it."""
     return Column("created_at", UTCDateTime, nullable=False)
 
 
@@ -70,7 +71,7 @@ users = Table(
     Column("name", String(200), nullable=False, default=""),
     Column("password_hash", String(255), nullable=False),
     Column("is_superadmin", Boolean, nullable=False, default=False),
-    _created(),
+    created_column(),
     Column("disabled_at", UTCDateTime),
     Column("email_verified_at", UTCDateTime),  # null: the address was never confirmed
     # Kinds of non-transactional mail this person turned off (control/mail/catalog.py).
@@ -93,7 +94,7 @@ workspaces = Table(
     Column("id", String(40), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("settings", JsonValue, nullable=False, default=dict),
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     # Bumped whenever the workspace's credentials or models change: instances rebuild routing.
     Column("routing_version", Integer, nullable=False, default=0),
@@ -106,7 +107,7 @@ memberships = Table(
     Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(16), nullable=False),
-    _created(),
+    created_column(),
     # The member's team (control/teams.py), cleared when the team is deleted.
     Column("team_id", String(40)),
     # The member's own limits (rpm, budgets...), laid over the workspace's `user_limits`.
@@ -125,7 +126,7 @@ teams = Table(
     Column("name", String(200), nullable=False),
     Column("description", String(500), nullable=False, default=""),
     Column("limits", JsonValue, nullable=False, default=dict),  # rpm, tpm, budgets...
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("uq_teams_name", "workspace_id", "name", unique=True),
 )
@@ -139,7 +140,7 @@ invites = Table(
     Column("role", String(16), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_by", ForeignKey("users.id", ondelete="SET NULL")),
-    _created(),
+    created_column(),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("accepted_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
@@ -155,7 +156,7 @@ user_tokens = Table(
     Column("purpose", String(24), nullable=False),  # verify_email | password_reset
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("email", String(320), nullable=False),  # the address it was sent to
-    _created(),
+    created_column(),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
     Index("ix_user_tokens_user", "user_id", "purpose"),
@@ -167,7 +168,7 @@ sessions = Table(
     Column("id", String(40), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("refresh_hash", String(64), nullable=False, unique=True),
-    _created(),
+    created_column(),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
     Column("ip", String(64)),
@@ -195,7 +196,7 @@ api_keys = Table(
     Column("referer_domains", JsonValue),  # null: any referer
     Column("metadata", JsonValue, nullable=False, default=dict),
     Column("limits", JsonValue, nullable=False, default=dict),  # rpm, tpm, budgets...
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
@@ -221,7 +222,7 @@ provider_credentials = Table(
     Column("key_id", String(40), nullable=False),  # which encryption key sealed it
     Column("last4", String(4), nullable=False),
     Column("created_by", ForeignKey("users.id", ondelete="SET NULL")),
-    _created(),
+    created_column(),
     Index("ix_provider_credentials_workspace", "workspace_id"),
 )
 
@@ -233,7 +234,7 @@ workspace_models = Table(
     Column("alias", String(200), nullable=False),
     # The alias as in the config file's `models:` entry; deployments name credentials.
     Column("spec", JsonValue, nullable=False),
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("uq_workspace_models_alias", "workspace_id", "alias", unique=True),
 )
@@ -254,7 +255,7 @@ audit_log = Table(
     Column("after", JsonValue),
     Column("ip", String(64)),
     Column("user_agent", String(300)),
-    _created(),
+    created_column(),
     Index("ix_audit_log_workspace_time", "workspace_id", "created_at"),
 )
 
@@ -285,7 +286,7 @@ request_logs = Table(
     Column("workspace_id", String(40), nullable=False),
     Column("key_id", String(40)),
     Column("user_id", String(40)),
-    _created(),
+    created_column(),
     Column("endpoint", String(40), nullable=False),
     Column("alias", String(200)),
     Column("provider", String(200)),
@@ -358,7 +359,7 @@ credit_ledger = Table(
     # What caused a billing entry (a Stripe PaymentIntent or event id, a coupon, a trial):
     # unique, so the same cause can never move the balance twice.
     Column("reference", String(120), unique=True),
-    _created(),
+    created_column(),
     Index("ix_credit_ledger_workspace", "workspace_id", "created_at"),
 )
 
@@ -385,7 +386,7 @@ mail_outbox = Table(
     Column("claimed_by", String(64)),
     Column("lease_until", UTCDateTime),
     Column("last_error", String(500)),
-    _created(),
+    created_column(),
     Column("sent_at", UTCDateTime),
     Index("ix_mail_outbox_due", "status", "next_attempt_at"),
     Index("ix_mail_outbox_created", "created_at"),

@@ -9,16 +9,9 @@ workspace provider by its id. Registered on the one `metadata` by store/schema.p
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Boolean, Column, ForeignKey, Index, LargeBinary, String, Table, Text
 
-from perpetuo.store.schema import JsonValue, UTCDateTime, metadata
-
-
-def _created() -> Column[Any]:
-    return Column("created_at", UTCDateTime, nullable=False)
-
+from perpetuo.store.schema import JsonValue, UTCDateTime, created_column, metadata
 
 sso_providers = Table(
     "sso_providers",
@@ -45,7 +38,7 @@ sso_providers = Table(
     Column("sso_required", Boolean, nullable=False),  # no passwords for its domains
     Column("enabled", Boolean, nullable=False),
     Column("created_by", ForeignKey("users.id", ondelete="SET NULL")),
-    _created(),
+    created_column(),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_sso_providers_workspace", "workspace_id"),
 )
@@ -71,7 +64,7 @@ sso_identities = Table(
     Column("provider_key", String(80), nullable=False),  # config name or provider id
     Column("subject", String(255), nullable=False),  # the provider's `sub` (GitHub: user id)
     Column("email", String(320), nullable=False),  # as the provider last said
-    _created(),
+    created_column(),
     Column("last_login_at", UTCDateTime, nullable=False),
     Index("uq_sso_identities_subject", "provider_key", "subject", unique=True),
     Index("ix_sso_identities_user", "user_id"),
@@ -88,7 +81,7 @@ sso_requests = Table(
     Column("nonce", String(100), nullable=False),
     Column("code_verifier", String(128), nullable=False),
     Column("next_path", String(500)),
-    _created(),
+    created_column(),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
     Index("ix_sso_requests_expires", "expires_at"),
@@ -101,5 +94,5 @@ sso_sessions = Table(
     Column("session_id", ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
     Column("provider_key", String(80), nullable=False),
     Column("id_token", Text),  # the id_token_hint of the provider's logout
-    _created(),
+    created_column(),
 )

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 from perpetuo.limits.backend import UNLIMITED, Check, Kind
@@ -105,29 +106,12 @@ _ONE, _TOKENS, _COST = 0, 1, 2
 PLAN_CACHE_SIZE = 4096  # plans kept (one per key, team, member and workspace settings in use)
 
 
-class _Plan:
-    """A request's checks with everything but its amounts and counter lifetimes: the same for
-    every request with the same scopes and settings in one UTC day."""
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: list[tuple[Any, ...]]) -> None:
-        self.items = items  # (template check, the rest of its Planned, amount source, expiry ms)
-
-    def fill(self, request: LimitRequest, now: float) -> list[Planned]:
-        tokens = request.estimated_tokens
-        cost = max(1, request.max_cost_micros)
-        now_ms = int(now * 1000)
-        planned = []
-        for check, rest, source, expiry_ms in self.items:
-            amount = 1 if source == _ONE else tokens if source == _TOKENS else cost
-            ttl_ms = check.ttl_ms if expiry_ms is None else expiry_ms - now_ms
-            filled = Check(check.kind, check.key, check.limit, amount, ttl_ms, *check[5:])
-            planned.append(Planned(filled, *rest))
-        return planned
-
-
-_plans: dict[tuple[Any, ...], _Plan] = {}
+# A plan: a request's checks with everything but its amounts and counter lifetimes, the same
+# for every request with the same scopes and settings in one UTC day. Per check: the template
+# check, the rest of its Planned, where its amount comes from, its window's expiry (ms).
+Plan = list[tuple[Check, tuple[Any, ...], int, int | None]]
+_plans: dict[tuple[Any, ...], Plan] = {}
+_workspace_values = attrgetter(*(field.name for field in fields(WorkspaceLimits)))
 
 
 def plan_checks(request: LimitRequest, now: float, hold_seconds: float) -> list[Planned]:
@@ -144,37 +128,44 @@ def plan_checks(request: LimitRequest, now: float, hold_seconds: float) -> list[
         _frozen(request.key_limits),
         _frozen(request.team_limits),
         _frozen(request.user_limits),
-        None
-        if workspace is None
-        else (
-            workspace.plan,
-            _frozen(workspace.limits),
-            _frozen(workspace.user_limits),
-            workspace.budget_usd,
-            workspace.budget_period,
-            workspace.budget_soft_usd,
-            workspace.credits_required,
-        ),
+        workspace and tuple(map(_frozen, _workspace_values(workspace))),
         int(now // 86_400),  # calendar windows change at midnight UTC
         hold_ms,
     )
     try:
         plan = _plans.get(cache_key)
     except TypeError:  # a setting that cannot be a key (a list): planned afresh
-        return _Plan(_build(request, now, hold_ms)).fill(request, now)
+        return _fill(_build(request, now, hold_ms), request, now)
     if plan is None:
         if len(_plans) >= PLAN_CACHE_SIZE:
             for stale in list(_plans)[: PLAN_CACHE_SIZE // 4]:  # the oldest quarter
                 del _plans[stale]
-        plan = _plans[cache_key] = _Plan(_build(request, now, hold_ms))
-    return plan.fill(request, now)
+        plan = _plans[cache_key] = _build(request, now, hold_ms)
+    return _fill(plan, request, now)
 
 
-def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
-    return tuple(mapping.items()) if mapping else None
+def _fill(plan: Plan, request: LimitRequest, now: float) -> list[Planned]:
+    """The plan's checks with this request's amounts and its counters' lifetimes."""
+    tokens = request.estimated_tokens
+    cost = max(1, request.max_cost_micros)
+    now_ms = int(now * 1000)
+    planned = []
+    for check, rest, source, expiry_ms in plan:
+        amount = 1 if source == _ONE else tokens if source == _TOKENS else cost
+        ttl_ms = check.ttl_ms if expiry_ms is None else expiry_ms - now_ms
+        filled = Check(check.kind, check.key, check.limit, amount, ttl_ms, *check[5:])
+        planned.append(Planned(filled, *rest))
+    return planned
 
 
-def _build(request: LimitRequest, now: float, hold_ms: int) -> list[tuple[Any, ...]]:
+def _frozen(value: Any) -> Any:
+    """A settings value as part of a key: a mapping as its items, anything else as it is."""
+    if isinstance(value, Mapping):
+        return tuple(value.items()) or None
+    return value
+
+
+def _build(request: LimitRequest, now: float, hold_ms: int) -> Plan:
     workspace = request.workspace or NO_WORKSPACE_LIMITS
     scopes: list[tuple[Scope, str, ScopeLimits]] = []
     if request.key_id:
@@ -201,7 +192,7 @@ class _Builder:
         self.now = now
         self.hold_ms = hold_ms
         self.workspace_id = workspace_id
-        self.items: list[tuple[Any, ...]] = []
+        self.items: Plan = []
         self._scope: tuple[Scope, str] = ("workspace", self.workspace_id)
 
     def scope(self, scope: Scope, scope_id: str, limits: ScopeLimits) -> None:

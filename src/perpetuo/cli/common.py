@@ -42,9 +42,9 @@ def settings_for(config: Path | None) -> Any:
 def _setting_error(error: Any) -> str:
     """`PERPETUO_NAME: what is wrong`, without pydantic's links or the value (a secret may be
     in it)."""
-    name = "_".join(str(part) for part in error.get("loc", ())) or "settings"
+    name = "_".join(str(part) for part in error.get("loc", ()))
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"PERPETUO_{name.upper()}: {message}" if name != "settings" else message
+    return f"PERPETUO_{name.upper()}: {message}" if name else message
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

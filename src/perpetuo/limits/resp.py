@@ -206,6 +206,8 @@ def parse_url(url: str) -> dict[str, Any]:
     if parsed.password:
         options["password"] = unquote(parsed.password)
     if query.get("db"):
+        if not query["db"].isdigit():
+            raise ValueError("the database must be a number (redis://host:6379/0)")
         options["db"] = int(query["db"])
     for name in ("ssl_cert_reqs", "ssl_ca_certs"):
         if name in query:

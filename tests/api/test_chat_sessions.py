@@ -47,8 +47,18 @@ def say(t: Tenant, session_id: str, text: str, **params: Any) -> dict[str, Any]:
     return response.json()
 
 
+SUMMARIZING = "You keep the memory"  # how the summarizing request's instructions begin
+
+
 def upstream_messages(mock: Any) -> list[dict[str, Any]]:
-    chats = [r for r in mock.requests if r.path.endswith("/chat/completions")]
+    """The messages of the last turn sent upstream (not a background summarizing request,
+    which may reach the mock after it)."""
+    chats = [
+        r
+        for r in mock.requests
+        if r.path.endswith("/chat/completions")
+        and not str(r.body["messages"][0].get("content", "")).startswith(SUMMARIZING)
+    ]
     return chats[-1].body["messages"]
 
 
@@ -190,7 +200,7 @@ def test_old_turns_are_summarized_through_the_summary_model(tenant, openai_mock)
         r.body
         for r in openai_mock.requests
         if r.path.endswith("/chat/completions")
-        and r.body["messages"][0]["content"].startswith("You keep the memory")
+        and r.body["messages"][0]["content"].startswith(SUMMARIZING)
     ]
     assert asks and "fact 0" in asks[0]["messages"][1]["content"]
     say(tenant, session, "what was the first code?")

@@ -8,8 +8,11 @@ import itertools
 from collections.abc import Awaitable
 from typing import Any
 
+import redis.asyncio as redis
+
 from perpetuo.limits import Admission, LimitEngine, LimitRequest, WorkspaceLimits
 from perpetuo.limits.backend import LimitBackend
+from perpetuo.limits.redis_backend import PREFIX
 from perpetuo.schema.errors import GatewayError
 
 _ids = itertools.count()
@@ -84,3 +87,21 @@ async def admit_all(
     admitted = [o for o in outcomes if isinstance(o, Admission)]
     refused = [o for o in outcomes if isinstance(o, GatewayError)]
     return admitted, refused
+
+
+async def counters(url: str, workspace: str = "ws_1") -> dict[str, dict[str, int]]:
+    """A workspace's counters in Redis by kind (tpm, usd, ...), their hash fields as integers;
+    `tickets`: how many admissions wait for their settlement."""
+    client = redis.from_url(url)
+    prefix = PREFIX + "{" + workspace + "}:"
+    try:
+        found = {}
+        async for name in client.scan_iter(match=prefix + "*"):
+            kind = name.decode().removeprefix(prefix).split(":")[0]
+            if await client.type(name) == b"hash":
+                found[kind] = {k.decode(): int(v) for k, v in (await client.hgetall(name)).items()}
+            elif kind == "tickets":
+                found[kind] = {"count": await client.zcard(name)}
+        return found
+    finally:
+        await client.aclose()

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         description="When Redis cannot be reached: open checks limits per instance in memory "
         "(and counts the failure); closed refuses requests with 503 limits_unavailable",
     )
+    limits_leases: bool = Field(
+        default=True,
+        description="With Redis: far from a limit, each instance admits requests against a "
+        "small share of the counter held in Redis (a lease) instead of a round trip each; "
+        "near a limit every request is checked in Redis. Off: every request is",
+    )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics")
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token /metrics requires (none: open, like /health)"

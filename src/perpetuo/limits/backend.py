@@ -43,6 +43,7 @@ class Check(NamedTuple):
     seedable: bool = False  # WINDOW: when missing, must start from `seed` (read from the store)
     seed: int | None = None
     corrected: bool = False  # RATE: settlement corrects it to the real amount (tokens)
+    alerting: bool = False  # WINDOW: its settlements may fire a budget alert (never leased)
 
     @property
     def settled(self) -> bool:

@@ -30,7 +30,8 @@ def build_limit_engine(settings: Any, db: Database | None) -> LimitEngine:
     if backend_kind(settings) == "redis":
         from perpetuo.limits.redis_backend import RedisBackend  # redis-py only when used
 
-        primary, fallback = RedisBackend(settings.redis_url), MemoryBackend()
+        leases = settings.limits_leases
+        primary, fallback = RedisBackend(settings.redis_url, leases=leases), MemoryBackend()
     else:
         primary = MemoryBackend()
     return LimitEngine(

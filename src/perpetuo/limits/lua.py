@@ -22,6 +22,19 @@ from __future__ import annotations
 _COMMON = """
 local P = 60000
 local function int(x) return string.format('%d', x) end
+-- A WINDOW counter's holds whose time is up (a crashed request's, a lapsed lease's) end.
+local function purge(key, now)
+  local z = key .. ':z'
+  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', int(now), 'LIMIT', 0, 200)
+  for _, id in ipairs(expired) do
+    local a = redis.call('HGET', key, 'r:' .. id)
+    if a then
+      redis.call('HINCRBY', key, 'h', int(-tonumber(a)))
+      redis.call('HDEL', key, 'r:' .. id)
+    end
+    redis.call('ZREM', z, id)
+  end
+end
 """
 
 # Both scripts take a batch of requests (one or more; all keys of one {workspace} slot), each
@@ -56,16 +69,7 @@ local function reserve(rid, now, k, n, ticket, base)
       elseif excess > 0 then refuse(i, math.ceil(excess / limit), level) end
       found[i] = level
     elseif kind == 2 then
-      local z = key .. ':z'
-      local expired = redis.call('ZRANGEBYSCORE', z, '-inf', int(now), 'LIMIT', 0, 200)
-      for _, id in ipairs(expired) do
-        local a = redis.call('HGET', key, 'r:' .. id)
-        if a then
-          redis.call('HINCRBY', key, 'h', int(-tonumber(a)))
-          redis.call('HDEL', key, 'r:' .. id)
-        end
-        redis.call('ZREM', z, id)
-      end
+      purge(key, now)
       local v = redis.call('HMGET', key, 's', 'h')
       local s = tonumber(v[1])
       if s == nil then
@@ -207,3 +211,84 @@ if redis.call('HEXISTS', KEYS[1], 's') == 1 then
 end
 return false
 """
+
+# A lease (leases.py): an instance's allowance on one counter, renewed with the usage it
+# admitted. KEYS: counters of one {workspace}.  ARGV: now_ms, lease id (the instance's),
+# lease_ms, share, then per counter: seq, kind, limit, used, need, want, least, ttl_ms.
+# `used`: RATE, the units to add to the meter (admitted + corrections - the last grant, so
+# an unused lease is refunded); WINDOW, the usage settled since the last renewal. `need`:
+# WINDOW, the holds of requests in flight, always kept. The new grant beyond `need` is
+# min(want, room / share), or nothing below `least`. A counter remembers each lease's last
+# seq: a renewal sent again (its reply was lost) changes nothing and answers the same grant.
+# Returns per counter: the grant (-1: the counter is gone), the room left beyond it, reset ms.
+LEASE = (
+    _COMMON
+    + """
+local now, lid, lease_ms, share = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for i = 1, #KEYS do
+  local b = 4 + (i - 1) * 8
+  local seq, kind, limit = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local used, need, want = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+  local least, ttl, key = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]), KEYS[i]
+  local fresh = (tonumber(redis.call('HGET', key, 'q:' .. lid)) or 0) < seq
+  local function extra(room)
+    if limit < 0 then return want end
+    local units = math.min(want, math.floor(room / share))
+    if units < least then return 0 end
+    return units
+  end
+  if kind == 1 then
+    local v = redis.call('HMGET', key, 'l', 't', 'g:' .. lid)
+    local level = tonumber(v[1]) or 0
+    -- An idle instance's `now` may be old: the meter's time never goes back for it.
+    local at = math.max(now, tonumber(v[2]) or now)
+    local elapsed = at - (tonumber(v[2]) or at)
+    if elapsed >= P then level = 0 elseif elapsed > 0 then
+      level = math.max(0, level - elapsed * limit) end
+    local grant = tonumber(v[3]) or 0
+    if fresh then
+      level = math.max(0, level + used * P)
+      grant = extra(math.floor((limit * P - level) / P))
+      level = level + grant * P
+      redis.call('HSET', key, 'l', int(level), 't', int(at), 'q:' .. lid, int(seq),
+        'g:' .. lid, int(grant))
+      redis.call('PEXPIRE', key, int(math.max(math.ceil(level / limit), lease_ms) + 1000))
+    end
+    table.insert(out, grant)
+    table.insert(out, math.max(0, math.floor((limit * P - level) / P)))
+    table.insert(out, math.ceil(level / limit))
+  else
+    purge(key, now)
+    local v = redis.call('HMGET', key, 's', 'h', 'r:' .. lid)
+    if not v[1] then
+      table.insert(out, -1); table.insert(out, 0); table.insert(out, 0)
+    else
+      local s, h, grant = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
+      if fresh then
+        s = s + used
+        h = h - grant
+        grant = need + extra(limit - s - h - need)
+        h = h + grant
+        redis.call('HSET', key, 's', int(s), 'h', int(h), 'q:' .. lid, int(seq))
+        if grant > 0 then
+          redis.call('HSET', key, 'r:' .. lid, int(grant))
+          redis.call('ZADD', key .. ':z', int(now + lease_ms), lid)
+        else
+          redis.call('HDEL', key, 'r:' .. lid)
+          redis.call('ZREM', key .. ':z', lid)
+        end
+        if ttl > 0 then
+          redis.call('PEXPIRE', key, int(ttl))
+          redis.call('PEXPIRE', key .. ':z', int(ttl))
+        end
+      end
+      table.insert(out, grant)
+      table.insert(out, limit < 0 and -1 or limit - s - h)
+      table.insert(out, 0)
+    end
+  end
+end
+return out
+"""
+)

@@ -226,6 +226,7 @@ class _Builder:
             budget = micros(limits.budget_usd) if limits.budget_usd else UNLIMITED
             soft = micros(limits.budget_soft_usd) if limits.budget_soft_usd else None
             check = self._window(name("usd", window), budget, window)
+            check = check._replace(alerting=soft is not None)
             seed = SeedSource("cost", self.workspace_id, dim, value, window.start, window.end)
             code = ErrorCode.BUDGET_EXCEEDED
             self._add(check, _COST, code, "cost", window=window, seed=seed, soft_micros=soft)

@@ -27,12 +27,18 @@ from perpetuo.limits.backend import (
     Settlement,
 )
 from perpetuo.limits.coalesce import Coalescer
+from perpetuo.limits.leases import Leases
 from perpetuo.limits.resp import ReplyError, RespClient
 
 PREFIX = "perpetuo:lim:"
 SOCKET_TIMEOUT = 0.25  # seconds to connect, and for Redis to start answering a command
 DEADLINE = 0.5  # seconds, for a whole call
-SCRIPTS = {"reserve": lua.RESERVE, "settle": lua.SETTLE, "add": lua.ADD_TO_WINDOW}
+SCRIPTS = {
+    "reserve": lua.RESERVE,
+    "settle": lua.SETTLE,
+    "add": lua.ADD_TO_WINDOW,
+    "lease": lua.LEASE,
+}
 SHAS = {
     name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
     for name, text in SCRIPTS.items()
@@ -49,9 +55,16 @@ class RedisBackend:
     name = "redis"
 
     def __init__(
-        self, url: str, *, socket_timeout: float = SOCKET_TIMEOUT, deadline: float = DEADLINE
+        self,
+        url: str,
+        *,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        deadline: float = DEADLINE,
+        leases: bool = True,
     ) -> None:
         self.url = url
+        # Far from its limits, a counter is checked on this instance's leases (leases.py).
+        self.leases = Leases(self._send_leases) if leases else None
         self._deadline = deadline
         # One pipelined connection (resp.py says why not redis-py on this path).
         self._client = RespClient(url, connect_timeout=socket_timeout, reply_timeout=socket_timeout)
@@ -105,6 +118,23 @@ class RedisBackend:
             raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def reserve(self, checks: Sequence[Check], request_id: str, now_ms: int) -> Reservation:
+        leases = self.leases
+        if leases is None:
+            return await self._reserve(checks, request_id, now_ms)
+        local = leases.admit(checks, request_id, now_ms)
+        if local is not None:
+            return local
+        result = await self._reserve(checks, request_id, now_ms)
+        if result.refused:
+            refusing = [checks[index].key for index, _, _ in result.refused]
+            if leases.holding(refusing):  # its own room first: one instance alone is exact
+                await leases.give_back(refusing)
+                result = await self._reserve(checks, request_id, now_ms)
+        if result.admitted:
+            leases.want(checks, result.states, now_ms)
+        return result
+
+    async def _reserve(self, checks: Sequence[Check], request_id: str, now_ms: int) -> Reservation:
         call = self._reserves.call(_slot(checks), (checks, request_id, now_ms))
         reply = await self._bounded(call)
         status, rest = reply[0], reply[1:]
@@ -122,6 +152,8 @@ class RedisBackend:
     async def settle(
         self, items: Sequence[Settlement], request_id: str, now_ms: int
     ) -> list[tuple[int, int]]:
+        if self.leases is not None and self.leases.settle(items, request_id):
+            return []  # admitted on leases: sent with their renewals (no alerts on them)
         return await self._settle(items, request_id, now_ms, forwarded=False)
 
     async def forward(
@@ -201,9 +233,16 @@ class RedisBackend:
             raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if settled is None:
             return None
+        if self.leases is not None:
+            return self.leases.adjust(key, int(settled), int(held or 0))
         return int(settled), int(held or 0)
 
+    async def _send_leases(self, keys: list[str], args: list[Any]) -> list[int]:
+        return [int(v) for v in await self._call("lease", [PREFIX + k for k in keys], args)]
+
     async def aclose(self) -> None:
+        if self.leases is not None:
+            await self.leases.aclose()
         self._reserves.cancel()
         self._settles.cancel()
         await self._client.aclose()

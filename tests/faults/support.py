@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -106,6 +107,15 @@ def redis_cli(server: RedisServer, *args: str) -> str:
         ["redis-cli", "-p", str(server.port), *args], capture_output=True, text=True, timeout=10
     )
     return done.stdout.strip()
+
+
+def metric(gateway: GatewayProcess, name: str, labels: str = "") -> float:
+    """A metric's value from /metrics: the first series of `name`, or the one with exactly
+    these `labels` (e.g. '{checked="lease"}'); 0 when absent."""
+    text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    series = re.escape(labels) if labels else "(?:{[^}]*})?"
+    found = re.search(rf"^{name}{series} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 def script_calls(server: RedisServer) -> int:

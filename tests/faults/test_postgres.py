@@ -7,10 +7,7 @@ usage rollups count each once). The 60-second outage is in the benchmark
 
 from __future__ import annotations
 
-import re
 import time
-
-import httpx
 
 from tests.conftest import full_config
 from tests.faults.support import (
@@ -18,6 +15,7 @@ from tests.faults.support import (
     answered,
     create_key,
     kill_postgres,
+    metric,
     psql,
     wait_for,
 )
@@ -25,12 +23,6 @@ from tests.support.gateway import GatewayProcess
 
 OUTAGE = 3.0  # seconds PostgreSQL stays stopped
 BOUND = 2.0  # seconds: the most a request may take meanwhile (it waits on nothing)
-
-
-def metric(gateway: GatewayProcess, name: str) -> float:
-    text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
-    found = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 def test_postgres_stopped_then_killed_loses_no_request_log_row(mocks, postgres, tmp_path):

@@ -29,8 +29,8 @@ from tests.faults.support import (
     answered,
     create_key,
     kill_and_restart_redis,
+    metric,
     redis_cli,
-    script_calls,
 )
 from tests.mocks.server import Fault
 from tests.support.gateway import GatewayProcess
@@ -41,6 +41,9 @@ from tests.support.services import RedisServer
 BOUND = DEADLINE + 1.5
 OUTAGE = 3.0  # seconds Redis stays paused: longer than BOUND, so a hang cannot pass
 SLOW = 1.2  # seconds the upstream takes for requests sent just before a pause
+METRICS_SECONDS = 2.5  # the limits engine's metrics are refreshed every 2 s
+ADMISSIONS = "perpetuo_limits_admissions_total"
+FALLBACK, SHARED, LEASE = (f'{{checked="{c}"}}' for c in ("fallback", "shared", "lease"))
 CREDITS_USD = 100.0
 KEY_LIMITS = {"rpm": 1_000_000, "tpm": 1_000_000_000, "budget_usd": 50.0, "budget_period": "daily"}
 
@@ -54,10 +57,13 @@ def redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-def start_gateway(mocks, redis: RedisServer, tmp_path: Path, policy: str) -> GatewayProcess:
+def start_gateway(
+    mocks, redis: RedisServer, tmp_path: Path, policy: str, leases: bool = True
+) -> GatewayProcess:
     config, env = full_config(mocks)
     env = {
         **env,
+        "PERPETUO_LIMITS_LEASES": str(leases).lower(),
         "PERPETUO_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
         "PERPETUO_SECRET_KEY": "s" * 40,
         "PERPETUO_REDIS_URL": redis.url,
@@ -92,22 +98,24 @@ def budget_counter(redis: RedisServer, key_id: str) -> int:
     return int(redis_cli(redis, "hget", counters[0], "s") or 0)
 
 
-def back_on_redis(gateway: GatewayProcess, redis: RedisServer, key: str) -> int:
-    """Requests are admitted in Redis again, on their own: five sequential requests each run
-    a script there (within a few seconds of the gateway's pause after a failure). Returns
-    how many requests it sent."""
+def back_on_redis(gateway: GatewayProcess, key: str) -> int:
+    """Requests are admitted by the shared counters again, on their own (within a few seconds
+    of the gateway's pause after a failure): five sequential requests, none of them checked
+    by the instance's own counters. Returns how many requests it sent."""
     headers = {"authorization": f"Bearer {key}"}
-    sent, deadline = 0, time.monotonic() + PAUSE_SECONDS + 5
+    sent, deadline = 0, time.monotonic() + PAUSE_SECONDS + 15
     while True:
-        before = script_calls(redis)
+        time.sleep(METRICS_SECONDS)  # what came before is counted
+        before = metric(gateway, ADMISSIONS, FALLBACK)
         for _ in range(5):
             response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, headers=headers)
             assert response.status_code == 200, response.text
         sent += 5
-        if script_calls(redis) - before >= 5:
+        time.sleep(METRICS_SECONDS)
+        if metric(gateway, ADMISSIONS, FALLBACK) == before:
+            assert metric(gateway, ADMISSIONS, SHARED) + metric(gateway, ADMISSIONS, LEASE) > 0
             return sent
         assert time.monotonic() < deadline, "admissions did not go back to Redis"
-        time.sleep(0.2)
 
 
 def ledger_and_logs(gateway: GatewayProcess, tmp_path: Path) -> dict[str, Any]:
@@ -147,7 +155,7 @@ def test_fail_open_redis_paused_then_killed_and_restarted(mocks, redis, tmp_path
         time.sleep(OUTAGE / 2)
         resumed = resume(redis)
         time.sleep(PAUSE_SECONDS + 0.5)
-        extra = back_on_redis(gateway, redis, key["key"])
+        extra = back_on_redis(gateway, key["key"])
         # Then a crash: Redis comes back empty on the same port, and budgets restart from
         # the usage history.
         kill_and_restart_redis(redis)
@@ -156,7 +164,7 @@ def test_fail_open_redis_paused_then_killed_and_restarted(mocks, redis, tmp_path
         within_bound(outcomes)
         assert {o.status for o in outcomes} == {200}
         assert len(load.between(stopped + BOUND, resumed)) >= 10  # served all along
-        extra += back_on_redis(gateway, redis, key["key"])
+        extra += back_on_redis(gateway, key["key"])
         spent_in_redis = budget_counter(redis, key["id"])
         books = ledger_and_logs(gateway, tmp_path)
     finally:
@@ -180,7 +188,7 @@ def test_fail_open_redis_paused_its_budget_gets_what_was_spent_meanwhile(mocks, 
         time.sleep(OUTAGE)
         resumed = resume(redis)
         time.sleep(PAUSE_SECONDS + 0.5)
-        extra = back_on_redis(gateway, redis, key["key"])
+        extra = back_on_redis(gateway, key["key"])
         outcomes = load.stop()
         books = ledger_and_logs(gateway, tmp_path)  # a clean stop sends what is still queued
         spent_in_redis = budget_counter(redis, key["id"])
@@ -196,7 +204,10 @@ def test_fail_open_redis_paused_its_budget_gets_what_was_spent_meanwhile(mocks, 
 
 
 def test_fail_closed_redis_paused_answers_503_then_recovers(mocks, redis, tmp_path):
-    gateway = start_gateway(mocks, redis, tmp_path, "closed")
+    # Every request checked in Redis itself, so that requests admitted there end while the
+    # gateway leaves Redis alone (on leases they would settle in process). Leases under
+    # either policy: tests/limits/test_leases.py.
+    gateway = start_gateway(mocks, redis, tmp_path, "closed", leases=False)
     try:
         key = create_key(gateway, limits=KEY_LIMITS)
         load = Load(gateway.url, key["key"]).start()
@@ -226,7 +237,7 @@ def test_fail_closed_redis_paused_answers_503_then_recovers(mocks, redis, tmp_pa
         assert during and {(o.status, o.code) for o in during} == {(503, "limits_unavailable")}
         after = load.between(resumed + PAUSE_SECONDS + 0.3, time.monotonic())
         assert after and {o.status for o in after} == {200}
-        extra = back_on_redis(gateway, redis, key["key"])
+        extra = back_on_redis(gateway, key["key"])
         books = ledger_and_logs(gateway, tmp_path)  # a clean stop: every settlement is sent
         spent_in_redis = budget_counter(redis, key["id"])
     finally:

@@ -17,7 +17,7 @@ from perpetuo.limits.backend import BackendUnavailable
 from perpetuo.limits.leases import IDLE_FLUSHES
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.redis_backend import RedisBackend
-from perpetuo.schema.errors import ErrorCode
+from perpetuo.schema.errors import ErrorCode, GatewayError
 from tests.limits.support import Clock, admit_all, counters, engine, make_request
 from tests.support.services import RedisServer
 
@@ -260,13 +260,14 @@ def paused_server() -> Iterator[RedisServer]:
     started.stop()
 
 
+@pytest.mark.parametrize("policy", ["open", "closed"])
 async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_once(
-    paused_server, monkeypatch
+    paused_server, monkeypatch, policy
 ):
     monkeypatch.setattr(guard_module, "PAUSE_SECONDS", 0.3)
     backend = RedisBackend(paused_server.url)  # the real deadlines
     renewals(backend).flush_seconds = 3600
-    limits = LimitEngine(backend, fallback=MemoryBackend(), clock=Clock())
+    limits = LimitEngine(backend, fallback=MemoryBackend(), failure_policy=policy, clock=Clock())
 
     def request():  # type: ignore[no-untyped-def]
         return make_request(key_limits=BUDGET, max_cost_micros=1_000)
@@ -281,8 +282,13 @@ async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_onc
         for admission in in_flight:
             await admission.settle(1, 200)  # on the lease: no Redis needed
         await renewals(backend).flush()  # fails: the lease admits nothing more
-        await (await limits.admit(request())).settle(1, 0)
-        assert limits.stats.local_fallbacks == 1  # the failure policy answered it
+        if policy == "open":
+            await (await limits.admit(request())).settle(1, 0)
+            assert limits.stats.local_fallbacks == 1  # this instance's own counters did
+        else:
+            with pytest.raises(GatewayError) as refused:
+                await limits.admit(request())
+            assert refused.value.status == 503
         assert renewals(backend).admitted == 5
         paused_server.proc.send_signal(signal.SIGCONT)
         await renewals(backend).flush()
@@ -292,6 +298,6 @@ async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_onc
         await limits.aclose()
     assert found["usd"]["s"] == 500 + 5 * 200
     assert not [field for field in found["usd"] if field.startswith("r:lease:")]  # given back
-    # Held now: the check that timed out while Redis was paused, run when it resumed; it
-    # lapses as any request's hold does.
+    # Held now: the check that timed out while Redis was paused, run when it resumed (its
+    # request was answered by the policy instead); it lapses as any request's hold does.
     assert found["usd"]["h"] == 1_000

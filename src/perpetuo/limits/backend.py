@@ -68,6 +68,7 @@ class Reservation:
     # (check index, wait ms, counter value found: meter level, window total or slots in use)
     refused: list[tuple[int, int, int]] = field(default_factory=list)
     states: list[tuple[int, int]] = field(default_factory=list)  # per check: remaining, reset ms
+    leased: bool = False  # admitted on this instance's leases (leases.py), not in Redis itself
 
     @property
     def admitted(self) -> bool:

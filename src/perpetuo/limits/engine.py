@@ -166,6 +166,9 @@ class LimitEngine:
         if result.refused:
             self.stats.refused += 1
             raise self._refusal(planned, result.refused, now)
+        if backend is self.guard.primary:
+            self.stats.admitted_shared += 1
+            self.stats.admitted_leased += result.leased
         return Admission(
             self, backend, planned, request, ratelimit_headers(planned, result.states, now)
         )

@@ -30,6 +30,8 @@ T = TypeVar("T")
 class LimitStats:
     """Counters for metrics (in memory, per process)."""
 
+    admitted_shared: int = 0  # admissions checked by the primary (Redis, or memory alone)
+    admitted_leased: int = 0  # of those, admitted on this instance's leases of Redis counters
     redis_failures: int = 0  # calls to Redis that failed
     local_fallbacks: int = 0  # admissions checked by local counters because Redis was away
     unavailable: int = 0  # requests refused with 503 (fail closed)

@@ -144,7 +144,7 @@ class Leases:
         states = [lease.take(check, request_id, now_ms) for check, lease in pairs]
         self._requests[request_id] = now_ms + REQUEST_MS
         self.admitted += 1
-        return Reservation(states=states)
+        return Reservation(states=states, leased=True)
 
     def settle(self, items: Sequence[Settlement], request_id: str) -> bool:
         """Settle a request admitted on leases (False: it was not); sent with the renewals."""

@@ -221,6 +221,14 @@ class GatewayMetrics:
             ["outcome"],
             registry=r,
         )
+        self.limit_admissions = Counter(
+            "perpetuo_limits_admissions",
+            "Requests admitted by the limits engine, by where they were checked: in the shared "
+            "counters (Redis, or memory without it), on this instance's leases of them, or by "
+            "its own counters while Redis was away",
+            ["checked"],
+            registry=r,
+        )
         # Set at scrape time (and with the other gauges): what grows when something leaks.
         self.upstream_connections = Gauge(
             "perpetuo_upstream_connections_open",
@@ -354,10 +362,18 @@ class GatewayMetrics:
             self._advance(name, counter, totals.get(name, 0))
 
     def refresh_limits(self, stats: LimitStats) -> None:
-        """The limits engine's deferred settlements (counters advance by the change)."""
+        """The limits engine's admissions and deferred settlements (counters advance by the
+        change)."""
         for outcome in ("queued", "retried", "dropped"):
             name = f"settles_{outcome}"
             self._advance(name, self.limit_settlements.labels(outcome), getattr(stats, name))
+        admitted = {
+            "shared": stats.admitted_shared - stats.admitted_leased,
+            "lease": stats.admitted_leased,
+            "fallback": stats.local_fallbacks,
+        }
+        for checked, total in admitted.items():
+            self._advance(f"admitted_{checked}", self.limit_admissions.labels(checked), total)
 
     def _advance(self, name: str, counter: Any, total: int) -> None:
         """Move `counter` on by what the running `total` gained since the last refresh."""

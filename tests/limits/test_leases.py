@@ -69,18 +69,15 @@ async def test_far_from_its_limits_a_request_is_admitted_without_redis_and_its_u
             admitted = [await limits.admit(request()) for _ in range(5)]
             assert admitted[0].headers  # the x-ratelimit headers still come
             for admission in admitted:
-                await admission.settle(60, 1_000)
+                await admission.settle(60, 2_000)
         assert backend.checked == checked and renewals(backend).admitted == 20
-        await renewals(backend).flush()  # the usage goes to Redis with the renewal
-        found = await counters(redis_server.url)
-        assert found["usd"]["s"] == 1_500 + 20 * 1_000
         await renewals(backend).give_back_all()
         found = await counters(redis_server.url)
     finally:
         await limits.aclose()
     # Every request's real usage once, and nothing held once the leases are back (the clock
     # stands still: the meters hold everything they were given).
-    assert found["usd"]["s"] == 21_500 and found["usd"]["h"] == 0
+    assert found["usd"]["s"] == 1_500 + 20 * 2_000 and found["usd"]["h"] == 0
     assert found["rpm"]["l"] == 21 * 60_000
     assert found["tpm"]["l"] == (80 + 20 * 60) * 60_000
 
@@ -235,10 +232,10 @@ async def test_a_renewal_whose_reply_was_lost_is_applied_once(redis_server):
         await (await limits.admit(request())).settle(1, 500)
         await renewals(backend).flush()
         for _ in range(10):
-            await (await limits.admit(request())).settle(1, 100)
+            await (await limits.admit(request())).settle(1, 500)
         assert renewals(backend).admitted == 10
         backend.lost = 1
-        await renewals(backend).flush()  # applied in Redis; the instance cannot know
+        await renewals(backend).flush()  # half used: renewed in Redis; the instance cannot know
         # The lease admits nothing until a renewal is answered: this one goes to Redis.
         await (await limits.admit(request())).settle(1, 50)
         assert renewals(backend).admitted == 10
@@ -247,7 +244,7 @@ async def test_a_renewal_whose_reply_was_lost_is_applied_once(redis_server):
         found = await counters(redis_server.url)
     finally:
         await limits.aclose()
-    assert found["usd"]["s"] == 500 + 10 * 100 + 50 and found["usd"]["h"] == 0
+    assert found["usd"]["s"] == 500 + 10 * 500 + 50 and found["usd"]["h"] == 0
 
 
 @pytest.fixture
@@ -280,8 +277,8 @@ async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_onc
         assert paused_server.proc is not None
         paused_server.proc.send_signal(signal.SIGSTOP)
         for admission in in_flight:
-            await admission.settle(1, 200)  # on the lease: no Redis needed
-        await renewals(backend).flush()  # fails: the lease admits nothing more
+            await admission.settle(1, 1_000)  # on the lease: no Redis needed
+        await renewals(backend).flush()  # half used: its renewal fails, it admits no more
         if policy == "open":
             await (await limits.admit(request())).settle(1, 0)
             assert limits.stats.local_fallbacks == 1  # this instance's own counters did
@@ -296,7 +293,7 @@ async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_onc
         found = await counters(paused_server.url)
     finally:
         await limits.aclose()
-    assert found["usd"]["s"] == 500 + 5 * 200
+    assert found["usd"]["s"] == 500 + 5 * 1_000
     assert not [field for field in found["usd"] if field.startswith("r:lease:")]  # given back
     # Held now: the check that timed out while Redis was paused, run when it resumed (its
     # request was answered by the policy instead); it lapses as any request's hold does.

@@ -10,16 +10,18 @@ as one more reservation in Redis, and admits requests against it without asking:
 - It is granted only far from the limit: at most 1/`SHARE` of the room left, and nothing
   below `MIN_REQUESTS` requests' worth. Near a limit requests are checked in Redis one by one,
   exactly as without leases.
-- Every `FLUSH_SECONDS` an instance sends what it admitted and settled on its leases and has
-  them renewed, sized by its recent demand, in one script call per workspace. A lease unused
-  for `IDLE_FLUSHES` renewals is given back.
+- A lease is renewed when half of it is used, and `RENEW_AFTER_MS` after its last renewal
+  (sized to twice the demand seen since), sending what the instance admitted and settled on
+  it: the instance looks every `FLUSH_SECONDS`, and renews what is due in one script call per
+  workspace (of `MAX_PER_CALL` leases at most). A lease unused for `IDLE_FLUSHES` looks is
+  given back.
 - A request refused in Redis while this instance holds unused room on the refusing counter
   gives that room back and is checked again: one instance alone is exact.
 
 What leases change, stated: a request may be refused while other instances hold unused
-leases (one each per counter, each at most 1/`SHARE` of the room when granted, given back
-within `FLUSH_SECONDS` of being unused); a per-minute meter counts a lease's units when it is
-granted, so the requests admitted on them reach it up to `FLUSH_SECONDS` early; response
+leases (one each per counter, each at most 1/`SHARE` of the room when granted); a
+per-minute meter counts a lease's units when it is granted, so the requests admitted on them
+reach it early; usage settled on a lease reaches Redis with its next renewal; response
 headers show this instance's view of the room left. A renewal carries a sequence number, so
 one sent again after its reply was lost is applied once. When Redis cannot be reached, no
 lease admits anything after a failed renewal or past its validity (`LEASE_MS - SAFETY_MS`
@@ -45,12 +47,15 @@ log = logging.getLogger("perpetuo.limits")
 
 SHARE = 16  # a lease takes at most this fraction of a counter's room
 MIN_REQUESTS = 8  # and is not granted below this many requests' worth
-FLUSH_SECONDS = 0.5  # usage sent and leases renewed this often
+FLUSH_SECONDS = 0.5  # leases due for a renewal are looked for this often
 LEASE_MS = 10_000  # a lease's hold in Redis lapses this long after its last renewal
 SAFETY_MS = 2_000  # admissions on a lease stop this long before (clocks of instances differ)
-IDLE_FLUSHES = 10  # a lease unused for this many flushes (5 s) is given back
+RENEW_AFTER_MS = 3_000  # a lease in use is renewed at least this often (its usage sent)
+IDLE_FLUSHES = 10  # a lease unused for this many looks (5 s) is given back
 REQUEST_MS = 900_000  # a request admitted on leases that never settles is forgotten after
 MAX_PER_CALL = 256  # leases renewed in one script call
+# Validity left when a lease is due: renewed RENEW_AFTER_MS after the renewal that granted it.
+RENEWED_FOR_MS = LEASE_MS - SAFETY_MS - RENEW_AFTER_MS
 FINAL_SECONDS = 1.0  # at stop, the most spent giving leases back
 
 Send = Callable[[list[str], list[Any]], Awaitable[list[int]]]
@@ -67,7 +72,8 @@ class _Lease:
     taken: int = 0  # RATE: units admitted on the grant; WINDOW: held by requests in flight
     settled: int = 0  # usage settled on it and not yet sent (RATE: token corrections)
     demand: int = 0  # units asked of it since the last renewal, on it or in Redis
-    quiet: int = 0  # flushes in a row without demand
+    used: bool = False  # asked since the last look
+    quiet: int = 0  # looks in a row it was not asked
     holds: dict[str, tuple[int, int]] = field(default_factory=dict)  # request -> amount, expiry
     valid_until: int = 0  # ms: no admission on it from then
     room: int = 0  # the counter's room beyond the lease at the last renewal (for headers)
@@ -80,6 +86,10 @@ class _Lease:
             return self.granted - self.taken
         return self.granted - self.taken - self.settled
 
+    def due(self, now_ms: int) -> bool:
+        """Half used (or never granted), or its last renewal is old enough."""
+        return 2 * self.free() <= self.granted or self.valid_until - now_ms < RENEWED_FOR_MS
+
     def take(self, check: Check, request_id: str, now_ms: int) -> tuple[int, int]:
         amount = check.amount
         self.limit = check.limit  # settings may have changed: renewals use the latest
@@ -87,6 +97,7 @@ class _Lease:
             self.lives_until = now_ms + check.ttl_ms
         self.taken += amount
         self.demand += amount
+        self.used = True
         if self.kind is Kind.WINDOW:
             self.holds[request_id] = (amount, now_ms + check.hold_ms)
             left = UNLIMITED if self.limit == UNLIMITED else self.room + self.free()
@@ -170,10 +181,11 @@ class Leases:
             lease = self._leases.get(check.key)
             if lease is not None:
                 lease.demand += check.amount
+                lease.used = True
                 lease.limit, lease.unit = check.limit, max(lease.unit, check.amount)
             elif remaining == UNLIMITED or remaining >= SHARE * MIN_REQUESTS * check.amount:
                 lease = _Lease(check.kind, check.key, check.limit, check.amount)
-                lease.demand = check.amount
+                lease.demand, lease.used = check.amount, True
                 lease.lives_until = now_ms + check.ttl_ms if check.ttl_ms else 0
                 self._leases[check.key] = lease
         if self._task is None:
@@ -204,18 +216,20 @@ class Leases:
         """Send usage and renew the leases that need it (or give back those named)."""
         now = self._now
         due: list[_Renewal] = []
-        for lease in list(self._leases.values()):
+        for looked, lease in enumerate(list(self._leases.values())):
+            if looked % MAX_PER_CALL == MAX_PER_CALL - 1:
+                await asyncio.sleep(0)  # thousands of leases: let requests run meanwhile
             if lease.busy is not None or (give_back is not None and lease.key not in give_back):
                 continue
             lease.purge(now)
-            lease.quiet = 0 if lease.demand else lease.quiet + 1
+            lease.quiet = 0 if lease.used else lease.quiet + 1
+            lease.used = False
             idle = give_back is not None or lease.quiet >= IDLE_FLUSHES
             if idle and not (lease.granted or lease.taken or lease.settled):
-                del self._leases[lease.key]
+                self._drop(lease)
                 continue
-            lapsing = lease.valid_until - now < LEASE_MS // 2
-            if not (idle or lease.demand or lease.settled or lapsing or lease.unsent):
-                continue  # nothing to send, and valid for a while yet
+            if not (idle or lease.unsent or lease.due(now)):
+                continue
             want = 0 if idle else max(MIN_REQUESTS * lease.unit, 2 * lease.demand)
             due.append(self._renewal(lease, want, now))
         by_slot: dict[str, list[_Renewal]] = {}
@@ -274,8 +288,11 @@ class Leases:
         lease.granted, lease.room, lease.reset_ms = max(0, grant), room, reset_ms
         lease.valid_until = now + LEASE_MS - SAFETY_MS
         gone = grant < 0  # the counter expired or was lost: the next request seeds it again
-        unused = not (lease.granted or lease.taken or lease.settled)
-        if (gone or unused) and self._leases.get(lease.key) is lease:
+        if gone or not (lease.granted or lease.taken or lease.settled):
+            self._drop(lease)
+
+    def _drop(self, lease: _Lease) -> None:
+        if self._leases.get(lease.key) is lease:
             del self._leases[lease.key]
 
     @staticmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +92,9 @@ async def team(request, mocks, tmp_path) -> AsyncIterator[Team]:
             url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
             apis = [await stack.enter_async_context(admin_api(url, tmp_path, config(mocks)))]
         else:
-            url = request.getfixturevalue("postgres").create_database(f"teams_{id(tmp_path)}")
+            url = request.getfixturevalue("postgres").create_database(
+                f"teams_{uuid.uuid4().hex[:12]}"
+            )
             redis = request.getfixturevalue("redis_server")
             redis.flush()
             shared = {"redis_url": redis.url, "secret_key": "s" * 40}

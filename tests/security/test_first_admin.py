@@ -4,6 +4,7 @@ the same moment on a fresh database, on SQLite and PostgreSQL, with sign-up open
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ PEOPLE = 20
 def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-    return request.getfixturevalue("postgres").create_database(f"claim_{id(request)}")
+    return request.getfixturevalue("postgres").create_database(f"claim_{uuid.uuid4().hex[:12]}")
 
 
 async def _sign_up_together(url: str) -> list[httpx.Response]:

@@ -6,15 +6,18 @@ Renewals run by hand here (`flush`), so each test decides when leases are grante
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 
 import pytest
+import redis.asyncio as redis
 
 from perpetuo.limits import LimitEngine
 from perpetuo.limits import guard as guard_module
+from perpetuo.limits import leases as leases_module
 from perpetuo.limits.backend import BackendUnavailable
-from perpetuo.limits.leases import IDLE_FLUSHES
+from perpetuo.limits.leases import IDLE_FLUSHES, LEASE_MS, SAFETY_MS
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.redis_backend import RedisBackend
 from perpetuo.schema.errors import ErrorCode, GatewayError
@@ -298,3 +301,41 @@ async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_onc
     # Held now: the check that timed out while Redis was paused, run when it resumed (its
     # request was answered by the policy instead); it lapses as any request's hold does.
     assert found["usd"]["h"] == 1_000
+
+
+async def test_a_lease_with_a_request_in_flight_is_renewed_while_no_other_request_comes(
+    redis_server, monkeypatch
+):
+    redis_server.flush()
+    backend = leased(redis_server.url)
+    limits = engine(backend)  # its clock stands still: only the leases' own clock moves
+    try:
+        await (await limits.admit(make_request(key_limits=BUDGET, max_cost_micros=1_000))).settle(
+            1, 1_000
+        )
+        await renewals(backend).flush()
+        stream = await limits.admit(make_request(key_limits=BUDGET, max_cost_micros=1_000))
+        assert renewals(backend).admitted == 1
+        lapses = await hold_lapses(redis_server.url)
+        # Renewed as soon as any time has passed since the last renewal.
+        monkeypatch.setattr(leases_module, "RENEWED_FOR_MS", LEASE_MS - SAFETY_MS)
+        await asyncio.sleep(0.05)
+        await renewals(backend).flush()
+        assert await hold_lapses(redis_server.url) >= lapses + 50  # the hold lives on in Redis
+        await stream.settle(1, 1_000)
+        await renewals(backend).give_back_all()
+        found = await counters(redis_server.url)
+    finally:
+        await limits.aclose()
+    assert found["usd"]["s"] == 2_000 and found["usd"]["h"] == 0
+
+
+async def hold_lapses(url: str) -> int:
+    """When this test's one lease hold lapses in Redis (ms)."""
+    client = redis.from_url(url)
+    try:
+        [name] = [n async for n in client.scan_iter(match="*:usd:*:z")]
+        [(_, lapses)] = await client.zrange(name, 0, -1, withscores=True)
+        return int(lapses)
+    finally:
+        await client.aclose()

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,7 +130,10 @@ class Leases:
         self._leases: dict[str, _Lease] = {}
         self._requests: dict[str, int] = {}  # admitted on leases, not settled -> forget at ms
         self._seq = 0
-        self._now = 0  # ms: the latest time requests were checked at (their clock)
+        # ms, in the clock requests are checked by (the engine's), moved on by the monotonic
+        # clock between requests: a long stream's lease is renewed though nothing else comes.
+        self._now = 0
+        self._now_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._warnings = EveryMinute(log)
 
@@ -137,8 +141,7 @@ class Leases:
 
     def admit(self, checks: Sequence[Check], request_id: str, now_ms: int) -> Reservation | None:
         """The request admitted on this instance's leases, or None when one does not fit."""
-        if now_ms > self._now:
-            self._now = now_ms
+        self._clock(now_ms)
         picked = []
         leases = self._leases
         for check in checks:
@@ -212,9 +215,15 @@ class Leases:
             await asyncio.gather(*busy)
         await self.flush(give_back=keys)
 
+    def _clock(self, now_ms: int = 0) -> int:
+        at = time.monotonic()
+        self._now = max(now_ms, self._now + int((at - self._now_at) * 1000))
+        self._now_at = at
+        return self._now
+
     async def flush(self, *, give_back: Collection[str] | None = None) -> None:
         """Send usage and renew the leases that need it (or give back those named)."""
-        now = self._now
+        now = self._clock()
         due: list[_Renewal] = []
         for looked, lease in enumerate(list(self._leases.values())):
             if looked % MAX_PER_CALL == MAX_PER_CALL - 1:

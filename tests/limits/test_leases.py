@@ -6,7 +6,6 @@ Renewals run by hand here (`flush`), so each test decides when leases are grante
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Iterator
 
@@ -308,7 +307,8 @@ async def test_a_lease_with_a_request_in_flight_is_renewed_while_no_other_reques
 ):
     redis_server.flush()
     backend = leased(redis_server.url)
-    limits = engine(backend)  # its clock stands still: only the leases' own clock moves
+    clock = Clock()
+    limits = engine(backend, clock)
     try:
         await (await limits.admit(make_request(key_limits=BUDGET, max_cost_micros=1_000))).settle(
             1, 1_000
@@ -319,7 +319,7 @@ async def test_a_lease_with_a_request_in_flight_is_renewed_while_no_other_reques
         lapses = await hold_lapses(redis_server.url)
         # Renewed as soon as any time has passed since the last renewal.
         monkeypatch.setattr(leases_module, "RENEWED_FOR_MS", LEASE_MS - SAFETY_MS)
-        await asyncio.sleep(0.05)
+        clock.advance(0.05)  # and no request comes
         await renewals(backend).flush()
         assert await hold_lapses(redis_server.url) >= lapses + 50  # the hold lives on in Redis
         await stream.settle(1, 1_000)

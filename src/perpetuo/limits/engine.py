@@ -131,6 +131,8 @@ class LimitEngine:
     ) -> None:
         self.stats = LimitStats()
         self.backend = backend
+        if isinstance(backend, RedisBackend) and backend.leases is not None:
+            backend.leases.clock = clock  # lease renewals between requests read it
         self.guard = BackendGuard(backend, fallback, failure_policy, self.stats)
         self.retries = SettleRetries(self.guard, self.stats, clock)
         self.history: UsageHistory = history or NoHistory()

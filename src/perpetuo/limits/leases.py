@@ -130,10 +130,10 @@ class Leases:
         self._leases: dict[str, _Lease] = {}
         self._requests: dict[str, int] = {}  # admitted on leases, not settled -> forget at ms
         self._seq = 0
-        # ms, in the clock requests are checked by (the engine's), moved on by the monotonic
-        # clock between requests: a long stream's lease is renewed though nothing else comes.
-        self._now = 0
-        self._now_at = time.monotonic()
+        # The clock requests are checked by (the engine sets its own): renewals read it too,
+        # so a lease whose only request is a long stream is renewed though nothing else comes.
+        self.clock: Callable[[], float] = time.time
+        self._now = 0  # ms: the latest time seen
         self._task: asyncio.Task[None] | None = None
         self._warnings = EveryMinute(log)
 
@@ -141,7 +141,8 @@ class Leases:
 
     def admit(self, checks: Sequence[Check], request_id: str, now_ms: int) -> Reservation | None:
         """The request admitted on this instance's leases, or None when one does not fit."""
-        self._clock(now_ms)
+        if now_ms > self._now:
+            self._now = now_ms
         picked = []
         leases = self._leases
         for check in checks:
@@ -216,9 +217,7 @@ class Leases:
         await self.flush(give_back=keys)
 
     def _clock(self, now_ms: int = 0) -> int:
-        at = time.monotonic()
-        self._now = max(now_ms, self._now + int((at - self._now_at) * 1000))
-        self._now_at = at
+        self._now = max(now_ms, self._now, int(self.clock() * 1000))
         return self._now
 
     async def flush(self, *, give_back: Collection[str] | None = None) -> None:

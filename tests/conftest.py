@@ -4,6 +4,7 @@ configured with an alias for each, plus clients built on the official openai SDK
 from __future__ import annotations
 
 import importlib
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,16 @@ def postgres() -> Iterator[PostgresServer]:
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own, which it may pause (SIGSTOP) or kill."""
+    server = RedisServer().start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGCONT)
     server.stop()
 
 

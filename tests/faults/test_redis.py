@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +48,8 @@ KEY_LIMITS = {"rpm": 1_000_000, "tpm": 1_000_000_000, "budget_usd": 50.0, "budge
 
 
 @pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    if server.proc is not None and server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGCONT)
-    server.stop()
+def redis(own_redis: RedisServer) -> RedisServer:
+    return own_redis
 
 
 def start_gateway(

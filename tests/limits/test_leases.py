@@ -7,7 +7,6 @@ Renewals run by hand here (`flush`), so each test decides when leases are grante
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as redis
@@ -21,7 +20,6 @@ from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.redis_backend import RedisBackend
 from perpetuo.schema.errors import ErrorCode, GatewayError
 from tests.limits.support import Clock, admit_all, counters, engine, make_request
-from tests.support.services import RedisServer
 
 BUDGET = {"budget_usd": 1.0, "budget_period": "daily"}  # 1,000,000 micro-USD
 
@@ -249,22 +247,12 @@ async def test_a_renewal_whose_reply_was_lost_is_applied_once(redis_server):
     assert found["usd"]["s"] == 500 + 10 * 500 + 50 and found["usd"]["h"] == 0
 
 
-@pytest.fixture
-def paused_server() -> Iterator[RedisServer]:
-    """A Redis of this test's own, since it is paused."""
-    started = RedisServer().start()
-    yield started
-    if started.proc is not None and started.proc.poll() is None:
-        started.proc.send_signal(signal.SIGCONT)
-    started.stop()
-
-
 @pytest.mark.parametrize("policy", ["open", "closed"])
 async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_once(
-    paused_server, monkeypatch, policy
+    own_redis, monkeypatch, policy
 ):
     monkeypatch.setattr(guard_module, "PAUSE_SECONDS", 0.3)
-    backend = RedisBackend(paused_server.url)  # the real deadlines
+    backend = RedisBackend(own_redis.url)  # the real deadlines
     renewals(backend).flush_seconds = 3600
     limits = LimitEngine(backend, fallback=MemoryBackend(), failure_policy=policy, clock=Clock())
 
@@ -276,8 +264,8 @@ async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_onc
         await renewals(backend).flush()
         in_flight = [await limits.admit(request()) for _ in range(5)]
         assert renewals(backend).admitted == 5
-        assert paused_server.proc is not None
-        paused_server.proc.send_signal(signal.SIGSTOP)
+        assert own_redis.proc is not None
+        own_redis.proc.send_signal(signal.SIGSTOP)
         for admission in in_flight:
             await admission.settle(1, 1_000)  # on the lease: no Redis needed
         await renewals(backend).flush()  # half used: its renewal fails, it admits no more
@@ -289,10 +277,10 @@ async def test_while_redis_is_away_leases_step_aside_and_their_usage_arrives_onc
                 await limits.admit(request())
             assert refused.value.status == 503
         assert renewals(backend).admitted == 5
-        paused_server.proc.send_signal(signal.SIGCONT)
+        own_redis.proc.send_signal(signal.SIGCONT)
         await renewals(backend).flush()
         await renewals(backend).give_back_all()
-        found = await counters(paused_server.url)
+        found = await counters(own_redis.url)
     finally:
         await limits.aclose()
     assert found["usd"]["s"] == 500 + 5 * 1_000

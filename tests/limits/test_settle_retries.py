@@ -7,7 +7,6 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,7 +18,6 @@ from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.redis_backend import RedisBackend
 from perpetuo.observability.metrics import GatewayMetrics
 from tests.limits.support import Clock, counters, make_request
-from tests.support.services import RedisServer
 
 BOUND = 1.5  # seconds: the most a settlement may keep its request waiting, Redis away or not
 # A meter of so few tokens a minute keeps its key in Redis for seconds after a settlement.
@@ -36,16 +34,6 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retry_module, "RETRY_SECONDS", 0.05)
 
 
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    """A Redis of this test's own, since it is paused."""
-    started = RedisServer().start()
-    yield started
-    if started.proc is not None and started.proc.poll() is None:
-        started.proc.send_signal(signal.SIGCONT)
-    started.stop()
-
-
 async def drained(limits: LimitEngine, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not limits.retries.idle:
@@ -53,14 +41,16 @@ async def drained(limits: LimitEngine, seconds: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_settlements_made_while_redis_is_paused_are_applied_once_when_it_resumes(server):
-    limits = LimitEngine(RedisBackend(server.url, **EXACT), fallback=MemoryBackend(), clock=Clock())
+async def test_settlements_made_while_redis_is_paused_are_applied_once_when_it_resumes(own_redis):
+    limits = LimitEngine(
+        RedisBackend(own_redis.url, **EXACT), fallback=MemoryBackend(), clock=Clock()
+    )
     requests = [make_request(**REQUEST, prompt_tokens=100) for _ in range(20)]
     try:
         admitted = [await limits.admit(request) for request in requests]
         assert limits.stats.local_fallbacks == 0  # every one reserved in Redis
-        assert server.proc is not None
-        server.proc.send_signal(signal.SIGSTOP)
+        assert own_redis.proc is not None
+        own_redis.proc.send_signal(signal.SIGSTOP)
         # The first ten end together: their call reaches Redis's socket and times out (Redis
         # runs it when it resumes); the next ten end while the gateway leaves Redis alone.
         started = time.monotonic()
@@ -69,9 +59,9 @@ async def test_settlements_made_while_redis_is_paused_are_applied_once_when_it_r
         assert time.monotonic() - started < BOUND
         assert limits.stats.redis_failures >= 1 and limits.stats.settles_queued == 20
         await asyncio.sleep(1.0)  # Redis stays away past the pause: retries fail, and wait
-        server.proc.send_signal(signal.SIGCONT)
+        own_redis.proc.send_signal(signal.SIGCONT)
         await drained(limits)
-        found = await counters(server.url)
+        found = await counters(own_redis.url)
     finally:
         await limits.aclose()
     costs = sum(1_000 + i for i in range(10)) + sum(2_000 + i for i in range(10))
@@ -182,21 +172,23 @@ async def test_the_queue_is_bounded_dropping_the_oldest_with_a_count_and_a_warni
         )
 
 
-async def test_usage_admitted_locally_while_redis_is_paused_reaches_its_budget_once(server):
-    limits = LimitEngine(RedisBackend(server.url, **EXACT), fallback=MemoryBackend(), clock=Clock())
+async def test_usage_admitted_locally_while_redis_is_paused_reaches_its_budget_once(own_redis):
+    limits = LimitEngine(
+        RedisBackend(own_redis.url, **EXACT), fallback=MemoryBackend(), clock=Clock()
+    )
     try:
         first = await limits.admit(make_request(**REQUEST, prompt_tokens=10))
         await first.settle(5, 1_000)  # the budget's counter exists in Redis before the outage
-        assert server.proc is not None
-        server.proc.send_signal(signal.SIGSTOP)
+        assert own_redis.proc is not None
+        own_redis.proc.send_signal(signal.SIGSTOP)
         admitted = []
         for _ in range(10):
             admitted.append(await limits.admit(make_request(**REQUEST, prompt_tokens=10)))
         assert limits.stats.local_fallbacks == 10  # admitted by this instance's own counters
         await asyncio.gather(*(a.settle(5, 2_000 + i) for i, a in enumerate(admitted)))
-        server.proc.send_signal(signal.SIGCONT)
+        own_redis.proc.send_signal(signal.SIGCONT)
         await drained(limits)
-        found = await counters(server.url)
+        found = await counters(own_redis.url)
     finally:
         await limits.aclose()
     # Redis's budget has what the outage spent, once; the admission before it left no hold.

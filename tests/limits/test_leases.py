@@ -18,6 +18,7 @@ from perpetuo.limits.backend import BackendUnavailable
 from perpetuo.limits.leases import IDLE_FLUSHES, LEASE_MS, SAFETY_MS
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.redis_backend import RedisBackend
+from perpetuo.observability.metrics import GatewayMetrics
 from perpetuo.schema.errors import ErrorCode, GatewayError
 from tests.limits.support import Clock, admit_all, counters, engine, make_request
 
@@ -75,6 +76,12 @@ async def test_far_from_its_limits_a_request_is_admitted_without_redis_and_its_u
         found = await counters(redis_server.url)
     finally:
         await limits.aclose()
+    # Operators see where requests were checked.
+    metrics = GatewayMetrics(set(), set())
+    metrics.refresh_limits(limits.stats)
+    text = metrics.render()[0].decode()
+    for checked, count in (("shared", 1), ("lease", 20), ("fallback", 0)):
+        assert f'perpetuo_limits_admissions_total{{checked="{checked}"}} {count}.0' in text
     # Every request's real usage once, and nothing held once the leases are back (the clock
     # stands still: the meters hold everything they were given).
     assert found["usd"]["s"] == 1_500 + 20 * 2_000 and found["usd"]["h"] == 0

@@ -46,7 +46,7 @@ from perpetuo.observability.log_limit import EveryMinute
 
 log = logging.getLogger("perpetuo.limits")
 
-SHARE = 16  # a lease takes at most this fraction of a counter's room
+SHARE = 16  # a lease takes at most 1/SHARE of a counter's room
 MIN_REQUESTS = 8  # and is not granted below this many requests' worth
 FLUSH_SECONDS = 0.5  # leases due for a renewal are looked for this often
 LEASE_MS = 10_000  # a lease's hold in Redis lapses this long after its last renewal

@@ -15,7 +15,7 @@ from perpetuo.limits import LimitEngine
 from perpetuo.limits import guard as guard_module
 from perpetuo.limits import leases as leases_module
 from perpetuo.limits.backend import BackendUnavailable
-from perpetuo.limits.leases import IDLE_FLUSHES, LEASE_MS, SAFETY_MS
+from perpetuo.limits.leases import FULL_LOOK_EVERY, IDLE_LOOKS, LEASE_MS, SAFETY_MS
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.redis_backend import RedisBackend
 from perpetuo.observability.metrics import GatewayMetrics
@@ -205,7 +205,7 @@ async def test_an_unused_lease_is_given_back(redis_server):
         await renewals(backend).flush()
         held = (await counters(redis_server.url))["usd"]["h"]
         assert held > 0  # the lease
-        for _ in range(IDLE_FLUSHES):
+        for _ in range(FULL_LOOK_EVERY * (IDLE_LOOKS + 1)):
             await renewals(backend).flush()
         found = await counters(redis_server.url)
         assert found["usd"]["h"] == 0 and found["usd"]["s"] == 700

@@ -12,8 +12,9 @@ as one more reservation in Redis, and admits requests against it without asking:
   exactly as without leases.
 - A lease is renewed when half of it is used, and `RENEW_AFTER_MS` after its last renewal
   (sized to twice the demand seen since), sending what the instance admitted and settled on
-  it: the instance looks every `FLUSH_SECONDS`, and renews what is due in one script call per
-  workspace (of `MAX_PER_CALL` leases at most). A lease unused for `IDLE_FLUSHES` looks is
+  it: every `FLUSH_SECONDS` the instance looks at the leases used since its last look (all of
+  them every `FULL_LOOK_EVERY` looks), and renews what is due in one script call per
+  workspace (of `MAX_PER_CALL` leases at most). A lease unused for `IDLE_LOOKS` full looks is
   given back.
 - A request refused in Redis while this instance holds unused room on the refusing counter
   gives that room back and is checked again: one instance alone is exact.
@@ -52,7 +53,8 @@ FLUSH_SECONDS = 0.5  # leases due for a renewal are looked for this often
 LEASE_MS = 10_000  # a lease's hold in Redis lapses this long after its last renewal
 SAFETY_MS = 2_000  # admissions on a lease stop this long before (clocks of instances differ)
 RENEW_AFTER_MS = 3_000  # a lease in use is renewed at least this often (its usage sent)
-IDLE_FLUSHES = 10  # a lease unused for this many looks (5 s) is given back
+FULL_LOOK_EVERY = 4  # every 4th look (2 s) is at every lease: lapsing, unused ones too
+IDLE_LOOKS = 3  # a lease unused for this many full looks (6 s) is given back
 REQUEST_MS = 900_000  # a request admitted on leases that never settles is forgotten after
 MAX_PER_CALL = 256  # leases renewed in one script call
 # Validity left when a lease is due: renewed RENEW_AFTER_MS after the renewal that granted it.
@@ -74,7 +76,7 @@ class _Lease:
     settled: int = 0  # usage settled on it and not yet sent (RATE: token corrections)
     demand: int = 0  # units asked of it since the last renewal, on it or in Redis
     used: bool = False  # asked since the last look
-    quiet: int = 0  # looks in a row it was not asked
+    quiet: int = 0  # full looks in a row it was not asked
     holds: dict[str, tuple[int, int]] = field(default_factory=dict)  # request -> amount, expiry
     valid_until: int = 0  # ms: no admission on it from then
     room: int = 0  # the counter's room beyond the lease at the last renewal (for headers)
@@ -129,6 +131,9 @@ class Leases:
         self.admitted = 0  # requests admitted on leases (for metrics)
         self._leases: dict[str, _Lease] = {}
         self._requests: dict[str, int] = {}  # admitted on leases, not settled -> forget at ms
+        # Leases used since the last look: most looks need not go through thousands of them.
+        self._touched: set[_Lease] = set()
+        self._looks = 0
         self._seq = 0
         # The clock requests are checked by (the engine sets its own): renewals read it too,
         # so a lease whose only request is a long stream is renewed though nothing else comes.
@@ -157,6 +162,7 @@ class Leases:
             picked.append(lease)
         pairs = zip(checks, picked, strict=True)
         states = [lease.take(check, request_id, now_ms) for check, lease in pairs]
+        self._touched.update(picked)
         self._requests[request_id] = now_ms + REQUEST_MS
         self.admitted += 1
         return Reservation(states=states, leased=True)
@@ -174,6 +180,7 @@ class Leases:
                 if hold is not None:
                     lease.taken -= hold[0]
             lease.settled += item.value
+            self._touched.add(lease)
         return True
 
     def want(self, checks: Sequence[Check], states: Sequence[tuple[int, int]], now_ms: int) -> None:
@@ -192,6 +199,8 @@ class Leases:
                 lease.demand, lease.used = check.amount, True
                 lease.lives_until = now_ms + check.ttl_ms if check.ttl_ms else 0
                 self._leases[check.key] = lease
+            if lease is not None:
+                self._touched.add(lease)
         if self._task is None:
             self._task = asyncio.create_task(self._run())
 
@@ -223,16 +232,28 @@ class Leases:
     async def flush(self, *, give_back: Collection[str] | None = None) -> None:
         """Send usage and renew the leases that need it (or give back those named)."""
         now = self._clock()
+        full = False
+        if give_back is not None:
+            looking = [lease for key in give_back if (lease := self._leases.get(key))]
+        else:
+            self._looks += 1
+            full = self._looks % FULL_LOOK_EVERY == 0
+            looking = list(self._leases.values()) if full else list(self._touched)
+            self._touched = set()
         due: list[_Renewal] = []
-        for looked, lease in enumerate(list(self._leases.values())):
+        for looked, lease in enumerate(looking):
             if looked % MAX_PER_CALL == MAX_PER_CALL - 1:
                 await asyncio.sleep(0)  # thousands of leases: let requests run meanwhile
-            if lease.busy is not None or (give_back is not None and lease.key not in give_back):
+            if self._leases.get(lease.key) is not lease:
+                continue  # dropped meanwhile
+            if lease.busy is not None:
+                self._touched.add(lease)  # looked at again next time
                 continue
-            lease.purge(now)
-            lease.quiet = 0 if lease.used else lease.quiet + 1
-            lease.used = False
-            idle = give_back is not None or lease.quiet >= IDLE_FLUSHES
+            if full:
+                lease.purge(now)
+                lease.quiet = 0 if lease.used else lease.quiet + 1
+                lease.used = False
+            idle = give_back is not None or lease.quiet >= IDLE_LOOKS
             if idle and not (lease.granted or lease.taken or lease.settled):
                 self._drop(lease)
                 continue
@@ -281,6 +302,7 @@ class Leases:
                 renewal.lease.valid_until = 0
                 renewal.lease.unsent = renewal
                 self._done(renewal.lease)
+                self._touched.add(renewal.lease)  # tried again at the next look
             return
         for at, renewal in enumerate(renewals):
             grant, room, reset_ms = reply[3 * at : 3 * at + 3]

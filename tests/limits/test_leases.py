@@ -15,6 +15,7 @@ from perpetuo.limits import LimitEngine
 from perpetuo.limits import guard as guard_module
 from perpetuo.limits import leases as leases_module
 from perpetuo.limits.backend import BackendUnavailable
+from perpetuo.limits.history import NoHistory
 from perpetuo.limits.leases import FULL_LOOK_EVERY, IDLE_LOOKS, LEASE_MS, SAFETY_MS
 from perpetuo.limits.memory import MemoryBackend
 from perpetuo.limits.redis_backend import RedisBackend
@@ -334,3 +335,42 @@ async def hold_lapses(url: str) -> int:
         return int(lapses)
     finally:
         await client.aclose()
+
+
+class RequestLog(NoHistory):
+    """The request log as seeds read it: the cost it holds so far."""
+
+    cost = 0
+
+    async def usage(self, workspace_id, dim, value, since, until):  # type: ignore[no-untyped-def]
+        return 0, self.cost
+
+
+async def test_usage_on_a_lease_is_not_counted_again_by_a_counter_seeded_after_it(redis_server):
+    redis_server.flush()
+    clock, log = Clock(), RequestLog()
+    backend = leased(redis_server.url)
+    limits = engine(backend, clock, history=log)
+    other = engine(leased(redis_server.url), clock, history=log)  # another instance
+
+    def request():  # type: ignore[no-untyped-def]
+        return make_request(key_limits=BUDGET, max_cost_micros=1_000)
+
+    try:
+        await (await limits.admit(request())).settle(1, 500)
+        log.cost += 500
+        await renewals(backend).flush()
+        for _ in range(5):  # on the lease: their usage waits for its next renewal
+            await (await limits.admit(request())).settle(1, 300)
+            log.cost += 300
+        assert renewals(backend).admitted == 5
+        redis_server.flush()  # Redis comes back empty
+        clock.advance(1)
+        # The other instance's check creates the counter again, from the log: it has the five.
+        await (await other.admit(request())).settle(1, 100)
+        await renewals(backend).give_back_all()
+        found = await counters(redis_server.url)
+    finally:
+        await limits.aclose()
+        await other.aclose()
+    assert found["usd"]["s"] == 500 + 5 * 300 + 100  # each request once

@@ -74,6 +74,7 @@ class _Lease:
     granted: int = 0  # WINDOW: held in Redis; RATE: added to the meter
     taken: int = 0  # RATE: units admitted on the grant; WINDOW: held by requests in flight
     settled: int = 0  # usage settled on it and not yet sent (RATE: token corrections)
+    since: int = 0  # ms: when the oldest of that usage was settled (0: none)
     demand: int = 0  # units asked of it since the last renewal, on it or in Redis
     used: bool = False  # asked since the last look
     quiet: int = 0  # full looks in a row it was not asked
@@ -167,7 +168,7 @@ class Leases:
         self.admitted += 1
         return Reservation(states=states, leased=True)
 
-    def settle(self, items: Sequence[Settlement], request_id: str) -> bool:
+    def settle(self, items: Sequence[Settlement], request_id: str, now_ms: int) -> bool:
         """Settle a request admitted on leases (False: it was not); sent with the renewals."""
         if self._requests.pop(request_id, None) is None:
             return False
@@ -180,6 +181,7 @@ class Leases:
                 if hold is not None:
                     lease.taken -= hold[0]
             lease.settled += item.value
+            lease.since = lease.since or now_ms
             self._touched.add(lease)
         return True
 
@@ -286,7 +288,8 @@ class Leases:
             used, need = lease.settled, lease.taken
         ttl = max(0, lease.lives_until - now) if lease.lives_until else 0
         least = MIN_REQUESTS * lease.unit
-        args = [self._seq, int(lease.kind), lease.limit, used, need, want, least, ttl]
+        since = lease.since or now
+        args = [self._seq, int(lease.kind), lease.limit, used, need, want, least, ttl, since]
         return _Renewal(lease, args, lease.taken, lease.settled)
 
     async def _renew(self, renewals: list[_Renewal], now: int) -> None:
@@ -315,6 +318,8 @@ class Leases:
         if lease.kind is Kind.RATE:
             lease.taken -= renewal.taken
         lease.settled -= renewal.settled
+        # Usage settled while it was on its way is newer than the renewal's (earlier is safe).
+        lease.since = now if lease.settled else 0
         lease.granted, lease.room, lease.reset_ms = max(0, grant), room, reset_ms
         lease.valid_until = now + LEASE_MS - SAFETY_MS
         gone = grant < 0  # the counter expired or was lost: the next request seeds it again

@@ -214,10 +214,12 @@ return false
 
 # A lease (leases.py): an instance's allowance on one counter, renewed with the usage it
 # admitted. KEYS: counters of one {workspace}.  ARGV: now_ms, lease id (the instance's),
-# lease_ms, share, then per counter: seq, kind, limit, used, need, want, least, ttl_ms.
+# lease_ms, share, then per counter: seq, kind, limit, used, need, want, least, ttl_ms, since.
 # `used`: RATE, the units to add to the meter (admitted + corrections - the last grant, so
 # an unused lease is refunded); WINDOW, the usage settled since the last renewal. `need`:
-# WINDOW, the holds of requests in flight, always kept. The new grant beyond `need` is
+# WINDOW, the holds of requests in flight, always kept. `since`: WINDOW, when the oldest of
+# that usage was settled; a counter born after it (seeded from the request log, which has
+# it) does not get it again. The new grant beyond `need` is
 # min(want, room / share), or nothing below `least`. A counter remembers each lease's last
 # seq: a renewal sent again (its reply was lost) changes nothing and answers the same grant.
 # Returns per counter: the grant (-1: the counter is gone), the room left beyond it, reset ms.
@@ -227,10 +229,11 @@ LEASE = (
 local now, lid, lease_ms, share = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 for i = 1, #KEYS do
-  local b = 4 + (i - 1) * 8
+  local b = 4 + (i - 1) * 9
   local seq, kind, limit = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local used, need, want = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
-  local least, ttl, key = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]), KEYS[i]
+  local least, ttl, since = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]), tonumber(ARGV[b + 9])
+  local key = KEYS[i]
   local fresh = (tonumber(redis.call('HGET', key, 'q:' .. lid)) or 0) < seq
   local function extra(room)
     if limit < 0 then return want end
@@ -260,12 +263,13 @@ for i = 1, #KEYS do
     table.insert(out, math.ceil(level / limit))
   else
     purge(key, now)
-    local v = redis.call('HMGET', key, 's', 'h', 'r:' .. lid)
+    local v = redis.call('HMGET', key, 's', 'h', 'r:' .. lid, 'b')
     if not v[1] then
       table.insert(out, -1); table.insert(out, 0); table.insert(out, 0)
     else
       local s, h, grant = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
       if fresh then
+        if (tonumber(v[4]) or 0) > since then used = 0 end
         s = s + used
         h = h - grant
         grant = need + extra(limit - s - h - need)

@@ -152,7 +152,7 @@ class RedisBackend:
     async def settle(
         self, items: Sequence[Settlement], request_id: str, now_ms: int
     ) -> list[tuple[int, int]]:
-        if self.leases is not None and self.leases.settle(items, request_id):
+        if self.leases is not None and self.leases.settle(items, request_id, now_ms):
             return []  # admitted on leases: sent with their renewals (no alerts on them)
         return await self._settle(items, request_id, now_ms, forwarded=False)
 

@@ -51,6 +51,12 @@ class Check(NamedTuple):
         return self.kind is Kind.WINDOW or self.corrected
 
 
+def slot_of(key: str) -> str:
+    """The `{workspace}` hash tag of a counter's name: calls that share it share one Redis
+    Cluster slot."""
+    return key.partition("}")[0]
+
+
 class Settlement(NamedTuple):
     kind: Kind
     key: str

@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from perpetuo.limits.backend import UNLIMITED, Check, Kind, Reservation, Settlement
+from perpetuo.limits.backend import UNLIMITED, Check, Kind, Reservation, Settlement, slot_of
 from perpetuo.observability.log_limit import EveryMinute
 
 log = logging.getLogger("perpetuo.limits")
@@ -129,7 +129,6 @@ class Leases:
         self._send = send
         self.flush_seconds = flush_seconds
         self.lease_id = "lease:" + secrets.token_hex(8)  # this instance's, in every counter
-        self.admitted = 0  # requests admitted on leases (for metrics)
         self._leases: dict[str, _Lease] = {}
         self._requests: dict[str, int] = {}  # admitted on leases, not settled -> forget at ms
         # Leases used since the last look: most looks need not go through thousands of them.
@@ -165,7 +164,6 @@ class Leases:
         states = [lease.take(check, request_id, now_ms) for check, lease in pairs]
         self._touched.update(picked)
         self._requests[request_id] = now_ms + REQUEST_MS
-        self.admitted += 1
         return Reservation(states=states, leased=True)
 
     def settle(self, items: Sequence[Settlement], request_id: str, now_ms: int) -> bool:
@@ -265,7 +263,7 @@ class Leases:
             due.append(self._renewal(lease, want, now))
         by_slot: dict[str, list[_Renewal]] = {}
         for renewal in due:
-            by_slot.setdefault(renewal.lease.key.partition("}")[0], []).append(renewal)
+            by_slot.setdefault(slot_of(renewal.lease.key), []).append(renewal)
         calls = [
             self._renew(group[at : at + MAX_PER_CALL], now)
             for group in by_slot.values()

@@ -25,6 +25,7 @@ from perpetuo.limits.backend import (
     Kind,
     Reservation,
     Settlement,
+    slot_of,
 )
 from perpetuo.limits.coalesce import Coalescer
 from perpetuo.limits.leases import Leases
@@ -257,4 +258,4 @@ def _tickets(entries: Sequence[Check] | Sequence[Settlement]) -> str:
 def _slot(entries: Sequence[Check] | Sequence[Settlement]) -> str:
     """The `{workspace}` hash tag all of a request's counters share: calls are batched only
     within it, so a batch never spans Redis Cluster slots."""
-    return entries[0].key.partition("}")[0]
+    return slot_of(entries[0].key)

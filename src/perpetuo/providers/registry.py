@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from importlib import import_module
+
 from perpetuo.config.model import DeploymentConfig, ProviderConfig, UpstreamLimitsConfig
 from perpetuo.providers.azure import AzureOpenAIAdapter
 from perpetuo.providers.base import ProviderAdapter, Target
@@ -14,27 +17,43 @@ from perpetuo.transport.url import URL, Timeouts
 DEMO = "demo"
 
 
-def _build_registry() -> dict[str, ProviderAdapter]:
-    registry: dict[str, ProviderAdapter] = {
-        name: OpenAIAdapter(name, quirks) for name, quirks in OPENAI_PRESETS.items()
-    }
-    registry["azure"] = AzureOpenAIAdapter()
-    # Imported here so a broken optional adapter cannot stop the OpenAI path from loading.
-    from perpetuo.providers.anthropic import AnthropicAdapter
-    from perpetuo.providers.bedrock import BedrockAdapter
-    from perpetuo.providers.cohere import CohereAdapter
-    from perpetuo.providers.gemini import GeminiAdapter
-    from perpetuo.providers.vertex import VertexAdapter
-
-    registry["anthropic"] = AnthropicAdapter()
-    registry["gemini"] = GeminiAdapter()
-    registry["bedrock"] = BedrockAdapter()
-    registry["vertex"] = VertexAdapter()
-    registry["cohere"] = CohereAdapter()
-    return registry
+# Provider types whose adapter module is imported on first use: a gateway loads only the
+# adapters its providers need (Bedrock's alone is ~12 ms of start-up), and a broken optional
+# adapter cannot stop the OpenAI path from loading.
+_ON_FIRST_USE = {
+    "anthropic": ("perpetuo.providers.anthropic", "AnthropicAdapter"),
+    "gemini": ("perpetuo.providers.gemini", "GeminiAdapter"),
+    "bedrock": ("perpetuo.providers.bedrock", "BedrockAdapter"),
+    "vertex": ("perpetuo.providers.vertex", "VertexAdapter"),
+    "cohere": ("perpetuo.providers.cohere", "CohereAdapter"),
+}
 
 
-ADAPTERS: dict[str, ProviderAdapter] = _build_registry()
+class _Adapters(Mapping[str, ProviderAdapter]):
+    """Every provider type by name; an optional adapter is built when first looked up."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, ProviderAdapter] = {
+            name: OpenAIAdapter(name, quirks) for name, quirks in OPENAI_PRESETS.items()
+        }
+        self._built["azure"] = AzureOpenAIAdapter()
+        self._names = sorted({*self._built, *_ON_FIRST_USE})
+
+    def __getitem__(self, name: str) -> ProviderAdapter:
+        adapter = self._built.get(name)
+        if adapter is None:
+            module, attribute = _ON_FIRST_USE[name]  # KeyError: no such type
+            adapter = self._built[name] = getattr(import_module(module), attribute)()
+        return adapter
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+ADAPTERS: Mapping[str, ProviderAdapter] = _Adapters()
 
 
 def adapter_for(provider_type: str) -> ProviderAdapter:

@@ -1,4 +1,5 @@
-"""The `perpetuo` command: version, check-config, and start-up refusing bad config."""
+"""The `perpetuo` command: version, check-config, start-up refusing bad config, its help and
+option checks, the administrator's password prompt, and what importing it costs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import os
 import subprocess
 import sys
 
+from click.testing import CliRunner
+
 from perpetuo import __version__
+from perpetuo.cli import cli
 from tests.config.test_loader import EXAMPLE
 
 
@@ -62,3 +66,78 @@ def test_serve_refuses_invalid_config(tmp_path):
     assert "providers.anthropic-main.api_key" in result.stderr
     assert "ANTHROPIC_API_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# Each group with its commands, in the order `--help` lists them.
+GROUPS = {
+    "": [
+        "serve",
+        "check-config",
+        "version",
+        "demo-upstream",
+        "keys",
+        "db",
+        "admin",
+        "secrets",
+        "models",
+    ],
+    "keys": ["create", "list", "revoke"],
+    "db": ["upgrade", "current"],
+    "admin": ["create"],
+    "secrets": ["new-key", "rotate"],
+    "models": ["discover"],
+}
+
+
+def listed_commands(help_text: str) -> list[str]:
+    section = help_text.split("Commands:\n", 1)[1]
+    return [line.split()[0] for line in section.splitlines() if line[2:3].strip()]
+
+
+def test_help_lists_every_command_in_order_with_its_whole_summary():
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    assert listed_commands(result.stdout) == GROUPS[""]
+    assert "for testing applications." in result.stdout  # demo-upstream's, not cut short
+
+
+def test_a_group_without_a_subcommand_prints_its_help_and_exits_2():
+    for group, commands in GROUPS.items():
+        result = run(*group.split())
+        assert result.returncode == 2, result.stderr
+        assert listed_commands(result.stdout) == commands, group
+
+
+def test_out_of_range_ports_and_worker_counts_are_refused_before_anything_starts(tmp_path):
+    for args in (["--port", "65536"], ["--port", "-1"], ["--workers", "0"]):
+        result = run("serve", *args, env={"PERPETUO_DATA_DIR": str(tmp_path)})
+        assert result.returncode == 2, args
+        assert f"Invalid value for '{args[0]}'" in result.stderr
+    assert not list(tmp_path.iterdir()), "the master key was not created"
+
+
+def test_admin_create_prompts_twice_for_a_hidden_password(tmp_path):
+    password = "correct-horse-battery-staple-42"
+    result = CliRunner().invoke(
+        cli,
+        ["admin", "create", "--email", "root@example.com", "--name", "Root"],
+        input=f"{password}\nnot-the-same\n{password}\n{password}\n",
+        env={"PERPETUO_DATA_DIR": str(tmp_path), "PERPETUO_CONFIG": None},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Password: ") == 2 and "Repeat for confirmation: " in result.output
+    assert "do not match" in result.output
+    assert "created super-administrator root@example.com" in result.output
+    assert password not in result.output
+
+
+def test_importing_the_command_line_loads_no_other_package_than_click():
+    # `perpetuo serve` pays for this import before anything else: start-up time is a target.
+    script = (
+        "import sys; before = set(sys.modules); import perpetuo.cli; "
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}"
+        " - set(sys.stdlib_module_names)))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['click', 'perpetuo']"

@@ -15,7 +15,7 @@ def run_script(tmp_path, body: str) -> subprocess.CompletedProcess[str]:
         f"""
         import asyncio, sys
         from types import SimpleNamespace
-        import typer
+        import click
         from perpetuo.cli.common import fail
         from perpetuo.cli.serve import migrate_aside
         from perpetuo.store.database import Database
@@ -77,7 +77,7 @@ def test_a_failure_in_the_child_is_the_servers_exit_with_its_message(tmp_path):
 
         try:
             migrate_aside(settings, refused)()
-        except typer.Exit as exc:
+        except click.exceptions.Exit as exc:
             print("exit", exc.exit_code)
         """,
     )

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Any
 
-import typer
+import click
 
-from perpetuo.cli.common import ConfigOption, control_plane, fail, run
-
-app = typer.Typer(no_args_is_help=True)
+from perpetuo.cli.common import Group, config_option, control_plane, fail, run
 
 
-@app.command("create")
-def create(
-    email: Annotated[str, typer.Option(help="Sign-in email address.")],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            help="Password (prompted when omitted).",
-        ),
-    ],
-    name: Annotated[str, typer.Option(help="Display name.")] = "",
-    config: ConfigOption = None,
-) -> None:
+@click.group(cls=Group, no_args_is_help=True, help="Platform administrators.")
+def group() -> None:
+    pass
+
+
+@group.command("create")
+@click.option("--email", required=True, help="Sign-in email address.")
+@click.option(
+    "--password",
+    required=True,
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Password (prompted when omitted).",
+)
+@click.option("--name", default="", help="Display name.")
+@config_option
+def create(email: str, password: str, name: str, config: Path | None) -> None:
     """Create a super-administrator (can act in every workspace)."""
     from pydantic import ValidationError
 
@@ -47,4 +49,4 @@ def create(
         view = run(go())
     except GatewayError as exc:
         fail(exc.message)
-    typer.echo(f"created super-administrator {view['email']} ({view['id']})")
+    click.echo(f"created super-administrator {view['email']} ({view['id']})")

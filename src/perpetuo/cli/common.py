@@ -2,27 +2,56 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-import typer
+import click
 
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML config file (env: PERPETUO_CONFIG)."),
-]
+# One `--config` option, the same on every command that reads the configured database.
+config_option = click.option(
+    "--config",
+    "-c",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML config file (env: PERPETUO_CONFIG).",
+)
+
+
+class Group(click.Group):
+    """A command group whose help lists its commands in the order they were added, each with
+    its docstring's whole first paragraph (click would sort them and cut each summary short);
+    called with nothing, it prints that help on stdout and exits 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help())  # click would print it on stderr
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _summary(c)) for name, c in self.commands.items() if not c.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _summary(command: click.Command) -> str:
+    first = (command.short_help or command.help or "").split("\n\n")[0]
+    return " ".join(first.split())
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+    click.echo(f"error: {message}", err=True)
+    raise click.exceptions.Exit(code)
 
 
 def settings_for(config: Path | None) -> Any:
@@ -48,6 +77,8 @@ def _setting_error(error: Any) -> str:
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # not at import: `perpetuo version` and `--help` need no event loop
+
     return asyncio.run(coroutine)
 
 

@@ -3,49 +3,65 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Any
 
-import typer
+import click
 
-from perpetuo.cli.common import ConfigOption, control_plane, fail, run
+from perpetuo.cli.common import Group, config_option, control_plane, fail, run
 
-app = typer.Typer(no_args_is_help=True)
+workspace_option = click.option(
+    "--workspace",
+    "-w",
+    default="ws_default",
+    show_default=True,
+    help="Workspace id (default: the default workspace).",
+)
 
-WorkspaceOption = Annotated[
-    str, typer.Option("--workspace", "-w", help="Workspace id (default: the default workspace).")
-]
+
+@click.group(cls=Group, no_args_is_help=True, help="Create, list and revoke virtual API keys.")
+def group() -> None:
+    pass
 
 
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-@app.command("create")
+@group.command("create")
+@click.option("--name", "-n", required=True, help="A name people will recognise.")
+@workspace_option
+@click.option("--models", default=None, help="Allowed aliases, comma-separated.")
+@click.option(
+    "--scopes",
+    default=None,
+    help="chat,embeddings,images,audio,rerank,moderations,models:read (default all).",
+)
+@click.option("--expires", default=None, help="Lifetime such as 30d, 12h, 2w.")
+@click.option(
+    "--environment", default="live", show_default=True, help="live, test, or one the config adds."
+)
+@click.option("--ip-allow", default=None, help="CIDRs, comma-separated.")
+@click.option("--rpm", type=int, default=None, help="Requests per minute.")
+@click.option("--tpm", type=int, default=None, help="Tokens per minute.")
+@click.option("--max-parallel", type=int, default=None, help="Concurrent requests.")
+@click.option("--budget", type=float, default=None, help="Budget in USD.")
+@click.option("--budget-period", default=None, help="daily, weekly, monthly or total.")
+@config_option
 def create(
-    name: Annotated[str, typer.Option("--name", "-n", help="A name people will recognise.")],
-    workspace: WorkspaceOption = "ws_default",
-    models: Annotated[str | None, typer.Option(help="Allowed aliases, comma-separated.")] = None,
-    scopes: Annotated[
-        str | None,
-        typer.Option(
-            help="chat,embeddings,images,audio,rerank,moderations,models:read (default all)."
-        ),
-    ] = None,
-    expires: Annotated[str | None, typer.Option(help="Lifetime such as 30d, 12h, 2w.")] = None,
-    environment: Annotated[str, typer.Option(help="live, test, or one the config adds.")] = "live",
-    ip_allow: Annotated[
-        str | None, typer.Option("--ip-allow", help="CIDRs, comma-separated.")
-    ] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
-    max_parallel: Annotated[
-        int | None, typer.Option("--max-parallel", help="Concurrent requests.")
-    ] = None,
-    budget: Annotated[float | None, typer.Option(help="Budget in USD.")] = None,
-    budget_period: Annotated[
-        str | None, typer.Option("--budget-period", help="daily, weekly, monthly or total.")
-    ] = None,
-    config: ConfigOption = None,
+    name: str,
+    workspace: str,
+    models: str | None,
+    scopes: str | None,
+    expires: str | None,
+    environment: str,
+    ip_allow: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    max_parallel: int | None,
+    budget: float | None,
+    budget_period: str | None,
+    config: Path | None,
 ) -> None:
     """Create a key. The key itself is printed once, alone on the last line."""
     from pydantic import ValidationError
@@ -90,21 +106,20 @@ def create(
         view, plaintext = run(go())
     except GatewayError as exc:
         fail(exc.message)
-    typer.echo(f"created key {view['id']} ({view['name']}) in workspace {view['workspace_id']}")
-    typer.echo(
+    click.echo(f"created key {view['id']} ({view['name']}) in workspace {view['workspace_id']}")
+    click.echo(
         f"scopes: {', '.join(view['scopes'])}; models: "
         f"{', '.join(view['allowed_models'] or ['all'])}; expires: {view['expires_at'] or 'never'}"
     )
-    typer.echo("This is the only time the key is shown. Store it now:")
-    typer.echo(plaintext)
+    click.echo("This is the only time the key is shown. Store it now:")
+    click.echo(plaintext)
 
 
-@app.command("list")
-def list_keys(
-    workspace: WorkspaceOption = "ws_default",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    config: ConfigOption = None,
-) -> None:
+@group.command("list")
+@workspace_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+def list_keys(workspace: str, as_json: bool, config: Path | None) -> None:
     """List a workspace's keys (never their secrets)."""
     from perpetuo.control import api_keys as service
     from perpetuo.control.actor import CLI_ACTOR
@@ -128,20 +143,19 @@ def list_keys(
     except GatewayError as exc:
         fail(exc.message)
     if as_json:
-        typer.echo(json.dumps(views, indent=2))
+        click.echo(json.dumps(views, indent=2))
         return
     for v in views:
-        typer.echo(
+        click.echo(
             f"{v['id']}  {v['display']:<24} {v['status']:<8} {v['name']}"
             f"  last used: {v['last_used_at'] or 'never'}"
         )
 
 
-@app.command("revoke")
-def revoke(
-    key: Annotated[str, typer.Argument(help="Key id (key_...) or display prefix (pk_live_AbCd).")],
-    config: ConfigOption = None,
-) -> None:
+@group.command("revoke")
+@click.argument("key", help="Key id (key_...) or display prefix (pk_live_AbCd).")
+@config_option
+def revoke(key: str, config: Path | None) -> None:
     """Revoke a key by id or prefix; it stops working on every instance within seconds."""
     from perpetuo.control import api_keys as service
     from perpetuo.control.actor import CLI_ACTOR
@@ -159,7 +173,7 @@ def revoke(
             return await service.revoke_key(plane, CLI_ACTOR, row.workspace_id, row.id)
 
     view = run(go())
-    typer.echo(f"revoked {view['id']} ({view['display']})")
+    click.echo(f"revoked {view['id']} ({view['display']})")
 
 
 def _validation_message(exc: Exception) -> str:

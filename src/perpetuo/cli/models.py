@@ -5,24 +5,26 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from pathlib import Path
 
-import typer
+import click
 
-from perpetuo.cli.common import ConfigOption, fail, run, settings_for
-
-app = typer.Typer(no_args_is_help=True)
+from perpetuo.cli.common import Group, config_option, fail, run, settings_for
 
 
-@app.command("discover")
-def discover(
-    provider: Annotated[str, typer.Argument(help="A provider name of the config file.")],
-    config: ConfigOption = None,
-    match: Annotated[
-        str | None, typer.Option("--match", "-m", help="Only models whose id contains this.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the proposals as JSON.")] = False,
-) -> None:
+@click.group(
+    cls=Group, no_args_is_help=True, help="Discover a provider's models and propose aliases."
+)
+def group() -> None:
+    pass
+
+
+@group.command("discover")
+@click.argument("provider", help="A provider name of the config file.")
+@config_option
+@click.option("--match", "-m", default=None, help="Only models whose id contains this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the proposals as JSON.")
+def discover(provider: str, config: Path | None, match: str | None, as_json: bool) -> None:
     """List PROVIDER's models and propose an alias for each (YAML on stdout)."""
     from perpetuo.config import ConfigError, load_config
     from perpetuo.config.model import DeploymentConfig
@@ -67,7 +69,7 @@ def discover(
         models = [m for m in models if match.lower() in m.id.lower()]
     found = model_discovery.proposals(models, provider, spec.type, default_catalog())
     if as_json:
-        typer.echo(json.dumps([p.view() for p in found], indent=2))
+        click.echo(json.dumps([p.view() for p in found], indent=2))
         return
-    typer.echo(f"# {len(found)} models of provider {provider} ({spec.type})", err=True)
-    typer.echo(model_discovery.as_yaml(found), nl=False)
+    click.echo(f"# {len(found)} models of provider {provider} ({spec.type})", err=True)
+    click.echo(model_discovery.as_yaml(found), nl=False)

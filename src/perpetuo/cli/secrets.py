@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
 
-import typer
+import click
 
-from perpetuo.cli.common import ConfigOption, control_plane, fail, run
-
-app = typer.Typer(no_args_is_help=True)
+from perpetuo.cli.common import Group, config_option, control_plane, fail, run
 
 
-@app.command("new-key")
-def new_key(
-    key_id: Annotated[str, typer.Argument(help="A name for the key, e.g. k2026a.")],
-) -> None:
+@click.group(cls=Group, no_args_is_help=True, help="Encryption keys for stored credentials.")
+def group() -> None:
+    pass
+
+
+@group.command("new-key")
+@click.argument("key_id", help="A name for the key, e.g. k2026a.")
+def new_key(key_id: str) -> None:
     """Print a fresh `id:key` entry. Put it first in PERPETUO_ENCRYPTION_KEYS (keeping the
     old entries after it), restart, then run `perpetuo secrets rotate`."""
     from perpetuo.auth.credential_crypto import new_key_spec
 
-    typer.echo(new_key_spec(key_id))
+    click.echo(new_key_spec(key_id))
 
 
-@app.command("rotate")
-def rotate(config: ConfigOption = None) -> None:
+@group.command("rotate")
+@config_option
+def rotate(config: Path | None) -> None:
     """Re-encrypt every stored credential with the active (first) key of the keyring."""
     from perpetuo.control.credentials import reencrypt_all
     from perpetuo.schema.errors import GatewayError
@@ -36,4 +39,4 @@ def rotate(config: ConfigOption = None) -> None:
         done, current = run(go())
     except GatewayError as exc:
         fail(exc.message)
-    typer.echo(f"re-encrypted {done} credentials; {current} already used the active key")
+    click.echo(f"re-encrypted {done} credentials; {current} already used the active key")

@@ -9,29 +9,29 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
-import typer
+import click
 
 from perpetuo import __version__
-from perpetuo.cli.common import ConfigOption, fail, run, settings_for
+from perpetuo.cli.common import config_option, fail, run, settings_for
 
 
-def register(cli: typer.Typer) -> None:
-    cli.command()(serve)
-    cli.command("check-config")(check_config)
-    cli.command()(version)
-    cli.command("demo-upstream")(demo_upstream)
+def register(cli: click.Group) -> None:
+    for command in (serve, check_config, version, demo_upstream):
+        cli.add_command(command)
 
 
-def serve(
-    config: ConfigOption = None,
-    host: Annotated[str | None, typer.Option(help="Bind address (env: PERPETUO_HOST).")] = None,
-    port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Port (env: PERPETUO_PORT).")
-    ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-) -> None:
+@click.command("serve")
+@config_option
+@click.option("--host", default=None, help="Bind address (env: PERPETUO_HOST).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port (env: PERPETUO_PORT)."
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
+)
+def serve(config: Path | None, host: str | None, port: int | None, workers: int) -> None:
     """Run the gateway."""
     from perpetuo.auth.credential_crypto import Keyring
     from perpetuo.auth.master_key import ensure_master_key, master_key_file
@@ -106,11 +106,11 @@ def serve(
         master_key=master,
         demo=any(p.type == "demo" for p in gateway_config.providers.values()),
     ):
-        typer.echo(line, err=True)
+        click.echo(line, err=True)
     for line in key_warnings(gateway_config):
-        typer.echo(line, err=True)
+        click.echo(line, err=True)
     if proxies is not None:
-        typer.echo(f"outbound proxy (environment): {proxies.describe()}", err=True)
+        click.echo(f"outbound proxy (environment): {proxies.describe()}", err=True)
     if workers > 1:
         _prepare_workers(settings)
     if workers == 1:
@@ -139,7 +139,7 @@ def serve(
 
 def _fail_after(store_ready: Callable[[], None], message: str) -> NoReturn:
     """Our own failure, said once a migrating child is done (whatever its outcome)."""
-    with contextlib.suppress(typer.Exit):
+    with contextlib.suppress(click.exceptions.Exit):
         store_ready()
     fail(message)
 
@@ -175,7 +175,7 @@ def migrate_aside(settings: Any, prepared: Callable[[], None]) -> Callable[[], N
         try:
             prepared()
             code = 0
-        except typer.Exit as exc:
+        except click.exceptions.Exit as exc:
             code = exc.exit_code
         except BaseException:
             traceback.print_exc()
@@ -187,15 +187,15 @@ def migrate_aside(settings: Any, prepared: Callable[[], None]) -> Callable[[], N
     def wait() -> None:
         code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         if code != 0:
-            raise typer.Exit(code if code > 0 else 1)  # the child has said why
+            raise click.exceptions.Exit(code if code > 0 else 1)  # the child has said why
 
     return wait
 
 
-def check_config(
-    path: Annotated[Path, typer.Argument(help="YAML config file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
-) -> None:
+@click.command("check-config")
+@click.argument("path", type=click.Path(path_type=Path), help="YAML config file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def check_config(path: Path, as_json: bool) -> None:
     """Validate a config file and print the resolved routing table."""
     from perpetuo.config import ConfigError, load_config
     from perpetuo.routing.table import RoutingTable
@@ -206,31 +206,32 @@ def check_config(
         fail(str(exc))
     rows = table.describe()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    typer.echo(f"{path}: OK — {len(table.aliases)} aliases, {len(rows)} deployments")
+    click.echo(f"{path}: OK — {len(table.aliases)} aliases, {len(rows)} deployments")
     columns = ("alias", "order", "provider", "type", "model", "endpoint")
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) if rows else len(c) for c in columns}
-    typer.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
     for row in rows:
-        typer.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
 
 
-def demo_upstream(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8099,
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-) -> None:
+@click.command("demo-upstream")
+@click.option("--port", type=int, default=8099, show_default=True, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
+def demo_upstream(port: int, host: str) -> None:
     """Run the demo provider alone: an OpenAI-compatible server with deterministic answers
     (chat, streaming, tool calls, structured output, embeddings), for testing applications."""
     from perpetuo.demo.server import run_standalone
 
-    typer.echo(f"demo upstream: http://{host}:{port}/v1 (any API key is accepted)", err=True)
+    click.echo(f"demo upstream: http://{host}:{port}/v1 (any API key is accepted)", err=True)
     run_standalone(host, port)
 
 
+@click.command("version")
 def version() -> None:
     """Print the version."""
-    typer.echo(__version__)
+    click.echo(__version__)
 
 
 def _prepare_workers(settings: object) -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-from perpetuo.cli.common import ConfigOption, run, settings_for
+import click
 
-app = typer.Typer(no_args_is_help=True)
+from perpetuo.cli.common import Group, config_option, run, settings_for
 
 
-@app.command("upgrade")
-def upgrade(config: ConfigOption = None) -> None:
+@click.group(cls=Group, no_args_is_help=True, help="Database schema.")
+def group() -> None:
+    pass
+
+
+@group.command("upgrade")
+@config_option
+def upgrade(config: Path | None) -> None:
     """Apply pending migrations to the configured database."""
     from perpetuo.app import build_control_plane
     from perpetuo.store.migrate import HEAD_REVISION
@@ -25,13 +31,14 @@ def upgrade(config: ConfigOption = None) -> None:
 
     before = run(go())
     if before == HEAD_REVISION:
-        typer.echo(f"already at {HEAD_REVISION}")
+        click.echo(f"already at {HEAD_REVISION}")
     else:
-        typer.echo(f"upgraded from {before or 'an empty database'} to {HEAD_REVISION}")
+        click.echo(f"upgraded from {before or 'an empty database'} to {HEAD_REVISION}")
 
 
-@app.command("current")
-def current(config: ConfigOption = None) -> None:
+@group.command("current")
+@config_option
+def current(config: Path | None) -> None:
     """Print the schema revision of the configured database."""
     from perpetuo.app import build_control_plane
     from perpetuo.store.migrate import current_revision
@@ -43,4 +50,4 @@ def current(config: ConfigOption = None) -> None:
         finally:
             await plane.db.dispose()
 
-    typer.echo(run(go()) or "empty")
+    click.echo(run(go()) or "empty")

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import dialects, looplag, routing
+from bench import dialects, looplag, routing, startup
 from bench.drain import wait_for_request_log
 from bench.report import render_markdown, write_docs
 from bench.system import (
@@ -149,6 +149,13 @@ def main() -> None:
         "--no-routing", action="store_true", help="skip the routing scenarios (tail-latency runs)"
     )
     parser.add_argument(
+        "--startup-rounds",
+        type=int,
+        default=5,
+        metavar="N",
+        help="starts measured on a fresh database and on one at head, each (0: skip)",
+    )
+    parser.add_argument(
         "--hard-kill",
         type=int,
         metavar="KILLS",
@@ -209,6 +216,9 @@ def main() -> None:
         extra = dialects.config(mock_port)
         config["providers"].update(extra["providers"])
         config["models"].update(extra["models"])
+    starts = startup.measure(start_gateway, config, args.startup_rounds)
+    if starts is not None:
+        print(startup.describe(starts), flush=True)
     gateway, startup_s = start_gateway(config, workdir, gw_port)
     try:
         time.sleep(1.0)
@@ -312,7 +322,8 @@ def main() -> None:
         },
         "command": "./dev bench " + " ".join(sys.argv[1:]),
         "startup_to_ready_s": startup_s,
-        "idle_rss_mib": idle_rss / 1024,
+        "startup": starts,
+        "idle_rss_mib": starts["idle_rss_mib"] if starts else idle_rss / 1024,
         "peak_rss_mib": memory["VmHWM"] / 1024,
         "duration_s": args.duration,
         "rows": rows,

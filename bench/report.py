@@ -6,10 +6,19 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import dialects
+from bench import dialects, startup
 
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
+
+
+_IDLE_OF_STARTS = " (median of those starts, 1 s after ready)"
+
+
+def _startup(results: dict[str, Any]) -> str:
+    if results.get("startup"):
+        return startup.describe(results["startup"])
+    return f"Start-up to ready: **{results['startup_to_ready_s'] * 1000:.0f} ms**"
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -18,8 +27,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Command: `{results['command'].strip()}` — {machine['cpus']} CPUs, "
         f"Python {machine['python']}, {results['duration_s']:.0f} s per scenario.",
         "",
-        f"- Start-up to ready: **{results['startup_to_ready_s'] * 1000:.0f} ms**",
-        f"- Idle RSS: **{results['idle_rss_mib']:.1f} MiB**; peak RSS under load: "
+        f"- {_startup(results)}",
+        f"- Idle RSS{_IDLE_OF_STARTS if results.get('startup') else ''}: "
+        f"**{results['idle_rss_mib']:.1f} MiB**; peak RSS under load: "
         f"**{results['peak_rss_mib']:.1f} MiB**",
         "",
         "| mode | conc. | direct rps | gateway rps | rps ratio | direct p50 ms "

@@ -159,9 +159,17 @@ def _fill(plan: Plan, request: LimitRequest, now: float) -> list[Planned]:
     return planned
 
 
+_PLAIN = frozenset({type(None), int, float, str, bool})
+
+
 def _frozen(value: Any) -> Any:
-    """A settings value as part of a key: a mapping as its items, anything else as it is."""
-    if isinstance(value, Mapping):
+    """A settings value as part of a key: a mapping as its items, anything else as it is.
+    Plain values and dicts are told by their type first: `isinstance(value, Mapping)` is an
+    ABC check, a dozen per request on every request."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return tuple(value.items()) or None
     return value
 

@@ -225,8 +225,8 @@ class Leases:
             await asyncio.gather(*busy)
         await self.flush(give_back=keys)
 
-    def _clock(self, now_ms: int = 0) -> int:
-        self._now = max(now_ms, self._now, int(self.clock() * 1000))
+    def _clock(self) -> int:
+        self._now = max(self._now, int(self.clock() * 1000))
         return self._now
 
     async def flush(self, *, give_back: Collection[str] | None = None) -> None:

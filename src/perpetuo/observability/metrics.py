@@ -23,6 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from perpetuo.observability.request_series import AttemptSeries, RequestSeries
 from perpetuo.schema.operations import OPERATION_ENDPOINTS
 from perpetuo.transport.connection import Connection
 
@@ -52,7 +53,9 @@ class GatewayMetrics:
     def __init__(self, platform_aliases: set[str], platform_providers: set[str]) -> None:
         self.aliases = platform_aliases
         self.providers = platform_providers
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # The series each kind of request and of attempt updates (request_series.py).
+        self._series: dict[tuple[str, str, str, str, str, bool], RequestSeries] = {}
+        self._attempt_series: dict[tuple[str, str, str], AttemptSeries] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -253,14 +256,6 @@ class GatewayMetrics:
 
     # -- labels ------------------------------------------------------------------------------
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """metric.labels(*labels), remembered: the lookup costs more than the update."""
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     def _alias(self, alias: str | None) -> str:
         if alias is None:
             return ""
@@ -282,48 +277,52 @@ class GatewayMetrics:
         alias = self._alias(ctx.alias)
         deployment = ctx.deployment
         provider = self._provider(deployment.provider if deployment else None)
-        error = ctx.error_code or ""
-        status_class = f"{ctx.status // 100}xx"
-        self._child(self.requests, endpoint, alias, provider, status_class, error).inc()
-        if error and (
-            error.startswith(("rate_limit", "quota", "concurrency", "budget"))
-            or error in ("insufficient_credits", "deployment_capacity_exceeded")
-        ):
-            self._child(self.rejections, error).inc()
+        kind = (
+            endpoint,
+            alias,
+            provider,
+            f"{ctx.status // 100}xx",
+            ctx.error_code or "",
+            ctx.stream,
+        )
+        series = self._series.get(kind)
+        if series is None:
+            series = self._series[kind] = RequestSeries(self, *kind)
+        series.requests(1)
+        if series.rejected:
+            series("rejections", 1)
         if ctx.latency_ms is None:
             return
-        seconds = ctx.latency_ms / 1000
-        self._child(self.duration, endpoint, alias, "true" if ctx.stream else "false").observe(
-            seconds
-        )
+        series("duration", ctx.latency_ms / 1000)
         if ctx.stream and ctx.ttft_ms is not None:
-            self._child(self.ttft, alias).observe(ctx.ttft_ms / 1000)
+            series("ttft", ctx.ttft_ms / 1000)
+        attempts = ctx.trace.attempts
         upstream_ms = 0.0
-        for attempt in ctx.trace.attempts:
-            outcome = attempt.error_kind or "ok"
+        for attempt in attempts:
             labels = (
                 self._provider(attempt.provider),
                 self._deployment(attempt.deployment),
-                outcome,
+                attempt.error_kind or "ok",
             )
-            self._child(self.attempts, *labels).inc()
+            tried = self._attempt_series.get(labels)
+            if tried is None:
+                tried = self._attempt_series[labels] = AttemptSeries(self, *labels)
+            tried.attempts(1)
             if attempt.latency_ms is not None:
                 upstream_ms += attempt.latency_ms
-                self._child(self.upstream, *labels).observe(attempt.latency_ms / 1000)
-        if ctx.trace.attempts:
-            self._child(self.overhead, endpoint).observe(
-                max(0.0, ctx.latency_ms - upstream_ms) / 1000
-            )
+                tried.upstream(attempt.latency_ms / 1000)
+        if attempts:
+            series("overhead", (ctx.latency_ms - upstream_ms) / 1000)
         if ctx.trace.fallback_used:
-            self._child(self.fallbacks, alias).inc()
+            series("fallbacks", 1)
         usage = ctx.usage
-        if usage is not None:
-            self._child(self.tokens, alias, provider, "prompt").inc(usage.prompt_tokens)
-            self._child(self.tokens, alias, provider, "completion").inc(usage.completion_tokens)
-            if usage.cached_tokens:
-                self._child(self.tokens, alias, provider, "cached").inc(usage.cached_tokens)
-        if ctx.cost_micros:
-            self._child(self.cost, alias, provider).inc(ctx.cost_micros / 1_000_000)
+        if usage is not None:  # an upstream's negative count adds nothing
+            series("prompt", max(0, usage.prompt_tokens))
+            series("completion", max(0, usage.completion_tokens))
+            if usage.cached_tokens > 0:
+                series("cached", usage.cached_tokens)
+        if ctx.cost_micros > 0:
+            series("cost", ctx.cost_micros / 1_000_000)
 
     # -- gauges ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, Table, select
 
 from perpetuo.store.database import Database
 from perpetuo.store.schema import api_keys, audit_log, workspaces
@@ -39,6 +39,24 @@ CACHE_PURGED = "cache_purged"  # id: "<workspace>/<alias>", or "<workspace>/" fo
 Listener = Callable[[str], None]
 
 _OVERLAP = dt.timedelta(seconds=10)
+# The audit actions that announce what a row cannot: it is gone, or it is not a row.
+ANNOUNCED = ("workspace.delete", "config.reload", "cache.purge")
+
+
+def changed_since(table: Table, since: dt.datetime) -> Select:
+    """The rows of `table` (keys, workspaces) changed after `since`: read by its
+    `updated_at` index, as every instance asks every `poll_interval` seconds."""
+    return select(table.c.id, table.c.updated_at).where(table.c.updated_at > since)
+
+
+def announced_since(since: dt.datetime) -> Select:
+    """What the audit trail announces after `since`. Deleted rows cannot be polled: the trail
+    is the tombstone. A config reload is announced there too, for instances without Redis.
+    Read by the (action, created_at) index: the trail only grows."""
+    columns = audit_log.c
+    return select(columns.id, columns.action, columns.target_id, columns.workspace_id).where(
+        columns.action.in_(ANNOUNCED), columns.created_at > since
+    )
 
 
 class ChangeFeed:
@@ -126,29 +144,11 @@ class ChangeFeed:
         started = utcnow()
         since = self._watermark - _OVERLAP
         async with self.db.connect() as conn:
-            keys = await conn.execute(
-                select(api_keys.c.id, api_keys.c.updated_at).where(api_keys.c.updated_at > since)
-            )
+            keys = await conn.execute(changed_since(api_keys, since))
             changed_keys = [k for k, at in keys if self._first_sight((KEY, k, at))]
-            rows = await conn.execute(
-                select(workspaces.c.id, workspaces.c.updated_at).where(
-                    workspaces.c.updated_at > since
-                )
-            )
+            rows = await conn.execute(changed_since(workspaces, since))
             changed_workspaces = [w for w, at in rows if self._first_sight((WORKSPACE, w, at))]
-            # Deleted rows cannot be polled: the audit trail is the tombstone. A config
-            # reload is announced there too, for instances without Redis.
-            events = await conn.execute(
-                select(
-                    audit_log.c.id,
-                    audit_log.c.action,
-                    audit_log.c.target_id,
-                    audit_log.c.workspace_id,
-                ).where(
-                    audit_log.c.action.in_(("workspace.delete", "config.reload", "cache.purge")),
-                    audit_log.c.created_at > since,
-                )
-            )
+            events = await conn.execute(announced_since(since))
             seen = [(a, t, w) for i, a, t, w in events if self._first_sight(i)]
         happened = [(a, t) for a, t, _ in seen]
         purged = [f"{w}/{t if t != '*' else ''}" for a, t, w in seen if a == "cache.purge" and w]

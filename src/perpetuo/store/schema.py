@@ -275,6 +275,7 @@ audit_log = Table(
     Column("user_agent", String(300)),
     created_column(),
     Index("ix_audit_log_workspace_time", "workspace_id", "created_at"),
+    Index("ix_audit_log_action_time", "action", "created_at"),  # the change poll's question
 )
 
 

@@ -115,6 +115,19 @@ def run_production(duration: float, levels: list[int], write: bool) -> None:
         write_docs(ROOT / "docs" / "performance.md", table, production.BEGIN, production.END)
 
 
+def run_against(ref: str, levels: list[int], duration: float, rounds: int) -> None:
+    from bench import baseline
+
+    def measure(url: str, concurrency: int, seconds: float, stream: bool, key: str) -> Any:
+        return loadgen(url, concurrency, seconds, stream, key)
+
+    results = baseline.run(ref, levels, duration, rounds, measure)
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "against.json").write_text(json.dumps(results, indent=2))
+    print("\n".join(baseline.render(results)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per scenario")
@@ -167,6 +180,14 @@ def main() -> None:
         help="instead: Redis, PostgreSQL and upstream faults under load (bench/faults.py)",
     )
     parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="instead: this tree against an earlier commit, side by side (bench/baseline.py)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, metavar="N", help="with --against: rounds (default 3)"
+    )
+    parser.add_argument(
         "--workers-scaling",
         action="store_true",
         help="instead: one worker against two, load pinned to the last CPU (bench/workers.py)",
@@ -194,6 +215,9 @@ def main() -> None:
 
         sys.exit(0 if soak_mixed.main(args.soak, args.soak_graphs) else 1)
     levels = [int(c) for c in args.concurrency.split(",")]
+    if args.against:
+        run_against(args.against, levels, args.duration, args.rounds)
+        return
     if args.production:
         run_production(args.duration, levels, args.write_docs)
         return

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from perpetuo.store.database import Database
 
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 _LOCK_ID = 0x7065727065  # "perpe": this application's advisory lock
 
 

@@ -340,6 +340,7 @@ request_logs = Table(
     Column("team_id", String(40)),  # the team the request counted to
     Index("ix_request_logs_workspace_time", "workspace_id", "created_at"),
     Index("ix_request_logs_workspace_key_time", "workspace_id", "key_id", "created_at"),
+    Index("ix_request_logs_time", "created_at"),  # platform-wide windows (alert rules)
 )
 
 usage_rollups = Table(
@@ -362,6 +363,7 @@ usage_rollups = Table(
     *(Column(name, Integer, nullable=False, default=0) for name in LATENCY_COLUMNS),
     # The slowest request of the row (0: not known), so no percentile is read above it.
     Column("latency_max_ms", Float, nullable=False, default=0.0),
+    Index("ix_usage_rollups_dim_bucket", "dim", "bucket"),  # platform-wide hours
 )
 
 credit_ledger = Table(

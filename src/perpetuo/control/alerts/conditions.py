@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 
 from perpetuo.control.alerts import rules as kinds
 from perpetuo.control.alerts.state import Observation
@@ -100,30 +100,43 @@ def _health(health: dict[str, Any]) -> dict[str, Any]:
     return {k: health.get(k) for k in keys}
 
 
+def traffic_window(
+    workspace_id: str | None, since: dt.datetime, now: dt.datetime
+) -> list[ColumnElement[bool]]:
+    """The request-log rows of a traffic rule's window: the workspace's own, or all of them
+    for a platform rule (read by the time index: the log holds months of rows)."""
+    r = request_logs.c
+    where = [r.created_at >= since, r.created_at <= now, r.provider.is_not(None)]
+    if workspace_id is not None:
+        where.append(r.workspace_id == workspace_id)
+    return where
+
+
+def traffic_by_deployment(where: list[ColumnElement[bool]]) -> Select:
+    r = request_logs.c
+    errors = func.sum(case((r.status >= 500, 1), else_=0))
+    return (
+        select(
+            r.provider,
+            r.model,
+            func.count().label("n"),
+            errors.label("errors"),
+            func.count(r.latency_ms).label("timed"),
+        )
+        .where(*where)
+        .group_by(r.provider, r.model)
+    )
+
+
 async def _traffic(rule: Any, params: Any, sources: Sources, now: dt.datetime) -> list[Observation]:
     """Error rate or p95 latency per deployment over the window, from the request log
     (the workspace's own requests for a workspace rule, all of them for the platform)."""
-    r = request_logs.c
-    since = now - dt.timedelta(minutes=params.window_minutes)
-    where = [r.created_at >= since, r.created_at <= now, r.provider.is_not(None)]
-    if rule.workspace_id is not None:
-        where.append(r.workspace_id == rule.workspace_id)
-    errors = func.sum(case((r.status >= 500, 1), else_=0))
+    where = traffic_window(
+        rule.workspace_id, now - dt.timedelta(minutes=params.window_minutes), now
+    )
     found = []
     async with sources.db.connect() as conn:
-        groups = (
-            await conn.execute(
-                select(
-                    r.provider,
-                    r.model,
-                    func.count().label("n"),
-                    errors.label("errors"),
-                    func.count(r.latency_ms).label("timed"),
-                )
-                .where(*where)
-                .group_by(r.provider, r.model)
-            )
-        ).all()
+        groups = (await conn.execute(traffic_by_deployment(where))).all()
         for group in groups:
             dep_id = f"{group.provider}/{group.model}"
             if group.n < params.min_requests or not _wanted(dep_id, params):
@@ -205,23 +218,23 @@ async def _credits(conn: AsyncConnection, rule: Any, params: Any) -> list[Observ
     ]
 
 
+def spend_by_hour(workspace_id: str | None, hours: list[dt.datetime]) -> Select:
+    """Cost per hour bucket, the workspace's or the platform's (read by the rollups'
+    (dim, bucket) index when no workspace narrows it)."""
+    u = usage_rollups.c
+    where = [u.dim == "all", u.bucket.in_(hours)]
+    if workspace_id is not None:
+        where.append(u.workspace_id == workspace_id)
+    return select(u.bucket, func.sum(u.cost_micros).label("cost")).where(*where).group_by(u.bucket)
+
+
 async def _spend(
     conn: AsyncConnection, rule: Any, params: Any, now: dt.datetime
 ) -> list[Observation]:
     """This hour's spend so far against the same hour on the previous days."""
-    u = usage_rollups.c
     hour = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     earlier = [hour - dt.timedelta(days=d) for d in range(1, params.lookback_days + 1)]
-    where = [u.dim == "all"]
-    if rule.workspace_id is not None:
-        where.append(u.workspace_id == rule.workspace_id)
-    rows = (
-        await conn.execute(
-            select(u.bucket, func.sum(u.cost_micros).label("cost"))
-            .where(*where, u.bucket.in_([hour, *earlier]))
-            .group_by(u.bucket)
-        )
-    ).all()
+    rows = (await conn.execute(spend_by_hour(rule.workspace_id, [hour, *earlier]))).all()
     by_hour = {_utc(row.bucket): int(row.cost or 0) for row in rows}
     current = by_hour.get(hour, 0) / 1_000_000
     average = sum(by_hour.get(h, 0) for h in earlier) / len(earlier) / 1_000_000

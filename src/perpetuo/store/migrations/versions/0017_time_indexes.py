@@ -2,9 +2,10 @@
 last few minutes of every workspace, and a platform spend rule asks the rollups for a few hour
 buckets of dimension "all", once a minute. With no index to use, each read the whole request
 log (on SQLite; today's partition on PostgreSQL) or every rollup row: 35-40 ms over a day of
-200,000 requests, growing with the log. Both columns only grow with time, so each new row adds
-at the index's end: writing 200,000 rows cost the same with the index as without (25-26 µs a
-row, SQLite, in process).
+200,000 requests, growing with the log. The hourly retention pass's question, rows past
+their retention, read the whole log too whenever few were left to delete. Both columns only
+grow with time, so each new row adds at the index's end: writing 200,000 rows cost the same
+with the index as without (25-26 µs a row, SQLite, in process).
 
 Revision ID: 0017
 Revises: 0016

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Delete, delete, func, insert, select
 
 from perpetuo.cache.vectors import Match, VectorIndex
 from perpetuo.store.conversation_tables import semantic_cache_entries as table
@@ -35,6 +35,12 @@ THREAD_SEARCH_ABOVE = 20_000  # larger partitions are searched off the event loo
 
 def _from_epoch(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def expired_entries(now: dt.datetime) -> Delete:
+    """Every instance asks this once a minute: read by the expiry index, as the rows carry
+    their vectors and answers and a scan would read all of them."""
+    return delete(table).where(table.c.expires_at <= now)
 
 
 class SemanticStore:
@@ -194,7 +200,7 @@ class SemanticStore:
 
     async def _delete_expired(self) -> None:
         async with self.db.begin() as conn:
-            await conn.execute(delete(table).where(table.c.expires_at <= utcnow()))
+            await conn.execute(expired_entries(utcnow()))
 
     async def _trim(self, conn: Any, workspace_id: str, max_entries: int) -> None:
         """Keep the workspace's newest `max_entries` rows."""

@@ -36,6 +36,7 @@ semantic_cache_entries = Table(
     created_column(),
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_semantic_cache_entries_workspace", "workspace_id", "seq"),
+    Index("ix_semantic_cache_entries_expires", "expires_at"),  # the minutely purge
 )
 
 # Responses API answers kept for `previous_response_id`, retrieval and input-item listing.

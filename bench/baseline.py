@@ -51,6 +51,10 @@ def prepare(ref: str, workdir: Path) -> Path:
         env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(tree / ".venv")},
         check=True,
     )
+    # Its own modules compiled once, as `./dev` does: with PYTHONDONTWRITEBYTECODE set, every
+    # start would compile them again (0.3-0.5 s and several MiB more, measured).
+    python = str(tree / ".venv" / "bin" / "python")
+    subprocess.run([python, "-m", "compileall", "-q", "src"], cwd=tree, check=True)
     return tree
 
 

@@ -29,9 +29,9 @@ from bench.system import (
     free_port,
     mock_config,
     process_memory_kib,
+    start_gateway_process,
     start_mock,
     tree_cpu_seconds,
-    wait_http,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,24 +81,14 @@ def _measure(
 ) -> dict[str, Any]:
     port = free_port()
     env = {
-        **os.environ,
         "PERPETUO_MASTER_KEY": MASTER_KEY,
         "PERPETUO_DATA_DIR": str(workdir / "data"),
         "PERPETUO_LOG_LEVEL": "warning",
     }
-    env.pop("PYTHONPATH", None)  # each tree imports its own source
     started = time.perf_counter()
-    python = str(tree / ".venv" / "bin" / "python")
-    proc = subprocess.Popen(
-        [python, "-m", "perpetuo", "serve", "--config", str(config), "--port", str(port)],
-        cwd=tree,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "gateway.log", "ab"),  # noqa: SIM115
-    )
+    proc = start_gateway_process(config, port, env, workdir / "gateway.log", tree=tree)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{base}/health/ready", timeout=60)
         result: dict[str, Any] = {"ready_s": time.perf_counter() - started}
         time.sleep(1.0)
         result["idle_rss_mib"] = process_memory_kib(proc.pid)["VmRSS"] / 1024

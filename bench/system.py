@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 
@@ -106,16 +107,22 @@ def start_gateway_process(
     env: dict[str, str],
     log_path: Any = None,
     args: tuple[str, ...] = (),
+    tree: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """`perpetuo serve` on `port` with `env` over this environment (and `args`, e.g.
-    `--workers 2`), returned once ready; its stderr goes to `log_path` (appended) or nowhere."""
+    `--workers 2`), returned once ready; its stderr goes to `log_path` (appended) or nowhere.
+    `tree`: another checkout with its own `.venv`, run from its own source."""
+    python, cwd, environ = sys.executable, ROOT, {**os.environ, **env}
+    if tree is not None:
+        python, cwd = str(tree / ".venv" / "bin" / "python"), tree
+        environ.pop("PYTHONPATH", None)  # the tree imports its own source, not this one's
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "perpetuo", "serve"),
+            *(python, "-m", "perpetuo", "serve"),
             *("--config", str(config_path), "--port", str(port), *args),
         ],
-        cwd=ROOT,
-        env={**os.environ, **env},
+        cwd=cwd,
+        env=environ,
         stdout=subprocess.DEVNULL,
         stderr=open(log_path, "ab") if log_path else subprocess.DEVNULL,  # noqa: SIM115
     )

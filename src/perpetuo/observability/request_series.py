@@ -54,17 +54,7 @@ class RequestSeries:
     is made on its first update, as prometheus_client's own calls would make it: a series
     nothing was added to is not exposed."""
 
-    __slots__ = (
-        "_children",
-        "_m",
-        "alias",
-        "endpoint",
-        "error",
-        "provider",
-        "rejected",
-        "requests",
-        "stream",
-    )
+    __slots__ = ("_children", "_specs", "rejected", "requests")
 
     def __init__(
         self,
@@ -76,37 +66,31 @@ class RequestSeries:
         error: str,
         stream: bool,
     ) -> None:
-        self._m = m
-        self._children: dict[str, Any] = {}
-        self.endpoint, self.alias, self.provider, self.error = endpoint, alias, provider, error
-        self.stream = stream
+        self.requests = adder(m.requests, endpoint, alias, provider, status_class, error)
         self.rejected = bool(error) and (
             error.startswith(LIMIT_REJECTIONS) or error in OTHER_REJECTIONS
         )
-        self.requests = adder(m.requests, endpoint, alias, provider, status_class, error)
-
-    def _child(self, name: str) -> Any:
-        m, alias, provider = self._m, self.alias, self.provider
-        make: dict[str, Callable[[], Any]] = {
-            "rejections": lambda: adder(m.rejections, self.error),
-            "duration": lambda: Observe(
-                m.duration, self.endpoint, alias, "true" if self.stream else "false"
-            ),
-            "ttft": lambda: Observe(m.ttft, alias),
-            "overhead": lambda: Observe(m.overhead, self.endpoint),
-            "fallbacks": lambda: adder(m.fallbacks, alias),
-            "prompt": lambda: adder(m.tokens, alias, provider, "prompt"),
-            "completion": lambda: adder(m.tokens, alias, provider, "completion"),
-            "cached": lambda: adder(m.tokens, alias, provider, "cached"),
-            "cost": lambda: adder(m.cost, alias, provider),
+        # What each of the other series is made of: (maker, metric, label values).
+        self._specs: dict[str, tuple[Callable[..., Any], Any, tuple[str, ...]]] = {
+            "rejections": (adder, m.rejections, (error,)),
+            "duration": (Observe, m.duration, (endpoint, alias, "true" if stream else "false")),
+            "ttft": (Observe, m.ttft, (alias,)),
+            "overhead": (Observe, m.overhead, (endpoint,)),
+            "fallbacks": (adder, m.fallbacks, (alias,)),
+            "prompt": (adder, m.tokens, (alias, provider, "prompt")),
+            "completion": (adder, m.tokens, (alias, provider, "completion")),
+            "cached": (adder, m.tokens, (alias, provider, "cached")),
+            "cost": (adder, m.cost, (alias, provider)),
         }
-        child = self._children[name] = make[name]()
-        return child
+        self._children: dict[str, Any] = {}
 
     def __call__(self, name: str, amount: float) -> None:
-        """Add `amount` to the series `name` (one of `_child`'s), or observe it."""
+        """Add `amount` to the series `name` (one of `_specs`), or observe it."""
         child = self._children.get(name)
-        (child or self._child(name))(amount)
+        if child is None:
+            make, metric, labels = self._specs[name]
+            child = self._children[name] = make(metric, *labels)
+        child(amount)
 
 
 class AttemptSeries:

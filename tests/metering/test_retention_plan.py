@@ -30,8 +30,6 @@ async def test_the_default_retention_pass_reads_by_the_time_index(store_url):
         )
         async with db.connect() as conn:
             if not db.is_sqlite:
-                # Empty tables are cheapest to scan: ask whether an index *can* answer.
-                await conn.execute(text("SET enable_seqscan = off"))
                 await conn.execute(text(partitions.create_sql(old_day)))
             # The pass over every workspace without a retention of its own.
             plan = await query_plan(conn, expired(cutoff, exclude={"ws_custom"}).limit(5000))

@@ -4,6 +4,7 @@ must be exactly what the library's own `inc` and `observe` would have made, buck
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -82,12 +83,14 @@ def _ctx(latency_ms: float, upstream_ms: float, prompt: int, completion: int) ->
     )
 
 
-def _scrape(metrics: GatewayMetrics) -> dict[tuple[str, frozenset], float]:
-    return {
+def _scrape(metrics: GatewayMetrics) -> Callable[..., float]:
+    """The scrape's value of a sample, by name and every label value."""
+    samples = {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(metrics.render()[0].decode())
         for s in family.samples
     }
+    return lambda name, **labels: samples[(name, frozenset(labels.items()))]
 
 
 def test_a_request_is_counted_timed_and_metered_in_its_series():
@@ -95,34 +98,18 @@ def test_a_request_is_counted_timed_and_metered_in_its_series():
     metrics.observe(_ctx(latency_ms=5.0, upstream_ms=4.5, prompt=12, completion=20))
     metrics.observe(_ctx(latency_ms=40.0, upstream_ms=39.0, prompt=3, completion=-7))
     got = _scrape(metrics)
-    chat = {("endpoint", "chat"), ("alias", "gpt-4o-mini")}
-    requests = chat | {("provider", "mock"), ("status_class", "2xx"), ("error", "")}
-    assert got[("perpetuo_requests_total", frozenset(requests))] == 2
-    duration = chat | {("stream", "false")}
-    assert (
-        got[("perpetuo_request_duration_seconds_bucket", frozenset(duration | {("le", "0.005")}))]
-        == 1
-    )
-    assert (
-        got[("perpetuo_request_duration_seconds_bucket", frozenset(duration | {("le", "0.025")}))]
-        == 1
-    )
-    assert (
-        got[("perpetuo_request_duration_seconds_bucket", frozenset(duration | {("le", "0.05")}))]
-        == 2
-    )
-    assert math.isclose(got[("perpetuo_request_duration_seconds_sum", frozenset(duration))], 0.045)
-    overhead = {("endpoint", "chat")}
-    assert (
-        got[("perpetuo_gateway_overhead_seconds_bucket", frozenset(overhead | {("le", "0.0005")}))]
-        == 1
-    )
-    assert (
-        got[("perpetuo_gateway_overhead_seconds_bucket", frozenset(overhead | {("le", "0.001")}))]
-        == 2
-    )
-    tokens = {("alias", "gpt-4o-mini"), ("provider", "mock")}
-    assert got[("perpetuo_tokens_total", frozenset(tokens | {("kind", "prompt")}))] == 15
+    chat = {"endpoint": "chat", "alias": "gpt-4o-mini"}
+    requests = chat | {"provider": "mock", "status_class": "2xx", "error": ""}
+    assert got("perpetuo_requests_total", **requests) == 2
+    duration = chat | {"stream": "false"}
+    assert got("perpetuo_request_duration_seconds_bucket", **duration, le="0.005") == 1
+    assert got("perpetuo_request_duration_seconds_bucket", **duration, le="0.025") == 1
+    assert got("perpetuo_request_duration_seconds_bucket", **duration, le="0.05") == 2
+    assert math.isclose(got("perpetuo_request_duration_seconds_sum", **duration), 0.045)
+    assert got("perpetuo_gateway_overhead_seconds_bucket", endpoint="chat", le="0.0005") == 1
+    assert got("perpetuo_gateway_overhead_seconds_bucket", endpoint="chat", le="0.001") == 2
+    tokens = {"alias": "gpt-4o-mini", "provider": "mock"}
+    assert got("perpetuo_tokens_total", **tokens, kind="prompt") == 15
     # An upstream's negative count adds nothing; the counter never goes down.
-    assert got[("perpetuo_tokens_total", frozenset(tokens | {("kind", "completion")}))] == 20
-    assert math.isclose(got[("perpetuo_cost_usd_total", frozenset(tokens))], 0.00006)
+    assert got("perpetuo_tokens_total", **tokens, kind="completion") == 20
+    assert math.isclose(got("perpetuo_cost_usd_total", **tokens), 0.00006)
